@@ -1,0 +1,356 @@
+"""``DistillationDataset``: validated table, target, teachers, splits, meta-features."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
+from sklearn.model_selection import train_test_split
+
+from hpmkd.errors import HPMKDInputError
+from hpmkd.io import read_table
+from hpmkd.teacher import Teacher, make_teachers, teacher_probabilities
+
+MIN_ROWS_PER_CLASS = 5
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row positions of the train, validation and test parts (into the dataset's rows)."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+
+class DistillationDataset:
+    """A table with a target column and one or more teachers, ready to distill.
+
+    Parameters
+    ----------
+    data : DataFrame, str or Path
+        The table, or a CSV/Parquet path (CSV delimiter and encoding are detected).
+    target : str
+        Target column. Rows whose target is missing are dropped (``n_dropped_missing_target``).
+    features : list of str, optional
+        Feature columns; default all columns but the target, ``drop`` and probability columns.
+    drop : list of str, optional
+        Columns that are not features (ids, leaks).
+    teacher : object, path, or list of them, optional
+        Fitted classifiers with ``predict_proba`` and/or model files (``.joblib``,
+        ``.pkl``, LightGBM ``.txt``, ``.skops``); files are loaded by the restricted loader.
+    teacher_proba_cols : list of str, optional
+        Columns already holding a teacher's probabilities, one per class in class order.
+    test_data : DataFrame, str or Path, optional
+        A separate test table (same columns); otherwise a test part is split off.
+    test_size : float, default 0.2
+        Share of rows held out for test when ``test_data`` is not given.
+    name : str, optional
+        Shown in results and reports.
+
+    Attributes
+    ----------
+    frame : DataFrame
+        All rows (training table first, then ``test_data`` if given), target kept.
+    X : DataFrame
+        The feature columns of ``frame``, categorical columns as text.
+    y : ndarray of int
+        Class indices into ``classes``.
+    classes : list
+        Sorted original target labels.
+    teachers : list of Teacher
+    teacher_probas : dict of str to ndarray
+        Each teacher's probabilities on every row, columns in ``classes`` order.
+    """
+
+    def __init__(
+        self,
+        data: pd.DataFrame | str | Path,
+        target: str,
+        features: list[str] | None = None,
+        drop: list[str] | None = None,
+        teacher: Any = None,
+        teacher_proba_cols: list[str] | str | None = None,
+        test_data: pd.DataFrame | str | Path | None = None,
+        test_size: float = 0.2,
+        name: str | None = None,
+    ) -> None:
+        frame = _load(data)
+        self.name = name or (Path(data).name if isinstance(data, (str, Path)) else "dataframe")
+        if not 0.05 <= float(test_size) <= 0.5:
+            raise HPMKDInputError(f"test_size={test_size} is invalid: use a share in [0.05, 0.5].")
+        self.test_size = float(test_size)
+        n_main = len(frame)
+        if test_data is not None:
+            test_frame = _load(test_data)
+            missing = [c for c in frame.columns if c not in test_frame.columns]
+            if missing:
+                raise HPMKDInputError(
+                    f"The test data lacks column(s) {', '.join(map(repr, missing))} that the "
+                    "training data has. Give both tables the same columns."
+                )
+            frame = pd.concat([frame, test_frame[frame.columns]], ignore_index=True)
+        self.target = _check_target_name(target, frame)
+        missing_target = frame[self.target].isna().to_numpy()
+        is_test = np.zeros(len(frame), dtype=bool)
+        is_test[n_main:] = True
+        self.n_dropped_missing_target = int(missing_target.sum())
+        if self.n_dropped_missing_target == len(frame):
+            raise HPMKDInputError(
+                f"Every value of target column {self.target!r} is missing. "
+                "Choose a column that holds the labels."
+            )
+        frame = frame.loc[~missing_target].reset_index(drop=True)
+        self._is_test = is_test[~missing_target]
+        self.teachers: list[Teacher] = make_teachers(teacher, teacher_proba_cols)
+        proba_cols = [c for t in self.teachers for c in (t.proba_cols or [])]
+        self.features = _choose_features(frame, self.target, features, drop, proba_cols)
+        self.frame = frame
+        self.classes, self.y = _encode_target(frame[self.target], self.target)
+        _check_class_counts(self.classes, self.y, self._is_test)
+        self.X = prepare_features(frame[self.features])
+        self.categorical = [c for c in self.features if not _is_numeric(self.X[c])]
+        self.numeric = [c for c in self.features if c not in self.categorical]
+        self.teacher_probas: dict[str, np.ndarray] = {
+            t.name: teacher_probabilities(t, frame, self.features, self.classes)
+            for t in self.teachers
+        }
+        self._fingerprint: str | None = None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_rows(self) -> int:
+        """Rows kept (missing-target rows dropped)."""
+        return len(self.frame)
+
+    @property
+    def n_features(self) -> int:
+        """Feature columns given to students."""
+        return len(self.features)
+
+    @property
+    def n_classes(self) -> int:
+        """Distinct target classes."""
+        return len(self.classes)
+
+    @property
+    def has_teacher(self) -> bool:
+        """Whether at least one teacher was given."""
+        return bool(self.teachers)
+
+    def teacher_proba(self, name: str | None = None) -> np.ndarray:
+        """Probabilities of the named (default: first) teacher on every row."""
+        if not self.teachers:
+            raise HPMKDInputError(
+                "No teacher was given. Pass teacher=<model or file> or teacher_proba_cols=[...]."
+            )
+        return self.teacher_probas[name or self.teachers[0].name]
+
+    # ------------------------------------------------------------------ splits
+    def split(self, validation_split: float = 0.2, random_state: int = 42) -> Split:
+        """Stratified, seeded train / validation / test positions.
+
+        The test part is ``test_data`` when given, else ``test_size`` of the rows; the
+        validation part is ``validation_split`` of the remaining rows.
+        """
+        positions = np.arange(self.n_rows)
+        if self._is_test.any():
+            test = positions[self._is_test]
+            rest = positions[~self._is_test]
+        else:
+            rest, test = train_test_split(
+                positions, test_size=self.test_size, stratify=self.y, random_state=random_state
+            )
+        train, validation = train_test_split(
+            rest, test_size=validation_split, stratify=self.y[rest], random_state=random_state
+        )
+        return Split(np.sort(train), np.sort(validation), np.sort(test))
+
+    # ------------------------------------------------------------------ descriptions
+    def meta_features(self) -> dict[str, float]:
+        """Numbers that describe the dataset for configuration ranking and memory lookup.
+
+        ``rows, features, categorical_share, missing_share, minority_share, n_classes,
+        teacher_confidence`` (mean of the first teacher's largest class probability; NaN
+        without a teacher).
+        """
+        counts = np.bincount(self.y, minlength=self.n_classes)
+        confidence = (
+            float(np.mean(self.teacher_proba().max(axis=1))) if self.teachers else float("nan")
+        )
+        return {
+            "rows": float(self.n_rows),
+            "features": float(self.n_features),
+            "categorical_share": len(self.categorical) / max(self.n_features, 1),
+            "missing_share": float(self.X.isna().to_numpy().mean()) if self.n_features else 0.0,
+            "minority_share": float(counts.min() / counts.sum()),
+            "n_classes": float(self.n_classes),
+            "teacher_confidence": confidence,
+        }
+
+    def profile(self) -> dict[str, Any]:
+        """A plain-data description for reports: sizes, column types, missing, balance."""
+        counts = np.bincount(self.y, minlength=self.n_classes)
+        return {
+            "name": self.name,
+            "rows": self.n_rows,
+            "features": self.n_features,
+            "numeric_features": list(self.numeric),
+            "categorical_features": list(self.categorical),
+            "missing_by_feature": {
+                c: int(v) for c, v in self.X.isna().sum().items() if int(v) > 0
+            },
+            "class_counts": {str(c): int(n) for c, n in zip(self.classes, counts, strict=True)},
+            "dropped_missing_target": self.n_dropped_missing_target,
+            "teachers": [t.name for t in self.teachers],
+            "target": self.target,
+        }
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the feature and target values, column names and dtypes, and the
+        teachers' probabilities: equal fingerprints mean equal distillation inputs."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            digest.update(repr([(c, str(self.X[c].dtype)) for c in self.features]).encode())
+            digest.update(pd.util.hash_pandas_object(self.X, index=False).to_numpy().tobytes())
+            digest.update(self.y.tobytes())
+            digest.update(repr([str(c) for c in self.classes]).encode())
+            for name in sorted(self.teacher_probas):
+                digest.update(name.encode())
+                digest.update(np.ascontiguousarray(self.teacher_probas[name]).tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Select and normalise the feature columns of new rows for prediction."""
+        if not isinstance(X, pd.DataFrame):
+            raise HPMKDInputError("Pass the rows to predict as a pandas DataFrame.")
+        missing = [c for c in self.features if c not in X.columns]
+        if missing:
+            raise HPMKDInputError(
+                f"The rows to predict lack feature column(s) {', '.join(map(repr, missing))}."
+            )
+        return prepare_features(X[self.features])
+
+
+def prepare_features(X: pd.DataFrame) -> pd.DataFrame:
+    """Numeric columns as float, other columns as text (object) with NaN for missing.
+
+    Students see text categories whatever the source dtype was (bool, category, mixed), so
+    the same raw CSV column always maps to the same categories.
+    """
+    out = {}
+    for col in X.columns:
+        series = X[col]
+        if _is_numeric(series):
+            out[col] = series.astype(float)
+        else:
+            text = series.astype(object)
+            mask = text.isna()
+            text = text.where(mask, text.astype(str))
+            out[col] = text.where(~mask, np.nan).astype(object)
+    return pd.DataFrame(out, index=X.index)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return is_numeric_dtype(series) and not is_bool_dtype(series)
+
+
+def _load(data: pd.DataFrame | str | Path) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        if data.empty:
+            raise HPMKDInputError("The DataFrame has no rows.")
+        dupes = data.columns[data.columns.duplicated()].tolist()
+        if dupes:
+            raise HPMKDInputError(
+                f"The DataFrame has duplicate column name(s): {', '.join(map(repr, dupes))}."
+            )
+        out = data.reset_index(drop=True).copy()
+        out.columns = [str(c) for c in out.columns]
+        return out
+    if isinstance(data, (str, Path)):
+        return read_table(data)
+    raise HPMKDInputError(
+        f"data must be a DataFrame or a CSV/Parquet path, not {type(data).__name__}."
+    )
+
+
+def _check_target_name(target: str, frame: pd.DataFrame) -> str:
+    if target in frame.columns:
+        return target
+    columns = [str(c) for c in frame.columns]
+    close = difflib.get_close_matches(target, columns, n=3, cutoff=0.5)
+    lowered = [c for c in columns if c.lower() == str(target).lower()]
+    suggestions = list(dict.fromkeys(lowered + close))
+    hint = f" Did you mean {', '.join(map(repr, suggestions))}?" if suggestions else ""
+    raise HPMKDInputError(
+        f"Target column {target!r} is not in the data.{hint} "
+        f"Columns: {', '.join(columns[:30])}{' ...' if len(columns) > 30 else ''}."
+    )
+
+
+def _choose_features(
+    frame: pd.DataFrame,
+    target: str,
+    features: list[str] | None,
+    drop: list[str] | None,
+    proba_cols: list[str],
+) -> list[str]:
+    drop = list(drop or [])
+    unknown = [c for c in [*(features or []), *drop] if c not in frame.columns]
+    if unknown:
+        raise HPMKDInputError(
+            f"Column(s) {', '.join(map(repr, unknown))} named in features/drop are not in the "
+            "data."
+        )
+    if features is not None:
+        if target in features:
+            raise HPMKDInputError(f"The target {target!r} cannot also be a feature.")
+        chosen = [c for c in features if c not in drop]
+    else:
+        excluded = {target, *drop, *proba_cols}
+        chosen = [c for c in frame.columns if c not in excluded]
+    if not chosen:
+        raise HPMKDInputError(
+            "No feature columns are left. The data needs at least one column besides the "
+            "target (and any dropped or probability columns)."
+        )
+    return chosen
+
+
+def _encode_target(series: pd.Series, name: str) -> tuple[list[Any], np.ndarray]:
+    values = series.to_numpy()
+    try:
+        classes, codes = np.unique(values, return_inverse=True)
+    except TypeError:
+        # Mixed types (e.g. 1 and "1"): compare as text.
+        classes, codes = np.unique(values.astype(str), return_inverse=True)
+    classes_list = [c.item() if hasattr(c, "item") else c for c in classes]
+    if len(classes_list) < 2:
+        raise HPMKDInputError(
+            f"Target column {name!r} has a single class ({classes_list[0]!r}); "
+            "distillation of a classifier needs at least two classes."
+        )
+    if len(classes_list) > 50:
+        raise HPMKDInputError(
+            f"Target column {name!r} has {len(classes_list)} distinct values; that looks like "
+            "a continuous or id column. Choose a class label column (at most 50 classes)."
+        )
+    return classes_list, codes.astype(int).ravel()
+
+
+def _check_class_counts(classes: list[Any], y: np.ndarray, is_test: np.ndarray) -> None:
+    counts = np.bincount(y[~is_test], minlength=len(classes))
+    small = [(c, int(n)) for c, n in zip(classes, counts, strict=True) if n < MIN_ROWS_PER_CLASS]
+    if small:
+        shown = ", ".join(f"{c!r} has {n}" for c, n in small)
+        raise HPMKDInputError(
+            f"Too few rows to split into train, validation and test: class {shown} row(s); "
+            f"each class needs at least {MIN_ROWS_PER_CLASS}. Add rows, or merge rare classes."
+        )

@@ -1,0 +1,23 @@
+"""Errors a user can act on.
+
+Every error raised for bad input is an :class:`HPMKDInputError` (a ``ValueError``)
+whose message says what was wrong, where, and what to do. The CLI and the app show the
+message as is, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class HPMKDInputError(ValueError):
+    """Bad input from the user: data, teacher, or configuration.
+
+    The message is complete on its own: what was wrong, where, and what to do.
+    """
+
+
+class MethodNotAvailableError(HPMKDInputError):
+    """The requested distillation method cannot run in this installation."""
+
+
+class RunCancelled(Exception):  # noqa: N818 - reads as what happened
+    """Raised by a callback to stop a run between candidates."""

@@ -1,0 +1,123 @@
+"""Train one candidate and score it: the single place where a student meets the data.
+
+``TrainingContext`` holds the split data and the soft-target source; ``train_candidate``
+is a pure function of it and a :class:`~hpmkd.students.StudentSpec`, so the same code runs
+sequentially, in joblib workers and on Dask workers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hpmkd.metrics import compute_metrics, latency_ms_1k, size_bytes
+from hpmkd.students import (
+    StudentSpec,
+    build_student,
+    fit_on_soft_targets,
+    proba_in_class_order,
+    soft_targets,
+)
+
+
+@dataclass
+class TrainingContext:
+    """Everything a candidate needs, already split.
+
+    ``teacher_*`` are the probabilities students learn from (one teacher, a mean, or the
+    attention-fused target); ``reference_*`` are the probabilities agreement metrics
+    (fidelity, KL) are measured against: the primary teacher.
+    """
+
+    X_train: pd.DataFrame
+    y_train: np.ndarray
+    X_val: pd.DataFrame
+    y_val: np.ndarray
+    X_test: pd.DataFrame
+    y_test: np.ndarray
+    teacher_train: np.ndarray
+    reference_val: np.ndarray
+    reference_test: np.ndarray
+    classes: list[Any]
+    numeric: list[str]
+    categorical: list[str]
+    seed: int = 42
+
+
+@dataclass
+class CandidateResult:
+    """A trained, scored candidate. ``model`` is the fitted student (not plain data)."""
+
+    name: str
+    source: str
+    spec: StudentSpec | None
+    val: dict[str, Any]
+    test: dict[str, Any]
+    fit_seconds: float
+    size_bytes: int
+    latency_ms_1k: float
+    val_proba: np.ndarray
+    test_proba: np.ndarray
+    model: Any = None
+    from_cache: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def train_candidate(
+    spec: StudentSpec,
+    ctx: TrainingContext,
+    source: str = "config",
+    name: str | None = None,
+    teacher_train: np.ndarray | None = None,
+) -> CandidateResult:
+    """Fit ``spec`` on the soft targets of the training rows and score it.
+
+    Parameters
+    ----------
+    spec : StudentSpec
+    ctx : TrainingContext
+    source : str
+        ``config``, ``grid``, ``chain``, ``baseline`` ... (recorded in the results).
+    name : str, optional
+        Candidate name; default ``spec.label()``.
+    teacher_train : ndarray, optional
+        Probabilities to learn from instead of ``ctx.teacher_train`` (the chain passes
+        a mix of the teacher and the previous stage).
+    """
+    source_proba = ctx.teacher_train if teacher_train is None else teacher_train
+    targets = soft_targets(source_proba, ctx.y_train, spec.temperature, spec.alpha)
+    start = time.perf_counter()
+    model = build_student(spec.family, spec.params, ctx.numeric, ctx.categorical, ctx.seed)
+    fit_on_soft_targets(model, ctx.X_train, targets, ctx.classes)
+    fit_seconds = time.perf_counter() - start
+    return score_model(model, ctx, name or spec.label(), source, spec, fit_seconds)
+
+
+def score_model(
+    model: Any,
+    ctx: TrainingContext,
+    name: str,
+    source: str,
+    spec: StudentSpec | None,
+    fit_seconds: float,
+) -> CandidateResult:
+    """Validation and test metrics, size and latency of a fitted model."""
+    val_proba = proba_in_class_order(model, ctx.X_val, ctx.classes)
+    test_proba = proba_in_class_order(model, ctx.X_test, ctx.classes)
+    return CandidateResult(
+        name=name,
+        source=source,
+        spec=spec,
+        val=compute_metrics(ctx.y_val, val_proba, ctx.reference_val),
+        test=compute_metrics(ctx.y_test, test_proba, ctx.reference_test),
+        fit_seconds=fit_seconds,
+        size_bytes=size_bytes(model),
+        latency_ms_1k=latency_ms_1k(model.predict_proba, ctx.X_test),
+        val_proba=val_proba,
+        test_proba=test_proba,
+        model=model,
+    )

@@ -1,0 +1,224 @@
+"""The metric definitions, in one place.
+
+Names carry their meaning (see DESIGN.md):
+
+- ``accuracy``: share of rows whose arg-max class is the true class.
+- ``f1``: binary, F1 of the positive (second) class; multiclass, macro F1.
+- ``auc``: ROC AUC; macro one-vs-rest for multiclass.
+- ``ks``: max |TPR - FPR| over thresholds of the class score; macro one-vs-rest for
+  multiclass.
+- ``fidelity``: share of rows where student and teacher predict the same class.
+- ``rank_fidelity``: Spearman correlation of student and teacher scores (binary: the
+  positive-class score; multiclass: mean over classes).
+- ``kl_to_teacher``: mean KL(teacher || student) in nats.
+- ``size_bytes``: size of the pickled model.
+- ``latency_ms_1k``: median wall time, in milliseconds, of ``predict_proba`` on 1,000 rows.
+
+A metric that is undefined on the given data (one class present, constant scores) is
+``NaN`` and the reason is recorded in ``undefined``.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+QUALITY_METRICS = ("accuracy", "f1", "auc", "ks")
+AGREEMENT_METRICS = ("fidelity", "rank_fidelity", "kl_to_teacher")
+COST_METRICS = ("size_bytes", "latency_ms_1k")
+ALL_METRICS = QUALITY_METRICS + AGREEMENT_METRICS + COST_METRICS
+
+_EPS = 1e-12
+
+
+def ks_binary(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Kolmogorov-Smirnov statistic: max |TPR - FPR| over all thresholds of ``score``.
+
+    Parameters
+    ----------
+    y_true : array of {0, 1}
+        1 marks the positive class.
+    score : array of float
+        Higher means more likely positive.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN when only one class is present.
+    """
+    y_true = np.asarray(y_true).astype(bool)
+    score = np.asarray(score, dtype=float)
+    n_pos = int(y_true.sum())
+    n_neg = int(y_true.size - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    order = np.argsort(-score, kind="mergesort")
+    s_sorted = score[order]
+    y_sorted = y_true[order]
+    tpr = np.cumsum(y_sorted) / n_pos
+    fpr = np.cumsum(~y_sorted) / n_neg
+    # Only thresholds between distinct scores are real cut points.
+    last_of_tie = np.r_[s_sorted[1:] != s_sorted[:-1], True]
+    return float(np.max(np.abs(tpr[last_of_tie] - fpr[last_of_tie])))
+
+
+def ks_score(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """KS of class scores: binary on the positive column, else macro one-vs-rest.
+
+    Parameters
+    ----------
+    y_true : array of int
+        Class indices in ``0 .. n_classes - 1``.
+    proba : array of shape (n_samples, n_classes)
+    """
+    proba = _as_2d(proba)
+    y_true = np.asarray(y_true)
+    if proba.shape[1] == 2:
+        return ks_binary(y_true == 1, proba[:, 1])
+    values = [ks_binary(y_true == k, proba[:, k]) for k in range(proba.shape[1])]
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def kl_to_teacher(teacher_proba: np.ndarray, student_proba: np.ndarray) -> float:
+    """Mean KL(teacher || student) over rows, in nats, with probabilities clipped at 1e-12."""
+    p = np.clip(_as_2d(teacher_proba), _EPS, 1.0)
+    q = np.clip(_as_2d(student_proba), _EPS, 1.0)
+    p = p / p.sum(axis=1, keepdims=True)
+    q = q / q.sum(axis=1, keepdims=True)
+    return float(np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=1)))
+
+
+def rank_fidelity(teacher_proba: np.ndarray, student_proba: np.ndarray) -> float:
+    """Spearman correlation of teacher and student scores (mean over classes if > 2)."""
+    p = _as_2d(teacher_proba)
+    q = _as_2d(student_proba)
+    columns = [1] if p.shape[1] == 2 else range(p.shape[1])
+    values = []
+    for k in columns:
+        if np.ptp(p[:, k]) == 0 or np.ptp(q[:, k]) == 0:
+            continue
+        values.append(float(spearmanr(p[:, k], q[:, k]).statistic))
+    return float(np.mean(values)) if values else math.nan
+
+
+def compute_metrics(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    teacher_proba: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Quality metrics against the labels and agreement metrics against the teacher.
+
+    Parameters
+    ----------
+    y_true : array of int
+        Class indices in ``0 .. n_classes - 1``.
+    proba : array of shape (n_samples, n_classes)
+        The model's class probabilities, columns in class-index order.
+    teacher_proba : array of shape (n_samples, n_classes), optional
+        The teacher's probabilities on the same rows; without it the agreement metrics
+        are NaN.
+
+    Returns
+    -------
+    dict
+        ``accuracy, f1, auc, ks, fidelity, rank_fidelity, kl_to_teacher`` and
+        ``undefined``, a dict from metric name to the reason it is NaN.
+    """
+    y_true = np.asarray(y_true).astype(int)
+    proba = _as_2d(proba)
+    n_classes = proba.shape[1]
+    pred = proba.argmax(axis=1)
+    undefined: dict[str, str] = {}
+    out: dict[str, Any] = {"accuracy": float(accuracy_score(y_true, pred))}
+    if n_classes == 2:
+        out["f1"] = float(f1_score(y_true, pred, pos_label=1, zero_division=0))
+    else:
+        out["f1"] = float(
+            f1_score(y_true, pred, average="macro", labels=range(n_classes), zero_division=0)
+        )
+    present = np.unique(y_true)
+    if present.size < 2:
+        out["auc"] = out["ks"] = math.nan
+        undefined["auc"] = undefined["ks"] = "only one class present in the labels"
+    else:
+        if n_classes == 2:
+            out["auc"] = float(roc_auc_score(y_true, proba[:, 1]))
+        elif present.size == n_classes:
+            out["auc"] = float(
+                roc_auc_score(y_true, _renormalise(proba), multi_class="ovr", average="macro")
+            )
+        else:
+            out["auc"] = math.nan
+            undefined["auc"] = "not every class is present in the labels"
+        out["ks"] = ks_score(y_true, proba)
+    if teacher_proba is None:
+        for name in AGREEMENT_METRICS:
+            out[name] = math.nan
+            undefined[name] = "no teacher probabilities"
+    else:
+        teacher_proba = _as_2d(teacher_proba)
+        if teacher_proba.shape != proba.shape:
+            raise ValueError(
+                f"teacher probabilities have shape {teacher_proba.shape}, "
+                f"the model's {proba.shape}"
+            )
+        out["fidelity"] = float(np.mean(teacher_proba.argmax(axis=1) == pred))
+        out["rank_fidelity"] = rank_fidelity(teacher_proba, proba)
+        if math.isnan(out["rank_fidelity"]):
+            undefined["rank_fidelity"] = "constant scores"
+        out["kl_to_teacher"] = kl_to_teacher(teacher_proba, proba)
+    out["undefined"] = undefined
+    return out
+
+
+def size_bytes(model: Any) -> int:
+    """Size in bytes of the model pickled with the highest protocol."""
+    return len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def latency_ms_1k(
+    predict_proba: Any, X: pd.DataFrame, repeats: int = 5, rows: int = 1000
+) -> float:
+    """Median milliseconds of ``predict_proba`` on ``rows`` rows (rows repeat if fewer).
+
+    Parameters
+    ----------
+    predict_proba : callable
+        The model's ``predict_proba``.
+    X : DataFrame
+        Rows in the model's input format; cycled to reach ``rows`` rows.
+    repeats : int
+        Timed calls after one untimed warm-up call.
+    """
+    if len(X) == 0:
+        return math.nan
+    index = np.arange(rows) % len(X)
+    batch = X.iloc[index]
+    predict_proba(batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict_proba(batch)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return float(np.median(times))
+
+
+def _as_2d(proba: np.ndarray) -> np.ndarray:
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim == 1:
+        proba = np.column_stack([1.0 - proba, proba])
+    return proba
+
+
+def _renormalise(proba: np.ndarray) -> np.ndarray:
+    # roc_auc_score(multi_class="ovr") insists rows sum to 1 within a tight tolerance.
+    total = proba.sum(axis=1, keepdims=True)
+    return proba / np.where(total > 0, total, 1.0)

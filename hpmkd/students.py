@@ -1,0 +1,210 @@
+"""Student families and training on the teacher's soft targets.
+
+A student is a plain scikit-learn ``Pipeline`` (preprocessing + classifier) built only from
+scikit-learn and LightGBM classes, so a saved student loads and predicts where hpmkd is not
+installed. It is trained on soft targets by duplicating each training row once per class
+with ``sample_weight`` equal to that class's target probability; minimising the weighted
+log-loss of these rows is minimising the cross-entropy to the soft targets, for every
+family alike.
+
+Soft target of a row: ``alpha * softmax(log(p_teacher) / T) + (1 - alpha) * onehot(y)``.
+``alpha = 1`` learns only from the teacher, ``alpha = 0`` only from the labels (the
+hard-label baseline); ``T > 1`` flattens the teacher's probabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lightgbm import LGBMClassifier
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+CAPACITIES = ("small", "medium", "large")
+
+# Capacity levels per family: the "size" of a student. Trials vary the other knobs.
+_CAPACITY_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
+    "logreg": {
+        "small": {"C": 0.05},
+        "medium": {"C": 0.5},
+        "large": {"C": 5.0},
+    },
+    "tree": {
+        "small": {"max_depth": 3},
+        "medium": {"max_depth": 5},
+        "large": {"max_depth": 8},
+    },
+    "lgbm": {
+        "small": {"n_estimators": 60, "num_leaves": 7},
+        "medium": {"n_estimators": 120, "num_leaves": 15},
+        "large": {"n_estimators": 250, "num_leaves": 31},
+    },
+}
+
+# Values trials draw from (trial 0 always takes the first, the family's default).
+_TRIAL_SPACE: dict[str, dict[str, list[Any]]] = {
+    "logreg": {"C_scale": [1.0, 0.3, 3.0, 0.1, 10.0]},
+    "tree": {"min_samples_leaf_share": [0.002, 0.01, 0.0005, 0.005]},
+    "lgbm": {
+        "learning_rate": [0.1, 0.05, 0.2],
+        "min_child_samples": [20, 50, 10],
+        "colsample_bytree": [1.0, 0.8, 0.6],
+    },
+}
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    """What to train: family, capacity, hyper-parameters, temperature and alpha.
+
+    ``params`` holds the classifier's hyper-parameters (already resolved for the trial).
+    """
+
+    family: str
+    capacity: str
+    temperature: float
+    alpha: float
+    trial: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> tuple:
+        """A hashable identity used for de-duplication and cache keys."""
+        return (
+            self.family,
+            self.capacity,
+            round(self.temperature, 6),
+            round(self.alpha, 6),
+            tuple(sorted(self.params.items())),
+        )
+
+    def label(self) -> str:
+        """A short human-readable name."""
+        return f"{self.family}-{self.capacity} T={self.temperature:g} a={self.alpha:g} #{self.trial}"
+
+
+def trial_params(family: str, capacity: str, trial: int, n_rows: int, seed: int) -> dict:
+    """Resolve the classifier hyper-parameters of ``trial`` (0 = the family default).
+
+    Later trials draw the non-capacity knobs at random, seeded by ``seed`` and ``trial``.
+    """
+    params = dict(_CAPACITY_PARAMS[family][capacity])
+    space = _TRIAL_SPACE[family]
+    rng = np.random.default_rng([seed, trial, len(family)])
+    chosen = {k: (v[0] if trial == 0 else v[int(rng.integers(len(v)))]) for k, v in space.items()}
+    if family == "logreg":
+        params["C"] = float(params["C"] * chosen["C_scale"])
+    elif family == "tree":
+        params["min_samples_leaf"] = max(1, int(round(chosen["min_samples_leaf_share"] * n_rows)))
+    else:
+        params.update(chosen)
+    return params
+
+
+def soften(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature-softened probabilities: ``softmax(log(p) / T)``."""
+    logits = np.log(np.clip(proba, 1e-12, 1.0)) / float(temperature)
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def soft_targets(
+    teacher_proba: np.ndarray, y: np.ndarray, temperature: float, alpha: float
+) -> np.ndarray:
+    """Mix of the softened teacher probabilities (weight ``alpha``) and the one-hot labels."""
+    n_classes = teacher_proba.shape[1]
+    onehot = np.eye(n_classes)[y]
+    if alpha == 0:
+        return onehot
+    return alpha * soften(teacher_proba, temperature) + (1.0 - alpha) * onehot
+
+
+def build_student(
+    family: str,
+    params: dict[str, Any],
+    numeric: list[str],
+    categorical: list[str],
+    seed: int,
+) -> Pipeline:
+    """An unfitted student pipeline for the given columns.
+
+    Always single-threaded: students are small and candidates are parallelised outside.
+    """
+    if family == "logreg":
+        pre = ColumnTransformer(
+            [
+                ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+                (
+                    "cat",
+                    OneHotEncoder(handle_unknown="ignore", max_categories=30, sparse_output=False),
+                    categorical,
+                ),
+            ],
+            verbose_feature_names_out=False,
+        )
+        clf = LogisticRegression(C=params["C"], max_iter=500, random_state=seed)
+    else:
+        pre = ColumnTransformer(
+            [
+                ("num", "passthrough", numeric),
+                (
+                    "cat",
+                    OrdinalEncoder(
+                        handle_unknown="use_encoded_value",
+                        unknown_value=-1,
+                        encoded_missing_value=-1,
+                    ),
+                    categorical,
+                ),
+            ],
+            verbose_feature_names_out=False,
+        )
+        if family == "tree":
+            clf = DecisionTreeClassifier(random_state=seed, **params)
+        elif family == "lgbm":
+            clf = LGBMClassifier(random_state=seed, n_jobs=1, verbose=-1, **params)
+        else:
+            raise ValueError(f"unknown student family {family!r}")
+    return Pipeline([("prep", pre), ("model", clf)])
+
+
+def fit_on_soft_targets(
+    model: Pipeline,
+    X: pd.DataFrame,
+    targets: np.ndarray,
+    classes: list[Any],
+) -> Pipeline:
+    """Fit ``model`` so that it reproduces the row-wise class distribution ``targets``.
+
+    Rows are duplicated once per class with that class's probability as sample weight;
+    zero-weight copies are dropped (hard labels give back exactly the original rows).
+    """
+    n_rows, n_classes = targets.shape
+    row_index = np.tile(np.arange(n_rows), n_classes)
+    class_index = np.repeat(np.arange(n_classes), n_rows)
+    weights = targets.T.ravel()
+    keep = weights > 1e-6
+    labels = np.asarray(classes)[class_index[keep]]
+    X_rep = X.iloc[row_index[keep]]
+    model.fit(X_rep, labels, model__sample_weight=weights[keep])
+    return model
+
+
+def proba_in_class_order(model: Any, X: pd.DataFrame, classes: list[Any]) -> np.ndarray:
+    """``model.predict_proba(X)`` with columns in ``classes`` order (absent classes get 0)."""
+    raw = np.asarray(model.predict_proba(X), dtype=float)
+    fitted = [str(c) for c in model.classes_]
+    if fitted == [str(c) for c in classes]:
+        return raw
+    out = np.zeros((raw.shape[0], len(classes)))
+    for j, c in enumerate(classes):
+        if str(c) in fitted:
+            out[:, j] = raw[:, fitted.index(str(c))]
+    return out

@@ -1,0 +1,280 @@
+"""Teachers: where their probabilities come from, and the checks they must pass.
+
+A teacher is given as a fitted object with ``predict_proba``, as a model file (loaded only
+through :mod:`hpmkd.safe_load`), or as probability columns already present in the data.
+Its probabilities are computed once for every row, aligned to the dataset's class order,
+and checked: features present, shape ``(n_rows, n_classes)``, finite, rows summing to 1,
+classes matching the target's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hpmkd.errors import HPMKDInputError
+
+_ROW_SUM_TOLERANCE = 1e-3
+
+
+@dataclass
+class Teacher:
+    """One teacher and how to get its probabilities.
+
+    Attributes
+    ----------
+    name : str
+        Shown in results (file name, class name, or ``proba_cols``).
+    kind : {"object", "file", "proba_cols"}
+    model : object or None
+        The fitted model (``None`` for probability columns).
+    proba_cols : list of str or None
+        Columns holding the probabilities, one per class in class order.
+    """
+
+    name: str
+    kind: str
+    model: Any = None
+    proba_cols: list[str] | None = None
+
+    def feature_columns(self, frame: pd.DataFrame, default: list[str]) -> list[str]:
+        """Columns of ``frame`` the teacher reads, checking they all exist."""
+        names = expected_feature_names(self.model) if self.model is not None else None
+        if names is None:
+            n_expected = getattr(self.model, "n_features_in_", None)
+            if n_expected is not None and int(n_expected) != len(default):
+                raise HPMKDInputError(
+                    f"Teacher {self.name!r} expects {int(n_expected)} features but the data "
+                    f"has {len(default)} feature columns, and the teacher does not record "
+                    "feature names to match them by. Refit the teacher on a DataFrame (so it "
+                    "stores feature names) or pass exactly its features with features=[...]."
+                )
+            return list(default)
+        names = _match_columns(names, [str(c) for c in frame.columns])
+        missing = [c for c in names if c not in frame.columns]
+        if missing:
+            shown = ", ".join(repr(c) for c in missing[:10])
+            more = f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
+            raise HPMKDInputError(
+                f"Teacher {self.name!r} needs column(s) {shown}{more}, which are not in the "
+                "data. Add them to the CSV, or use a teacher trained on the data's columns."
+            )
+        return list(names)
+
+    def raw_proba(self, X: pd.DataFrame) -> tuple[np.ndarray, list[Any] | None]:
+        """Probabilities in the teacher's own class order and that order (if known)."""
+        model = self.model
+        if _is_lgb_booster(model):
+            raw = np.asarray(model.predict(X), dtype=float)
+            if raw.ndim == 1:
+                raw = np.column_stack([1.0 - raw, raw])
+            return raw, None
+        if not callable(getattr(model, "predict_proba", None)):
+            raise HPMKDInputError(
+                f"Teacher {self.name!r} ({type(model).__name__}) has no predict_proba method. "
+                "Give a fitted classifier with predict_proba (for an SVC, fit it with "
+                "probability=True), or pass the teacher's probabilities as columns with "
+                "teacher_proba_cols."
+            )
+        try:
+            proba = model.predict_proba(X)
+        except Exception as exc:  # noqa: BLE001 - any failure inside a user's model
+            raise HPMKDInputError(
+                f"Teacher {self.name!r} failed to predict on the data: "
+                f"{type(exc).__name__}: {exc}. Check that the data has the columns and types "
+                "the teacher was trained on."
+            ) from exc
+        classes = getattr(model, "classes_", None)
+        return np.asarray(proba, dtype=float), (list(classes) if classes is not None else None)
+
+
+def _match_columns(names: list[str], columns: list[str]) -> list[str]:
+    """Map recorded names to data columns; LightGBM records names with blanks as ``_``."""
+    present = set(columns)
+    sanitized = {re.sub(r"\s", "_", c): c for c in columns}
+    return [n if n in present else sanitized.get(n, n) for n in names]
+
+
+def expected_feature_names(model: Any) -> list[str] | None:
+    """Feature names a fitted model records, or ``None`` if it records none."""
+    if _is_lgb_booster(model):
+        names = list(model.feature_name())
+        return None if _are_generic_lgb_names(names) else names
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return [str(n) for n in names]
+    booster = getattr(model, "booster_", None)
+    if booster is not None:
+        names = list(booster.feature_name())
+        return None if _are_generic_lgb_names(names) else names
+    return None
+
+
+def _are_generic_lgb_names(names: list[str]) -> bool:
+    return all(n == f"Column_{i}" for i, n in enumerate(names))
+
+
+def _is_lgb_booster(model: Any) -> bool:
+    try:
+        import lightgbm
+    except ImportError:  # pragma: no cover - lightgbm is a dependency
+        return False
+    return isinstance(model, lightgbm.Booster)
+
+
+def make_teachers(
+    teacher: Any = None, teacher_proba_cols: list[str] | str | None = None
+) -> list[Teacher]:
+    """Turn the user's teacher arguments into :class:`Teacher` records.
+
+    Parameters
+    ----------
+    teacher : object, path, or list of them
+        Fitted models and/or model file paths.
+    teacher_proba_cols : list of str or comma-separated str, optional
+        Probability columns already in the data, one per class in class order.
+    """
+    items = teacher if isinstance(teacher, (list, tuple)) else [teacher]
+    teachers: list[Teacher] = []
+    for item in items:
+        if item is None:
+            continue
+        if isinstance(item, (str, os.PathLike)):
+            path = Path(item)
+            if not path.exists():
+                raise HPMKDInputError(
+                    f"Teacher file {str(path)!r} does not exist. Check the path."
+                )
+            from hpmkd.safe_load import load_model_file
+
+            try:
+                model = load_model_file(path)
+            except ValueError as exc:
+                raise HPMKDInputError(str(exc)) from exc
+            if not (_is_lgb_booster(model) or callable(getattr(model, "predict_proba", None))):
+                raise HPMKDInputError(
+                    f"Teacher file {path.name!r} holds a {type(model).__name__}, not a "
+                    "classifier with predict_proba. Save the fitted classifier itself."
+                )
+            teachers.append(Teacher(name=path.name, kind="file", model=model))
+        else:
+            teachers.append(Teacher(name=type(item).__name__, kind="object", model=item))
+    if teacher_proba_cols:
+        cols = (
+            [c.strip() for c in teacher_proba_cols.split(",") if c.strip()]
+            if isinstance(teacher_proba_cols, str)
+            else list(teacher_proba_cols)
+        )
+        teachers.append(Teacher(name="proba_cols", kind="proba_cols", proba_cols=cols))
+    _deduplicate_names(teachers)
+    return teachers
+
+
+def _deduplicate_names(teachers: list[Teacher]) -> None:
+    seen: dict[str, int] = {}
+    for t in teachers:
+        if t.name in seen:
+            seen[t.name] += 1
+            t.name = f"{t.name}#{seen[t.name]}"
+        else:
+            seen[t.name] = 1
+
+
+def teacher_probabilities(
+    teacher: Teacher,
+    frame: pd.DataFrame,
+    feature_cols: list[str],
+    classes: list[Any],
+) -> np.ndarray:
+    """Probabilities of ``teacher`` on every row of ``frame``, columns in ``classes`` order.
+
+    Raises
+    ------
+    HPMKDInputError
+        Missing features, wrong shape, non-finite values, rows not summing to 1, or
+        classes that differ from the target's.
+    """
+    n_classes = len(classes)
+    if teacher.kind == "proba_cols":
+        cols = teacher.proba_cols or []
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise HPMKDInputError(
+                f"Probability column(s) {', '.join(map(repr, missing))} are not in the data. "
+                f"Available columns: {', '.join(map(str, frame.columns[:30]))}."
+            )
+        if len(cols) != n_classes:
+            raise HPMKDInputError(
+                f"teacher_proba_cols names {len(cols)} column(s) but the target has "
+                f"{n_classes} classes ({', '.join(map(str, classes))}); give one column per "
+                "class, in that order."
+            )
+        values = frame[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        _check_proba(values, len(frame), n_classes, f"probability columns {cols}")
+        return values
+    X = frame[teacher.feature_columns(frame, feature_cols)]
+    raw, teacher_classes = teacher.raw_proba(X)
+    if raw.ndim != 2 or raw.shape[0] != len(frame):
+        raise HPMKDInputError(
+            f"Teacher {teacher.name!r} returned probabilities of shape {raw.shape} for "
+            f"{len(frame)} rows; expected ({len(frame)}, {n_classes})."
+        )
+    if teacher_classes is not None:
+        raw = _align_classes(raw, teacher_classes, classes, teacher.name)
+    elif raw.shape[1] != n_classes:
+        raise HPMKDInputError(
+            f"Teacher {teacher.name!r} predicts {raw.shape[1]} classes but the target has "
+            f"{n_classes} ({', '.join(map(str, classes))}). Use a teacher trained on this "
+            "target."
+        )
+    _check_proba(raw, len(frame), n_classes, f"teacher {teacher.name!r}")
+    return raw
+
+
+def _align_classes(
+    raw: np.ndarray, teacher_classes: list[Any], classes: list[Any], name: str
+) -> np.ndarray:
+    """Reorder the teacher's columns to the dataset's class order, matching by value."""
+    as_text = [str(c) for c in teacher_classes]
+    wanted = [str(c) for c in classes]
+    if sorted(as_text) != sorted(wanted) or len(set(as_text)) != len(as_text):
+        raise HPMKDInputError(
+            f"Teacher {name!r} was trained on classes [{', '.join(as_text)}] but the target "
+            f"column has classes [{', '.join(wanted)}]. Pick the target the teacher was "
+            "trained on, or a teacher trained on this target."
+        )
+    if raw.shape[1] != len(as_text):
+        raise HPMKDInputError(
+            f"Teacher {name!r} returned {raw.shape[1]} probability columns for "
+            f"{len(as_text)} classes."
+        )
+    return raw[:, [as_text.index(c) for c in wanted]]
+
+
+def _check_proba(values: np.ndarray, n_rows: int, n_classes: int, what: str) -> None:
+    if values.shape != (n_rows, n_classes):
+        raise HPMKDInputError(
+            f"The {what} give shape {values.shape}; expected ({n_rows}, {n_classes})."
+        )
+    if not np.all(np.isfinite(values)):
+        bad = int(np.sum(~np.all(np.isfinite(values), axis=1)))
+        raise HPMKDInputError(
+            f"The {what} have missing or non-numeric values in {bad} row(s). "
+            "Every row needs a probability for every class."
+        )
+    if np.any(values < -1e-9) or np.any(values > 1 + 1e-9):
+        raise HPMKDInputError(f"The {what} have values outside [0, 1].")
+    sums = values.sum(axis=1)
+    off = np.abs(sums - 1.0) > _ROW_SUM_TOLERANCE
+    if np.any(off):
+        first = int(np.argmax(off))
+        raise HPMKDInputError(
+            f"The {what} do not sum to 1 in {int(off.sum())} row(s) (row {first} sums to "
+            f"{sums[first]:.4f}). Give one probability column per class so each row sums to 1."
+        )
