@@ -25,7 +25,9 @@ from hpmkd.teacher import Teacher
 class RunRecord:
     """Everything a finished run knows, as plain data plus the fitted candidates.
 
-    ``phases`` maps phase name to seconds; ``details`` holds component records (selected
+    ``phases`` maps phase name to seconds and ``timeline`` lists each phase's start and end
+    (seconds since the run started); ``split`` and ``y_val``/``y_test`` say which rows
+    each candidate's ``val_proba``/``test_proba`` belong to; ``details`` holds component records (selected
     configs with reasons, chain stages, temperatures, attention weights, warm start,
     cache statistics) for the report and the app.
     """
@@ -40,6 +42,10 @@ class RunRecord:
     details: dict[str, Any] = field(default_factory=dict)
     split_sizes: dict[str, int] = field(default_factory=dict)
     stopped_by_budget: bool = False
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    split: Split | None = None
+    y_val: np.ndarray | None = None
+    y_test: np.ndarray | None = None
 
 
 class BaseDistiller:
@@ -79,6 +85,9 @@ class BaseDistiller:
         ds = self.dataset
         self.split: Split = ds.split(self.config.validation_split, self.random_state)
         self.ctx = self._context(self.split)
+        self.record.split = self.split
+        self.record.y_val = self.ctx.y_val
+        self.record.y_test = self.ctx.y_test
         self.record.split_sizes = {
             "train": len(self.split.train),
             "validation": len(self.split.validation),
@@ -109,14 +118,21 @@ class BaseDistiller:
         self.bus.emit("phase_start", phase=name, message=message or name)
         start = time.perf_counter()
         yield
-        seconds = time.perf_counter() - start
+        end = time.perf_counter()
+        seconds = end - start
         self.record.phases[name] = self.record.phases.get(name, 0.0) + seconds
+        self.record.timeline.append(
+            {"phase": name, "start_s": start - self._start, "end_s": end - self._start}
+        )
         self.bus.emit("phase_end", phase=name, message=f"{name} done", seconds=seconds)
 
     def budget_exhausted(self) -> bool:
-        """Whether ``time_budget_s`` has passed (no new candidate may start)."""
+        """Whether ``time_budget_s`` has passed (no new candidate may start).
+
+        Never true before the first candidate: a run always has a best to keep.
+        """
         budget = self.config.time_budget_s
-        if budget is None:
+        if budget is None or not self.record.candidates:
             return False
         over = time.perf_counter() - self._start >= budget
         if over:

@@ -73,6 +73,7 @@ def train_candidate(
     source: str = "config",
     name: str | None = None,
     teacher_train: np.ndarray | None = None,
+    full: bool = True,
 ) -> CandidateResult:
     """Fit ``spec`` on the soft targets of the training rows and score it.
 
@@ -87,6 +88,8 @@ def train_candidate(
     teacher_train : ndarray, optional
         Probabilities to learn from instead of ``ctx.teacher_train`` (the chain passes
         a mix of the teacher and the previous stage).
+    full : bool
+        ``False`` (screening) skips test metrics, size and latency.
     """
     source_proba = ctx.teacher_train if teacher_train is None else teacher_train
     targets = soft_targets(source_proba, ctx.y_train, spec.temperature, spec.alpha)
@@ -94,7 +97,7 @@ def train_candidate(
     model = build_student(spec.family, spec.params, ctx.numeric, ctx.categorical, ctx.seed)
     fit_on_soft_targets(model, ctx.X_train, targets, ctx.classes)
     fit_seconds = time.perf_counter() - start
-    return score_model(model, ctx, name or spec.label(), source, spec, fit_seconds)
+    return score_model(model, ctx, name or spec.label(), source, spec, fit_seconds, full=full)
 
 
 def score_model(
@@ -104,19 +107,29 @@ def score_model(
     source: str,
     spec: StudentSpec | None,
     fit_seconds: float,
+    full: bool = True,
 ) -> CandidateResult:
-    """Validation and test metrics, size and latency of a fitted model."""
+    """Validation and test metrics, size and latency of a fitted model.
+
+    With ``full=False`` only validation metrics are computed (test metrics are NaN).
+    """
     val_proba = proba_in_class_order(model, ctx.X_val, ctx.classes)
-    test_proba = proba_in_class_order(model, ctx.X_test, ctx.classes)
+    if full:
+        test_proba = proba_in_class_order(model, ctx.X_test, ctx.classes)
+        test = compute_metrics(ctx.y_test, test_proba, ctx.reference_test)
+        size, latency = size_bytes(model), latency_ms_1k(model.predict_proba, ctx.X_test)
+    else:
+        test_proba = np.empty((0, len(ctx.classes)))
+        test, size, latency = {"undefined": {"all": "screening fit"}}, -1, float("nan")
     return CandidateResult(
         name=name,
         source=source,
         spec=spec,
         val=compute_metrics(ctx.y_val, val_proba, ctx.reference_val),
-        test=compute_metrics(ctx.y_test, test_proba, ctx.reference_test),
+        test=test,
         fit_seconds=fit_seconds,
-        size_bytes=size_bytes(model),
-        latency_ms_1k=latency_ms_1k(model.predict_proba, ctx.X_test),
+        size_bytes=size,
+        latency_ms_1k=latency,
         val_proba=val_proba,
         test_proba=test_proba,
         model=model,

@@ -14,6 +14,7 @@ hard-label baseline); ``T > 1`` flattens the teacher's probabilities.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,12 +93,17 @@ class StudentSpec:
 def trial_params(family: str, capacity: str, trial: int, n_rows: int, seed: int) -> dict:
     """Resolve the classifier hyper-parameters of ``trial`` (0 = the family default).
 
-    Later trials draw the non-capacity knobs at random, seeded by ``seed`` and ``trial``.
+    Later trials walk a seeded shuffle of the other combinations of the family's trial
+    space, so trials of one configuration are distinct until the space is exhausted.
     """
     params = dict(_CAPACITY_PARAMS[family][capacity])
     space = _TRIAL_SPACE[family]
-    rng = np.random.default_rng([seed, trial, len(family)])
-    chosen = {k: (v[0] if trial == 0 else v[int(rng.integers(len(v)))]) for k, v in space.items()}
+    names = list(space)
+    combos = list(itertools.product(*(space[n] for n in names)))
+    default, rest = combos[0], combos[1:]
+    order = np.random.default_rng([seed, len(family), len(capacity)]).permutation(len(rest))
+    walk = [default] + [rest[i] for i in order]
+    chosen = dict(zip(names, walk[trial % len(walk)], strict=True))
     if family == "logreg":
         params["C"] = float(params["C"] * chosen["C_scale"])
     elif family == "tree":

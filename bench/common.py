@@ -1,0 +1,91 @@
+"""Shared pieces of the benchmark scripts: the issue's cases, timing, peak memory."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lightgbm import LGBMClassifier
+from sklearn.datasets import make_classification
+from sklearn.model_selection import train_test_split
+
+CASES = {
+    "b": dict(n_samples=20000, n_features=60, n_informative=20, random_state=0),
+    "c": dict(n_samples=100000, n_features=50, n_informative=15, weights=[0.9, 0.1],
+              random_state=1),
+}
+
+
+def synthetic_case(name: str) -> tuple[pd.DataFrame, pd.Series]:
+    """The issue's case ``b`` or ``c`` as a DataFrame and target."""
+    X, y = make_classification(**CASES[name])
+    cols = [f"f{i}" for i in range(X.shape[1])]
+    return pd.DataFrame(X, columns=cols), pd.Series(y, name="target")
+
+
+def load_real(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
+    """A development dataset (gzip CSV with a 0/1 ``target`` column)."""
+    with gzip.open(path, "rt") if str(path).endswith(".gz") else open(path) as handle:
+        frame = pd.read_csv(handle)
+    return frame.drop(columns=["target"]), frame["target"]
+
+
+def protocol_split(X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
+    """The issue's protocol: 20% test (stratified, seed 42), then 25% of the rest for
+    validation; the teacher sees only the 60% train part; the distiller gets
+    train + validation; the student is scored on the test rows neither saw."""
+    X_rest, X_test, y_rest, y_test = train_test_split(
+        X, y, test_size=0.2, stratify=y, random_state=42
+    )
+    X_train, X_val, y_train, y_val = train_test_split(
+        X_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=42
+    )
+    teacher = LGBMClassifier(n_estimators=500, random_state=0, verbose=-1)
+    teacher.fit(X_train, y_train)
+    distill = X_rest.copy()
+    distill["target"] = y_rest.to_numpy()
+    test = X_test.copy()
+    test["target"] = y_test.to_numpy()
+    return {"teacher": teacher, "distill": distill, "test": test}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (and reaped children) in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024.0
+
+
+def median(values: list[float]) -> float:
+    """Median, NaN for no values."""
+    return float(statistics.median(values)) if values else float("nan")
+
+
+class Timer:
+    """``with Timer() as t: ...; t.seconds``."""
+
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def fresh_home(tmp: Path) -> None:
+    """Point hpmkd's cache and memory at an empty folder (a cold run)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    os.environ["HPMKD_HOME"] = str(tmp)
+
+
+def fmt(value: float, digits: int = 4) -> str:
+    """Format a float for a Markdown table."""
+    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) \
+        else f"{value:.{digits}f}"

@@ -1,0 +1,257 @@
+"""``AdaptiveConfigurationManager``: which student configurations are worth training.
+
+The candidate space is student family x capacity x temperature x alpha. The manager ranks
+it from measurements on the dataset at hand, not from a fixed table:
+
+1. **Screening** (real fits on a stratified subsample of at most ``screen_rows`` training
+   rows): every family x capacity at a middle temperature and alpha, scored on the
+   validation rows; then, for the best family x capacity, every alpha. Each fit is a few
+   hundred milliseconds at most.
+2. **Ranking**: a configuration's score is its family x capacity screening score plus its
+   alpha's measured advantage over the mean alpha. Meta-features shape the space: on
+   small data (fewer than 2,000 training rows) the large capacities are dropped, since
+   they cannot be validated reliably there.
+3. **Diversity**: family x capacity pairs within a tolerance of the best (twice the
+   spread of screening noise, at least 0.02) share the ``max_configs`` slots round-robin
+   from the best, so no single pair takes every slot and each family that screened
+   close to the best is kept.
+4. **Warm start**: settings that won on similar past datasets (from
+   :class:`~hpmkd.memory.SharedOptimizationMemory`) go first.
+
+Each kept configuration records the reason it was kept.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hpmkd.config import HPMConfig
+from hpmkd.evaluate import TrainingContext, train_candidate
+from hpmkd.students import CAPACITIES, StudentSpec, trial_params
+
+SCREEN_ROWS = 4000
+SMALL_DATA_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class SelectedConfig:
+    """One configuration to train. ``temperature`` is ``None`` when the scheduler sets it."""
+
+    family: str
+    capacity: str
+    temperature: float | None
+    alpha: float
+    score: float
+    reason: str
+    warm_started: bool = False
+
+    def label(self) -> str:
+        """Short name, e.g. ``lgbm-medium a=0.5 T=auto``."""
+        t = "auto" if self.temperature is None else f"{self.temperature:g}"
+        return f"{self.family}-{self.capacity} a={self.alpha:g} T={t}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form for the run record."""
+        return {
+            "label": self.label(),
+            "family": self.family,
+            "capacity": self.capacity,
+            "temperature": self.temperature,
+            "alpha": self.alpha,
+            "score": None if math.isnan(self.score) else self.score,
+            "reason": self.reason,
+            "warm_started": self.warm_started,
+        }
+
+
+class AdaptiveConfigurationManager:
+    """Rank the configuration space from screening fits and keep a diverse top set.
+
+    Parameters
+    ----------
+    config : HPMConfig
+    random_state : int
+    """
+
+    def __init__(self, config: HPMConfig, random_state: int = 42) -> None:
+        self.config = config
+        self.random_state = random_state
+        self.screen_scores_: dict[tuple[str, str], float] = {}
+        self.alpha_scores_: dict[float, float] = {}
+        self.screen_seconds_: float = 0.0
+
+    # ------------------------------------------------------------------ screening
+    def capacities(self, n_train: int) -> tuple[str, ...]:
+        """Capacities worth screening for this many training rows."""
+        return CAPACITIES[:2] if n_train < SMALL_DATA_ROWS else CAPACITIES
+
+    def screen(self, ctx: TrainingContext) -> dict[tuple[str, str], float]:
+        """Score every family x capacity, then every alpha, with cheap real fits."""
+        import time
+
+        start = time.perf_counter()
+        metric = self.config.selection_metric
+        small = _subsample_context(ctx, SCREEN_ROWS, self.random_state)
+        t_mid = float(np.median(self.config.temperatures))
+        a_mid = float(np.median(self.config.alphas))
+        n = len(small.y_train)
+        for family, capacity in itertools.product(
+            self.config.families, self.capacities(len(ctx.y_train))
+        ):
+            spec = StudentSpec(
+                family, capacity, t_mid, a_mid, 0,
+                trial_params(family, capacity, 0, n, self.random_state),
+            )
+            result = train_candidate(spec, small, source="screen", full=False)
+            self.screen_scores_[(family, capacity)] = _score(result.val.get(metric))
+        best_family, best_capacity = max(self.screen_scores_, key=self.screen_scores_.get)
+        for alpha in self.config.alphas:
+            if alpha == a_mid:
+                self.alpha_scores_[alpha] = self.screen_scores_[(best_family, best_capacity)]
+                continue
+            spec = StudentSpec(
+                best_family, best_capacity, t_mid, alpha, 0,
+                trial_params(best_family, best_capacity, 0, n, self.random_state),
+            )
+            result = train_candidate(spec, small, source="screen", full=False)
+            self.alpha_scores_[alpha] = _score(result.val.get(metric))
+        self.screen_seconds_ = time.perf_counter() - start
+        return self.screen_scores_
+
+    # ------------------------------------------------------------------ selection
+    def select(
+        self,
+        meta_features: dict[str, float],
+        warm_configs: tuple[dict, ...] = (),
+        warm_reason: str = "",
+    ) -> list[SelectedConfig]:
+        """Keep up to ``max_configs`` promising, diverse configurations (call after
+        :meth:`screen`)."""
+        cfg = self.config
+        adaptive_t = cfg.use_adaptive_temperature
+        selected: list[SelectedConfig] = []
+        seen: set[tuple] = set()
+
+        def add(item: SelectedConfig) -> None:
+            key = (item.family, item.capacity, item.temperature, item.alpha)
+            if key not in seen and len(selected) < cfg.max_configs:
+                seen.add(key)
+                selected.append(item)
+
+        for warm in warm_configs:
+            if warm.get("family") not in cfg.families or warm.get("capacity") not in CAPACITIES:
+                continue
+            add(
+                SelectedConfig(
+                    family=warm["family"],
+                    capacity=warm["capacity"],
+                    temperature=None if adaptive_t else float(warm.get("temperature", 1.0)),
+                    alpha=float(warm.get("alpha", 0.5)),
+                    score=_score(warm.get("val_score")),
+                    reason=f"{warm_reason}; that run's val score "
+                    f"{_fmt(warm.get('val_score'))}",
+                    warm_started=True,
+                )
+            )
+
+        ranked_pairs = sorted(self.screen_scores_.items(), key=lambda kv: -kv[1])
+        scores = np.array([s for _, s in ranked_pairs if np.isfinite(s)])
+        best = scores.max() if scores.size else 0.0
+        spread = float(np.std(scores)) if scores.size > 1 else 0.0
+        tolerance = max(0.02, 2 * spread)
+        kept_pairs = [p for p, s in ranked_pairs if s >= best - tolerance] or [ranked_pairs[0][0]]
+        alpha_mean = float(np.mean(list(self.alpha_scores_.values()))) if self.alpha_scores_ else 0
+        alphas = sorted(
+            cfg.alphas, key=lambda a: -self.alpha_scores_.get(a, alpha_mean)
+        )
+        temps: list[float | None] = [None] if adaptive_t else list(cfg.temperatures)
+        per_pair = {
+            pair: [(a, t) for a in alphas for t in temps] for pair in kept_pairs
+        }
+        # Round-robin over the kept pairs, best pair first, so slots are shared.
+        for round_index in range(max(len(v) for v in per_pair.values())):
+            for pair in kept_pairs:
+                options = per_pair[pair]
+                if round_index >= len(options):
+                    continue
+                alpha, temperature = options[round_index]
+                pair_score = self.screen_scores_[pair]
+                alpha_gain = self.alpha_scores_.get(alpha, alpha_mean) - alpha_mean
+                add(
+                    SelectedConfig(
+                        family=pair[0],
+                        capacity=pair[1],
+                        temperature=temperature,
+                        alpha=alpha,
+                        score=pair_score + alpha_gain,
+                        reason=self._reason(pair, pair_score, best, tolerance, alpha,
+                                            alpha_gain, meta_features),
+                    )
+                )
+        return selected
+
+    def _reason(
+        self,
+        pair: tuple[str, str],
+        pair_score: float,
+        best: float,
+        tolerance: float,
+        alpha: float,
+        alpha_gain: float,
+        meta: dict[str, float],
+    ) -> str:
+        metric = self.config.selection_metric
+        where = (
+            "best family x capacity"
+            if pair_score >= best
+            else f"within {tolerance:.3f} of the best ({best - pair_score:.3f} behind)"
+        )
+        small = meta.get("rows", 0) < SMALL_DATA_ROWS / (1 - self.config.validation_split)
+        size_note = "; large capacity dropped on small data" if small else ""
+        return (
+            f"screening val {metric} {pair_score:.4f} ({where}){size_note}; "
+            f"alpha {alpha:g} measured {alpha_gain:+.4f} vs mean alpha"
+        )
+
+
+def _score(value: Any) -> float:
+    if value is None:
+        return -math.inf
+    value = float(value)
+    return -math.inf if math.isnan(value) else value
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.4f}"
+
+
+def _subsample_context(ctx: TrainingContext, rows: int, seed: int) -> TrainingContext:
+    """A stratified subsample of the training and validation rows for screening."""
+    from dataclasses import replace
+
+    def pick(y: np.ndarray) -> np.ndarray:
+        if len(y) <= rows:
+            return np.arange(len(y))
+        rng = np.random.default_rng(seed)
+        parts = []
+        for k in np.unique(y):
+            idx = np.flatnonzero(y == k)
+            take = max(2, int(round(rows * len(idx) / len(y))))
+            parts.append(rng.choice(idx, size=min(take, len(idx)), replace=False))
+        return np.sort(np.concatenate(parts))
+
+    tr, va = pick(ctx.y_train), pick(ctx.y_val)
+    return replace(
+        ctx,
+        X_train=ctx.X_train.iloc[tr],
+        y_train=ctx.y_train[tr],
+        teacher_train=ctx.teacher_train[tr],
+        X_val=ctx.X_val.iloc[va],
+        y_val=ctx.y_val[va],
+        reference_val=ctx.reference_val[va],
+    )

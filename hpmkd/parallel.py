@@ -1,0 +1,123 @@
+"""Where candidates train: in this process, in joblib (loky) workers, or on Dask.
+
+Every backend runs the same pure function, :func:`hpmkd.evaluate.train_candidate`, on the
+same :class:`~hpmkd.evaluate.TrainingContext`; results come back in the order of the
+specs. Inside workers BLAS and OpenMP pools are limited to one thread (students already
+pin LightGBM to ``n_jobs=1``): two cores oversubscribed by nested threads made small
+LightGBM fits many times slower here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpmkd.evaluate import CandidateResult, TrainingContext, train_candidate
+from hpmkd.students import StudentSpec
+
+
+@dataclass(frozen=True)
+class Job:
+    """One candidate to train: its spec and the keyword arguments of ``train_candidate``."""
+
+    spec: StudentSpec
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _train_jobs(jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return [train_candidate(job.spec, ctx, **job.kwargs) for job in jobs]
+
+
+class Executor:
+    """Run batches of :class:`Job` on one backend.
+
+    Parameters
+    ----------
+    backend : {"sequential", "loky", "dask"}
+    n_jobs : int
+        Worker processes for loky (Dask uses its cluster's workers).
+    scheduler : str, optional
+        Dask scheduler address (``tcp://host:port``); required for ``dask``.
+    """
+
+    def __init__(self, backend: str = "sequential", n_jobs: int = 1, scheduler: str | None = None):
+        self.backend = backend
+        self.n_jobs = max(1, int(n_jobs))
+        self.scheduler = scheduler
+        self._client = None
+        self._ctx_future = None
+        self._ctx_id: int | None = None
+
+    @classmethod
+    def from_config(cls, config: Any) -> Executor:
+        """The backend a config asks for."""
+        if not config.use_parallel:
+            return cls("sequential", 1)
+        if config.dask_scheduler:
+            return cls("dask", config.n_jobs, config.dask_scheduler)
+        return cls("loky", config.n_jobs)
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-data description for the run record."""
+        out: dict[str, Any] = {"backend": self.backend, "n_jobs": self.n_jobs}
+        if self.backend == "dask":
+            out["scheduler"] = self.scheduler
+            if self._client is not None:
+                out["workers"] = len(self._client.scheduler_info().get("workers", {}))
+        return out
+
+    @property
+    def batch_size(self) -> int:
+        """How many jobs to hand out at once (a wave: feedback is used between waves)."""
+        if self.backend == "sequential":
+            return 1
+        if self.backend == "dask" and self._client is not None:
+            workers = len(self._client.scheduler_info().get("workers", {}))
+            return max(2, 2 * workers)
+        return 2 * self.n_jobs
+
+    def run(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
+        """Train ``jobs`` and return their results in order."""
+        if not jobs:
+            return []
+        if self.backend == "sequential" or len(jobs) == 1 and self.backend == "loky":
+            return [train_candidate(job.spec, ctx, **job.kwargs) for job in jobs]
+        if self.backend == "loky":
+            from joblib import Parallel, delayed
+
+            chunks = [jobs[i :: self.n_jobs] for i in range(min(self.n_jobs, len(jobs)))]
+            parts = Parallel(n_jobs=len(chunks), backend="loky")(
+                delayed(_train_jobs)(chunk, ctx) for chunk in chunks
+            )
+            # Undo the round-robin chunking so results follow the jobs' order.
+            out: list[CandidateResult | None] = [None] * len(jobs)
+            for i, part in enumerate(parts):
+                for j, result in enumerate(part):
+                    out[i + j * len(chunks)] = result
+            return out  # type: ignore[return-value]
+        return self._run_dask(jobs, ctx)
+
+    def _run_dask(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
+        from distributed import Client
+
+        if self._client is None:
+            self._client = Client(self.scheduler, set_as_default=False)
+        if self._ctx_id != id(ctx):
+            # Ship the data once per context, not once per candidate.
+            self._ctx_future = self._client.scatter(ctx, broadcast=True)
+            self._ctx_id = id(ctx)
+        futures = [
+            self._client.submit(_train_jobs, [job], self._ctx_future, pure=False) for job in jobs
+        ]
+        return [part[0] for part in self._client.gather(futures)]
+
+    def close(self) -> None:
+        """Release the Dask client (the cluster itself keeps running)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+            self._ctx_future = None
+            self._ctx_id = None

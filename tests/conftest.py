@@ -1,0 +1,107 @@
+"""Shared, generic test fixtures: small synthetic tables, small teachers, a fast config.
+
+Keep these small and seeded; the machine has two cores shared with other jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from lightgbm import LGBMClassifier
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+VENV_PYTHON = PROJECT_ROOT / ".venv" / "bin" / "python"
+
+
+def make_classification_frame(
+    n_rows: int = 400,
+    n_features: int = 5,
+    n_classes: int = 2,
+    seed: int = 0,
+    target: str = "target",
+) -> pd.DataFrame:
+    """A seeded numeric table ``f0 .. f{n-1}`` plus an integer target ``0 .. n_classes-1``.
+
+    The target depends on the first features plus noise, so a teacher is good but not
+    perfect and every class has plenty of rows.
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, n_features))
+    if n_classes == 2:
+        score = X[:, 0] + 0.7 * X[:, 1 % n_features] + 0.6 * rng.normal(size=n_rows)
+        y = (score > 0).astype(int)
+    else:
+        weights = rng.normal(size=(n_features, n_classes))
+        scores = X @ weights + 0.6 * rng.normal(size=(n_rows, n_classes))
+        y = scores.argmax(axis=1)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(n_features)])
+    frame[target] = y
+    return frame
+
+
+def fit_lgbm_teacher(
+    X: pd.DataFrame | np.ndarray, y: np.ndarray | pd.Series, n_estimators: int = 50, seed: int = 0
+) -> LGBMClassifier:
+    """A small, single-threaded, silent LightGBM classifier fitted on ``X, y``."""
+    model = LGBMClassifier(
+        n_estimators=n_estimators, num_leaves=15, random_state=seed, n_jobs=1, verbose=-1
+    )
+    return model.fit(X, y)
+
+
+@pytest.fixture(scope="session")
+def make_frame() -> Callable[..., pd.DataFrame]:
+    """Factory: ``make_frame(n_rows=400, n_features=5, n_classes=2, seed=0, target=...)``."""
+    return make_classification_frame
+
+
+@pytest.fixture(scope="session")
+def fit_teacher() -> Callable[..., LGBMClassifier]:
+    """Factory: ``fit_teacher(X, y, n_estimators=50, seed=0)`` -> fitted LGBMClassifier."""
+    return fit_lgbm_teacher
+
+
+@pytest.fixture
+def binary_frame() -> pd.DataFrame:
+    """400 rows, numeric features f0..f4, binary integer ``target``."""
+    return make_classification_frame()
+
+
+@pytest.fixture
+def fast_config():
+    """An HPMConfig that trains very few, small candidates and touches no disk state."""
+    from hpmkd import HPMConfig
+
+    return HPMConfig(
+        families=("tree",),
+        temperatures=(2.0,),
+        alphas=(0.5,),
+        use_cache=False,
+        use_memory=False,
+    )
+
+
+@pytest.fixture
+def project_root() -> Path:
+    """The project directory (holds ``hpmkd/`` and ``.venv``)."""
+    return PROJECT_ROOT
+
+
+@pytest.fixture
+def venv_python() -> Path:
+    """The project's virtualenv interpreter, for subprocess tests."""
+    return VENV_PYTHON
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_hpmkd_home(tmp_path_factory: pytest.TempPathFactory):
+    """Point ``HPMKD_HOME`` (cache, optimization memory) at a private temporary folder so
+    tests never read or write the user's real state (session-wide, so module-scoped
+    fixtures are covered too)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HPMKD_HOME", str(tmp_path_factory.mktemp("hpmkd-home")))
+        yield

@@ -1,0 +1,200 @@
+"""``hpmkd distill``: outputs, summary, settings, methods, the probability-column route,
+progress on stderr, and a real subprocess run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpmkd.cli import main
+
+FEATURES = ["f0", "f1", "f2", "f3", "f4"]
+SUMMARY_KEYS = {
+    "method",
+    "method_reason",
+    "best_model",
+    "classes",
+    "n_rows",
+    "n_features",
+    "teacher",
+    "student",
+    "baseline",
+    "timings",
+}
+METRIC_KEYS = {
+    "accuracy",
+    "f1",
+    "auc",
+    "ks",
+    "fidelity",
+    "kl_to_teacher",
+    "size_bytes",
+    "latency_ms_1k",
+}
+# A small legacy grid: 2 families x 2 temperatures x 1 alpha = 4 candidates.
+SMALL = ["--set", "families=tree,logreg", "--set", "temperatures=1,3", "--set", "alphas=0.5"]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, make_frame, fit_teacher):
+    """data.csv (400 rows, binary target), teacher.joblib, and data_proba.csv with the
+    teacher's probabilities as columns p0, p1."""
+    folder = tmp_path_factory.mktemp("cli-inputs")
+    frame = make_frame(n_rows=400, seed=5)
+    frame.insert(0, "customer_id", np.arange(1000, 1400))
+    teacher = fit_teacher(frame[FEATURES], frame["target"])
+    data = folder / "data.csv"
+    frame.to_csv(data, index=False)
+    teacher_path = folder / "teacher.joblib"
+    joblib.dump(teacher, teacher_path)
+    proba = teacher.predict_proba(frame[FEATURES])
+    with_proba = frame.assign(p0=proba[:, 0], p1=proba[:, 1])
+    proba_path = folder / "data_proba.csv"
+    with_proba.to_csv(proba_path, index=False)
+    return {"data": data, "teacher": teacher_path, "proba": proba_path, "frame": frame}
+
+
+def run_cli(capsys, argv: list[str]) -> tuple[int, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert captured.out == ""  # everything human-readable goes to stderr
+    return code, captured.err
+
+
+def _check_outputs(out: Path) -> dict:
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best_model.joblib",
+        "results.csv",
+        "summary.json",
+    ]
+    assert not list(out.parent.glob(".hpmkd-tmp-*"))  # scratch folder cleaned up
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) >= SUMMARY_KEYS
+    for part in ("teacher", "student", "baseline"):
+        assert set(summary[part]) >= METRIC_KEYS, part
+    assert "total" in summary["timings"] and summary["timings"]["total"] > 0
+    return summary
+
+
+# ----------------------------------------------------------------------------- in-process
+def test_distill_with_teacher_file_writes_outputs(inputs, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, err = run_cli(
+        capsys,
+        ["distill", str(inputs["data"]), "--target", "target", "--teacher", str(inputs["teacher"]),
+         "--drop", "customer_id", "--set", "n_trials=2", *SMALL, "--out", str(out)],
+    )
+    assert code == 0, err
+    summary = _check_outputs(out)
+    assert summary["method"] == "legacy"  # auto on 400 rows
+    assert "fewer than 1,000" in summary["method_reason"]
+    assert summary["config"]["n_trials"] == 2
+    assert summary["config"]["families"] == ["tree", "logreg"]
+    assert summary["classes"] == ["0", "1"]
+    assert summary["n_rows"] == 400 and summary["n_features"] == 5
+    assert summary["teacher"]["fidelity"] == 1.0
+    assert summary["teacher"]["size_bytes"] > 0
+    assert 0 <= summary["student"]["ks"] <= 1
+
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 4 + 2
+    assert results["selected"].sum() == 1
+    selected = results[results["selected"]].iloc[0]
+    assert selected["name"] == summary["best_model"]
+    assert selected["test_ks"] == pytest.approx(summary["student"]["ks"])
+    baseline = results[results["source"] == "baseline"].iloc[0]
+    assert baseline["alpha"] == 0 and baseline["family"] == selected["family"]
+    assert summary["baseline"]["ks"] == pytest.approx(baseline["test_ks"])
+
+    model = joblib.load(out / "best_model.joblib")
+    proba = model.predict_proba(inputs["frame"][FEATURES])
+    assert proba.shape == (400, 2) and np.allclose(proba.sum(axis=1), 1)
+
+    # Progress on stderr: run start, each phase, each candidate, and the final line.
+    assert "[grid]" in err and "[compare]" in err
+    # One indented line per candidate, with its validation KS.
+    assert sum(line.startswith("  ") and "val ks" in line for line in err.splitlines()) == 4
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("best ") and str(out) in last and "KS" in last
+    assert "error" not in err.lower()
+
+
+def test_quiet_writes_nothing_on_stderr(inputs, tmp_path, capsys):
+    out = tmp_path / "quiet"
+    code, err = run_cli(
+        capsys,
+        ["distill", str(inputs["data"]), "--target", "target", "--teacher", str(inputs["teacher"]),
+         "--set", "families=tree", "--set", "temperatures=2", "--set", "alphas=0.5",
+         "--quiet", "--out", str(out)],
+    )
+    assert code == 0
+    assert err == ""
+    summary = _check_outputs(out)
+    # customer_id was not dropped this time: it is a feature.
+    assert summary["n_features"] == 6
+
+
+def test_teacher_proba_cols_route(inputs, tmp_path, capsys):
+    out = tmp_path / "proba"
+    code, err = run_cli(
+        capsys,
+        ["distill", str(inputs["proba"]), "--target", "target", "--teacher-proba-cols", "p0,p1",
+         "--drop", "customer_id", "--method", "legacy", *SMALL, "--out", str(out)],
+    )
+    assert code == 0, err
+    summary = _check_outputs(out)
+    assert summary["n_features"] == 5  # p0, p1 are the teacher, not features
+    assert summary["method"] == "legacy"
+    assert summary["method_reason"] == "legacy: chosen explicitly"
+    assert summary["teacher"]["fidelity"] == 1.0
+    assert summary["teacher"]["size_bytes"] is None  # no model behind probability columns
+    model = joblib.load(out / "best_model.joblib")
+    assert "p0" not in list(model.feature_names_in_)
+
+
+def test_missing_required_option_is_one_error_line(inputs, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["distill", str(inputs["data"]), "--out", str(tmp_path / "x")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "--target" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_setting_value_exits_2(inputs, tmp_path, capsys):
+    code, err = run_cli(
+        capsys,
+        ["distill", str(inputs["data"]), "--target", "target", "--teacher", str(inputs["teacher"]),
+         "--set", "selection_metric=gini", "--out", str(tmp_path / "x")],
+    )
+    assert code == 2
+    assert err.startswith("error: HPMConfig.selection_metric='gini' is invalid")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------------------- subprocess
+def test_real_subprocess_run(inputs, tmp_path, project_root, venv_python):
+    out = tmp_path / "sub"
+    env = {**os.environ, "PYTHONPATH": str(project_root), "HPMKD_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [str(venv_python), "-m", "hpmkd", "distill", str(inputs["data"]), "--target", "target",
+         "--teacher", str(inputs["teacher"]), "--drop", "customer_id", "--method", "legacy",
+         "--set", "n_trials=2", *SMALL, "--out", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert "[grid]" in done.stderr and done.stderr.strip().splitlines()[-1].startswith("best ")
+    summary = _check_outputs(out)
+    assert summary["method"] == "legacy"
+    assert summary["config"]["n_trials"] == 2
+    assert len(pd.read_csv(out / "results.csv")) == 6

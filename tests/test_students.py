@@ -1,0 +1,205 @@
+"""Soft targets are real: temperature, alpha and the teacher all change what is trained."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import entropy
+
+from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
+from hpmkd.students import (
+    build_student,
+    fit_on_soft_targets,
+    proba_in_class_order,
+    soft_targets,
+    soften,
+    trial_params,
+)
+
+FEATURES = ["f0", "f1", "f2", "f3", "f4"]
+
+
+@pytest.fixture(scope="module")
+def task(make_frame, fit_teacher):
+    """Train / held-out rows of a binary task and an LGBM teacher's probabilities."""
+    frame = make_frame(n_rows=600, seed=21)
+    train, held = frame.iloc[:400].reset_index(drop=True), frame.iloc[400:].reset_index(drop=True)
+    teacher = fit_teacher(train[FEATURES], train["target"], n_estimators=50)
+    return {
+        "X": train[FEATURES],
+        "y": train["target"].to_numpy(),
+        "X_held": held[FEATURES],
+        "teacher_proba": teacher.predict_proba(train[FEATURES]),
+        "teacher": teacher,
+    }
+
+
+def _student(family: str, targets: np.ndarray, task: dict, seed: int = 0):
+    params = trial_params(family, "medium", 0, len(task["X"]), seed)
+    model = build_student(family, params, FEATURES, [], seed)
+    fit_on_soft_targets(model, task["X"], targets, [0, 1])
+    return proba_in_class_order(model, task["X_held"], [0, 1])
+
+
+# ----------------------------------------------------------------------------- (a), (b)
+@pytest.mark.parametrize("family", ["logreg", "lgbm"])
+def test_temperature_changes_the_trained_student(task, family):
+    t1 = soft_targets(task["teacher_proba"], task["y"], temperature=1.0, alpha=1.0)
+    t4 = soft_targets(task["teacher_proba"], task["y"], temperature=4.0, alpha=1.0)
+    p1, p4 = _student(family, t1, task), _student(family, t4, task)
+    assert np.max(np.abs(p1 - p4)) > 0.02
+    # A hotter teacher gives a less confident student.
+    assert np.mean(np.abs(p4[:, 1] - 0.5)) < np.mean(np.abs(p1[:, 1] - 0.5))
+    # Same inputs, same student: the difference is not noise.
+    assert np.array_equal(p1, _student(family, t1, task))
+
+
+@pytest.mark.parametrize("family", ["logreg", "lgbm"])
+def test_alpha_changes_the_trained_student(task, family):
+    hi = soft_targets(task["teacher_proba"], task["y"], temperature=2.0, alpha=0.9)
+    lo = soft_targets(task["teacher_proba"], task["y"], temperature=2.0, alpha=0.1)
+    p_hi, p_lo = _student(family, hi, task), _student(family, lo, task)
+    assert np.max(np.abs(p_hi - p_lo)) > 0.02
+    # Mostly-label targets are sharper than mostly-(softened-)teacher targets.
+    assert np.mean(np.abs(p_lo[:, 1] - 0.5)) > np.mean(np.abs(p_hi[:, 1] - 0.5))
+
+
+# ----------------------------------------------------------------------------- (c)
+def test_student_follows_its_own_teacher(make_frame, fit_teacher):
+    """Teacher A sees every feature; teacher B sees only f1..f4 (not the strongest, f0).
+    Both are fitted on rows the students never see (so their outputs on the students' rows
+    carry no memorised labels). Each student (alpha=1: teacher only) agrees more with its
+    own teacher than with the other one."""
+    frame = make_frame(n_rows=1200, seed=31)
+    fit_rows, train, held = frame.iloc[:400], frame.iloc[400:800], frame.iloc[800:]
+    subset = ["f1", "f2", "f3", "f4"]
+    teacher_a = fit_teacher(fit_rows[FEATURES], fit_rows["target"])
+    teacher_b = fit_teacher(fit_rows[subset], fit_rows["target"])
+    pa_train = teacher_a.predict_proba(train[FEATURES])
+    pb_train = teacher_b.predict_proba(train[subset])
+    pa_held = teacher_a.predict_proba(held[FEATURES])
+    pb_held = teacher_b.predict_proba(held[subset])
+    # The teachers really disagree on held-out rows.
+    assert np.mean(pa_held.argmax(1) != pb_held.argmax(1)) > 0.15
+    y = train["target"].to_numpy()
+
+    def student(teacher_proba):
+        params = trial_params("lgbm", "small", 0, len(train), 0)
+        model = build_student("lgbm", params, FEATURES, [], 0)
+        targets = soft_targets(teacher_proba, y, 1.0, 1.0)
+        fit_on_soft_targets(model, train[FEATURES], targets, [0, 1])
+        return proba_in_class_order(model, held[FEATURES], [0, 1])
+
+    sa, sb = student(pa_train), student(pb_train)
+    assert np.mean(np.abs(sa - sb)) > 0.05
+
+    def fidelity(p, q):
+        return float(np.mean(p.argmax(1) == q.argmax(1)))
+
+    assert fidelity(sa, pa_held) > fidelity(sa, pb_held) + 0.1
+    assert fidelity(sb, pb_held) > fidelity(sb, pa_held) + 0.1
+
+
+def test_different_teacher_gives_different_distilled_student_end_to_end(make_frame, fit_teacher):
+    """Through AutoDistiller: a teacher fitted on labels flipped for 30% of rows gives a
+    different best student than one fitted on the real labels."""
+    frame = make_frame(n_rows=400, seed=41)
+    X, y = frame[FEATURES], frame["target"].to_numpy()
+    rng = np.random.default_rng(0)
+    flipped = y.copy()
+    flip = rng.choice(len(y), size=int(0.3 * len(y)), replace=False)
+    flipped[flip] = 1 - flipped[flip]
+    config = HPMConfig(
+        families=("logreg",), temperatures=(1.0,), alphas=(1.0,), use_cache=False, use_memory=False
+    )
+    probas, reports = [], []
+    for labels in (y, flipped):
+        ds = DistillationDataset(frame, target="target", teacher=fit_teacher(X, labels))
+        distiller = AutoDistiller(ds, method="legacy", config=config)
+        distiller.run()
+        probas.append(distiller.predict_proba(frame))
+        reports.append(distiller.best_metrics)
+    assert np.max(np.abs(probas[0] - probas[1])) > 0.05
+    # The student distilled from the clean teacher is the better classifier.
+    assert reports[0]["auc"] > reports[1]["auc"]
+
+
+# ----------------------------------------------------------------------------- (d)
+def test_soft_targets_rows_sum_to_one_and_mix_as_documented():
+    rng = np.random.default_rng(3)
+    teacher = rng.dirichlet(np.ones(3), size=50)
+    y = rng.integers(0, 3, size=50)
+    onehot = np.eye(3)[y]
+    for temperature in (1.0, 2.5):
+        for alpha in (0.0, 0.3, 1.0):
+            targets = soft_targets(teacher, y, temperature, alpha)
+            assert targets.shape == (50, 3)
+            assert np.allclose(targets.sum(axis=1), 1.0)
+            expected = alpha * soften(teacher, temperature) + (1 - alpha) * onehot
+            assert np.allclose(targets, expected)
+    assert np.array_equal(soft_targets(teacher, y, 3.0, 0.0), onehot)
+    assert np.allclose(soft_targets(teacher, y, 1.0, 1.0), teacher)
+
+
+def test_soften_identity_at_one_and_flattens_as_temperature_rises():
+    rng = np.random.default_rng(4)
+    proba = rng.dirichlet(np.full(3, 0.5), size=40)
+    assert np.allclose(soften(proba, 1.0), proba)
+    entropies = [entropy(soften(proba, t), axis=1).mean() for t in (1.0, 2.0, 4.0, 16.0)]
+    assert all(a < b for a, b in itertools.pairwise(entropies))
+    assert entropies[-1] < np.log(3) + 1e-12
+    # softmax(log p / T) equals p^(1/T) renormalised; the order of classes is kept.
+    power = proba ** (1 / 4.0)
+    assert np.allclose(soften(proba, 4.0), power / power.sum(axis=1, keepdims=True))
+    assert np.array_equal(soften(proba, 4.0).argmax(1), proba.argmax(1))
+
+
+def test_soften_below_one_sharpens():
+    proba = np.array([[0.6, 0.4]])
+    assert soften(proba, 0.5)[0, 0] > 0.6
+
+
+# ----------------------------------------------------------------------------- (e), (f)
+def test_alpha_zero_equals_a_plain_fit_on_hard_labels(task):
+    params = trial_params("tree", "medium", 0, len(task["X"]), 0)
+    targets = soft_targets(task["teacher_proba"], task["y"], 2.0, 0.0)
+    soft = fit_on_soft_targets(
+        build_student("tree", params, FEATURES, [], seed=0), task["X"], targets, [0, 1]
+    )
+    plain = build_student("tree", params, FEATURES, [], seed=0).fit(task["X"], task["y"])
+    assert np.array_equal(soft.predict(task["X_held"]), plain.predict(task["X_held"]))
+    assert np.allclose(soft.predict_proba(task["X_held"]), plain.predict_proba(task["X_held"]))
+    tree_soft, tree_plain = soft[-1].tree_, plain[-1].tree_
+    assert tree_soft.node_count == tree_plain.node_count
+    assert np.array_equal(tree_soft.feature, tree_plain.feature)
+
+
+def test_soft_fit_uses_the_soft_targets_not_the_labels(task):
+    # A tree with one leaf per distinct row reproduces the target distribution per row.
+    X = pd.DataFrame({"a": np.arange(8.0)})
+    targets = np.array([[0.7, 0.3]] * 4 + [[0.2, 0.8]] * 4)
+    model = build_student("tree", {"max_depth": 3}, ["a"], [], seed=0)
+    fit_on_soft_targets(model, X, targets, [0, 1])
+    assert np.allclose(model.predict_proba(X), targets)
+
+
+@pytest.mark.parametrize("family", ["logreg", "tree", "lgbm"])
+def test_string_labels_are_the_fitted_students_classes(task, family):
+    labels = np.where(task["y"] == 1, "yes", "no")
+    classes = ["no", "yes"]
+    targets = soft_targets(task["teacher_proba"], task["y"], 2.0, 0.5)
+    params = trial_params(family, "small", 0, len(task["X"]), 0)
+    model = fit_on_soft_targets(
+        build_student(family, params, FEATURES, [], seed=0), task["X"], targets, classes
+    )
+    assert list(model.classes_) == classes
+    pred = model.predict(task["X"])
+    assert set(pred) <= set(classes)
+    assert np.mean(pred == labels) > 0.75
+    proba = proba_in_class_order(model, task["X"], classes)
+    assert np.allclose(proba, model.predict_proba(task["X"]))
+    reversed_order = proba_in_class_order(model, task["X"], ["yes", "no"])
+    assert np.allclose(reversed_order, proba[:, ::-1])

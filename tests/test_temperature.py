@@ -1,0 +1,59 @@
+"""MetaTemperatureScheduler reacts to measured feedback."""
+
+from __future__ import annotations
+
+import math
+
+from hpmkd.temperature import MetaTemperatureScheduler
+
+
+def test_explores_the_start_grid_before_exploiting():
+    s = MetaTemperatureScheduler((1.0, 2.0, 4.0))
+    first = s.suggest("lgbm")
+    assert first.temperature == 1.0 and first.reason.startswith("explore")
+    s.observe("lgbm", 1.0, 0.70)
+    assert s.suggest("lgbm").temperature == 2.0
+    s.observe("lgbm", 2.0, 0.71)
+    assert s.suggest("lgbm").temperature == 4.0
+
+
+def test_suggestion_follows_the_feedback():
+    high = MetaTemperatureScheduler((1.0, 2.0, 4.0))
+    for t, score in [(1.0, 0.60), (2.0, 0.66), (4.0, 0.70)]:
+        high.observe("tree", t, score)
+    low = MetaTemperatureScheduler((1.0, 2.0, 4.0))
+    for t, score in [(1.0, 0.70), (2.0, 0.66), (4.0, 0.60)]:
+        low.observe("tree", t, score)
+    t_high = high.suggest("tree").temperature
+    t_low = low.suggest("tree").temperature
+    # Rising scores push the temperature up, falling scores pull it down.
+    assert t_high >= 4.0
+    assert t_low <= 1.0
+    assert t_high > t_low
+
+
+def test_interior_peak_is_found_by_the_quadratic_fit():
+    s = MetaTemperatureScheduler((1.0, 2.0, 4.0, 8.0))
+    for t in (1.0, 2.0, 4.0, 8.0):
+        s.observe("lgbm", t, 0.8 - 0.05 * (math.log(t) - math.log(3.0)) ** 2)
+    decision = s.suggest("lgbm")
+    assert 2.0 < decision.temperature < 4.5
+    assert "quadratic" in decision.reason
+    assert set(decision.feedback) == {1.0, 2.0, 4.0, 8.0}
+
+
+def test_family_specific_feedback_wins_once_there_is_enough():
+    s = MetaTemperatureScheduler((1.0, 2.0, 4.0))
+    for t, score in [(1.0, 0.9), (2.0, 0.8), (4.0, 0.7)]:
+        s.observe("logreg", t, score)
+    for t, score in [(1.0, 0.5), (2.0, 0.6), (4.0, 0.7)]:
+        s.observe("lgbm", t, score)
+    assert s.suggest("logreg").temperature < s.suggest("lgbm").temperature
+
+
+def test_nan_feedback_is_ignored_and_fixed_mode_cycles():
+    s = MetaTemperatureScheduler((1.0, 3.0), adaptive=False)
+    s.observe("tree", 1.0, float("nan"))
+    assert s.feedback() == {}
+    assert [s.suggest("tree").temperature for _ in range(3)] == [1.0, 3.0, 1.0]
+    assert "fixed" in s.suggest("tree").reason
