@@ -18,8 +18,9 @@ from sklearn.model_selection import train_test_split
 
 CASES = {
     "b": dict(n_samples=20000, n_features=60, n_informative=20, random_state=0),
-    "c": dict(n_samples=100000, n_features=50, n_informative=15, weights=[0.9, 0.1],
-              random_state=1),
+    "c": dict(
+        n_samples=100000, n_features=50, n_informative=15, weights=[0.9, 0.1], random_state=1
+    ),
 }
 
 
@@ -44,7 +45,7 @@ def protocol_split(X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
     X_rest, X_test, y_rest, y_test = train_test_split(
         X, y, test_size=0.2, stratify=y, random_state=42
     )
-    X_train, X_val, y_train, y_val = train_test_split(
+    X_train, _X_val, y_train, _y_val = train_test_split(
         X_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=42
     )
     teacher = LGBMClassifier(n_estimators=500, random_state=0, verbose=-1)
@@ -87,5 +88,8 @@ def fresh_home(tmp: Path) -> None:
 
 def fmt(value: float, digits: int = 4) -> str:
     """Format a float for a Markdown table."""
-    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) \
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and np.isnan(value))
         else f"{value:.{digits}f}"
+    )

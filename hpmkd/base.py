@@ -15,7 +15,7 @@ from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset, Split
 from hpmkd.evaluate import CandidateResult, TrainingContext, score_model, train_candidate
 from hpmkd.events import EventBus
-from hpmkd.metrics import compute_metrics, latency_ms_1k, size_bytes
+from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
 from hpmkd.results import build_results_df, candidate_row
 from hpmkd.students import StudentSpec
 from hpmkd.teacher import Teacher
@@ -27,9 +27,9 @@ class RunRecord:
 
     ``phases`` maps phase name to seconds and ``timeline`` lists each phase's start and end
     (seconds since the run started); ``split`` and ``y_val``/``y_test`` say which rows
-    each candidate's ``val_proba``/``test_proba`` belong to; ``details`` holds component records (selected
-    configs with reasons, chain stages, temperatures, attention weights, warm start,
-    cache statistics) for the report and the app.
+    each candidate's ``val_proba``/``test_proba`` belong to; ``details`` holds component
+    records (selected configs with reasons, chain stages, temperatures, attention
+    weights, warm start, cache statistics) for the report and the app.
     """
 
     method: str
@@ -105,8 +105,12 @@ class BaseDistiller:
         with self.phase("compare"):
             self._compare()
         self.record.phases["total"] = time.perf_counter() - self._start
-        self.bus.emit("run_end", message="done", best=self.record.best.name,
-                      seconds=self.record.phases["total"])
+        self.bus.emit(
+            "run_end",
+            message="done",
+            best=self.record.best.name,
+            seconds=self.record.phases["total"],
+        )
         return self.record
 
     def _search(self) -> None:
@@ -166,6 +170,15 @@ class BaseDistiller:
         )
 
     # ----------------------------------------------------------------- training
+    def fit(
+        self, spec: StudentSpec, ctx: TrainingContext | None = None, **kwargs: Any
+    ) -> CandidateResult:
+        """Train and score one candidate without recording it (screening, baseline).
+
+        The hpm method serves this from its cache.
+        """
+        return train_candidate(spec, ctx or self.ctx, **kwargs)
+
     def train(self, spec: StudentSpec, source: str, **kwargs: Any) -> CandidateResult:
         """Train and score one candidate, record it, and announce it."""
         result = train_candidate(spec, self.ctx, source=source, **kwargs)
@@ -217,7 +230,7 @@ class BaseDistiller:
         if spec is None:
             return None
         hard = StudentSpec(spec.family, spec.capacity, 1.0, 0.0, spec.trial, dict(spec.params))
-        return train_candidate(hard, self.ctx, source="baseline", name=f"baseline {hard.label()}")
+        return self.fit(hard, source="baseline", name=f"baseline {hard.label()}")
 
     def baseline_spec(self, best: CandidateResult) -> StudentSpec | None:
         """The spec whose hard-label twin is the baseline (the best's own spec)."""
@@ -231,7 +244,7 @@ class BaseDistiller:
             cols = teacher.feature_columns(ds.frame, ds.features)
             X_test = ds.frame.iloc[split.test][cols]
             size = size_bytes(teacher.model)
-            latency = latency_ms_1k(lambda X: teacher.raw_proba(X)[0], X_test)
+            latency = latency_ms_1k(single_thread_predictor(teacher.model), X_test)
         else:
             size, latency = -1, math.nan
         return CandidateResult(

@@ -78,9 +78,15 @@ class ProgressiveDistillationChain:
         self.start_capacity = start_capacity
         self.stage_mix = stage_mix
 
+    def _source_label(self, index: int) -> str:
+        if index == 1:
+            return "teacher"
+        mix = self.stage_mix
+        return f"teacher x {1 - mix:g} + stage {index - 1} x {mix:g}"
+
     def ladder(self) -> list[str]:
         """Capacity of each stage."""
-        rungs = list(CAPACITIES[CAPACITIES.index(self.start_capacity):])
+        rungs = list(CAPACITIES[CAPACITIES.index(self.start_capacity) :])
         return [rungs[min(i, len(rungs) - 1)] for i in range(self.max_stages)]
 
     def run(
@@ -104,15 +110,21 @@ class ProgressiveDistillationChain:
                 break
             decision = self.scheduler.suggest(self.family)
             spec = StudentSpec(
-                self.family, capacity, decision.temperature, self.alpha, 0,
+                self.family,
+                capacity,
+                decision.temperature,
+                self.alpha,
+                0,
                 trial_params(self.family, capacity, 0, len(ctx.y_train), seed),
             )
             result = train(
-                spec, source="chain", name=f"chain stage {index} {spec.label()}",
+                spec,
+                source="chain",
+                name=f"chain stage {index} {spec.label()}",
                 teacher_train=source,
             )
             score = result.val.get(self.metric, math.nan)
-            self.scheduler.observe(self.family, decision.temperature, score)
+            self.scheduler.observe(self.family, decision.temperature, score, capacity)
             gain = score - best_score if math.isfinite(best_score) else math.nan
             kept = not math.isfinite(best_score) or gain >= self.min_improvement
             outcome.stages.append(result)
@@ -125,8 +137,7 @@ class ProgressiveDistillationChain:
                     "temperature": decision.temperature,
                     "temperature_reason": decision.reason,
                     "alpha": self.alpha,
-                    "learned_from": "teacher" if index == 1 else
-                    f"teacher x {1 - self.stage_mix:g} + stage {index - 1} x {self.stage_mix:g}",
+                    "learned_from": self._source_label(index),
                     "val_metric": score,
                     "test_metric": result.test.get(self.metric, math.nan),
                     "gain": gain,

@@ -35,22 +35,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="CSV or Parquet file with features and the target")
     p.add_argument("--target", required=True, help="target column")
     p.add_argument(
-        "--teacher", action="append", default=[], metavar="FILE",
+        "--teacher",
+        action="append",
+        default=[],
+        metavar="FILE",
         help="teacher model file (.joblib/.pkl via the restricted loader, LightGBM .txt, "
         ".skops); repeat for several teachers",
     )
     p.add_argument(
-        "--teacher-proba-cols", default=None, metavar="C1,C2,...",
+        "--teacher-proba-cols",
+        default=None,
+        metavar="C1,C2,...",
         help="columns already holding the teacher's class probabilities, in class order",
     )
     p.add_argument("--method", choices=["auto", "hpm", "legacy"], default="auto")
     p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="settings",
         help="set an HPMConfig field, e.g. --set max_configs=8 --set use_parallel=true",
     )
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--drop", default=None, metavar="C1,C2,...", help="columns that are not features")
+    p.add_argument(
+        "--drop", default=None, metavar="C1,C2,...", help="columns that are not features"
+    )
     p.add_argument("--out", default="hpmkd-out", help="output folder (default ./hpmkd-out)")
     p.add_argument("--report", action="store_true", help="also write report.html")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -78,6 +89,7 @@ def _progress(event: Event) -> None:
 def distill(args: argparse.Namespace) -> int:
     """Run ``hpmkd distill`` with parsed arguments; returns the exit code."""
     from hpmkd import AutoDistiller, DistillationDataset
+    from hpmkd.cache import IntelligentCache
 
     config = _parse_settings(args.settings)
     drop = [c.strip() for c in args.drop.split(",")] if args.drop else None
@@ -88,6 +100,7 @@ def distill(args: argparse.Namespace) -> int:
         teacher_proba_cols=args.teacher_proba_cols,
         test_size=args.test_size,
         drop=drop,
+        cache=IntelligentCache.from_config(config),
     )
     if not dataset.has_teacher:
         raise HPMKDInputError(
@@ -135,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
+    except Exception as exc:
         print(
             f"error: internal error {type(exc).__name__}: {exc}. Please report it with the "
             "command you ran.",

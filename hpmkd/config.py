@@ -105,9 +105,7 @@ class HPMConfig:
 
     def _validate(self) -> None:
         def bad(name: str, why: str) -> HPMKDInputError:
-            return HPMKDInputError(
-                f"HPMConfig.{name}={getattr(self, name)!r} is invalid: {why}."
-            )
+            return HPMKDInputError(f"HPMConfig.{name}={getattr(self, name)!r} is invalid: {why}.")
 
         if not (isinstance(self.max_configs, int) and 1 <= self.max_configs <= 64):
             raise bad("max_configs", "use a whole number from 1 to 64")
@@ -172,8 +170,7 @@ def _unknown_message(key: str) -> str:
     close = difflib.get_close_matches(key, HPMConfig.field_names(), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     return (
-        f"HPMConfig has no field {key!r}.{hint} "
-        f"Known fields: {', '.join(HPMConfig.field_names())}."
+        f"HPMConfig has no field {key!r}.{hint} Known fields: {', '.join(HPMConfig.field_names())}."
     )
 
 

@@ -11,10 +11,13 @@ it from measurements on the dataset at hand, not from a fixed table:
    alpha's measured advantage over the mean alpha. Meta-features shape the space: on
    small data (fewer than 2,000 training rows) the large capacities are dropped, since
    they cannot be validated reliably there.
-3. **Diversity**: family x capacity pairs within a tolerance of the best (twice the
-   spread of screening noise, at least 0.02) share the ``max_configs`` slots round-robin
-   from the best, so no single pair takes every slot and each family that screened
-   close to the best is kept.
+3. **Diversity**: family x capacity pairs within a tolerance of the best (the sampling
+   noise scale of the metric on the screening validation rows,
+   ``sqrt((n1 + n2) / (n1 n2))``, at least 0.01) share the ``max_configs`` slots
+   round-robin from the best, so no single pair takes every slot and each family that
+   screened close to the best is kept; alphas more than half the tolerance behind the
+   best alpha are dropped. The manager may so keep fewer than ``max_configs``: slots
+   are not filled with configurations the screening already showed to be worse.
 4. **Warm start**: settings that won on similar past datasets (from
    :class:`~hpmkd.memory.SharedOptimizationMemory`) go first.
 
@@ -25,13 +28,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hpmkd.config import HPMConfig
-from hpmkd.evaluate import TrainingContext, train_candidate
+from hpmkd.evaluate import CandidateResult, TrainingContext, train_candidate
 from hpmkd.students import CAPACITIES, StudentSpec, trial_params
 
 SCREEN_ROWS = 4000
@@ -84,19 +88,32 @@ class AdaptiveConfigurationManager:
         self.screen_scores_: dict[tuple[str, str], float] = {}
         self.alpha_scores_: dict[float, float] = {}
         self.screen_seconds_: float = 0.0
+        self.noise_: float = 0.0
 
     # ------------------------------------------------------------------ screening
     def capacities(self, n_train: int) -> tuple[str, ...]:
         """Capacities worth screening for this many training rows."""
         return CAPACITIES[:2] if n_train < SMALL_DATA_ROWS else CAPACITIES
 
-    def screen(self, ctx: TrainingContext) -> dict[tuple[str, str], float]:
-        """Score every family x capacity, then every alpha, with cheap real fits."""
+    def screen(
+        self, ctx: TrainingContext, fit: Callable[..., CandidateResult] | None = None
+    ) -> dict[tuple[str, str], float]:
+        """Score every family x capacity, then every alpha, with cheap real fits.
+
+        ``fit(spec, ctx, source=..., full=False)`` trains one screening candidate (the
+        distiller passes its cached trainer); default: train directly.
+        """
+        fit = fit or (lambda spec, c, **kw: train_candidate(spec, c, **kw))
         import time
 
         start = time.perf_counter()
         metric = self.config.selection_metric
         small = _subsample_context(ctx, SCREEN_ROWS, self.random_state)
+        counts = np.bincount(small.y_val)
+        n1, n2 = counts.min(), counts.sum() - counts.min()
+        # Scale of sampling noise of a KS/AUC-like score on the screening validation rows
+        # (the KS two-sample statistic's standard scale): gaps below it are not real.
+        self.noise_ = float(np.sqrt((n1 + n2) / max(n1 * n2, 1)))
         t_mid = float(np.median(self.config.temperatures))
         a_mid = float(np.median(self.config.alphas))
         n = len(small.y_train)
@@ -104,10 +121,14 @@ class AdaptiveConfigurationManager:
             self.config.families, self.capacities(len(ctx.y_train))
         ):
             spec = StudentSpec(
-                family, capacity, t_mid, a_mid, 0,
+                family,
+                capacity,
+                t_mid,
+                a_mid,
+                0,
                 trial_params(family, capacity, 0, n, self.random_state),
             )
-            result = train_candidate(spec, small, source="screen", full=False)
+            result = fit(spec, small, source="screen", full=False)
             self.screen_scores_[(family, capacity)] = _score(result.val.get(metric))
         best_family, best_capacity = max(self.screen_scores_, key=self.screen_scores_.get)
         for alpha in self.config.alphas:
@@ -115,10 +136,14 @@ class AdaptiveConfigurationManager:
                 self.alpha_scores_[alpha] = self.screen_scores_[(best_family, best_capacity)]
                 continue
             spec = StudentSpec(
-                best_family, best_capacity, t_mid, alpha, 0,
+                best_family,
+                best_capacity,
+                t_mid,
+                alpha,
+                0,
                 trial_params(best_family, best_capacity, 0, n, self.random_state),
             )
-            result = train_candidate(spec, small, source="screen", full=False)
+            result = fit(spec, small, source="screen", full=False)
             self.alpha_scores_[alpha] = _score(result.val.get(metric))
         self.screen_seconds_ = time.perf_counter() - start
         return self.screen_scores_
@@ -153,8 +178,7 @@ class AdaptiveConfigurationManager:
                     temperature=None if adaptive_t else float(warm.get("temperature", 1.0)),
                     alpha=float(warm.get("alpha", 0.5)),
                     score=_score(warm.get("val_score")),
-                    reason=f"{warm_reason}; that run's val score "
-                    f"{_fmt(warm.get('val_score'))}",
+                    reason=f"{warm_reason}; that run's val score {_fmt(warm.get('val_score'))}",
                     warm_started=True,
                 )
             )
@@ -162,17 +186,20 @@ class AdaptiveConfigurationManager:
         ranked_pairs = sorted(self.screen_scores_.items(), key=lambda kv: -kv[1])
         scores = np.array([s for _, s in ranked_pairs if np.isfinite(s)])
         best = scores.max() if scores.size else 0.0
-        spread = float(np.std(scores)) if scores.size > 1 else 0.0
-        tolerance = max(0.02, 2 * spread)
+        tolerance = max(0.01, self.noise_)
         kept_pairs = [p for p, s in ranked_pairs if s >= best - tolerance] or [ranked_pairs[0][0]]
         alpha_mean = float(np.mean(list(self.alpha_scores_.values()))) if self.alpha_scores_ else 0
-        alphas = sorted(
-            cfg.alphas, key=lambda a: -self.alpha_scores_.get(a, alpha_mean)
-        )
+        alphas = sorted(cfg.alphas, key=lambda a: -self.alpha_scores_.get(a, alpha_mean))
+        if self.alpha_scores_:
+            # Alphas that screened clearly worse than the best are not worth full fits.
+            best_alpha = max(self.alpha_scores_.values())
+            alphas = [
+                a
+                for a in alphas
+                if self.alpha_scores_.get(a, best_alpha) >= best_alpha - tolerance / 2
+            ]
         temps: list[float | None] = [None] if adaptive_t else list(cfg.temperatures)
-        per_pair = {
-            pair: [(a, t) for a in alphas for t in temps] for pair in kept_pairs
-        }
+        per_pair = {pair: [(a, t) for a in alphas for t in temps] for pair in kept_pairs}
         # Round-robin over the kept pairs, best pair first, so slots are shared.
         for round_index in range(max(len(v) for v in per_pair.values())):
             for pair in kept_pairs:
@@ -189,8 +216,9 @@ class AdaptiveConfigurationManager:
                         temperature=temperature,
                         alpha=alpha,
                         score=pair_score + alpha_gain,
-                        reason=self._reason(pair, pair_score, best, tolerance, alpha,
-                                            alpha_gain, meta_features),
+                        reason=self._reason(
+                            pair, pair_score, best, tolerance, alpha, alpha_gain, meta_features
+                        ),
                     )
                 )
         return selected
@@ -241,7 +269,7 @@ def _subsample_context(ctx: TrainingContext, rows: int, seed: int) -> TrainingCo
         parts = []
         for k in np.unique(y):
             idx = np.flatnonzero(y == k)
-            take = max(2, int(round(rows * len(idx) / len(y))))
+            take = max(2, round(rows * len(idx) / len(y)))
             parts.append(rng.choice(idx, size=min(take, len(idx)), replace=False))
         return np.sort(np.concatenate(parts))
 

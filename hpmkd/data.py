@@ -53,6 +53,9 @@ class DistillationDataset:
         Share of rows held out for test when ``test_data`` is not given.
     name : str, optional
         Shown in results and reports.
+    cache : IntelligentCache, optional
+        Memoizes the teachers' probabilities (keyed by the feature values and the pickled
+        teacher), so reloading the same data and teacher does not predict again.
 
     Attributes
     ----------
@@ -80,6 +83,7 @@ class DistillationDataset:
         test_data: pd.DataFrame | str | Path | None = None,
         test_size: float = 0.2,
         name: str | None = None,
+        cache: Any = None,
     ) -> None:
         frame = _load(data)
         self.name = name or (Path(data).name if isinstance(data, (str, Path)) else "dataframe")
@@ -117,11 +121,32 @@ class DistillationDataset:
         self.X = prepare_features(frame[self.features])
         self.categorical = [c for c in self.features if not _is_numeric(self.X[c])]
         self.numeric = [c for c in self.features if c not in self.categorical]
-        self.teacher_probas: dict[str, np.ndarray] = {
-            t.name: teacher_probabilities(t, frame, self.features, self.classes)
-            for t in self.teachers
-        }
         self._fingerprint: str | None = None
+        self.teacher_probas: dict[str, np.ndarray] = {
+            t.name: self._teacher_proba(t, cache) for t in self.teachers
+        }
+
+    def _teacher_proba(self, teacher: Teacher, cache: Any) -> np.ndarray:
+        def compute() -> np.ndarray:
+            return teacher_probabilities(teacher, self.frame, self.features, self.classes)
+
+        if cache is None or teacher.model is None:
+            return compute()
+        import pickle
+
+        # Feature checks run first, so a bad teacher fails the same way cached or not.
+        columns = teacher.feature_columns(self.frame, self.features)
+        model_hash = hashlib.sha256(
+            pickle.dumps(teacher.model, protocol=pickle.HIGHEST_PROTOCOL)
+        ).hexdigest()
+        frame_hash = hashlib.sha256(
+            pd.util.hash_pandas_object(self.frame[columns], index=False).to_numpy().tobytes()
+        ).hexdigest()
+        key = cache.make_key(
+            "teacher_proba", model_hash, frame_hash, columns, [str(c) for c in self.classes]
+        )
+        value, _ = cache.get_or_compute(key, compute)
+        return value
 
     # ------------------------------------------------------------------ properties
     @property
@@ -203,9 +228,7 @@ class DistillationDataset:
             "features": self.n_features,
             "numeric_features": list(self.numeric),
             "categorical_features": list(self.categorical),
-            "missing_by_feature": {
-                c: int(v) for c, v in self.X.isna().sum().items() if int(v) > 0
-            },
+            "missing_by_feature": {c: int(v) for c, v in self.X.isna().sum().items() if int(v) > 0},
             "class_counts": {str(c): int(n) for c, n in zip(self.classes, counts, strict=True)},
             "dropped_missing_target": self.n_dropped_missing_target,
             "teachers": [t.name for t in self.teachers],
@@ -306,8 +329,7 @@ def _choose_features(
     unknown = [c for c in [*(features or []), *drop] if c not in frame.columns]
     if unknown:
         raise HPMKDInputError(
-            f"Column(s) {', '.join(map(repr, unknown))} named in features/drop are not in the "
-            "data."
+            f"Column(s) {', '.join(map(repr, unknown))} named in features/drop are not in the data."
         )
     if features is not None:
         if target in features:

@@ -147,7 +147,8 @@ class AutoDistiller:
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities of the best student, columns in ``dataset.classes`` order."""
         record = self._check_run()
-        return proba_in_class_order(record.best.model, self.dataset.prepare(X), self.dataset.classes)
+        X = self.dataset.prepare(X)
+        return proba_in_class_order(record.best.model, X, self.dataset.classes)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted original class labels of the best student."""

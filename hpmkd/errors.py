@@ -19,5 +19,5 @@ class MethodNotAvailableError(HPMKDInputError):
     """The requested distillation method cannot run in this installation."""
 
 
-class RunCancelled(Exception):  # noqa: N818 - reads as what happened
+class RunCancelled(Exception):
     """Raised by a callback to stop a run between candidates."""

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hpmkd.metrics import compute_metrics, latency_ms_1k, size_bytes
+from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
 from hpmkd.students import (
     StudentSpec,
     build_student,
@@ -46,6 +46,7 @@ class TrainingContext:
     numeric: list[str]
     categorical: list[str]
     seed: int = 42
+    n_threads: int = 1
 
 
 @dataclass
@@ -94,7 +95,9 @@ def train_candidate(
     source_proba = ctx.teacher_train if teacher_train is None else teacher_train
     targets = soft_targets(source_proba, ctx.y_train, spec.temperature, spec.alpha)
     start = time.perf_counter()
-    model = build_student(spec.family, spec.params, ctx.numeric, ctx.categorical, ctx.seed)
+    model = build_student(
+        spec.family, spec.params, ctx.numeric, ctx.categorical, ctx.seed, ctx.n_threads
+    )
     fit_on_soft_targets(model, ctx.X_train, targets, ctx.classes)
     fit_seconds = time.perf_counter() - start
     return score_model(model, ctx, name or spec.label(), source, spec, fit_seconds, full=full)
@@ -117,7 +120,7 @@ def score_model(
     if full:
         test_proba = proba_in_class_order(model, ctx.X_test, ctx.classes)
         test = compute_metrics(ctx.y_test, test_proba, ctx.reference_test)
-        size, latency = size_bytes(model), latency_ms_1k(model.predict_proba, ctx.X_test)
+        size, latency = size_bytes(model), latency_ms_1k(single_thread_predictor(model), ctx.X_test)
     else:
         test_proba = np.empty((0, len(ctx.classes)))
         test, size, latency = {"undefined": {"all": "screening fit"}}, -1, float("nan")

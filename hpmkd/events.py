@@ -66,5 +66,5 @@ class EventBus:
                 callback(event)
             except RunCancelled:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a UI callback must not kill a run
+            except Exception as exc:
                 self.errors.append(f"{type(exc).__name__}: {exc}")

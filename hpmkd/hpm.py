@@ -28,6 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from hpmkd.base import BaseDistiller
 from hpmkd.cache import IntelligentCache
@@ -50,7 +51,7 @@ class HPMDistiller(BaseDistiller):
     method = "hpm"
     search_phases = ("select", "chain", "train", "ensemble")
 
-    def run(self):  # noqa: D102 - documented on the base class
+    def run(self):
         cfg = self.config
         self.cache = IntelligentCache.from_config(cfg)
         self.memory = SharedOptimizationMemory.from_config(cfg)
@@ -85,32 +86,55 @@ class HPMDistiller(BaseDistiller):
             "members": names,
             "mean_weights": dict(zip(names, attention.mean_weights_.tolist(), strict=True)),
             "val_metric_fused": compute_metrics(self.dataset.y[val], fused[val])[metric],
-            "val_metric_mean": compute_metrics(
-                self.dataset.y[val], np.mean(members, axis=0)[val]
-            )[metric],
+            "val_metric_mean": compute_metrics(self.dataset.y[val], np.mean(members, axis=0)[val])[
+                metric
+            ],
         }
         return fused
 
     # ----------------------------------------------------------------- training
-    def _cache_key(self, spec: StudentSpec, source: np.ndarray) -> str:
+    def _cache_key(
+        self, spec: StudentSpec, source: np.ndarray, ctx: Any = None, full: bool = True
+    ) -> str:
+        ctx = ctx or self.ctx
         digest = hashlib.sha256(np.ascontiguousarray(np.round(source, 10)).tobytes()).hexdigest()
-        split = hashlib.sha256(
-            self.split.train.tobytes() + self.split.validation.tobytes() + self.split.test.tobytes()
+        rows = hashlib.sha256(
+            pd.util.hash_pandas_object(ctx.X_train.index.to_series(), index=False)
+            .to_numpy()
+            .tobytes()
+            + pd.util.hash_pandas_object(ctx.X_val.index.to_series(), index=False)
+            .to_numpy()
+            .tobytes()
+            + self.split.test.tobytes()
         ).hexdigest()
         return IntelligentCache.make_key(
-            "candidate", self.dataset.fingerprint(), split, spec.key(), digest, self.random_state
+            "candidate",
+            self.dataset.fingerprint(),
+            rows,
+            spec.key(),
+            digest,
+            self.random_state,
+            ctx.n_threads,
+            full,
+        )
+
+    def fit(self, spec: StudentSpec, ctx: Any = None, **kwargs: Any) -> CandidateResult:
+        """Train and score one candidate through the cache, without recording it."""
+        ctx = ctx or self.ctx
+        teacher_train = kwargs.get("teacher_train")
+        target = ctx.teacher_train if teacher_train is None else teacher_train
+        key = self._cache_key(spec, target, ctx, kwargs.get("full", True))
+        result, hit = self.cache.get_or_compute(key, lambda: train_candidate(spec, ctx, **kwargs))
+        return replace(
+            result,
+            from_cache=hit,
+            source=kwargs.get("source", result.source),
+            name=kwargs.get("name") or spec.label(),
         )
 
     def train(self, spec: StudentSpec, source: str, **kwargs: Any) -> CandidateResult:
         """Train one candidate through the cache, record it and announce it."""
-        teacher_train = kwargs.get("teacher_train")
-        target = self.ctx.teacher_train if teacher_train is None else teacher_train
-        key = self._cache_key(spec, target)
-        result, hit = self.cache.get_or_compute(
-            key, lambda: train_candidate(spec, self.ctx, source=source, **kwargs)
-        )
-        result = replace(result, from_cache=hit, source=source,
-                         name=kwargs.get("name") or spec.label())
+        result = self.fit(spec, source=source, **kwargs)
         self.add_candidate(result)
         return result
 
@@ -118,8 +142,9 @@ class HPMDistiller(BaseDistiller):
         """Train a wave of jobs on the executor, serving cached ones from the cache."""
         keys = [self._cache_key(job.spec, self.ctx.teacher_train) for job in jobs]
         missing = [i for i, key in enumerate(keys) if key not in self.cache]
-        fresh = dict(zip(missing, self.executor.run([jobs[i] for i in missing], self.ctx),
-                         strict=True))
+        fresh = dict(
+            zip(missing, self.executor.run([jobs[i] for i in missing], self.ctx), strict=True)
+        )
         results = []
         for i, (job, key) in enumerate(zip(jobs, keys, strict=True)):
             # A fresh result is stored now; a cached one is read (trained here only if it
@@ -130,8 +155,11 @@ class HPMDistiller(BaseDistiller):
             results.append(replace(value, from_cache=hit and i not in fresh))
         out = []
         for job, result in zip(jobs, results, strict=True):
-            result = replace(result, source=job.kwargs.get("source", "config"),
-                             name=job.kwargs.get("name") or job.spec.label())
+            result = replace(
+                result,
+                source=job.kwargs.get("source", "config"),
+                name=job.kwargs.get("name") or job.spec.label(),
+            )
             self.add_candidate(result)
             out.append(result)
         return out
@@ -151,8 +179,9 @@ class HPMDistiller(BaseDistiller):
         details["temperature"] = {
             "enabled": True,
             "adaptive": cfg.use_adaptive_temperature,
-            "reason": "" if cfg.use_adaptive_temperature else
-            "use_adaptive_temperature=False: temperatures cycle the fixed grid",
+            "reason": ""
+            if cfg.use_adaptive_temperature
+            else "use_adaptive_temperature=False: temperatures cycle the fixed grid",
             "decisions": self.temperature_log,
         }
         details["parallel"] = self.executor.describe()
@@ -162,16 +191,19 @@ class HPMDistiller(BaseDistiller):
         cfg, details = self.config, self.record.details
         meta = self.dataset.meta_features()
         if cfg.use_memory:
-            warm = self.memory.warm_start(meta, cfg.selection_metric)
+            warm = self.memory.warm_start(
+                meta, cfg.selection_metric, exclude_fingerprint=self.dataset.fingerprint()
+            )
             details["warm_start"] = {"enabled": True, **warm.to_dict()}
         else:
             warm = None
             details["warm_start"] = {
-                "enabled": False, "used": False,
+                "enabled": False,
+                "used": False,
                 "reason": "use_memory=False: no warm start, this run is not recorded",
             }
         manager = AdaptiveConfigurationManager(cfg, self.random_state)
-        manager.screen(self.ctx)
+        manager.screen(self.ctx, self.fit)
         selected = manager.select(
             meta,
             warm.configs if warm is not None and warm.used else (),
@@ -189,10 +221,12 @@ class HPMDistiller(BaseDistiller):
         if self.teacher_attention is not None:
             details["teacher_attention"] = self.teacher_attention
         self.bus.emit(
-            "info", phase="select",
+            "info",
+            phase="select",
             message=f"kept {len(selected)} configs"
             + (" (warm-started)" if details["selection"]["warm_started"] else ""),
-            configs=details["selection"]["configs"], warm_start=details["warm_start"],
+            configs=details["selection"]["configs"],
+            warm_start=details["warm_start"],
         )
         return selected
 
@@ -200,7 +234,9 @@ class HPMDistiller(BaseDistiller):
         cfg = self.config
         if not cfg.use_progressive:
             self.record.details["chain"] = {
-                "enabled": False, "reason": "use_progressive=False", "stages": [],
+                "enabled": False,
+                "reason": "use_progressive=False",
+                "stages": [],
             }
             return
         top = selected[0]
@@ -215,8 +251,12 @@ class HPMDistiller(BaseDistiller):
         outcome = chain.run(self.ctx, self.train, self.random_state, self.budget_exhausted)
         for rec in outcome.records:
             self.temperature_log.append(
-                {"stage": rec["stage"], "candidate": rec["name"],
-                 "temperature": rec["temperature"], "reason": rec["temperature_reason"]}
+                {
+                    "stage": rec["stage"],
+                    "candidate": rec["name"],
+                    "temperature": rec["temperature"],
+                    "reason": rec["temperature_reason"],
+                }
             )
         self.record.details["chain"] = {
             "enabled": True,
@@ -225,8 +265,7 @@ class HPMDistiller(BaseDistiller):
             "stages": outcome.records,
             "stop_reason": outcome.stop_reason,
         }
-        self.bus.emit("info", phase="chain", message=outcome.stop_reason,
-                      stages=outcome.records)
+        self.bus.emit("info", phase="chain", message=outcome.stop_reason, stages=outcome.records)
 
     def _train_configs(self, selected: list[SelectedConfig]) -> None:
         cfg = self.config
@@ -236,27 +275,39 @@ class HPMDistiller(BaseDistiller):
         pending.sort(key=lambda item: item[1])
         while pending:
             if self.budget_exhausted():
-                self.bus.emit("info", phase="train",
-                              message=f"time budget reached: {len(pending)} trials not started")
+                self.bus.emit(
+                    "info",
+                    phase="train",
+                    message=f"time budget reached: {len(pending)} trials not started",
+                )
                 break
-            wave, pending = pending[: self.executor.batch_size], pending[self.executor.batch_size:]
+            wave, pending = pending[: self.executor.batch_size], pending[self.executor.batch_size :]
             jobs = []
             for config, trial in wave:
                 temperature, reason, feedback = self._temperature(config)
                 spec = StudentSpec(
-                    config.family, config.capacity, temperature, config.alpha, trial,
-                    trial_params(config.family, config.capacity, trial, n_train,
-                                 self.random_state),
+                    config.family,
+                    config.capacity,
+                    temperature,
+                    config.alpha,
+                    trial,
+                    trial_params(config.family, config.capacity, trial, n_train, self.random_state),
                 )
                 jobs.append(Job(spec, {"source": "config"}))
                 self.temperature_log.append(
-                    {"candidate": spec.label(), "temperature": temperature, "reason": reason,
-                     "feedback": feedback}
+                    {
+                        "candidate": spec.label(),
+                        "temperature": temperature,
+                        "reason": reason,
+                        "feedback": feedback,
+                    }
                 )
             for result in self._train_jobs(jobs):
                 self.scheduler.observe(
-                    result.spec.family, result.spec.temperature,
+                    result.spec.family,
+                    result.spec.temperature,
                     result.val.get(cfg.selection_metric, math.nan),
+                    result.spec.capacity,
                 )
 
     def _temperature(self, config: SelectedConfig) -> tuple[float, str, dict]:
@@ -270,18 +321,21 @@ class HPMDistiller(BaseDistiller):
         cfg = self.config
         if not cfg.use_multi_teacher:
             self.record.details["attention"] = {
-                "enabled": False, "reason": "use_multi_teacher=False",
+                "enabled": False,
+                "reason": "use_multi_teacher=False",
             }
             return
         if self.budget_exhausted():
             self.record.details["attention"] = {
-                "enabled": False, "reason": "time budget reached before the ensemble phase",
+                "enabled": False,
+                "reason": "time budget reached before the ensemble phase",
             }
             return
         ds, ctx, split = self.dataset, self.ctx, self.split
         students = sorted(
             [c for c in self.record.candidates if c.source in {"config", "chain"}],
-            key=self.selection_key, reverse=True,
+            key=self.selection_key,
+            reverse=True,
         )[:ENSEMBLE_TOP_CANDIDATES]
         names = [f"teacher {n}" for n in ds.teacher_probas] + [c.name for c in students]
         val_members = [p[split.validation] for p in ds.teacher_probas.values()]
@@ -297,17 +351,24 @@ class HPMDistiller(BaseDistiller):
         plain_val = np.mean(val_members, axis=0)
         best = max(self.record.candidates, key=self.selection_key)
         base = best.spec
-        spec = StudentSpec(base.family, base.capacity, base.temperature, base.alpha, base.trial,
-                           dict(base.params))
+        spec = StudentSpec(
+            base.family, base.capacity, base.temperature, base.alpha, base.trial, dict(base.params)
+        )
         fused_train = attention.fuse(train_members)
-        result = self.train(spec, source="ensemble",
-                            name=f"ensemble-distilled {spec.label()}", teacher_train=fused_train)
+        result = self.train(
+            spec,
+            source="ensemble",
+            name=f"ensemble-distilled {spec.label()}",
+            teacher_train=fused_train,
+        )
         self.record.details["attention"] = {
             "enabled": True,
             "members": names,
             "mean_weights": dict(zip(names, attention.mean_weights_.tolist(), strict=True)),
-            "slopes": {"confidence": float(attention.slopes_[0]),
-                       "agreement": float(attention.slopes_[1])},
+            "slopes": {
+                "confidence": float(attention.slopes_[0]),
+                "agreement": float(attention.slopes_[1]),
+            },
             "val_metric_fused": compute_metrics(ctx.y_val, fused_val)[metric],
             "val_metric_mean": compute_metrics(ctx.y_val, plain_val)[metric],
             "test_metric_fused": compute_metrics(ctx.y_test, fused_test)[metric],
@@ -315,8 +376,12 @@ class HPMDistiller(BaseDistiller):
             "note": "the fused ensemble's validation score is fitted on validation rows; "
             "the distilled student trained on the fused targets is the selectable candidate",
         }
-        self.bus.emit("info", phase="ensemble", message=f"attention weights over {len(names)} "
-                      "members", attention=self.record.details["attention"])
+        self.bus.emit(
+            "info",
+            phase="ensemble",
+            message=f"attention weights over {len(names)} members",
+            attention=self.record.details["attention"],
+        )
 
     # ----------------------------------------------------------------- memory
     def _remember(self) -> None:
@@ -324,9 +389,13 @@ class HPMDistiller(BaseDistiller):
         if not self.config.use_memory or self.record.best is None:
             return
         ranked = sorted(
-            [c for c in self.record.candidates if c.spec is not None
-             and c.source in {"config", "chain", "ensemble"}],
-            key=self.selection_key, reverse=True,
+            [
+                c
+                for c in self.record.candidates
+                if c.spec is not None and c.source in {"config", "chain", "ensemble"}
+            ],
+            key=self.selection_key,
+            reverse=True,
         )
         configs, seen = [], set()
         for c in ranked:
@@ -334,14 +403,22 @@ class HPMDistiller(BaseDistiller):
             if key in seen:
                 continue
             seen.add(key)
-            configs.append({
-                "family": c.spec.family, "capacity": c.spec.capacity,
-                "temperature": c.spec.temperature, "alpha": c.spec.alpha,
-                "params": c.spec.params,
-                "val_score": c.val.get(self.config.selection_metric, math.nan),
-            })
+            configs.append(
+                {
+                    "family": c.spec.family,
+                    "capacity": c.spec.capacity,
+                    "temperature": c.spec.temperature,
+                    "alpha": c.spec.alpha,
+                    "params": c.spec.params,
+                    "val_score": c.val.get(self.config.selection_metric, math.nan),
+                }
+            )
             if len(configs) == 5:
                 break
         self.memory.record_run(
-            self.dataset.name, self.dataset.meta_features(), self.config.selection_metric, configs
+            self.dataset.name,
+            self.dataset.meta_features(),
+            self.config.selection_metric,
+            configs,
+            fingerprint=self.dataset.fingerprint(),
         )

@@ -37,7 +37,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if path.suffix.lower() in PARQUET_SUFFIXES:
         try:
             frame = pd.read_parquet(path)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types
+        except Exception as exc:
             raise HPMKDInputError(
                 f"Data file {path.name!r} could not be read as Parquet: {exc}."
             ) from exc
@@ -55,7 +55,7 @@ def read_table_bytes(data: bytes, filename: str) -> pd.DataFrame:
     if filename.lower().endswith(PARQUET_SUFFIXES):
         try:
             frame = pd.read_parquet(io.BytesIO(data))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise HPMKDInputError(
                 f"Data file {filename!r} could not be read as Parquet: {exc}."
             ) from exc

@@ -102,6 +102,8 @@ class RunMemoryRecord:
         Version of hpmkd that wrote the record.
     created_at : float
         Unix time of recording.
+    fingerprint : str
+        ``DistillationDataset.fingerprint()`` of the run's data ("" if unknown).
 
     Notes
     -----
@@ -117,6 +119,7 @@ class RunMemoryRecord:
     configs: tuple[dict, ...]
     hpmkd_version: str
     created_at: float
+    fingerprint: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready plain data (non-finite numbers become ``None``)."""
@@ -129,6 +132,7 @@ class RunMemoryRecord:
             "configs": _json_safe([dict(c) for c in self.configs]),
             "hpmkd_version": self.hpmkd_version,
             "created_at": self.created_at,
+            "fingerprint": self.fingerprint,
         }
 
     @classmethod
@@ -143,6 +147,7 @@ class RunMemoryRecord:
             configs=tuple(_config_from_json(c) for c in data["configs"]),
             hpmkd_version=str(data["hpmkd_version"]),
             created_at=float(data["created_at"]),
+            fingerprint=str(data.get("fingerprint", "")),
         )
 
 
@@ -481,6 +486,7 @@ class SharedOptimizationMemory:
         meta_features: Mapping[str, Any],
         metric: str,
         configs: Sequence[Mapping[str, Any]],
+        fingerprint: str = "",
     ) -> RunMemoryRecord:
         """Record a finished run.
 
@@ -497,6 +503,8 @@ class SharedOptimizationMemory:
             ``family``, ``capacity``, ``temperature``, ``alpha`` and optionally
             ``params`` (dict of plain values, default ``{}``) and ``val_score``
             (default NaN; NaN allowed, stored as null). Other keys are not stored.
+        fingerprint : str, optional
+            Data fingerprint, so a rerun on the same data can leave this run out.
 
         Returns
         -------
@@ -527,6 +535,7 @@ class SharedOptimizationMemory:
             configs=clean,
             hpmkd_version=_version(),
             created_at=time.time(),
+            fingerprint=str(fingerprint),
         )
         self.store.add(record)
         return record
@@ -567,6 +576,7 @@ class SharedOptimizationMemory:
         k: int = 3,
         max_distance: float = 1.0,
         top_per_run: int = 3,
+        exclude_fingerprint: str | None = None,
     ) -> WarmStart:
         """Settings to try first on a new dataset, from runs on similar ones.
 
@@ -590,10 +600,21 @@ class SharedOptimizationMemory:
             (the best of every similar run, then the second best, ...): scores of
             different datasets are not comparable, but ranks within a run are.
             Configurations with an undefined (NaN) score are skipped.
+        exclude_fingerprint : str, optional
+            Leave out runs on exactly this data: a rerun on the same data then makes the
+            same decisions as the first run (and is served by the cache), instead of
+            warm-starting from itself.
         """
         records = self.store.all()
+        if exclude_fingerprint:
+            records = [r for r in records if r.fingerprint != exclude_fingerprint]
         if not records:
-            return WarmStart(used=False, reason="memory is empty")
+            return WarmStart(
+                used=False,
+                reason="memory is empty"
+                if not exclude_fingerprint
+                else "memory holds no run on other data",
+            )
         ranked = self._ranked(meta_features, metric, records)
         if not ranked:
             metrics = sorted({r.metric for r in records})

@@ -12,7 +12,9 @@ Names carry their meaning (see DESIGN.md):
   positive-class score; multiclass: mean over classes).
 - ``kl_to_teacher``: mean KL(teacher || student) in nats.
 - ``size_bytes``: size of the pickled model.
-- ``latency_ms_1k``: median wall time, in milliseconds, of ``predict_proba`` on 1,000 rows.
+- ``latency_ms_1k``: median wall time, in milliseconds, of ``predict_proba`` on 1,000 rows,
+  on one thread (OpenMP/BLAS pools limited to 1, so teacher and student are timed alike
+  and a busy machine does not turn a multi-threaded model's timing into noise).
 
 A metric that is undefined on the given data (one class present, constant scores) is
 ``NaN`` and the reason is recorded in ``undefined``.
@@ -167,8 +169,7 @@ def compute_metrics(
         teacher_proba = _as_2d(teacher_proba)
         if teacher_proba.shape != proba.shape:
             raise ValueError(
-                f"teacher probabilities have shape {teacher_proba.shape}, "
-                f"the model's {proba.shape}"
+                f"teacher probabilities have shape {teacher_proba.shape}, the model's {proba.shape}"
             )
         out["fidelity"] = float(np.mean(teacher_proba.argmax(axis=1) == pred))
         out["rank_fidelity"] = rank_fidelity(teacher_proba, proba)
@@ -184,10 +185,29 @@ def size_bytes(model: Any) -> int:
     return len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def latency_ms_1k(
-    predict_proba: Any, X: pd.DataFrame, repeats: int = 5, rows: int = 1000
-) -> float:
-    """Median milliseconds of ``predict_proba`` on ``rows`` rows (rows repeat if fewer).
+def single_thread_predictor(model: Any) -> Any:
+    """``predict_proba`` of ``model`` forced onto one thread, for fair latency timing.
+
+    LightGBM takes its thread count from the model (``n_jobs=-1`` means every core) and
+    ignores thread-pool limits, so it is asked for ``num_threads=1`` explicitly, also
+    at the end of a scikit-learn ``Pipeline`` (which passes the keyword to its last
+    step). Other models are limited by :func:`latency_ms_1k`'s thread-pool limit.
+    """
+    try:
+        import lightgbm
+    except ImportError:  # pragma: no cover - lightgbm is a dependency
+        return model.predict_proba
+    if isinstance(model, lightgbm.Booster):
+        return lambda X: model.predict(X, num_threads=1)
+    last = model.steps[-1][1] if hasattr(model, "steps") else model
+    if isinstance(last, lightgbm.LGBMModel):
+        return lambda X: model.predict_proba(X, num_threads=1)
+    return model.predict_proba
+
+
+def latency_ms_1k(predict_proba: Any, X: pd.DataFrame, repeats: int = 5, rows: int = 1000) -> float:
+    """Median milliseconds of ``predict_proba`` on ``rows`` rows (rows repeat if fewer),
+    with thread pools limited to one thread.
 
     Parameters
     ----------
@@ -200,14 +220,17 @@ def latency_ms_1k(
     """
     if len(X) == 0:
         return math.nan
+    from threadpoolctl import threadpool_limits
+
     index = np.arange(rows) % len(X)
     batch = X.iloc[index]
-    predict_proba(batch)
     times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    with threadpool_limits(limits=1):
         predict_proba(batch)
-        times.append((time.perf_counter() - start) * 1000.0)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            predict_proba(batch)
+            times.append((time.perf_counter() - start) * 1000.0)
     return float(np.median(times))
 
 

@@ -25,8 +25,11 @@ class Job:
 
 
 def _train_jobs(jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
+    from dataclasses import replace
+
     from threadpoolctl import threadpool_limits
 
+    ctx = replace(ctx, n_threads=1) if ctx.n_threads != 1 else ctx
     with threadpool_limits(limits=1):
         return [train_candidate(job.spec, ctx, **job.kwargs) for job in jobs]
 
@@ -83,7 +86,7 @@ class Executor:
         """Train ``jobs`` and return their results in order."""
         if not jobs:
             return []
-        if self.backend == "sequential" or len(jobs) == 1 and self.backend == "loky":
+        if self.backend == "sequential" or (len(jobs) == 1 and self.backend == "loky"):
             return [train_candidate(job.spec, ctx, **job.kwargs) for job in jobs]
         if self.backend == "loky":
             from joblib import Parallel, delayed

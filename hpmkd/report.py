@@ -63,8 +63,9 @@ RENDERED_KEYS: dict[str, frozenset[str]] = {
     "warm_start": frozenset({"enabled", "used", "reason", "neighbours"}),
     "chain": frozenset({"enabled", "stages", "stop_reason"}),
     "temperature": frozenset({"enabled", "adaptive", "decisions"}),
-    "attention": frozenset({"enabled", "members", "mean_weights", "val_metric_fused",
-                            "val_metric_mean"}),
+    "attention": frozenset(
+        {"enabled", "members", "mean_weights", "val_metric_fused", "val_metric_mean"}
+    ),
     "cache": frozenset({"enabled", "hits", "misses"}),
     "parallel": frozenset({"enabled", "backend", "n_jobs"}),
 }
@@ -158,9 +159,13 @@ def component_state(
     value = details.get(key) if isinstance(details, dict) else None
     if value is None:
         if method == "legacy":
-            return False, {}, (
-                "not part of the legacy method (a fixed grid of families × temperatures × "
-                "alphas trained one after another, with no adaptive components)"
+            return (
+                False,
+                {},
+                (
+                    "not part of the legacy method (a fixed grid of families × temperatures × "
+                    "alphas trained one after another, with no adaptive components)"
+                ),
             )
         return False, {}, "the run recorded nothing for this component"
     if not isinstance(value, dict):
@@ -216,10 +221,16 @@ def _data_value(value: Any) -> str:
 
 def _safe_json(value: Any) -> str:
     """JSON that is safe inside a ``<script>`` element."""
-    text = json.dumps(to_jsonable(value), ensure_ascii=False, allow_nan=False,
-                      separators=(",", ":"))
-    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    text = json.dumps(
+        to_jsonable(value), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    )
+    return (
+        text.replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def _kv_table(rows: list[tuple[str, str]], table_id: str = "") -> str:
@@ -275,19 +286,21 @@ def _record_table(items: list[dict[str, Any]], keys: list[str]) -> str:
     columns = list(keys)
     for item in items:
         columns += [k for k in item if k not in columns]
-    return _table(columns, [[_cell(k, item[k]) if k in item else "" for k in columns]
-                            for item in items])
+    return _table(
+        columns, [[_cell(k, item[k]) if k in item else "" for k in columns] for item in items]
+    )
 
 
 def _extras(record: dict[str, Any], rendered: frozenset[str]) -> str:
     """Fields of a component record that the section did not already show."""
-    rest = {k: v for k, v in record.items()
-            if k not in rendered and not _is_empty(v)}
+    rest = {k: v for k, v in record.items() if k not in rendered and not _is_empty(v)}
     if not rest:
         return ""
-    return (f"<details class='extra'><summary>Other recorded fields ({len(rest)})</summary>"
-            + _kv_table([(_esc(k), _plain(v, "auto")) for k, v in rest.items()])
-            + "</details>")
+    return (
+        f"<details class='extra'><summary>Other recorded fields ({len(rest)})</summary>"
+        + _kv_table([(_esc(k), _plain(v, "auto")) for k, v in rest.items()])
+        + "</details>"
+    )
 
 
 def _is_empty(value: Any) -> bool:
@@ -381,21 +394,23 @@ class _Report:
         }
         stamp = self.generated_at.astimezone(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         title = f"hpmkd report: {self.dataset.name}"
-        return "".join([
-            "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n",
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>\n",
-            f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n",
-            "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n",
-            f"<script id='plotly-js'>{plotly_js}</script>\n</head>\n<body>\n",
-            f"<header><h1>{_esc(title)}</h1>\n",
-            f'<p id="generated-at">Generated {stamp}</p>\n',
-            f"<nav>{nav}</nav></header>\n<main>\n{body}\n</main>\n",
-            f"<script type='application/json' id='hpmkd-data'>{_safe_json(data)}</script>\n",
-            "<script type='application/json' id='hpmkd-plotly-template'>"
-            f"{_safe_json(_plotly_template())}</script>\n",
-            self.figure_scripts(),
-            f"\n<script>{_JS}</script>\n</body>\n</html>\n",
-        ])
+        return "".join(
+            [
+                "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n",
+                "<meta name='viewport' content='width=device-width, initial-scale=1'>\n",
+                f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n",
+                "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n",
+                f"<script id='plotly-js'>{plotly_js}</script>\n</head>\n<body>\n",
+                f"<header><h1>{_esc(title)}</h1>\n",
+                f'<p id="generated-at">Generated {stamp}</p>\n',
+                f"<nav>{nav}</nav></header>\n<main>\n{body}\n</main>\n",
+                f"<script type='application/json' id='hpmkd-data'>{_safe_json(data)}</script>\n",
+                "<script type='application/json' id='hpmkd-plotly-template'>"
+                f"{_safe_json(_plotly_template())}</script>\n",
+                self.figure_scripts(),
+                f"\n<script>{_JS}</script>\n</body>\n</html>\n",
+            ]
+        )
 
     # ------------------------------------------------------------------ summary
     def section_summary(self) -> str:
@@ -403,8 +418,10 @@ class _Report:
         teacher, student, baseline = s["teacher"], s["student"], s.get("baseline") or {}
         gain = s.get("distillation_gain") or {}
         teacher_name = self.record.teachers[0].name if self.record.teachers else "teacher"
-        cols = [("teacher", teacher, f"primary {teacher_name}"),
-                ("student", student, f"best student: {s['best_model']}")]
+        cols = [
+            ("teacher", teacher, f"primary {teacher_name}"),
+            ("student", student, f"best student: {s['best_model']}"),
+        ]
         if baseline:
             cols.append(("baseline", baseline, f"hard-label {s['baseline_model']}"))
         head = "".join(f"<th scope='col'>{_esc(name)}</th>" for _, _, name in cols)
@@ -424,8 +441,10 @@ class _Report:
                 )
             if baseline:
                 if m in gain:
-                    cells.append(f"<td data-model='gain' data-metric='{m}' data-value="
-                                 f"'{_data_value(gain[m])}'>{_fmt(gain[m], 'signed')}</td>")
+                    cells.append(
+                        f"<td data-model='gain' data-metric='{m}' data-value="
+                        f"'{_data_value(gain[m])}'>{_fmt(gain[m], 'signed')}</td>"
+                    )
                 else:
                     cells.append("<td></td>")
             rows.append(f"<tr><th scope='row'>{_esc(METRIC_LABELS[m])}</th>{''.join(cells)}</tr>")
@@ -435,20 +454,35 @@ class _Report:
         )
         comp = s.get("compression") or {}
         size_r, lat_r = _num(comp.get("size_ratio")), _num(comp.get("latency_ratio"))
-        size_text = (f"the student is {size_r:.2f}× smaller than the teacher" if size_r and
-                     size_r >= 1 else f"the student is {1 / size_r:.2f}× larger than the teacher"
-                     if size_r else "not measurable (the teacher has no model object)")
-        lat_text = (f"the student predicts {lat_r:.2f}× faster" if lat_r and lat_r >= 1
-                    else f"the student predicts {1 / lat_r:.2f}× slower than the teacher"
-                    if lat_r else "not measurable (the teacher has no model object)")
-        compression = _kv_table([
-            ("size ratio (teacher ÷ student)",
-             f"<span data-metric='size_ratio' data-value='{_data_value(size_r)}'>"
-             f"{_fmt(size_r, 'ratio')}</span> — {_esc(size_text)}"),
-            ("latency ratio (teacher ÷ student)",
-             f"<span data-metric='latency_ratio' data-value='{_data_value(lat_r)}'>"
-             f"{_fmt(lat_r, 'ratio')}</span> — {_esc(lat_text)}"),
-        ], "summary-compression")
+        size_text = (
+            f"the student is {size_r:.2f}× smaller than the teacher"
+            if size_r and size_r >= 1
+            else f"the student is {1 / size_r:.2f}× larger than the teacher"
+            if size_r
+            else "not measurable (the teacher has no model object)"
+        )
+        lat_text = (
+            f"the student predicts {lat_r:.2f}× faster"
+            if lat_r and lat_r >= 1
+            else f"the student predicts {1 / lat_r:.2f}× slower than the teacher"
+            if lat_r
+            else "not measurable (the teacher has no model object)"
+        )
+        compression = _kv_table(
+            [
+                (
+                    "size ratio (teacher ÷ student)",
+                    f"<span data-metric='size_ratio' data-value='{_data_value(size_r)}'>"
+                    f"{_fmt(size_r, 'ratio')}</span> — {_esc(size_text)}",
+                ),
+                (
+                    "latency ratio (teacher ÷ student)",
+                    f"<span data-metric='latency_ratio' data-value='{_data_value(lat_r)}'>"
+                    f"{_fmt(lat_r, 'ratio')}</span> — {_esc(lat_text)}",
+                ),
+            ],
+            "summary-compression",
+        )
         verdict = gain.get("verdict")
         verdict_html = (
             f"<p class='verdict' id='gain-verdict'><strong>Distillation gain:</strong> "
@@ -456,29 +490,51 @@ class _Report:
             f"<span data-metric='gain_ks' data-value='{_data_value(gain.get('ks'))}'>"
             f"{_fmt(gain.get('ks'), 'signed')}</span> over the same-size hard-label student "
             f"{_esc(s.get('baseline_model'))}).</p>"
-            if verdict else
-            "<p class='verdict' id='gain-verdict'>No hard-label baseline was trained, so the "
+            if verdict
+            else "<p class='verdict' id='gain-verdict'>No hard-label baseline was trained, so the "
             "distillation gain is not measured.</p>"
         )
-        budget = ("<p class='warn'>The time budget ran out: not every candidate was trained; "
-                  "the best of those trained was kept.</p>" if s.get("stopped_by_time_budget")
-                  else "")
-        why = _kv_table([
-            ("method", f"<span id='method'>{_esc(s['method'])}</span>"),
-            ("why this method", f"<span id='method-reason'>{_esc(s['method_reason'])}</span>"),
-            ("selected student", f"<span id='best-model'>{_esc(s['best_model'])}</span> "
-                                 f"(source: {_esc(s['best_source'])})"),
-            ("why this student", _esc(self.selection_reason())),
-            ("rows (train / validation / test)", _esc(" / ".join(
-                f"{s['split_sizes'].get(k, 0):,}" for k in ("train", "validation", "test")))),
-            ("candidates trained", _esc(f"{s['n_candidates']:,}")),
-            ("total run time", _esc(f"{_fmt(s['timings'].get('total'), 'seconds')} s")),
-        ], "summary-method")
+        budget = (
+            "<p class='warn'>The time budget ran out: not every candidate was trained; "
+            "the best of those trained was kept.</p>"
+            if s.get("stopped_by_time_budget")
+            else ""
+        )
+        why = _kv_table(
+            [
+                ("method", f"<span id='method'>{_esc(s['method'])}</span>"),
+                ("why this method", f"<span id='method-reason'>{_esc(s['method_reason'])}</span>"),
+                (
+                    "selected student",
+                    f"<span id='best-model'>{_esc(s['best_model'])}</span> "
+                    f"(source: {_esc(s['best_source'])})",
+                ),
+                ("why this student", _esc(self.selection_reason())),
+                (
+                    "rows (train / validation / test)",
+                    _esc(
+                        " / ".join(
+                            f"{s['split_sizes'].get(k, 0):,}"
+                            for k in ("train", "validation", "test")
+                        )
+                    ),
+                ),
+                ("candidates trained", _esc(f"{s['n_candidates']:,}")),
+                ("total run time", _esc(f"{_fmt(s['timings'].get('total'), 'seconds')} s")),
+            ],
+            "summary-method",
+        )
         return (
             "<p>All metrics on the <strong>test split</strong>, which no selection step saw. "
             "Agreement metrics (fidelity, rank fidelity, KL) compare each model with the "
-            "primary teacher.</p>" + metrics_table + verdict_html + budget
-            + "<h3>Compression</h3>" + compression + "<h3>Method and selection</h3>" + why
+            "primary teacher.</p>"
+            + metrics_table
+            + verdict_html
+            + budget
+            + "<h3>Compression</h3>"
+            + compression
+            + "<h3>Method and selection</h3>"
+            + why
         )
 
     def selection_reason(self) -> str:
@@ -489,11 +545,12 @@ class _Report:
         ties = 0
         if value is not None and col in candidates and _num(value) is not None:
             ties = int((candidates[col] == value).sum()) - 1
-        text = (f"highest validation {metric} ({_fmt(value)}) of {len(candidates):,} "
-                f"candidates")
+        text = f"highest validation {metric} ({_fmt(value)}) of {len(candidates):,} candidates"
         if ties > 0:
-            text += (f"; {ties} other candidate(s) tie on validation {metric}, and ties go to "
-                     "the smaller model, then to the one trained first")
+            text += (
+                f"; {ties} other candidate(s) tie on validation {metric}, and ties go to "
+                "the smaller model, then to the one trained first"
+            )
         return text
 
     # ------------------------------------------------------------------ leaderboard
@@ -516,8 +573,7 @@ class _Report:
 
     def leaderboard_records(self) -> list[dict[str, Any]]:
         return [
-            {k: (None if isinstance(v, float) and math.isnan(v) else v)
-             for k, v in row.items()}
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
             for row in to_jsonable(self.results.to_dict(orient="records"))
         ]
 
@@ -536,20 +592,27 @@ class _Report:
             for col, _title, kind in self.LEADERBOARD_COLUMNS:
                 value = row.get(col)
                 if kind == "text":
-                    text = "" if value is None or (isinstance(value, float)
-                                                   and math.isnan(value)) else str(value)
-                    cells.append(f"<td data-col='{col}' data-value='{_esc(text)}'>"
-                                 f"{_esc(text)}</td>")
+                    text = (
+                        ""
+                        if value is None or (isinstance(value, float) and math.isnan(value))
+                        else str(value)
+                    )
+                    cells.append(
+                        f"<td data-col='{col}' data-value='{_esc(text)}'>{_esc(text)}</td>"
+                    )
                 elif kind == "bool":
                     flag = bool(value)
-                    cells.append(f"<td data-col='{col}' data-value='{str(flag).lower()}'>"
-                                 f"{'yes' if flag else 'no'}</td>")
+                    cells.append(
+                        f"<td data-col='{col}' data-value='{str(flag).lower()}'>"
+                        f"{'yes' if flag else 'no'}</td>"
+                    )
                 else:
                     shown = _fmt(value, {"float": "general", "int": "int"}.get(kind, kind))
                     if kind == "bytes" and _num(value) is not None and float(value) < 0:
                         shown, value = "n/a", None
-                    cells.append(f"<td data-col='{col}' data-value='{_data_value(value)}'>"
-                                 f"{shown}</td>")
+                    cells.append(
+                        f"<td data-col='{col}' data-value='{_data_value(value)}'>{shown}</td>"
+                    )
             selected = bool(row.get("selected"))
             cls = " class='selected'" if selected else ""
             rows.append(
@@ -591,10 +654,17 @@ class _Report:
             f"selected student <strong>{_esc(inp.student_name)}</strong> on the "
             f"{len(inp.y):,} test rows.</p>"
         )
-        return intro + "".join(self.chart(build(inp)) for build in (
-            rc.roc_chart, rc.ks_chart, rc.score_distribution_chart, rc.calibration_chart,
-            rc.confusion_chart, rc.agreement_scatter_chart,
-        ))
+        return intro + "".join(
+            self.chart(build(inp))
+            for build in (
+                rc.roc_chart,
+                rc.ks_chart,
+                rc.score_distribution_chart,
+                rc.calibration_chart,
+                rc.confusion_chart,
+                rc.agreement_scatter_chart,
+            )
+        )
 
     def section_cost(self) -> str:
         parts = [self.chart(rc.pareto_chart(self.results, "test_ks"))]
@@ -602,10 +672,13 @@ class _Report:
         if timeline:
             parts.append(self.chart(rc.timeline_chart(timeline)))
         timings = self.summary.get("timings") or {}
-        parts.append("<h3>Phase durations</h3>" + _table(
-            ["phase", "seconds"],
-            [[_esc(k), _fmt(v, "seconds")] for k, v in timings.items()],
-        ))
+        parts.append(
+            "<h3>Phase durations</h3>"
+            + _table(
+                ["phase", "seconds"],
+                [[_esc(k), _fmt(v, "seconds")] for k, v in timings.items()],
+            )
+        )
         return "".join(parts)
 
     # ------------------------------------------------------------------ components
@@ -620,32 +693,41 @@ class _Report:
             "parallel": self.render_parallel,
         }
         method = self.summary["method"]
-        out = [f"<p>What each HPM-KD component did in this run (method "
-               f"<strong>{_esc(method)}</strong>).</p>"]
+        out = [
+            f"<p>What each HPM-KD component did in this run (method "
+            f"<strong>{_esc(method)}</strong>).</p>"
+        ]
         for key, title, component in COMPONENTS:
             on, record, reason = component_state(self.details, key, method)
             self.component_states[key] = {"on": on, "reason": reason}
-            head = (f"<h3>{_esc(title)} <span class='component-name'>({_esc(component)})"
-                    f"</span></h3>")
+            head = f"<h3>{_esc(title)} <span class='component-name'>({_esc(component)})</span></h3>"
             if on:
                 try:
                     inner = renderers[key](record) + _extras(record, RENDERED_KEYS[key])
                 except (TypeError, ValueError, AttributeError, KeyError) as exc:
-                    inner = (f"<p class='warn'>The record of this component could not be "
-                             f"read ({_esc(type(exc).__name__)}: {_esc(exc)}); raw record:</p>"
-                             f"<pre>{_plain(record)}</pre>")
+                    inner = (
+                        f"<p class='warn'>The record of this component could not be "
+                        f"read ({_esc(type(exc).__name__)}: {_esc(exc)}); raw record:</p>"
+                        f"<pre>{_plain(record)}</pre>"
+                    )
             else:
-                inner = (f"<p class='component-off'><strong>Off / not part of this run:"
-                         f"</strong> {_esc(reason)}</p>" + self.off_extra(key))
+                inner = (
+                    f"<p class='component-off'><strong>Off / not part of this run:"
+                    f"</strong> {_esc(reason)}</p>" + self.off_extra(key)
+                )
             state = "on" if on else "off"
-            out.append(f"<div class='component' id='component-{key.replace('_', '-')}' "
-                       f"data-component='{key}' data-state='{state}'>{head}{inner}</div>")
+            out.append(
+                f"<div class='component' id='component-{key.replace('_', '-')}' "
+                f"data-component='{key}' data-state='{state}'>{head}{inner}</div>"
+            )
         known = {k for k, _, _ in COMPONENTS}
         other = {k: v for k, v in self.details.items() if k not in known}
         if other:
-            out.append("<div class='component' id='component-other'><h3>Other recorded "
-                       f"details</h3><pre>{_esc(json.dumps(to_jsonable(other), indent=2))}"
-                       "</pre></div>")
+            out.append(
+                "<div class='component' id='component-other'><h3>Other recorded "
+                f"details</h3><pre>{_esc(json.dumps(to_jsonable(other), indent=2))}"
+                "</pre></div>"
+            )
         return "".join(out)
 
     def off_extra(self, key: str) -> str:
@@ -655,24 +737,31 @@ class _Report:
 
     def cache_usage_line(self) -> str:
         n = int(self.results["from_cache"].astype(bool).sum())
-        return (f"<p>Rows of the leaderboard served from the cache: "
-                f"<span data-metric='from_cache_rows' data-value='{n}'>{n:,}</span> of "
-                f"{len(self.results):,}.</p>")
+        return (
+            f"<p>Rows of the leaderboard served from the cache: "
+            f"<span data-metric='from_cache_rows' data-value='{n}'>{n:,}</span> of "
+            f"{len(self.results):,}.</p>"
+        )
 
     def render_selection(self, rec: dict[str, Any]) -> str:
         parts = []
         if "warm_started" in rec:
-            parts.append(f"<p>Warm-started from the optimization memory: "
-                         f"<strong>{'yes' if rec.get('warm_started') else 'no'}</strong>.</p>")
+            parts.append(
+                f"<p>Warm-started from the optimization memory: "
+                f"<strong>{'yes' if rec.get('warm_started') else 'no'}</strong>.</p>"
+            )
         meta = rec.get("meta_features") or {}
         if isinstance(meta, dict) and meta:
-            parts.append("<h4>Dataset meta-features used for ranking</h4>" + _kv_table(
-                [(_esc(k), _plain(v, "auto")) for k, v in meta.items()]))
+            parts.append(
+                "<h4>Dataset meta-features used for ranking</h4>"
+                + _kv_table([(_esc(k), _plain(v, "auto")) for k, v in meta.items()])
+            )
         configs = [c for c in rec.get("configs") or [] if isinstance(c, dict)]
         if configs:
             keys = ["label", "family", "capacity", "temperature", "alpha", "score", "reason"]
-            parts.append(f"<h4>{len(configs)} configuration(s) kept</h4>"
-                         + _record_table(configs, keys))
+            parts.append(
+                f"<h4>{len(configs)} configuration(s) kept</h4>" + _record_table(configs, keys)
+            )
             parts.append(self.chart(rc.selection_chart(configs)))
         else:
             parts.append("<p>No configurations were recorded.</p>")
@@ -680,8 +769,11 @@ class _Report:
 
     def render_warm_start(self, rec: dict[str, Any]) -> str:
         used = rec.get("used")
-        parts = [f"<p>Warm start used: <strong>{'yes' if used else 'no'}</strong>"
-                 + (f" — {_esc(rec['reason'])}" if rec.get("reason") else "") + ".</p>"]
+        parts = [
+            f"<p>Warm start used: <strong>{'yes' if used else 'no'}</strong>"
+            + (f" — {_esc(rec['reason'])}" if rec.get("reason") else "")
+            + ".</p>"
+        ]
         neighbours = [n for n in rec.get("neighbours") or [] if isinstance(n, dict)]
         if neighbours:
             keys = ["run_id", "dataset", "distance", "best_config", "best_val_metric"]
@@ -695,8 +787,17 @@ class _Report:
         stages = [s for s in rec.get("stages") or [] if isinstance(s, dict)]
         parts = []
         if stages:
-            keys = ["stage", "name", "family", "capacity", "temperature", "alpha",
-                    "val_metric", "gain", "kept"]
+            keys = [
+                "stage",
+                "name",
+                "family",
+                "capacity",
+                "temperature",
+                "alpha",
+                "val_metric",
+                "gain",
+                "kept",
+            ]
             parts.append(_record_table(stages, keys))
             min_imp = _num((self.summary.get("config") or {}).get("min_improvement"))
             parts.append(self.chart(rc.chain_chart(stages, min_imp, self.metric)))
@@ -710,22 +811,45 @@ class _Report:
         adaptive = rec.get("adaptive")
         parts = []
         if adaptive is not None:
-            parts.append("<p>Temperatures were <strong>"
-                         + ("adapted from validation feedback" if adaptive else
-                            "taken from the fixed list (not adaptive)") + "</strong>.</p>")
+            parts.append(
+                "<p>Temperatures were <strong>"
+                + (
+                    "adapted from validation feedback"
+                    if adaptive
+                    else "taken from the fixed list (not adaptive)"
+                )
+                + "</strong>.</p>"
+            )
         decisions = [d for d in rec.get("decisions") or [] if isinstance(d, dict)]
         if decisions:
             rows = []
             for d in decisions:
                 who = decision_label(d)
                 feedback = d.get("feedback") or {}
-                tried = ", ".join(f"T={_fmt(t, 'general')}: {_fmt(v)}"
-                                  for t, v in feedback.items()) if isinstance(feedback, dict) \
+                tried = (
+                    ", ".join(f"T={_fmt(t, 'general')}: {_fmt(v)}" for t, v in feedback.items())
+                    if isinstance(feedback, dict)
                     else ""
-                rows.append([_esc(who), _fmt(d.get("temperature"), "general"),
-                             _esc(d.get("reason", "")), _esc(tried)])
-            parts.append(_table(["stage / candidate", "temperature", "reason",
-                                 f"validation {self.metric} by temperature"], rows))
+                )
+                rows.append(
+                    [
+                        _esc(who),
+                        _fmt(d.get("temperature"), "general"),
+                        _esc(d.get("reason", "")),
+                        _esc(tried),
+                    ]
+                )
+            parts.append(
+                _table(
+                    [
+                        "stage / candidate",
+                        "temperature",
+                        "reason",
+                        f"validation {self.metric} by temperature",
+                    ],
+                    rows,
+                )
+            )
             parts.append(self.chart(rc.temperature_chart(decisions, self.metric)))
         else:
             parts.append("<p>No temperature decisions were recorded.</p>")
@@ -741,7 +865,8 @@ class _Report:
             parts.append(
                 f"<p>Validation {_esc(self.metric)} of the attention-fused target "
                 f"<strong>{_fmt(fused)}</strong> vs the plain mean of members "
-                f"<strong>{_fmt(mean)}</strong>.</p>")
+                f"<strong>{_fmt(mean)}</strong>.</p>"
+            )
         weights = rec.get("mean_weights") or {}
         if isinstance(weights, dict) and weights:
             parts.append(self.chart(rc.attention_chart(weights, fused, mean, self.metric)))
@@ -757,10 +882,12 @@ class _Report:
         return _kv_table(rows) + self.cache_usage_line()
 
     def render_parallel(self, rec: dict[str, Any]) -> str:
-        return _kv_table([
-            ("backend", _esc(rec.get("backend", "not recorded"))),
-            ("workers (n_jobs)", _fmt(rec.get("n_jobs"), "int")),
-        ])
+        return _kv_table(
+            [
+                ("backend", _esc(rec.get("backend", "not recorded"))),
+                ("workers (n_jobs)", _fmt(rec.get("n_jobs"), "int")),
+            ]
+        )
 
     # ------------------------------------------------------------------ dataset / config
     def section_dataset(self) -> str:
@@ -768,17 +895,26 @@ class _Report:
         rows_total = max(int(p.get("rows", 0)), 1)
         numeric = list(p.get("numeric_features") or [])
         categorical = list(p.get("categorical_features") or [])
-        info = _kv_table([
-            ("name", _esc(p.get("name", ""))),
-            ("target column", _esc(p.get("target", ""))),
-            ("rows", f"<span data-metric='rows' data-value='{p.get('rows')}'>"
-                     f"{_fmt(p.get('rows'), 'int')}</span>"),
-            ("feature columns", f"<span data-metric='features' data-value='"
-                                f"{p.get('features')}'>{_fmt(p.get('features'), 'int')}</span>"
-                                f" ({len(numeric):,} numeric, {len(categorical):,} categorical)"),
-            ("rows dropped for a missing target", _fmt(p.get("dropped_missing_target"), "int")),
-            ("teachers", _esc(", ".join(map(str, p.get("teachers") or [])) or "none")),
-        ], "dataset-profile")
+        info = _kv_table(
+            [
+                ("name", _esc(p.get("name", ""))),
+                ("target column", _esc(p.get("target", ""))),
+                (
+                    "rows",
+                    f"<span data-metric='rows' data-value='{p.get('rows')}'>"
+                    f"{_fmt(p.get('rows'), 'int')}</span>",
+                ),
+                (
+                    "feature columns",
+                    f"<span data-metric='features' data-value='"
+                    f"{p.get('features')}'>{_fmt(p.get('features'), 'int')}</span>"
+                    f" ({len(numeric):,} numeric, {len(categorical):,} categorical)",
+                ),
+                ("rows dropped for a missing target", _fmt(p.get("dropped_missing_target"), "int")),
+                ("teachers", _esc(", ".join(map(str, p.get("teachers") or [])) or "none")),
+            ],
+            "dataset-profile",
+        )
         classes = p.get("class_counts") or {}
         balance = _table(
             ["class", "rows", "share"],
@@ -786,25 +922,37 @@ class _Report:
         )
         missing = p.get("missing_by_feature") or {}
         missing_html = (
-            _table(["feature", "missing values", "share of rows"],
-                   [[_esc(c), _fmt(n, "int"), f"{int(n) / rows_total:.1%}"]
-                    for c, n in missing.items()])
-            if missing else "<p>No feature has missing values.</p>"
+            _table(
+                ["feature", "missing values", "share of rows"],
+                [
+                    [_esc(c), _fmt(n, "int"), f"{int(n) / rows_total:.1%}"]
+                    for c, n in missing.items()
+                ],
+            )
+            if missing
+            else "<p>No feature has missing values.</p>"
         )
         features = (
             f"<details><summary>Numeric features ({len(numeric):,})</summary><p>"
             + ", ".join(_esc(c) for c in numeric)
             + f"</p></details><details><summary>Categorical features ({len(categorical):,})"
-            "</summary><p>" + (", ".join(_esc(c) for c in categorical) or "none")
-            + "</p></details>"
+            "</summary><p>" + (", ".join(_esc(c) for c in categorical) or "none") + "</p></details>"
         )
-        return (info + "<h3>Class balance</h3>" + balance + "<h3>Missing values</h3>"
-                + missing_html + "<h3>Feature types</h3>" + features)
+        return (
+            info
+            + "<h3>Class balance</h3>"
+            + balance
+            + "<h3>Missing values</h3>"
+            + missing_html
+            + "<h3>Feature types</h3>"
+            + features
+        )
 
     def section_configuration(self) -> str:
         config = self.summary.get("config") or {}
-        cfg = _kv_table([(_esc(k), _plain(v, "general")) for k, v in config.items()],
-                       "config-table")
+        cfg = _kv_table(
+            [(_esc(k), _plain(v, "general")) for k, v in config.items()], "config-table"
+        )
         import plotly
 
         versions = dict(self.summary.get("versions") or {})

@@ -206,18 +206,31 @@ def ks_curve(y_pos: np.ndarray, score: np.ndarray) -> dict[str, Any]:
     x = np.unique(score)
     pos, neg = np.sort(score[y_pos]), np.sort(score[~y_pos])
     if pos.size == 0 or neg.size == 0:
-        return {"x": x, "cdf_pos": np.zeros_like(x), "cdf_neg": np.zeros_like(x),
-                "ks": math.nan, "at": math.nan, "index": 0}
+        return {
+            "x": x,
+            "cdf_pos": np.zeros_like(x),
+            "cdf_neg": np.zeros_like(x),
+            "ks": math.nan,
+            "at": math.nan,
+            "index": 0,
+        }
     cdf_pos = np.searchsorted(pos, x, side="right") / pos.size
     cdf_neg = np.searchsorted(neg, x, side="right") / neg.size
     gap = np.abs(cdf_neg - cdf_pos)
     i = int(np.argmax(gap))
-    return {"x": x, "cdf_pos": cdf_pos, "cdf_neg": cdf_neg, "ks": float(gap[i]),
-            "at": float(x[i]), "index": i}
+    return {
+        "x": x,
+        "cdf_pos": cdf_pos,
+        "cdf_neg": cdf_neg,
+        "ks": float(gap[i]),
+        "at": float(x[i]),
+        "index": i,
+    }
 
 
-def calibration_bins(y_pos: np.ndarray, score: np.ndarray,
-                     n_bins: int = N_CALIBRATION_BINS) -> dict[str, list[float]]:
+def calibration_bins(
+    y_pos: np.ndarray, score: np.ndarray, n_bins: int = N_CALIBRATION_BINS
+) -> dict[str, list[float]]:
     """Reliability curve on ``n_bins`` equal-width bins of [0, 1] (empty bins left out).
 
     Parameters
@@ -238,8 +251,13 @@ def calibration_bins(y_pos: np.ndarray, score: np.ndarray,
     score = np.clip(np.asarray(score, dtype=float), 0.0, 1.0)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     which = np.clip(np.digitize(score, edges[1:-1], right=False), 0, n_bins - 1)
-    out: dict[str, list[float]] = {"mean_predicted": [], "observed": [], "count": [],
-                                   "lower": [], "upper": []}
+    out: dict[str, list[float]] = {
+        "mean_predicted": [],
+        "observed": [],
+        "count": [],
+        "lower": [],
+        "upper": [],
+    }
     for b in range(n_bins):
         mask = which == b
         n = int(mask.sum())
@@ -318,11 +336,18 @@ def _per_class(
             for k in class_ids
         ]
         fig.update_layout(
-            updatemenus=[{
-                "buttons": buttons, "direction": "down", "x": 0.0, "xanchor": "left",
-                "y": 1.22, "yanchor": "top", "active": class_ids.index(first),
-                "showactive": True,
-            }],
+            updatemenus=[
+                {
+                    "buttons": buttons,
+                    "direction": "down",
+                    "x": 0.0,
+                    "xanchor": "left",
+                    "y": 1.22,
+                    "yanchor": "top",
+                    "active": class_ids.index(first),
+                    "showactive": True,
+                }
+            ],
             margin={"t": 110},
         )
     return fig
@@ -404,20 +429,40 @@ def roc_chart(inp: ChartInputs) -> Chart:
             keep = thin_indices(len(fpr), MAX_CURVE_POINTS)
             area = float(np.trapezoid(tpr, fpr))
             stats.setdefault(inp.class_names[k], {})[role] = {"auc": area}
-            f.add_trace(go.Scatter(
-                x=_r(fpr[keep]), y=_r(tpr[keep]), mode="lines", line={"color": color},
-                name=f"{role} (AUC {area:.4f})", legendgroup=role,
-                hovertemplate="FPR %{x:.3f}<br>TPR %{y:.3f}<extra>" + role + "</extra>",
-            ))
-        shapes = [{"type": "line", "x0": 0, "y0": 0, "x1": 1, "y1": 1,
-                   "line": {"color": MUTED_COLOR, "dash": "dot"}}]
+            f.add_trace(
+                go.Scatter(
+                    x=_r(fpr[keep]),
+                    y=_r(tpr[keep]),
+                    mode="lines",
+                    line={"color": color},
+                    name=f"{role} (AUC {area:.4f})",
+                    legendgroup=role,
+                    hovertemplate="FPR %{x:.3f}<br>TPR %{y:.3f}<extra>" + role + "</extra>",
+                )
+            )
+        shapes = [
+            {
+                "type": "line",
+                "x0": 0,
+                "y0": 0,
+                "x1": 1,
+                "y1": 1,
+                "line": {"color": MUTED_COLOR, "dash": "dot"},
+            }
+        ]
         return shapes, []
 
     _per_class(fig, ids, first, inp.names, add)
-    fig.update_layout(height=460, xaxis_title="false positive rate",
-                      yaxis_title="true positive rate", legend={"x": 0.55, "y": 0.08})
-    caption = (f"Test split, {len(inp.y):,} rows. {_class_note(inp.n_classes, inp.names, first)} "
-               "AUC in the legend is the area under the drawn class's curve.")
+    fig.update_layout(
+        height=460,
+        xaxis_title="false positive rate",
+        yaxis_title="true positive rate",
+        legend={"x": 0.55, "y": 0.08},
+    )
+    caption = (
+        f"Test split, {len(inp.y):,} rows. {_class_note(inp.n_classes, inp.names, first)} "
+        "AUC in the legend is the area under the drawn class's curve."
+    )
     return Chart("roc", "ROC curves: teacher and student", caption, figure_dict(fig), stats)
 
 
@@ -436,8 +481,9 @@ def ks_chart(inp: ChartInputs) -> Chart:
     ids = score_classes(inp.n_classes)
     first = default_class(inp.y, inp.n_classes)
     roles = inp.models()
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[r[0] for r in roles],
-                        horizontal_spacing=0.08)
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=[r[0] for r in roles], horizontal_spacing=0.08
+    )
     stats: dict[str, Any] = {}
 
     def add(f: go.Figure, k: int) -> tuple[list[dict], list[dict]]:
@@ -457,24 +503,52 @@ def ks_chart(inp: ChartInputs) -> Chart:
                 ("positives", c["cdf_pos"], POSITIVE_COLOR, f"class {inp.names[k]}"),
                 ("negatives", c["cdf_neg"], NEGATIVE_COLOR, rest),
             ):
-                f.add_trace(go.Scatter(
-                    x=_r(x), y=_r(np.r_[0.0, cdf[keep]]), mode="lines", line_shape="hv",
-                    line={"color": color}, name=f"{group}: {who}",
-                    legendgroup=group, showlegend=col == 1,
-                    hovertemplate="score %{x:.4f}<br>CDF %{y:.4f}<extra>" + group + "</extra>",
-                ), row=1, col=col)
+                f.add_trace(
+                    go.Scatter(
+                        x=_r(x),
+                        y=_r(np.r_[0.0, cdf[keep]]),
+                        mode="lines",
+                        line_shape="hv",
+                        line={"color": color},
+                        name=f"{group}: {who}",
+                        legendgroup=group,
+                        showlegend=col == 1,
+                        hovertemplate="score %{x:.4f}<br>CDF %{y:.4f}<extra>" + group + "</extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
             if math.isnan(c["ks"]):
                 continue
             i = c["index"]
             lo, hi = sorted((float(c["cdf_pos"][i]), float(c["cdf_neg"][i])))
             axis = "" if col == 1 else str(col)
-            shapes.append({"type": "line", "xref": f"x{axis}", "yref": f"y{axis}",
-                           "x0": c["at"], "x1": c["at"], "y0": lo, "y1": hi,
-                           "line": {"color": "black", "width": 2}})
-            notes.append({"xref": f"x{axis}", "yref": f"y{axis}", "x": c["at"],
-                          "y": (lo + hi) / 2, "text": f"KS = {c['ks']:.4f}<br>at {c['at']:.4f}",
-                          "showarrow": True, "ax": 45, "ay": 0, "bgcolor": "white",
-                          "font": {"size": 11}})
+            shapes.append(
+                {
+                    "type": "line",
+                    "xref": f"x{axis}",
+                    "yref": f"y{axis}",
+                    "x0": c["at"],
+                    "x1": c["at"],
+                    "y0": lo,
+                    "y1": hi,
+                    "line": {"color": "black", "width": 2},
+                }
+            )
+            notes.append(
+                {
+                    "xref": f"x{axis}",
+                    "yref": f"y{axis}",
+                    "x": c["at"],
+                    "y": (lo + hi) / 2,
+                    "text": f"KS = {c['ks']:.4f}<br>at {c['at']:.4f}",
+                    "showarrow": True,
+                    "ax": 45,
+                    "ay": 0,
+                    "bgcolor": "white",
+                    "font": {"size": 11},
+                }
+            )
         return shapes, notes
 
     _per_class(fig, ids, first, inp.names, add)
@@ -485,8 +559,11 @@ def ks_chart(inp: ChartInputs) -> Chart:
         f"Test split. Cumulative share of positive and negative rows at or below each score; "
         f"the black line marks the largest vertical gap, the KS statistic "
         f"(= max |TPR − FPR|). {_class_note(inp.n_classes, inp.names, first)}"
-        + (" The run's KS metric is the macro mean of these per-class values."
-           if inp.n_classes > 2 else "")
+        + (
+            " The run's KS metric is the macro mean of these per-class values."
+            if inp.n_classes > 2
+            else ""
+        )
     )
     return Chart("ks", "KS plot: teacher and student", caption, figure_dict(fig), stats)
 
@@ -506,8 +583,13 @@ def score_distribution_chart(inp: ChartInputs) -> Chart:
     ids = score_classes(inp.n_classes)
     first = default_class(inp.y, inp.n_classes)
     roles = inp.models()
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[r[0] for r in roles],
-                        horizontal_spacing=0.08, shared_yaxes=True)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=[r[0] for r in roles],
+        horizontal_spacing=0.08,
+        shared_yaxes=True,
+    )
     edges = np.linspace(0.0, 1.0, N_HISTOGRAM_BINS + 1)
     centers = (edges[:-1] + edges[1:]) / 2
 
@@ -515,26 +597,41 @@ def score_distribution_chart(inp: ChartInputs) -> Chart:
         y_pos = inp.y == k
         for col, (_role, proba, _color) in enumerate(roles, start=1):
             score = np.clip(proba[:, k], 0.0, 1.0)
-            for group, mask, color in (("positives", y_pos, POSITIVE_COLOR),
-                                       ("negatives", ~y_pos, NEGATIVE_COLOR)):
+            for group, mask, color in (
+                ("positives", y_pos, POSITIVE_COLOR),
+                ("negatives", ~y_pos, NEGATIVE_COLOR),
+            ):
                 counts, _ = np.histogram(score[mask], bins=edges)
                 share = counts / max(int(mask.sum()), 1)
-                f.add_trace(go.Bar(
-                    x=_r(centers), y=_r(share), width=1.0 / N_HISTOGRAM_BINS,
-                    marker={"color": color}, opacity=0.55, name=group, legendgroup=group,
-                    showlegend=col == 1, customdata=counts.tolist(),
-                    hovertemplate="score bin %{x:.3f}<br>share %{y:.3f}<br>rows %{customdata}"
-                    "<extra>" + group + "</extra>",
-                ), row=1, col=col)
+                f.add_trace(
+                    go.Bar(
+                        x=_r(centers),
+                        y=_r(share),
+                        width=1.0 / N_HISTOGRAM_BINS,
+                        marker={"color": color},
+                        opacity=0.55,
+                        name=group,
+                        legendgroup=group,
+                        showlegend=col == 1,
+                        customdata=counts.tolist(),
+                        hovertemplate="score bin %{x:.3f}<br>share %{y:.3f}<br>rows %{customdata}"
+                        "<extra>" + group + "</extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
         return [], []
 
     _per_class(fig, ids, first, inp.names, add)
-    fig.update_layout(height=400, barmode="overlay", bargap=0,
-                      legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(
+        height=400, barmode="overlay", bargap=0, legend={"orientation": "h", "y": -0.2}
+    )
     fig.update_xaxes(title_text="score", range=[0, 1])
     fig.update_yaxes(title_text="share of the group's rows", row=1, col=1)
-    caption = (f"Test split, {N_HISTOGRAM_BINS} equal-width bins; bars show the share of each "
-               f"group's rows. {_class_note(inp.n_classes, inp.names, first)}")
+    caption = (
+        f"Test split, {N_HISTOGRAM_BINS} equal-width bins; bars show the share of each "
+        f"group's rows. {_class_note(inp.n_classes, inp.names, first)}"
+    )
     return Chart("scores", "Score distributions", caption, figure_dict(fig))
 
 
@@ -560,31 +657,50 @@ def calibration_chart(inp: ChartInputs) -> Chart:
         for role, proba, color in inp.models():
             b = calibration_bins(y_pos, proba[:, k])
             stats.setdefault(inp.class_names[k], {})[role] = b
-            f.add_trace(go.Scatter(
-                x=_r(b["mean_predicted"]), y=_r(b["observed"]), mode="lines+markers",
-                line={"color": color}, name=role, legendgroup=role,
-                marker={"size": [6 + 14 * math.sqrt(n / max(len(inp.y), 1))
-                                 for n in b["count"]]},
-                customdata=[[n, lo, hi] for n, lo, hi in
-                            zip(b["count"], b["lower"], b["upper"], strict=True)],
-                hovertemplate="bin %{customdata[1]:.1f}–%{customdata[2]:.1f}<br>"
-                "mean score %{x:.3f}<br>observed %{y:.3f}<br>rows %{customdata[0]}"
-                "<extra>" + role + "</extra>",
-            ))
-        shapes = [{"type": "line", "x0": 0, "y0": 0, "x1": 1, "y1": 1,
-                   "line": {"color": MUTED_COLOR, "dash": "dot"}}]
+            f.add_trace(
+                go.Scatter(
+                    x=_r(b["mean_predicted"]),
+                    y=_r(b["observed"]),
+                    mode="lines+markers",
+                    line={"color": color},
+                    name=role,
+                    legendgroup=role,
+                    marker={
+                        "size": [6 + 14 * math.sqrt(n / max(len(inp.y), 1)) for n in b["count"]]
+                    },
+                    customdata=[
+                        [n, lo, hi]
+                        for n, lo, hi in zip(b["count"], b["lower"], b["upper"], strict=True)
+                    ],
+                    hovertemplate="bin %{customdata[1]:.1f}–%{customdata[2]:.1f}<br>"
+                    "mean score %{x:.3f}<br>observed %{y:.3f}<br>rows %{customdata[0]}"
+                    "<extra>" + role + "</extra>",
+                )
+            )
+        shapes = [
+            {
+                "type": "line",
+                "x0": 0,
+                "y0": 0,
+                "x1": 1,
+                "y1": 1,
+                "line": {"color": MUTED_COLOR, "dash": "dot"},
+            }
+        ]
         return shapes, []
 
     _per_class(fig, ids, first, inp.names, add)
-    fig.update_layout(height=440, xaxis={"title": {"text": "mean predicted score"},
-                                         "range": [0, 1]},
-                      yaxis={"title": {"text": "observed share of positives"},
-                             "range": [-0.02, 1.02]})
-    caption = (f"Test split, {N_CALIBRATION_BINS} equal-width score bins (empty bins left out; "
-               f"marker size grows with the bin's rows). The dotted diagonal is perfect "
-               f"calibration. {_class_note(inp.n_classes, inp.names, first)}")
-    return Chart("calibration", "Calibration (reliability curve)", caption,
-                 figure_dict(fig), stats)
+    fig.update_layout(
+        height=440,
+        xaxis={"title": {"text": "mean predicted score"}, "range": [0, 1]},
+        yaxis={"title": {"text": "observed share of positives"}, "range": [-0.02, 1.02]},
+    )
+    caption = (
+        f"Test split, {N_CALIBRATION_BINS} equal-width score bins (empty bins left out; "
+        f"marker size grows with the bin's rows). The dotted diagonal is perfect "
+        f"calibration. {_class_note(inp.n_classes, inp.names, first)}"
+    )
+    return Chart("calibration", "Calibration (reliability curve)", caption, figure_dict(fig), stats)
 
 
 def confusion_chart(inp: ChartInputs) -> Chart:
@@ -601,8 +717,9 @@ def confusion_chart(inp: ChartInputs) -> Chart:
     """
     n = inp.n_classes
     roles = inp.models()
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[r[0] for r in roles],
-                        horizontal_spacing=0.12)
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=[r[0] for r in roles], horizontal_spacing=0.12
+    )
     stats: dict[str, Any] = {}
     names = inp.names
     for col, (role, proba, _color) in enumerate(roles, start=1):
@@ -610,16 +727,26 @@ def confusion_chart(inp: ChartInputs) -> Chart:
         matrix = np.zeros((n, n), dtype=int)
         np.add.at(matrix, (inp.y.astype(int), pred), 1)
         stats[role] = matrix.tolist()
-        fig.add_trace(go.Heatmap(
-            z=matrix.tolist(), x=[f"pred {c}" for c in names], y=[f"true {c}" for c in names],
-            text=matrix.tolist(), texttemplate="%{text}", colorscale="Blues",
-            showscale=False, hovertemplate="%{y}<br>%{x}<br>rows %{z}<extra>" + role
-            + "</extra>",
-        ), row=1, col=col)
+        fig.add_trace(
+            go.Heatmap(
+                z=matrix.tolist(),
+                x=[f"pred {c}" for c in names],
+                y=[f"true {c}" for c in names],
+                text=matrix.tolist(),
+                texttemplate="%{text}",
+                colorscale="Blues",
+                showscale=False,
+                hovertemplate="%{y}<br>%{x}<br>rows %{z}<extra>" + role + "</extra>",
+            ),
+            row=1,
+            col=col,
+        )
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=max(360, 60 + 28 * n))
-    caption = (f"Test split, {len(inp.y):,} rows; predicted class = highest probability. "
-               "Rows are true classes, columns predicted classes.")
+    caption = (
+        f"Test split, {len(inp.y):,} rows; predicted class = highest probability. "
+        "Rows are true classes, columns predicted classes."
+    )
     return Chart("confusion", "Confusion matrices", caption, figure_dict(fig), stats)
 
 
@@ -644,29 +771,58 @@ def agreement_scatter_chart(inp: ChartInputs) -> Chart:
 
     def add(f: go.Figure, k: int) -> tuple[list[dict], list[dict]]:
         y_pos = inp.y[rows] == k
-        for group, mask, color in (("positives", y_pos, POSITIVE_COLOR),
-                                   ("negatives", ~y_pos, NEGATIVE_COLOR)):
-            f.add_trace(go.Scatter(
-                x=_r(inp.teacher[rows][mask, k]), y=_r(inp.student[rows][mask, k]),
-                mode="markers", marker={"color": color, "size": 5, "opacity": 0.6},
-                name=group, legendgroup=group,
-                hovertemplate="teacher %{x:.4f}<br>student %{y:.4f}<extra>" + group
-                + "</extra>",
-            ))
-        shapes = [{"type": "line", "x0": 0, "y0": 0, "x1": 1, "y1": 1,
-                   "line": {"color": MUTED_COLOR, "dash": "dot"}}]
+        for group, mask, color in (
+            ("positives", y_pos, POSITIVE_COLOR),
+            ("negatives", ~y_pos, NEGATIVE_COLOR),
+        ):
+            f.add_trace(
+                go.Scatter(
+                    x=_r(inp.teacher[rows][mask, k]),
+                    y=_r(inp.student[rows][mask, k]),
+                    mode="markers",
+                    marker={"color": color, "size": 5, "opacity": 0.6},
+                    name=group,
+                    legendgroup=group,
+                    hovertemplate="teacher %{x:.4f}<br>student %{y:.4f}<extra>"
+                    + group
+                    + "</extra>",
+                )
+            )
+        shapes = [
+            {
+                "type": "line",
+                "x0": 0,
+                "y0": 0,
+                "x1": 1,
+                "y1": 1,
+                "line": {"color": MUTED_COLOR, "dash": "dot"},
+            }
+        ]
         return shapes, []
 
     _per_class(fig, ids, first, inp.names, add)
-    fig.update_layout(height=460, xaxis={"title": {"text": "teacher score"}, "range": [0, 1]},
-                      yaxis={"title": {"text": "student score"}, "range": [0, 1]})
+    fig.update_layout(
+        height=460,
+        xaxis={"title": {"text": "teacher score"}, "range": [0, 1]},
+        yaxis={"title": {"text": "student score"}, "range": [0, 1]},
+    )
     shown = len(rows)
-    sampled = (f"one row in every {math.ceil(n / budget)} ({shown:,} of {n:,} rows)"
-               if shown < n else f"all {n:,} rows")
-    caption = (f"Test split, {sampled}. Points on the dotted diagonal are rows where student "
-               f"and teacher give the same score. {_class_note(inp.n_classes, inp.names, first)}")
-    return Chart("agreement", "Teacher vs student scores", caption, figure_dict(fig),
-                 {"rows_shown": shown, "rows_total": n})
+    sampled = (
+        f"one row in every {math.ceil(n / budget)} ({shown:,} of {n:,} rows)"
+        if shown < n
+        else f"all {n:,} rows"
+    )
+    caption = (
+        f"Test split, {sampled}. Points on the dotted diagonal are rows where student "
+        f"and teacher give the same score. {_class_note(inp.n_classes, inp.names, first)}"
+    )
+    return Chart(
+        "agreement",
+        "Teacher vs student scores",
+        caption,
+        figure_dict(fig),
+        {"rows_shown": shown, "rows_total": n},
+    )
 
 
 def pareto_chart(results: pd.DataFrame, metric: str = "test_ks") -> Chart:
@@ -684,8 +840,12 @@ def pareto_chart(results: pd.DataFrame, metric: str = "test_ks") -> Chart:
     Chart
         ``stats`` lists the candidate names on each front.
     """
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=["model size vs " + metric, "latency vs " + metric])
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.1,
+        subplot_titles=["model size vs " + metric, "latency vs " + metric],
+    )
     stats: dict[str, Any] = {}
     candidates = results[~results["source"].isin(["teacher", "baseline"])].reset_index(drop=True)
     refs = results[results["source"].isin(["teacher", "baseline"])]
@@ -694,49 +854,94 @@ def pareto_chart(results: pd.DataFrame, metric: str = "test_ks") -> Chart:
         front = pareto_front(c_cost.tolist(), candidates[metric].astype(float).tolist())
         stats[cost] = [str(candidates.loc[i, "name"]) for i in front]
         on_front = candidates.index.isin(front)
-        hover = ("%{text}<br>" + cost + " %{x:,.4g}<br>" + metric + " %{y:.4f}<extra></extra>")
-        fig.add_trace(go.Scatter(
-            x=_r(c_cost[~on_front]), y=_r(candidates.loc[~on_front, metric]), mode="markers",
-            text=[label(v) for v in candidates.loc[~on_front, "name"]],
-            marker={"color": MUTED_COLOR, "size": 8}, name="candidate",
-            legendgroup="candidate", showlegend=col == 1, hovertemplate=hover,
-        ), row=1, col=col)
-        fig.add_trace(go.Scatter(
-            x=_r(c_cost[front]), y=_r(candidates.loc[front, metric]), mode="lines+markers",
-            line_shape="hv", text=[label(candidates.loc[i, "name"]) for i in front],
-            marker={"color": FRONT_COLOR, "size": 10}, line={"color": FRONT_COLOR},
-            name="Pareto front", legendgroup="front", showlegend=col == 1, hovertemplate=hover,
-        ), row=1, col=col)
-        for source, symbol, color in (("teacher", "diamond", TEACHER_COLOR),
-                                      ("baseline", "square", BASELINE_COLOR)):
+        hover = "%{text}<br>" + cost + " %{x:,.4g}<br>" + metric + " %{y:.4f}<extra></extra>"
+        fig.add_trace(
+            go.Scatter(
+                x=_r(c_cost[~on_front]),
+                y=_r(candidates.loc[~on_front, metric]),
+                mode="markers",
+                text=[label(v) for v in candidates.loc[~on_front, "name"]],
+                marker={"color": MUTED_COLOR, "size": 8},
+                name="candidate",
+                legendgroup="candidate",
+                showlegend=col == 1,
+                hovertemplate=hover,
+            ),
+            row=1,
+            col=col,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=_r(c_cost[front]),
+                y=_r(candidates.loc[front, metric]),
+                mode="lines+markers",
+                line_shape="hv",
+                text=[label(candidates.loc[i, "name"]) for i in front],
+                marker={"color": FRONT_COLOR, "size": 10},
+                line={"color": FRONT_COLOR},
+                name="Pareto front",
+                legendgroup="front",
+                showlegend=col == 1,
+                hovertemplate=hover,
+            ),
+            row=1,
+            col=col,
+        )
+        for source, symbol, color in (
+            ("teacher", "diamond", TEACHER_COLOR),
+            ("baseline", "square", BASELINE_COLOR),
+        ):
             part = refs[refs["source"] == source]
             x = part[cost].astype(float).where(part[cost].astype(float) > 0)
             ok = x.notna() & part[metric].notna()
             if not ok.any():
                 continue
-            fig.add_trace(go.Scatter(
-                x=_r(x[ok]), y=_r(part.loc[ok, metric]), mode="markers",
-                text=[label(v) for v in part.loc[ok, "name"]],
-                marker={"color": color, "size": 12, "symbol": symbol}, name=source,
-                legendgroup=source, showlegend=col == 1, hovertemplate=hover,
-            ), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=_r(x[ok]),
+                    y=_r(part.loc[ok, metric]),
+                    mode="markers",
+                    text=[label(v) for v in part.loc[ok, "name"]],
+                    marker={"color": color, "size": 12, "symbol": symbol},
+                    name=source,
+                    legendgroup=source,
+                    showlegend=col == 1,
+                    hovertemplate=hover,
+                ),
+                row=1,
+                col=col,
+            )
         sel = candidates[candidates["selected"].astype(bool)]
-        fig.add_trace(go.Scatter(
-            x=_r(sel[cost].astype(float).where(sel[cost].astype(float) > 0)),
-            y=_r(sel[metric]), mode="markers", text=[label(v) for v in sel["name"]],
-            marker={"color": STUDENT_COLOR, "size": 16, "symbol": "star",
-                    "line": {"color": "black", "width": 1}},
-            name="selected student", legendgroup="selected", showlegend=col == 1,
-            hovertemplate=hover,
-        ), row=1, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=_r(sel[cost].astype(float).where(sel[cost].astype(float) > 0)),
+                y=_r(sel[metric]),
+                mode="markers",
+                text=[label(v) for v in sel["name"]],
+                marker={
+                    "color": STUDENT_COLOR,
+                    "size": 16,
+                    "symbol": "star",
+                    "line": {"color": "black", "width": 1},
+                },
+                name="selected student",
+                legendgroup="selected",
+                showlegend=col == 1,
+                hovertemplate=hover,
+            ),
+            row=1,
+            col=col,
+        )
     fig.update_xaxes(type="log")
     fig.update_xaxes(title_text="pickled size (bytes, log scale)", row=1, col=1)
     fig.update_xaxes(title_text="ms per 1,000 rows (log scale)", row=1, col=2)
     fig.update_yaxes(title_text=metric)
     fig.update_layout(height=460, legend={"orientation": "h", "y": -0.22})
-    caption = (f"Every trained candidate (grey), the Pareto front (red: no other candidate is "
-               f"both smaller/faster and higher on {metric}), the selected student (star), the "
-               "teacher and the hard-label baseline for reference.")
+    caption = (
+        f"Every trained candidate (grey), the Pareto front (red: no other candidate is "
+        f"both smaller/faster and higher on {metric}), the selected student (star), the "
+        "teacher and the hard-label baseline for reference."
+    )
     return Chart("pareto", "Pareto fronts: cost vs quality", caption, figure_dict(fig), stats)
 
 
@@ -756,21 +961,38 @@ def timeline_chart(timeline: list[dict[str, Any]]) -> Chart:
     start = [float(t.get("start_s", 0.0)) for t in timeline]
     end = [float(t.get("end_s", 0.0)) for t in timeline]
     dur = [e - s for s, e in zip(start, end, strict=True)]
-    fig = go.Figure(go.Bar(
-        y=[label(p) for p in phases], x=_r(dur, 4), base=_r(start, 4), orientation="h",
-        marker={"color": TEACHER_COLOR}, text=[f"{d:.2f} s" for d in dur],
-        textposition="auto", customdata=[[s, e] for s, e in zip(start, end, strict=True)],
-        hovertemplate="%{y}<br>start %{customdata[0]:.3f} s<br>end %{customdata[1]:.3f} s"
-        "<extra></extra>",
-    ))
-    fig.update_layout(height=max(220, 90 + 40 * len(set(phases))), showlegend=False,
-                      xaxis_title="seconds since the run started",
-                      yaxis={"autorange": "reversed", "type": "category"})
-    return Chart("timeline", "Phase timeline",
-                 "Each bar spans a phase's start and end as recorded by the run.",
-                 figure_dict(fig), {"phases": [
-                     {"phase": p, "start_s": s, "end_s": e}
-                     for p, s, e in zip(phases, start, end, strict=True)]})
+    fig = go.Figure(
+        go.Bar(
+            y=[label(p) for p in phases],
+            x=_r(dur, 4),
+            base=_r(start, 4),
+            orientation="h",
+            marker={"color": TEACHER_COLOR},
+            text=[f"{d:.2f} s" for d in dur],
+            textposition="auto",
+            customdata=[[s, e] for s, e in zip(start, end, strict=True)],
+            hovertemplate="%{y}<br>start %{customdata[0]:.3f} s<br>end %{customdata[1]:.3f} s"
+            "<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=max(220, 90 + 40 * len(set(phases))),
+        showlegend=False,
+        xaxis_title="seconds since the run started",
+        yaxis={"autorange": "reversed", "type": "category"},
+    )
+    return Chart(
+        "timeline",
+        "Phase timeline",
+        "Each bar spans a phase's start and end as recorded by the run.",
+        figure_dict(fig),
+        {
+            "phases": [
+                {"phase": p, "start_s": s, "end_s": e}
+                for p, s, e in zip(phases, start, end, strict=True)
+            ]
+        },
+    )
 
 
 # --------------------------------------------------------------------------- components
@@ -791,17 +1013,28 @@ def selection_chart(configs: list[dict[str, Any]]) -> Chart | None:
     if not rows:
         return None
     labels = [label(c.get("label", f"config {i}")) for i, c in enumerate(rows)]
-    fig = go.Figure(go.Bar(
-        y=labels, x=[float(c["score"]) for c in rows], orientation="h",
-        marker={"color": TEACHER_COLOR},
-        customdata=[label(c.get("reason", "")) for c in rows],
-        hovertemplate="%{y}<br>score %{x:.4f}<br>%{customdata}<extra></extra>",
-    ))
-    fig.update_layout(height=max(240, 80 + 26 * len(rows)), xaxis_title="ranking score",
-                      yaxis={"autorange": "reversed", "type": "category"})
-    return Chart("selection", "Selected configurations and their ranking scores",
-                 "Higher score = ranked more promising from the dataset's meta-features; "
-                 "hover a bar for the reason it was kept.", figure_dict(fig))
+    fig = go.Figure(
+        go.Bar(
+            y=labels,
+            x=[float(c["score"]) for c in rows],
+            orientation="h",
+            marker={"color": TEACHER_COLOR},
+            customdata=[label(c.get("reason", "")) for c in rows],
+            hovertemplate="%{y}<br>score %{x:.4f}<br>%{customdata}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=max(240, 80 + 26 * len(rows)),
+        xaxis_title="ranking score",
+        yaxis={"autorange": "reversed", "type": "category"},
+    )
+    return Chart(
+        "selection",
+        "Selected configurations and their ranking scores",
+        "Higher score = ranked more promising from the dataset's meta-features; "
+        "hover a bar for the reason it was kept.",
+        figure_dict(fig),
+    )
 
 
 def warm_start_chart(neighbours: list[dict[str, Any]], metric: str) -> Chart | None:
@@ -819,26 +1052,42 @@ def warm_start_chart(neighbours: list[dict[str, Any]], metric: str) -> Chart | N
     Chart or None
         None when no neighbour has a numeric distance and metric.
     """
-    rows = [n for n in neighbours if _finite(n.get("distance")) is not None
-            and _finite(n.get("best_val_metric")) is not None]
+    rows = [
+        n
+        for n in neighbours
+        if _finite(n.get("distance")) is not None and _finite(n.get("best_val_metric")) is not None
+    ]
     if not rows:
         return None
-    fig = go.Figure(go.Scatter(
-        x=[float(n["distance"]) for n in rows], y=[float(n["best_val_metric"]) for n in rows],
-        mode="markers+text", text=[label(n.get("dataset", n.get("run_id", ""))) for n in rows],
-        textposition="top center", marker={"size": 11, "color": TEACHER_COLOR},
-        hovertemplate="%{text}<br>distance %{x:.4f}<br>best val " + metric
-        + " %{y:.4f}<extra></extra>",
-    ))
-    fig.update_layout(height=360, xaxis_title="meta-feature distance (smaller = more similar)",
-                      yaxis_title=f"best validation {metric}")
-    return Chart("warm-start", "Warm-start sources (similar past runs)",
-                 "Past runs in the optimization memory closest to this dataset.",
-                 figure_dict(fig))
+    fig = go.Figure(
+        go.Scatter(
+            x=[float(n["distance"]) for n in rows],
+            y=[float(n["best_val_metric"]) for n in rows],
+            mode="markers+text",
+            text=[label(n.get("dataset", n.get("run_id", ""))) for n in rows],
+            textposition="top center",
+            marker={"size": 11, "color": TEACHER_COLOR},
+            hovertemplate="%{text}<br>distance %{x:.4f}<br>best val "
+            + metric
+            + " %{y:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=360,
+        xaxis_title="meta-feature distance (smaller = more similar)",
+        yaxis_title=f"best validation {metric}",
+    )
+    return Chart(
+        "warm-start",
+        "Warm-start sources (similar past runs)",
+        "Past runs in the optimization memory closest to this dataset.",
+        figure_dict(fig),
+    )
 
 
-def chain_chart(stages: list[dict[str, Any]], min_improvement: float | None,
-                metric: str) -> Chart | None:
+def chain_chart(
+    stages: list[dict[str, Any]], min_improvement: float | None, metric: str
+) -> Chart | None:
     """Validation metric and gain of each progressive-chain stage.
 
     Parameters
@@ -860,31 +1109,59 @@ def chain_chart(stages: list[dict[str, Any]], min_improvement: float | None,
         return None
     names = [f"{s.get('stage', i + 1)}: {label(s.get('name', ''))}" for i, s in enumerate(rows)]
     kept = [bool(s.get("kept", True)) for s in rows]
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
-                        subplot_titles=[f"validation {metric} per stage", "gain over previous"])
-    fig.add_trace(go.Scatter(
-        x=names, y=[float(s["val_metric"]) for s in rows], mode="lines+markers",
-        line={"color": TEACHER_COLOR},
-        marker={"size": 11, "color": [STUDENT_COLOR if k else MUTED_COLOR for k in kept],
-                "symbol": ["circle" if k else "x" for k in kept]},
-        name=f"val {metric}", hovertemplate="%{x}<br>%{y:.4f}<extra></extra>",
-    ), row=1, col=1)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.12,
+        subplot_titles=[f"validation {metric} per stage", "gain over previous"],
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=names,
+            y=[float(s["val_metric"]) for s in rows],
+            mode="lines+markers",
+            line={"color": TEACHER_COLOR},
+            marker={
+                "size": 11,
+                "color": [STUDENT_COLOR if k else MUTED_COLOR for k in kept],
+                "symbol": ["circle" if k else "x" for k in kept],
+            },
+            name=f"val {metric}",
+            hovertemplate="%{x}<br>%{y:.4f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
     gains = [_finite(s.get("gain")) for s in rows]
-    fig.add_trace(go.Bar(
-        x=names, y=[g if g is not None else 0.0 for g in gains],
-        marker={"color": [STUDENT_COLOR if k else MUTED_COLOR for k in kept]},
-        text=[f"{g:+.4f}" if g is not None else "n/a" for g in gains], name="gain",
-        hovertemplate="%{x}<br>gain %{y:+.4f}<extra></extra>",
-    ), row=1, col=2)
+    fig.add_trace(
+        go.Bar(
+            x=names,
+            y=[g if g is not None else 0.0 for g in gains],
+            marker={"color": [STUDENT_COLOR if k else MUTED_COLOR for k in kept]},
+            text=[f"{g:+.4f}" if g is not None else "n/a" for g in gains],
+            name="gain",
+            hovertemplate="%{x}<br>gain %{y:+.4f}<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
     if min_improvement is not None:
-        fig.add_hline(y=float(min_improvement), line={"color": FRONT_COLOR, "dash": "dash"},
-                      annotation_text=f"min_improvement {min_improvement:g}",
-                      annotation_position="top left", row=1, col=2)
+        fig.add_hline(
+            y=float(min_improvement),
+            line={"color": FRONT_COLOR, "dash": "dash"},
+            annotation_text=f"min_improvement {min_improvement:g}",
+            annotation_position="top left",
+            row=1,
+            col=2,
+        )
     fig.update_layout(height=400, showlegend=False)
-    return Chart("chain", "Progressive chain stages",
-                 "Orange: stage kept; grey cross: stage trained but not kept. The chain stops "
-                 "when a stage gains less than min_improvement on validation.",
-                 figure_dict(fig))
+    return Chart(
+        "chain",
+        "Progressive chain stages",
+        "Orange: stage kept; grey cross: stage trained but not kept. The chain stops "
+        "when a stage gains less than min_improvement on validation.",
+        figure_dict(fig),
+    )
 
 
 def temperature_chart(decisions: list[dict[str, Any]], metric: str) -> Chart | None:
@@ -907,33 +1184,55 @@ def temperature_chart(decisions: list[dict[str, Any]], metric: str) -> Chart | N
     if not rows:
         return None
     names = [label(_decision_name(d, i)) for i, d in enumerate(rows)]
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
-                        subplot_titles=["chosen temperature",
-                                        f"validation {metric} by temperature tried"])
-    fig.add_trace(go.Bar(
-        x=names, y=[float(d["temperature"]) for d in rows], marker={"color": TEACHER_COLOR},
-        customdata=[label(d.get("reason", "")) for d in rows], name="temperature",
-        hovertemplate="%{x}<br>T = %{y:g}<br>%{customdata}<extra></extra>", showlegend=False,
-    ), row=1, col=1)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.12,
+        subplot_titles=["chosen temperature", f"validation {metric} by temperature tried"],
+    )
+    fig.add_trace(
+        go.Bar(
+            x=names,
+            y=[float(d["temperature"]) for d in rows],
+            marker={"color": TEACHER_COLOR},
+            customdata=[label(d.get("reason", "")) for d in rows],
+            name="temperature",
+            hovertemplate="%{x}<br>T = %{y:g}<br>%{customdata}<extra></extra>",
+            showlegend=False,
+        ),
+        row=1,
+        col=1,
+    )
     for name, d in zip(names, rows, strict=True):
         feedback = d.get("feedback") or {}
         points = sorted(
-            (float(t), float(v)) for t, v in feedback.items()
+            (float(t), float(v))
+            for t, v in feedback.items()
             if _finite(t) is not None and _finite(v) is not None
         )
         if not points:
             continue
-        fig.add_trace(go.Scatter(
-            x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
-            name=name, hovertemplate="T %{x:g}<br>val " + metric + " %{y:.4f}<extra>"
-            + name + "</extra>",
-        ), row=1, col=2)
+        fig.add_trace(
+            go.Scatter(
+                x=[p[0] for p in points],
+                y=[p[1] for p in points],
+                mode="lines+markers",
+                name=name,
+                hovertemplate="T %{x:g}<br>val " + metric + " %{y:.4f}<extra>" + name + "</extra>",
+            ),
+            row=1,
+            col=2,
+        )
     fig.update_xaxes(title_text="temperature", row=1, col=2)
     fig.update_xaxes(type="category", row=1, col=1)
     fig.update_layout(height=400, legend={"orientation": "h", "y": -0.25})
-    return Chart("temperature", "Temperature per stage",
-                 "Left: the temperature the scheduler chose (hover for its reason). Right: the "
-                 "measured validation metric at each temperature it tried.", figure_dict(fig))
+    return Chart(
+        "temperature",
+        "Temperature per stage",
+        "Left: the temperature the scheduler chose (hover for its reason). Right: the "
+        "measured validation metric at each temperature it tried.",
+        figure_dict(fig),
+    )
 
 
 def _decision_name(decision: dict[str, Any], i: int) -> str:
@@ -945,8 +1244,7 @@ def _decision_name(decision: dict[str, Any], i: int) -> str:
     return str(candidate) if candidate else f"decision {i + 1}"
 
 
-def attention_chart(weights: dict[str, Any], fused: Any, mean: Any,
-                    metric: str) -> Chart | None:
+def attention_chart(weights: dict[str, Any], fused: Any, mean: Any, metric: str) -> Chart | None:
     """Mean attention weight per member and fused vs plain-mean validation metric.
 
     Parameters
@@ -966,23 +1264,44 @@ def attention_chart(weights: dict[str, Any], fused: Any, mean: Any,
     items = [(str(k), float(v)) for k, v in weights.items() if _finite(v) is not None]
     if not items:
         return None
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.15, column_widths=[0.65, 0.35],
-                        subplot_titles=["mean attention weight", f"validation {metric}"])
-    fig.add_trace(go.Bar(
-        x=[w for _, w in items], y=[label(k) for k, _ in items], orientation="h",
-        marker={"color": TEACHER_COLOR}, hovertemplate="%{y}<br>%{x:.4f}<extra></extra>",
-    ), row=1, col=1)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.15,
+        column_widths=[0.65, 0.35],
+        subplot_titles=["mean attention weight", f"validation {metric}"],
+    )
+    fig.add_trace(
+        go.Bar(
+            x=[w for _, w in items],
+            y=[label(k) for k, _ in items],
+            orientation="h",
+            marker={"color": TEACHER_COLOR},
+            hovertemplate="%{y}<br>%{x:.4f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
     bars = [(n, _finite(v)) for n, v in (("fused", fused), ("plain mean", mean))]
     bars = [(n, v) for n, v in bars if v is not None]
     if bars:
-        fig.add_trace(go.Bar(
-            x=[n for n, _ in bars], y=[v for _, v in bars],
-            marker={"color": [STUDENT_COLOR, MUTED_COLOR][: len(bars)]},
-            text=[f"{v:.4f}" for _, v in bars], hovertemplate="%{x}<br>%{y:.4f}<extra></extra>",
-        ), row=1, col=2)
+        fig.add_trace(
+            go.Bar(
+                x=[n for n, _ in bars],
+                y=[v for _, v in bars],
+                marker={"color": [STUDENT_COLOR, MUTED_COLOR][: len(bars)]},
+                text=[f"{v:.4f}" for _, v in bars],
+                hovertemplate="%{x}<br>%{y:.4f}<extra></extra>",
+            ),
+            row=1,
+            col=2,
+        )
     fig.update_yaxes(autorange="reversed", type="category", row=1, col=1)
     fig.update_layout(height=max(300, 100 + 30 * len(items)), showlegend=False)
-    return Chart("attention", "Attention weights of the multi-teacher ensemble",
-                 "Average per-sample attention each member received on validation rows, and "
-                 "the validation metric of the fused target vs a plain average.",
-                 figure_dict(fig))
+    return Chart(
+        "attention",
+        "Attention weights of the multi-teacher ensemble",
+        "Average per-sample attention each member received on validation rows, and "
+        "the validation metric of the fused target vs a plain average.",
+        figure_dict(fig),
+    )

@@ -84,7 +84,7 @@ class Teacher:
             )
         try:
             proba = model.predict_proba(X)
-        except Exception as exc:  # noqa: BLE001 - any failure inside a user's model
+        except Exception as exc:
             raise HPMKDInputError(
                 f"Teacher {self.name!r} failed to predict on the data: "
                 f"{type(exc).__name__}: {exc}. Check that the data has the columns and types "
@@ -148,9 +148,7 @@ def make_teachers(
         if isinstance(item, (str, os.PathLike)):
             path = Path(item)
             if not path.exists():
-                raise HPMKDInputError(
-                    f"Teacher file {str(path)!r} does not exist. Check the path."
-                )
+                raise HPMKDInputError(f"Teacher file {str(path)!r} does not exist. Check the path.")
             from hpmkd.safe_load import load_model_file
 
             try:

@@ -1,7 +1,10 @@
 """``MetaTemperatureScheduler``: distillation temperatures chosen from validation feedback.
 
-Every trained candidate reports ``(family, temperature, validation score)``. The scheduler
-suggests the next temperature for a family:
+Every trained candidate reports ``(family, capacity, temperature, validation score)``.
+Scores of different capacities are not comparable (a larger student scores higher at any
+temperature), so feedback is the score's *residual* within its family x capacity group
+(score minus the group's mean); groups with one measurement carry no information about
+temperature and are left out. The scheduler suggests the next temperature for a family:
 
 1. explore: while fewer than three distinct temperatures have been measured (for the
    family, else overall), take the next untried value of the starting grid;
@@ -57,22 +60,32 @@ class MetaTemperatureScheduler:
     def __init__(self, start: tuple[float, ...] = (1.0, 2.0, 4.0), adaptive: bool = True):
         self.start = tuple(float(t) for t in start)
         self.adaptive = adaptive
-        self._observations: list[tuple[str, float, float]] = []
+        self._observations: list[tuple[str, str, float, float]] = []
         self._cycle = 0
 
-    def observe(self, family: str, temperature: float, score: float) -> None:
+    def observe(
+        self, family: str, temperature: float, score: float, capacity: str = ""
+    ) -> None:
         """Record a measured validation score (higher is better; NaN is ignored)."""
         if score is None or math.isnan(score):
             return
-        self._observations.append((family, float(temperature), float(score)))
+        self._observations.append((family, capacity, float(temperature), float(score)))
 
     def feedback(self, family: str | None = None) -> dict[float, float]:
-        """Best score measured at each temperature (for one family, or all)."""
-        best: dict[float, float] = {}
-        for fam, t, s in self._observations:
+        """Mean score residual (within family x capacity) at each measured temperature,
+        for one family or all."""
+        groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for fam, cap, t, s in self._observations:
             if family is None or fam == family:
-                best[t] = max(best.get(t, -math.inf), s)
-        return best
+                groups.setdefault((fam, cap), []).append((t, s))
+        sums: dict[float, list[float]] = {}
+        for items in groups.values():
+            if len(items) < 2:
+                continue
+            mean = float(np.mean([s for _, s in items]))
+            for t, s in items:
+                sums.setdefault(t, []).append(s - mean)
+        return {t: float(np.mean(v)) for t, v in sums.items()}
 
     def suggest(self, family: str) -> TemperatureDecision:
         """The temperature to train the next ``family`` student with."""
@@ -82,15 +95,22 @@ class MetaTemperatureScheduler:
             return TemperatureDecision(t, "fixed grid (use_adaptive_temperature is off)")
         own = self.feedback(family)
         scope, data = (family, own) if len(own) >= 3 else ("all families", self.feedback())
-        untried = [t for t in self.start if t not in data]
-        if len(data) < 3 and untried:
+        measured = {t for fam, _, t, _ in self._observations if fam == family}
+        untried = [t for t in self.start if t not in measured]
+        if len(measured) < 3 and untried:
             return TemperatureDecision(
                 untried[0],
-                f"explore: T={untried[0]:g} not yet measured ({scope}: {len(data)} measured)",
+                f"explore: T={untried[0]:g} not yet measured for {family} "
+                f"({len(measured)} measured)",
                 data,
             )
-        if not data:
-            return TemperatureDecision(self.start[0], "no feedback yet", data)
+        if len(data) < 2:
+            # Measured, but never twice at one capacity: no comparable feedback yet.
+            t = self.start[len(self._observations) % len(self.start)]
+            return TemperatureDecision(
+                t, "no comparable feedback yet (each capacity measured once): cycle the grid",
+                data,
+            )
         return self._exploit(data, scope)
 
     def _exploit(self, data: dict[float, float], scope: str) -> TemperatureDecision:
@@ -110,12 +130,12 @@ class MetaTemperatureScheduler:
                 t = round(t, 2)
                 return TemperatureDecision(
                     t,
-                    f"quadratic fit of val score over log T ({scope}) peaks at T={t:g}; "
-                    f"best measured T={best_t:g} ({data[best_t]:.4f})",
+                    f"quadratic fit of val score residuals over log T ({scope}) peaks at "
+                    f"T={t:g}; best measured T={best_t:g} ({data[best_t]:+.4f})",
                     data,
                 )
         return TemperatureDecision(
             best_t,
-            f"best measured T={best_t:g} ({scope}: val score {data[best_t]:.4f})",
+            f"best measured T={best_t:g} ({scope}: val score residual {data[best_t]:+.4f})",
             data,
         )

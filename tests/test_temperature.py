@@ -57,3 +57,20 @@ def test_nan_feedback_is_ignored_and_fixed_mode_cycles():
     assert s.feedback() == {}
     assert [s.suggest("tree").temperature for _ in range(3)] == [1.0, 3.0, 1.0]
     assert "fixed" in s.suggest("tree").reason
+
+
+def test_capacity_gains_are_not_mistaken_for_temperature_gains():
+    s = MetaTemperatureScheduler((1.0, 2.0, 4.0))
+    # Within each capacity the lowest temperature wins; the large capacity scores higher
+    # overall and happened to be measured at higher temperatures.
+    for cap, base in (("small", 0.6), ("large", 0.9)):
+        for t, drop in ((1.0, 0.0), (2.0, 0.01), (4.0, 0.03)):
+            s.observe("lgbm", t if cap == "small" else t * 2, base - drop, cap)
+    decision = s.suggest("lgbm")
+    assert decision.temperature <= 2.0
+    # Groups with one measurement carry no temperature information.
+    lone = MetaTemperatureScheduler((1.0, 2.0, 4.0))
+    for cap, t, score in (("small", 1.0, 0.6), ("medium", 2.0, 0.8), ("large", 4.0, 0.9)):
+        lone.observe("lgbm", t, score, cap)
+    assert lone.feedback("lgbm") == {}
+    assert "no comparable feedback" in lone.suggest("lgbm").reason
