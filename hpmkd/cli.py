@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="settings",
         help="set an HPMConfig field, e.g. --set max_configs=8 --set use_parallel=true",
     )
+    p.add_argument(
+        "--test-data",
+        default=None,
+        metavar="FILE",
+        help="separate test table (same columns); default: split --test-size off DATA",
+    )
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument(
@@ -99,6 +105,7 @@ def distill(args: argparse.Namespace) -> int:
         teacher=args.teacher or None,
         teacher_proba_cols=args.teacher_proba_cols,
         test_size=args.test_size,
+        test_data=args.test_data,
         drop=drop,
         cache=IntelligentCache.from_config(config),
     )

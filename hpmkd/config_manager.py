@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from hpmkd.config import HPMConfig
-from hpmkd.evaluate import CandidateResult, TrainingContext, train_candidate
+from hpmkd.evaluate import CandidateResult, TrainingContext, subsample_context, train_candidate
 from hpmkd.students import CAPACITIES, StudentSpec, trial_params
 
 SCREEN_ROWS = 4000
@@ -108,7 +108,7 @@ class AdaptiveConfigurationManager:
 
         start = time.perf_counter()
         metric = self.config.selection_metric
-        small = _subsample_context(ctx, SCREEN_ROWS, self.random_state)
+        small = subsample_context(ctx, SCREEN_ROWS, self.random_state)
         counts = np.bincount(small.y_val)
         n1, n2 = counts.min(), counts.sum() - counts.min()
         # Scale of sampling noise of a KS/AUC-like score on the screening validation rows
@@ -256,30 +256,3 @@ def _score(value: Any) -> float:
 
 def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{float(value):.4f}"
-
-
-def _subsample_context(ctx: TrainingContext, rows: int, seed: int) -> TrainingContext:
-    """A stratified subsample of the training and validation rows for screening."""
-    from dataclasses import replace
-
-    def pick(y: np.ndarray) -> np.ndarray:
-        if len(y) <= rows:
-            return np.arange(len(y))
-        rng = np.random.default_rng(seed)
-        parts = []
-        for k in np.unique(y):
-            idx = np.flatnonzero(y == k)
-            take = max(2, round(rows * len(idx) / len(y)))
-            parts.append(rng.choice(idx, size=min(take, len(idx)), replace=False))
-        return np.sort(np.concatenate(parts))
-
-    tr, va = pick(ctx.y_train), pick(ctx.y_val)
-    return replace(
-        ctx,
-        X_train=ctx.X_train.iloc[tr],
-        y_train=ctx.y_train[tr],
-        teacher_train=ctx.teacher_train[tr],
-        X_val=ctx.X_val.iloc[va],
-        y_val=ctx.y_val[va],
-        reference_val=ctx.reference_val[va],
-    )

@@ -65,6 +65,7 @@ class CandidateResult:
     test_proba: np.ndarray
     model: Any = None
     from_cache: bool = False
+    train_rows: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,4 +137,41 @@ def score_model(
         val_proba=val_proba,
         test_proba=test_proba,
         model=model,
+        train_rows=len(ctx.y_train),
     )
+
+
+def subsample_context(
+    ctx: TrainingContext, rows: int, seed: int, validation: bool = True
+) -> TrainingContext:
+    """A context with a stratified, seeded subsample of at most ``rows`` training rows
+    (and validation rows too when ``validation``); the test rows are kept."""
+    from dataclasses import replace
+
+    def pick(y: np.ndarray) -> np.ndarray:
+        if len(y) <= rows:
+            return np.arange(len(y))
+        rng = np.random.default_rng(seed)
+        parts = []
+        for k in np.unique(y):
+            idx = np.flatnonzero(y == k)
+            take = max(2, round(rows * len(idx) / len(y)))
+            parts.append(rng.choice(idx, size=min(take, len(idx)), replace=False))
+        return np.sort(np.concatenate(parts))
+
+    tr = pick(ctx.y_train)
+    out = replace(
+        ctx,
+        X_train=ctx.X_train.iloc[tr],
+        y_train=ctx.y_train[tr],
+        teacher_train=ctx.teacher_train[tr],
+    )
+    if validation:
+        va = pick(ctx.y_val)
+        out = replace(
+            out,
+            X_val=ctx.X_val.iloc[va],
+            y_val=ctx.y_val[va],
+            reference_val=ctx.reference_val[va],
+        )
+    return out

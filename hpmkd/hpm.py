@@ -34,7 +34,7 @@ from hpmkd.base import BaseDistiller
 from hpmkd.cache import IntelligentCache
 from hpmkd.chain import ProgressiveDistillationChain
 from hpmkd.config_manager import AdaptiveConfigurationManager, SelectedConfig
-from hpmkd.evaluate import CandidateResult, train_candidate
+from hpmkd.evaluate import CandidateResult, TrainingContext, subsample_context, train_candidate
 from hpmkd.memory import SharedOptimizationMemory
 from hpmkd.metrics import compute_metrics
 from hpmkd.multi_teacher import AttentionWeightedMultiTeacher
@@ -43,6 +43,7 @@ from hpmkd.students import StudentSpec, proba_in_class_order, trial_params
 from hpmkd.temperature import MetaTemperatureScheduler
 
 ENSEMBLE_TOP_CANDIDATES = 3
+HALVING_MIN_ROWS = 50_000
 
 
 class HPMDistiller(BaseDistiller):
@@ -138,19 +139,18 @@ class HPMDistiller(BaseDistiller):
         self.add_candidate(result)
         return result
 
-    def _train_jobs(self, jobs: list[Job]) -> list[CandidateResult]:
+    def _train_jobs(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
         """Train a wave of jobs on the executor, serving cached ones from the cache."""
-        keys = [self._cache_key(job.spec, self.ctx.teacher_train) for job in jobs]
+        keys = [self._cache_key(job.spec, ctx.teacher_train, ctx) for job in jobs]
+        rows_note = "" if ctx is self.ctx else f" [{len(ctx.y_train):,} rows]"
         missing = [i for i, key in enumerate(keys) if key not in self.cache]
-        fresh = dict(
-            zip(missing, self.executor.run([jobs[i] for i in missing], self.ctx), strict=True)
-        )
+        fresh = dict(zip(missing, self.executor.run([jobs[i] for i in missing], ctx), strict=True))
         results = []
         for i, (job, key) in enumerate(zip(jobs, keys, strict=True)):
             # A fresh result is stored now; a cached one is read (trained here only if it
             # was evicted in between).
             value, hit = self.cache.get_or_compute(
-                key, lambda i=i, job=job: fresh.get(i) or train_candidate(job.spec, self.ctx)
+                key, lambda i=i, job=job: fresh.get(i) or train_candidate(job.spec, ctx)
             )
             results.append(replace(value, from_cache=hit and i not in fresh))
         out = []
@@ -158,7 +158,7 @@ class HPMDistiller(BaseDistiller):
             result = replace(
                 result,
                 source=job.kwargs.get("source", "config"),
-                name=job.kwargs.get("name") or job.spec.label(),
+                name=job.kwargs.get("name") or job.spec.label() + rows_note,
             )
             self.add_candidate(result)
             out.append(result)
@@ -268,11 +268,51 @@ class HPMDistiller(BaseDistiller):
         self.bus.emit("info", phase="chain", message=outcome.stop_reason, stages=outcome.records)
 
     def _train_configs(self, selected: list[SelectedConfig]) -> None:
+        """Every selected config, ``n_trials`` each; on large data by successive halving.
+
+        Above ``HALVING_MIN_ROWS`` training rows every trial first trains on a stratified
+        subsample (rung 0, a quarter of the rows, at least ``HALVING_MIN_ROWS``); the best
+        third, by the validation metric, is then retrained on all rows (rung 1). Both
+        rungs are real candidates in the results (``train_rows`` says which).
+        """
         cfg = self.config
         n_train = len(self.split.train)
         pending = [(c, trial) for c in selected for trial in range(cfg.n_trials)]
         # Trial 0 of every config first: a time budget then still covers every config.
         pending.sort(key=lambda item: item[1])
+        if n_train <= HALVING_MIN_ROWS or len(pending) <= 3:
+            self._train_trials(pending, self.ctx)
+            self.record.details["halving"] = {
+                "enabled": False,
+                "reason": f"{n_train:,} training rows (halving above {HALVING_MIN_ROWS:,})"
+                if n_train <= HALVING_MIN_ROWS
+                else "three trials or fewer",
+            }
+            return
+        rows = max(HALVING_MIN_ROWS, n_train // 4)
+        sub = subsample_context(self.ctx, rows, self.random_state, validation=False)
+        rung0 = self._train_trials(pending, sub)
+        keep = sorted(rung0, key=self.selection_key, reverse=True)[: math.ceil(len(rung0) / 3)]
+        rung1 = []
+        if keep and not self.budget_exhausted():
+            jobs = [Job(r.spec, {"source": "config"}) for r in keep]
+            rung1 = self._train_jobs(jobs, self.ctx)
+        self.record.details["halving"] = {
+            "enabled": True,
+            "rung0_rows": len(sub.y_train),
+            "rung0_trials": len(rung0),
+            "rung1_rows": n_train,
+            "promoted": [r.name for r in keep],
+            "rung1_trials": len(rung1),
+        }
+
+    def _train_trials(
+        self, pending: list[tuple[SelectedConfig, int]], ctx: TrainingContext
+    ) -> list[CandidateResult]:
+        """Train (config, trial) pairs in waves, temperatures from the scheduler."""
+        cfg = self.config
+        n_train = len(self.split.train)
+        results: list[CandidateResult] = []
         while pending:
             if self.budget_exhausted():
                 self.bus.emit(
@@ -281,7 +321,8 @@ class HPMDistiller(BaseDistiller):
                     message=f"time budget reached: {len(pending)} trials not started",
                 )
                 break
-            wave, pending = pending[: self.executor.batch_size], pending[self.executor.batch_size :]
+            size = self.executor.batch_size
+            wave, pending = pending[:size], pending[size:]
             jobs = []
             for config, trial in wave:
                 temperature, reason, feedback = self._temperature(config)
@@ -302,13 +343,15 @@ class HPMDistiller(BaseDistiller):
                         "feedback": feedback,
                     }
                 )
-            for result in self._train_jobs(jobs):
+            for result in self._train_jobs(jobs, ctx):
+                results.append(result)
                 self.scheduler.observe(
                     result.spec.family,
                     result.spec.temperature,
                     result.val.get(cfg.selection_metric, math.nan),
                     result.spec.capacity,
                 )
+        return results
 
     def _temperature(self, config: SelectedConfig) -> tuple[float, str, dict]:
         if config.temperature is not None:

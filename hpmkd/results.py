@@ -17,7 +17,7 @@ RESULT_COLUMNS = (
     ["name", "source", "family", "capacity", "params", "temperature", "alpha", "trial"]
     + [f"val_{m}" for m in SPLIT_METRICS]
     + [f"test_{m}" for m in SPLIT_METRICS]
-    + ["fit_seconds", "size_bytes", "latency_ms_1k", "from_cache", "selected"]
+    + ["train_rows", "fit_seconds", "size_bytes", "latency_ms_1k", "from_cache", "selected"]
 )
 
 
@@ -38,6 +38,7 @@ def candidate_row(result: CandidateResult, selected: bool = False) -> dict[str, 
         row[f"val_{m}"] = result.val.get(m, math.nan)
         row[f"test_{m}"] = result.test.get(m, math.nan)
     row.update(
+        train_rows=int(result.train_rows) if result.train_rows else math.nan,
         fit_seconds=result.fit_seconds,
         size_bytes=result.size_bytes,
         latency_ms_1k=result.latency_ms_1k,

@@ -63,9 +63,7 @@ class MetaTemperatureScheduler:
         self._observations: list[tuple[str, str, float, float]] = []
         self._cycle = 0
 
-    def observe(
-        self, family: str, temperature: float, score: float, capacity: str = ""
-    ) -> None:
+    def observe(self, family: str, temperature: float, score: float, capacity: str = "") -> None:
         """Record a measured validation score (higher is better; NaN is ignored)."""
         if score is None or math.isnan(score):
             return
@@ -108,7 +106,8 @@ class MetaTemperatureScheduler:
             # Measured, but never twice at one capacity: no comparable feedback yet.
             t = self.start[len(self._observations) % len(self.start)]
             return TemperatureDecision(
-                t, "no comparable feedback yet (each capacity measured once): cycle the grid",
+                t,
+                "no comparable feedback yet (each capacity measured once): cycle the grid",
                 data,
             )
         return self._exploit(data, scope)
