@@ -181,7 +181,8 @@ class HPMDistiller(BaseDistiller):
             "adaptive": cfg.use_adaptive_temperature,
             "reason": ""
             if cfg.use_adaptive_temperature
-            else "use_adaptive_temperature=False: temperatures cycle the fixed grid",
+            else "use_adaptive_temperature=False: configs take the fixed temperatures of "
+            "config.temperatures; chain stages cycle that grid",
             "decisions": self.temperature_log,
         }
         details["parallel"] = self.executor.describe()

@@ -30,7 +30,8 @@ def candidate_row(result: CandidateResult, selected: bool = False) -> dict[str, 
         "family": spec.family if spec else result.extra.get("family", ""),
         "capacity": spec.capacity if spec else "",
         "params": json.dumps(spec.params, sort_keys=True) if spec else "{}",
-        "temperature": spec.temperature if spec else math.nan,
+        # Hard labels (alpha 0) involve no temperature.
+        "temperature": spec.temperature if spec and spec.alpha > 0 else math.nan,
         "alpha": spec.alpha if spec else math.nan,
         "trial": spec.trial if spec else 0,
     }

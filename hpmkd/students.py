@@ -53,7 +53,9 @@ _CAPACITY_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
 
 # Values trials draw from (trial 0 always takes the first, the family's default).
 _TRIAL_SPACE: dict[str, dict[str, list[Any]]] = {
-    "logreg": {"C_scale": [1.0, 0.3, 3.0, 0.1, 10.0]},
+    # Scales stay within a capacity's band (capacities are 10x apart), so a trial of one
+    # capacity never repeats another capacity's model.
+    "logreg": {"C_scale": [1.0, 0.5, 2.0, 0.7, 1.4]},
     "tree": {"min_samples_leaf_share": [0.002, 0.01, 0.0005, 0.005]},
     "lgbm": {
         "learning_rate": [0.2, 0.3, 0.15],

@@ -1,0 +1,490 @@
+"""``AutoDistiller(method="hpm")`` end to end: phases and events, ``results_df``, the
+component switches, the cache, the optimization memory, the time budget and ``auto``.
+
+Component unit tests live in test_temperature / test_multi_teacher /
+test_chain_and_selection / test_cache / test_memory; these tests check that the
+components are wired into a real run and that what the run records matches what it did.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+import hpmkd.evaluate
+import hpmkd.students
+from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
+from hpmkd.cli import main as cli_main
+from hpmkd.metrics import compute_metrics
+from tests.conftest import fit_lgbm_teacher, make_classification_frame
+
+PHASES = ["select", "chain", "train", "ensemble", "compare"]
+CANDIDATE_SOURCES = {"chain", "config", "ensemble"}
+N_ROWS, N_FEATURES, TEACHER_TREES = 1200, 6, 60
+SMALL = {"max_configs": 3, "n_trials": 2, "families": ("logreg", "tree", "lgbm")}
+# Nothing on disk: runs with these settings cannot influence each other.
+ISOLATED = {**SMALL, "use_cache": False, "use_memory": False}
+
+
+# ----------------------------------------------------------------------------- helpers
+def make_dataset(seed: int = 1, name: str = "synthetic-A", n_rows: int = N_ROWS):
+    """A seeded table and its own small LightGBM teacher (rebuilding gives equal data)."""
+    frame = make_classification_frame(n_rows=n_rows, n_features=N_FEATURES, seed=seed)
+    teacher = fit_lgbm_teacher(frame.drop(columns="target"), frame["target"], TEACHER_TREES)
+    return DistillationDataset(frame, target="target", teacher=teacher, name=name)
+
+
+def run_hpm(dataset, events: list | None = None, method: str = "hpm", **config):
+    distiller = AutoDistiller(dataset, method=method, config=HPMConfig(**config), random_state=42)
+    distiller.run(callbacks=[events.append] if events is not None else None)
+    return distiller
+
+
+def candidate_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["source"].isin(CANDIDATE_SOURCES)]
+
+
+def assert_same_frames(a: pd.DataFrame, b: pd.DataFrame, columns: list[str]) -> None:
+    pd.testing.assert_frame_equal(
+        a[columns].reset_index(drop=True), b[columns].reset_index(drop=True)
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private HPMKD_HOME for one test (cache and memory start empty)."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("HPMKD_HOME", str(path))
+    return path
+
+
+@pytest.fixture
+def fit_counter(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts student fits in this process (every candidate trains through it)."""
+    original = hpmkd.students.fit_on_soft_targets
+    calls: list[int] = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(hpmkd.students, "fit_on_soft_targets", counting)
+    monkeypatch.setattr(hpmkd.evaluate, "fit_on_soft_targets", counting)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def dataset_a():
+    return make_dataset(1, "synthetic-A")
+
+
+@pytest.fixture(scope="module")
+def base_run(dataset_a, tmp_path_factory):
+    """One default small hpm run (cache and memory on, fresh home), with its events."""
+    events: list = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HPMKD_HOME", str(tmp_path_factory.mktemp("hpm-base-home")))
+        distiller = run_hpm(dataset_a, events, **SMALL)
+    return distiller, events
+
+
+# ----------------------------------------------------------------------------- 1. phases
+def test_events_announce_every_phase_in_order_and_each_candidate(base_run):
+    distiller, events = base_run
+    df = distiller.results_df
+    assert events[0].kind == "run_start" and events[-1].kind == "run_end"
+    assert events[0].data["phases"] == PHASES
+    assert events[0].data["method"] == "hpm"
+    assert events[-1].data["best"] == distiller.best_name
+    phase_events = [(e.kind, e.phase) for e in events if e.kind in {"phase_start", "phase_end"}]
+    assert phase_events == [(k, p) for p in PHASES for k in ("phase_start", "phase_end")]
+
+    # One candidate event per candidate row, in order, inside the phase that trained it.
+    current, seen = None, []
+    for event in events:
+        if event.kind == "phase_start":
+            current = event.phase
+        elif event.kind == "phase_end":
+            current = None
+        elif event.kind == "candidate":
+            row = event.data["row"]
+            expected_phase = {"chain": "chain", "config": "train", "ensemble": "ensemble"}
+            assert current == expected_phase[row["source"]], row["name"]
+            seen.append(row)
+    rows = candidate_rows(df)
+    assert [r["name"] for r in seen] == rows["name"].tolist()
+    assert [r["val_ks"] for r in seen] == rows["val_ks"].tolist()
+    indices = [e.data["index"] for e in events if e.kind == "candidate"]
+    assert indices == list(range(1, len(seen) + 1))
+
+
+def test_summary_lists_phases_and_timings(base_run):
+    distiller, _ = base_run
+    summary = distiller.summary()
+    assert summary["method"] == "hpm"
+    assert summary["phases"] == PHASES
+    timings = summary["timings"]
+    assert set(timings) == {*PHASES, "total"}
+    assert all(timings[p] >= 0 for p in PHASES)
+    assert timings["select"] > 0 and timings["train"] > 0  # real fits take time
+    assert timings["total"] >= sum(timings[p] for p in PHASES)
+    assert summary["stopped_by_time_budget"] is False
+    assert summary["n_candidates"] == len(candidate_rows(distiller.results_df))
+    json.dumps(summary)  # plain data
+
+
+def test_cli_distill_method_hpm_writes_summary_with_phases(tmp_path, home, capsys):
+    frame = make_classification_frame(n_rows=N_ROWS, n_features=N_FEATURES, seed=3)
+    teacher = fit_lgbm_teacher(frame.drop(columns="target"), frame["target"], TEACHER_TREES)
+    data, model = tmp_path / "data.csv", tmp_path / "teacher.joblib"
+    frame.to_csv(data, index=False)
+    joblib.dump(teacher, model)
+    out = tmp_path / "out"
+    code = cli_main(
+        [
+            "distill",
+            str(data),
+            "--target",
+            "target",
+            "--teacher",
+            str(model),
+            "--method",
+            "hpm",
+            "--set",
+            "max_configs=3",
+            "--set",
+            "n_trials=2",
+            "--out",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "hpm"
+    assert summary["method_reason"] == "hpm: chosen explicitly"
+    assert summary["phases"] == PHASES
+    assert set(summary["timings"]) == {*PHASES, "total"}
+    assert summary["config"]["max_configs"] == 3 and summary["config"]["n_trials"] == 2
+    for phase in PHASES:
+        assert f"[{phase}]" in err
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["source"]) >= {"chain", "config", "teacher", "baseline"}
+    assert results.loc[results["selected"], "name"].tolist() == [summary["best_model"]]
+
+
+# ----------------------------------------------------------------------------- 2. results_df
+RESULT_COLUMNS = (
+    ["name", "source", "family", "params", "temperature", "alpha", "trial"]
+    + [f"{split}_{m}" for split in ("val", "test") for m in ("ks", "auc", "accuracy", "f1")]
+    + ["val_fidelity", "test_fidelity", "fit_seconds", "size_bytes", "latency_ms_1k"]
+    + ["from_cache", "selected"]
+)
+
+
+def test_results_df_has_one_row_per_candidate_teacher_and_baseline(base_run):
+    distiller, _ = base_run
+    df, record = distiller.results_df, distiller.record_
+    assert set(RESULT_COLUMNS) <= set(df.columns)
+    assert set(df["source"]) <= CANDIDATE_SOURCES | {"teacher", "baseline"}
+    rows = candidate_rows(df)
+    assert len(rows) == len(record.candidates) and len(rows) > 0
+    assert rows["name"].is_unique
+    assert (df["source"] == "teacher").sum() == 1
+    assert (df["source"] == "baseline").sum() == 1
+    assert len(df) == len(rows) + 2
+    baseline = df[df["source"] == "baseline"].iloc[0]
+    assert baseline["alpha"] == 0.0
+    for col in ("val_ks", "test_ks", "val_auc", "test_auc", "size_bytes", "latency_ms_1k"):
+        assert rows[col].notna().all(), col
+    assert ((rows["val_ks"] >= 0) & (rows["val_ks"] <= 1)).all()
+    assert (rows["size_bytes"] > 0).all() and (rows["fit_seconds"] > 0).all()
+    # Candidates are distinct models, not copies of one row.
+    assert rows["val_auc"].nunique() > 1 and rows["params"].nunique() > 1
+
+
+def test_exactly_one_selected_row_is_the_best_validation_ks(base_run):
+    distiller, _ = base_run
+    df = distiller.results_df
+    assert df["selected"].sum() == 1
+    selected = df[df["selected"]].iloc[0]
+    rows = candidate_rows(df)
+    assert selected["source"] in CANDIDATE_SOURCES
+    assert selected["val_ks"] == rows["val_ks"].max()
+    ties = rows[rows["val_ks"] == rows["val_ks"].max()]
+    assert selected["size_bytes"] == ties["size_bytes"].min()  # tie-break: smaller model
+    assert selected["name"] == distiller.best_name == distiller.summary()["best_model"]
+    # The reported test metrics come from the best model's real predictions on the test rows.
+    record = distiller.record_
+    X_test = distiller.dataset.X.iloc[record.split.test]
+    proba = distiller.predict_proba(X_test)
+    metrics = compute_metrics(
+        record.y_test, proba, distiller.dataset.teacher_proba()[record.split.test]
+    )
+    assert selected["test_ks"] == pytest.approx(metrics["ks"], abs=1e-12)
+    assert selected["test_auc"] == pytest.approx(metrics["auc"], abs=1e-12)
+    assert distiller.best_metrics["ks"] == pytest.approx(metrics["ks"], abs=1e-12)
+
+
+def test_temperatures_are_recorded_with_a_reasoned_decision_each(base_run):
+    distiller, _ = base_run
+    df, details = distiller.results_df, distiller.record_.details
+    trained = df[df["source"].isin({"chain", "config"})]
+    assert trained["temperature"].notna().all() and (trained["temperature"] > 0).all()
+    temperature = details["temperature"]
+    assert temperature["adaptive"] is True
+    decisions = temperature["decisions"]
+    assert sorted(d["candidate"] for d in decisions) == sorted(trained["name"])
+    by_name = trained.set_index("name")["temperature"]
+    for decision in decisions:
+        assert isinstance(decision["reason"], str) and decision["reason"].strip()
+        assert decision["temperature"] == by_name[decision["candidate"]]
+    # Adaptive: at least one temperature was chosen from measured feedback.
+    assert any(d.get("feedback") for d in decisions)
+
+
+def test_chain_rows_carry_the_stage_metrics(base_run):
+    distiller, _ = base_run
+    df, chain = distiller.results_df, distiller.record_.details["chain"]
+    assert chain["enabled"] is True
+    stages = chain["stages"]
+    chain_rows = df[df["source"] == "chain"]
+    assert len(stages) >= 1 and len(chain_rows) == len(stages)
+    assert chain_rows["name"].tolist() == [s["name"] for s in stages]
+    assert chain_rows["val_ks"].tolist() == [s["val_metric"] for s in stages]
+    assert chain_rows["test_ks"].tolist() == [s["test_metric"] for s in stages]
+    assert chain_rows["temperature"].tolist() == [s["temperature"] for s in stages]
+    assert chain_rows["capacity"].tolist() == [s["capacity"] for s in stages]
+    assert chain["stop_reason"]
+    if len(stages) < HPMConfig().max_chain_stages:
+        assert stages[-1]["kept"] is False
+
+
+def test_selected_configs_have_reasons_and_n_trials_each(base_run):
+    distiller, _ = base_run
+    df, selection = distiller.results_df, distiller.record_.details["selection"]
+    configs = selection["configs"]
+    assert 1 <= len(configs) <= SMALL["max_configs"]
+    assert all(isinstance(c["reason"], str) and c["reason"].strip() for c in configs)
+    assert all(c["temperature"] is None for c in configs)  # adaptive: set per trial
+    config_rows = df[df["source"] == "config"]
+    assert len(config_rows) == len(configs) * SMALL["n_trials"]
+    for c in configs:
+        mine = config_rows[
+            (config_rows["family"] == c["family"])
+            & (config_rows["capacity"] == c["capacity"])
+            & (config_rows["alpha"] == c["alpha"])
+        ]
+        assert sorted(mine["trial"]) == list(range(SMALL["n_trials"])), c["label"]
+    assert set(selection["screen_scores"]) == {
+        f"{f}-{cap}" for f in SMALL["families"] for cap in ("small", "medium")
+    }
+
+
+# ----------------------------------------------------------------------------- 3. switches
+def test_progressive_off_trains_no_chain(dataset_a):
+    distiller = run_hpm(dataset_a, use_progressive=False, **ISOLATED)
+    df, details = distiller.results_df, distiller.record_.details
+    assert not (df["source"] == "chain").any()
+    assert (df["source"] == "config").any()
+    assert details["chain"]["enabled"] is False
+    assert details["chain"]["stages"] == []
+    assert all("stage" not in d for d in details["temperature"]["decisions"])
+
+
+def test_multi_teacher_adds_an_attention_ensemble_candidate(dataset_a):
+    distiller = run_hpm(dataset_a, use_multi_teacher=True, **ISOLATED)
+    df, attention = distiller.results_df, distiller.record_.details["attention"]
+    ensemble = df[df["source"] == "ensemble"]
+    assert len(ensemble) == 1
+    assert attention["enabled"] is True
+    assert attention["student"] == ensemble["name"].iloc[0]
+    weights = attention["mean_weights"]
+    assert list(weights) == attention["members"]
+    assert "teacher LGBMClassifier" in weights and len(weights) >= 2
+    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-6)
+    assert all(0 <= w <= 1 for w in weights.values())
+    # One teacher: nothing to fuse before training.
+    assert "teacher_attention" not in distiller.record_.details
+
+
+def test_multi_teacher_off_records_why(dataset_a):
+    distiller = run_hpm(dataset_a, **ISOLATED)
+    assert not (distiller.results_df["source"] == "ensemble").any()
+    assert distiller.record_.details["attention"] == {
+        "enabled": False,
+        "reason": "use_multi_teacher=False",
+    }
+
+
+def test_attention_prefers_the_good_teacher_over_a_shuffled_one():
+    frame = make_classification_frame(n_rows=N_ROWS, n_features=N_FEATURES, seed=1)
+    X, y = frame.drop(columns="target"), frame["target"].to_numpy()
+    good = fit_lgbm_teacher(X, y, TEACHER_TREES)
+    shuffled = fit_lgbm_teacher(X, np.random.default_rng(0).permutation(y), TEACHER_TREES)
+    ds = DistillationDataset(frame, target="target", teacher=[good, shuffled], name="two")
+    good_name, bad_name = list(ds.teacher_probas)
+    distiller = run_hpm(ds, use_multi_teacher=True, **ISOLATED)
+    details = distiller.record_.details
+    fused = details["teacher_attention"]
+    assert fused["members"] == [good_name, bad_name]
+    assert fused["mean_weights"][good_name] > fused["mean_weights"][bad_name]
+    assert sum(fused["mean_weights"].values()) == pytest.approx(1.0, abs=1e-6)
+    # Fusing by attention beats the plain mean of a good and a useless teacher.
+    assert fused["val_metric_fused"] > fused["val_metric_mean"]
+    ensemble = details["attention"]["mean_weights"]
+    assert ensemble[f"teacher {good_name}"] > ensemble[f"teacher {bad_name}"]
+    assert sum(ensemble.values()) == pytest.approx(1.0, abs=1e-6)
+    assert (distiller.results_df["source"] == "ensemble").sum() == 1
+    assert (distiller.results_df["source"] == "teacher").sum() == 2
+
+
+def test_fixed_temperatures_come_from_the_config(dataset_a):
+    temps = (1.5, 3.0)
+    distiller = run_hpm(dataset_a, use_adaptive_temperature=False, temperatures=temps, **ISOLATED)
+    df, details = distiller.results_df, distiller.record_.details
+    trained = df[df["source"].isin({"chain", "config"})]
+    assert set(trained["temperature"]) <= set(temps)
+    assert details["temperature"]["adaptive"] is False
+    decisions = details["temperature"]["decisions"]
+    assert sorted(d["candidate"] for d in decisions) == sorted(trained["name"])
+    assert all("fixed" in d["reason"] for d in decisions)
+    assert all(c["temperature"] in temps for c in details["selection"]["configs"])
+
+
+def test_memory_off_neither_warm_starts_nor_writes(dataset_a, home, tmp_path):
+    memory_dir = tmp_path / "memory"
+    distiller = run_hpm(dataset_a, use_memory=False, memory_dir=str(memory_dir), **SMALL)
+    warm = distiller.record_.details["warm_start"]
+    assert warm["enabled"] is False and warm["used"] is False
+    assert not memory_dir.exists()
+    assert not (home / "memory").exists()
+    # The same run with memory on does write (so the check above can fail).
+    run_hpm(dataset_a, memory_dir=str(memory_dir), **SMALL)
+    assert (memory_dir / "memory.sqlite").is_file()
+
+
+# ----------------------------------------------------------------------------- 4. cache
+def test_identical_rerun_is_served_from_the_cache(home, fit_counter):
+    first = run_hpm(make_dataset(1, "synthetic-A"), **SMALL)
+    trained_first = len(fit_counter)
+    assert trained_first > 0
+    assert not candidate_rows(first.results_df)["from_cache"].all()
+
+    fit_counter.clear()
+    second = run_hpm(make_dataset(1, "synthetic-A"), **SMALL)  # rebuilt, identical
+    assert len(fit_counter) == 0
+    rows = candidate_rows(second.results_df)
+    assert rows["from_cache"].all()
+    assert second.results_df.loc[second.results_df["source"] == "baseline", "from_cache"].all()
+    assert second.record_.details["cache"]["misses"] == 0
+    assert second.record_.details["cache"]["hits"] > 0
+    assert second.best_name == first.best_name
+    assert second.best_metrics == first.best_metrics
+    metric_cols = ["name", "source", "temperature", "val_ks", "val_auc", "test_ks", "test_auc"]
+    assert_same_frames(candidate_rows(first.results_df), rows, metric_cols)
+
+
+def test_cache_off_retrains_every_time(home, fit_counter, dataset_a):
+    config = {**SMALL, "use_cache": False}
+    first = run_hpm(dataset_a, **config)
+    counts = [len(fit_counter)]
+    second = run_hpm(dataset_a, **config)
+    counts.append(len(fit_counter) - counts[0])
+    assert counts[0] > 0 and counts[1] > 0
+    for run in (first, second):
+        assert not run.results_df["from_cache"].any()
+        assert run.record_.details["cache"]["enabled"] is False
+        assert run.record_.details["cache"]["hits"] == 0
+    assert not (home / "cache").exists()
+    assert second.best_name == first.best_name
+
+
+def test_tiny_cache_limit_still_runs_correctly(home, fit_counter, dataset_a):
+    reference = run_hpm(dataset_a, **ISOLATED)
+    fit_counter.clear()
+    config = {**SMALL, "use_memory": False, "cache_size_limit_gb": 1e-6}
+    runs = []
+    for _ in range(2):
+        runs.append(run_hpm(dataset_a, **config))
+        assert len(fit_counter) > 0  # entries were evicted: the rerun trains again
+        fit_counter.clear()
+    cols = ["name", "source", "temperature", "alpha", "trial", "val_ks", "val_auc", "test_ks"]
+    for run in runs:
+        assert run.best_name == reference.best_name
+        assert run.results_df["selected"].sum() == 1
+        assert_same_frames(
+            candidate_rows(reference.results_df), candidate_rows(run.results_df), cols
+        )
+        stats = run.record_.details["cache"]
+        assert stats["size_limit_bytes"] == int(1e-6 * 1024**3)
+    assert not candidate_rows(runs[1].results_df)["from_cache"].all()
+
+
+# ----------------------------------------------------------------------------- 5. memory
+def test_similar_dataset_warm_starts_from_past_run_but_not_from_itself(home):
+    ds_a = make_dataset(1, "synthetic-A")
+    first = run_hpm(ds_a, **SMALL)
+    warm_first = first.record_.details["warm_start"]
+    assert warm_first["enabled"] is True and warm_first["used"] is False
+    assert not first.record_.details["selection"]["warm_started"]
+    assert (home / "memory" / "memory.sqlite").is_file()
+
+    # A rerun on A itself finds only its own fingerprint: no warm start.
+    rerun = run_hpm(ds_a, **SMALL)
+    warm_rerun = rerun.record_.details["warm_start"]
+    assert warm_rerun["used"] is False and warm_rerun["neighbours"] == []
+    assert not any(c["warm_started"] for c in rerun.record_.details["selection"]["configs"])
+
+    # B: same generator, other seed -> similar meta-features, different data.
+    ds_b = make_dataset(2, "synthetic-B")
+    assert ds_b.fingerprint() != ds_a.fingerprint()
+    second = run_hpm(ds_b, **SMALL)
+    details = second.record_.details
+    warm = details["warm_start"]
+    assert warm["enabled"] is True and warm["used"] is True
+    assert warm["neighbours"] and {n["dataset"] for n in warm["neighbours"]} == {"synthetic-A"}
+    assert "synthetic-A" in warm["reason"]
+    configs = details["selection"]["configs"]
+    warm_configs = [c for c in configs if c["warm_started"]]
+    assert warm_configs and details["selection"]["warm_started"] is True
+    assert configs[0]["warm_started"]  # past winners go first
+    assert all("synthetic-A" in c["reason"] for c in warm_configs)
+    # The first warm-started config is A's best setting.
+    best_a = first.record_.best.spec
+    assert (configs[0]["family"], configs[0]["capacity"], configs[0]["alpha"]) == (
+        best_a.family,
+        best_a.capacity,
+        best_a.alpha,
+    )
+
+
+# ----------------------------------------------------------------------------- 6. budget
+def test_tiny_time_budget_keeps_a_best_model(base_run, dataset_a):
+    distiller = run_hpm(dataset_a, time_budget_s=0.001, **ISOLATED)
+    summary = distiller.summary()
+    assert summary["stopped_by_time_budget"] is True
+    assert 1 <= summary["n_candidates"] < base_run[0].summary()["n_candidates"]
+    assert distiller.best_name in candidate_rows(distiller.results_df)["name"].tolist()
+    proba = distiller.predict_proba(dataset_a.X.head(20))
+    assert proba.shape == (20, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert summary["phases"] == PHASES
+
+
+# ----------------------------------------------------------------------------- 8. auto
+def test_auto_on_1500_rows_runs_hpm_and_says_why():
+    ds = make_dataset(4, "mid", n_rows=1500)
+    events: list = []
+    distiller = run_hpm(ds, events, method="auto", **ISOLATED)
+    summary = distiller.summary()
+    assert summary["method"] == "hpm" and distiller.method_ == "hpm"
+    assert "hpm" in summary["method_reason"] and "1,500" in summary["method_reason"]
+    assert events[0].data["method"] == "hpm"
+    assert summary["phases"] == PHASES
+    assert math.isfinite(summary["student"]["ks"])

@@ -1,0 +1,198 @@
+"""Parallel training: joblib/loky and Dask give the same run as sequential training, and
+workers pin LightGBM to one thread.
+
+The cache is off in every run here, so a parallel run really trains (it cannot be served
+the sequential run's results).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import hpmkd.evaluate
+import hpmkd.students
+from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
+from hpmkd.evaluate import TrainingContext
+from hpmkd.parallel import Executor, Job
+from hpmkd.students import StudentSpec, trial_params
+from tests.conftest import fit_lgbm_teacher, make_classification_frame
+
+SMALL = {
+    "max_configs": 3,
+    "n_trials": 2,
+    "families": ("logreg", "tree", "lgbm"),
+    "use_cache": False,
+    "use_memory": False,
+}
+CANDIDATE_SOURCES = {"chain", "config", "ensemble"}
+VAL_COLUMNS = ["val_ks", "val_auc", "val_accuracy", "val_f1", "val_fidelity"]
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    frame = make_classification_frame(n_rows=1200, n_features=6, seed=1)
+    teacher = fit_lgbm_teacher(frame.drop(columns="target"), frame["target"], 60)
+    return DistillationDataset(frame, target="target", teacher=teacher, name="parallel")
+
+
+@pytest.fixture
+def fit_counter(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts student fits in *this* process (workers import their own, unpatched copy)."""
+    original = hpmkd.students.fit_on_soft_targets
+    calls: list[int] = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(hpmkd.students, "fit_on_soft_targets", counting)
+    monkeypatch.setattr(hpmkd.evaluate, "fit_on_soft_targets", counting)
+    return calls
+
+
+def run(dataset, **config) -> AutoDistiller:
+    distiller = AutoDistiller(
+        dataset, method="hpm", config=HPMConfig(**SMALL, **config), random_state=42
+    )
+    distiller.run()
+    return distiller
+
+
+def candidates(distiller: AutoDistiller):
+    df = distiller.results_df
+    return df[df["source"].isin(CANDIDATE_SOURCES)].set_index("name")
+
+
+@pytest.fixture(scope="module")
+def sequential(dataset):
+    return run(dataset)
+
+
+def assert_same_best(parallel: AutoDistiller, sequential: AutoDistiller) -> None:
+    assert parallel.best_name == sequential.best_name
+    best_p, best_s = parallel.record_.best, sequential.record_.best
+    for metric, value in best_s.val.items():
+        if isinstance(value, float) and math.isfinite(value):
+            assert best_p.val[metric] == pytest.approx(value, abs=1e-9), metric
+    assert parallel.best_metrics["ks"] == pytest.approx(sequential.best_metrics["ks"], abs=1e-9)
+
+
+def context(dataset, n_threads: int) -> TrainingContext:
+    split = dataset.split(0.2, 42)
+    proba = dataset.teacher_proba()
+    return TrainingContext(
+        X_train=dataset.X.iloc[split.train],
+        y_train=dataset.y[split.train],
+        X_val=dataset.X.iloc[split.validation],
+        y_val=dataset.y[split.validation],
+        X_test=dataset.X.iloc[split.test],
+        y_test=dataset.y[split.test],
+        teacher_train=proba[split.train],
+        reference_val=proba[split.validation],
+        reference_test=proba[split.test],
+        classes=dataset.classes,
+        numeric=dataset.numeric,
+        categorical=dataset.categorical,
+        seed=42,
+        n_threads=n_threads,
+    )
+
+
+def lgbm_jobs(n_rows: int) -> list[Job]:
+    return [
+        Job(
+            StudentSpec(
+                "lgbm", "small", 2.0, 0.5, trial, trial_params("lgbm", "small", trial, n_rows, 42)
+            )
+        )
+        for trial in range(2)
+    ]
+
+
+def lgbm_threads(result) -> int:
+    return result.model.named_steps["model"].get_params()["n_jobs"]
+
+
+# ----------------------------------------------------------------------------- loky
+def test_loky_gives_the_same_best_as_sequential(dataset, sequential):
+    parallel = run(dataset, use_parallel=True, n_jobs=2)
+    assert parallel.record_.details["parallel"] == {"backend": "loky", "n_jobs": 2}
+    assert sequential.record_.details["parallel"] == {"backend": "sequential", "n_jobs": 1}
+    assert_same_best(parallel, sequential)
+    assert not parallel.results_df["from_cache"].any()
+    # Every candidate trained with the same spec in both runs scored exactly the same.
+    cand_p, cand_s = candidates(parallel), candidates(sequential)
+    common = cand_p.index.intersection(cand_s.index)
+    chain = cand_s.index[cand_s["source"] == "chain"]
+    assert set(chain) <= set(common) and len(common) >= len(cand_s) // 2
+    for column in [*VAL_COLUMNS, "test_ks"]:
+        assert cand_p.loc[common, column].to_numpy() == pytest.approx(
+            cand_s.loc[common, column].to_numpy(), abs=1e-9
+        ), column
+
+
+def test_loky_with_fixed_temperatures_reproduces_every_candidate(dataset, fit_counter):
+    fixed = {"use_adaptive_temperature": False}
+    seq = run(dataset, **fixed)
+    seq_fits = len(fit_counter)
+    fit_counter.clear()
+    par = run(dataset, use_parallel=True, n_jobs=2, **fixed)
+    assert par.record_.details["parallel"]["backend"] == "loky"
+    cand_p, cand_s = candidates(par), candidates(seq)
+    assert cand_p.index.tolist() == cand_s.index.tolist()
+    for column in [*VAL_COLUMNS, "test_ks", "test_auc"]:
+        assert cand_p[column].to_numpy() == pytest.approx(cand_s[column].to_numpy(), abs=1e-9)
+    assert_same_best(par, seq)
+    # The config trials ran in loky workers (waves of 2 * n_jobs), so this process
+    # trained exactly that many fewer students.
+    n_configs = len(cand_s.query("source == 'config'"))
+    assert n_configs >= 2 and n_configs % 4 != 1
+    assert len(fit_counter) == seq_fits - n_configs
+
+
+def test_loky_workers_pin_lightgbm_to_one_thread(dataset):
+    ctx = context(dataset, n_threads=4)
+    jobs = lgbm_jobs(len(ctx.y_train))
+    in_process = Executor("sequential").run(jobs, ctx)
+    assert [lgbm_threads(r) for r in in_process] == [4, 4]  # the context's setting
+    pooled = Executor("loky", n_jobs=2).run(jobs, ctx)
+    assert [lgbm_threads(r) for r in pooled] == [1, 1]
+    for a, b in zip(in_process, pooled, strict=True):
+        assert a.name == b.name
+        assert a.val["auc"] == pytest.approx(b.val["auc"], abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- dask
+def test_dask_cluster_gives_the_same_best_with_single_threaded_workers(dataset, sequential):
+    distributed = pytest.importorskip("distributed")
+    cluster = None
+    try:
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        address = cluster.scheduler_address
+        parallel = run(dataset, use_parallel=True, dask_scheduler=address)
+        info = parallel.record_.details["parallel"]
+        assert info["backend"] == "dask"
+        assert info["workers"] == 2
+        assert info["scheduler"] == address
+        assert not parallel.results_df["from_cache"].any()
+        assert_same_best(parallel, sequential)
+
+        # Inside a Dask worker LightGBM runs on one thread, whatever the context asks.
+        executor = Executor("dask", scheduler=address)
+        try:
+            ctx = context(dataset, n_threads=4)
+            results = executor.run(lgbm_jobs(len(ctx.y_train)), ctx)
+        finally:
+            executor.close()
+        assert [lgbm_threads(r) for r in results] == [1, 1]
+        assert results[0].val["auc"] == pytest.approx(
+            Executor("sequential").run(lgbm_jobs(len(ctx.y_train))[:1], ctx)[0].val["auc"],
+            abs=1e-9,
+        )
+    finally:
+        if cluster is not None:
+            cluster.close()
