@@ -230,7 +230,13 @@ class BaseDistiller:
         if spec is None:
             return None
         hard = StudentSpec(spec.family, spec.capacity, 1.0, 0.0, spec.trial, dict(spec.params))
-        return self.fit(hard, source="baseline", name=f"baseline {hard.label()}")
+        return self.fit(
+            hard, self.baseline_context(best), source="baseline", name=f"baseline {hard.label()}"
+        )
+
+    def baseline_context(self, best: CandidateResult) -> TrainingContext:
+        """The training rows of the hard-label twin: the same rows ``best`` learned from."""
+        return self.ctx
 
     def baseline_spec(self, best: CandidateResult) -> StudentSpec | None:
         """The spec whose hard-label twin is the baseline (the best's own spec)."""

@@ -15,7 +15,7 @@ from typing import Any
 from hpmkd.errors import HPMKDInputError
 
 SELECTION_METRICS = ("ks", "auc", "accuracy", "f1", "fidelity", "rank_fidelity")
-STUDENT_FAMILIES = ("logreg", "tree", "lgbm")
+STUDENT_FAMILIES = ("logreg", "tree", "lgbm", "mlp")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class HPMConfig:
         Directory of the optimization memory; defaults to ``$HPMKD_HOME/memory``.
     cache_dir : str or None, default None
         Directory of the cache; defaults to ``$HPMKD_HOME/cache``.
-    families : tuple of str, default ("logreg", "tree", "lgbm")
+    families : tuple of str, default ("logreg", "tree", "lgbm", "mlp")
         Student families searched.
     temperatures : tuple of float, default (1.0, 2.0, 4.0)
         Temperatures of the legacy grid and the starting points of the scheduler.

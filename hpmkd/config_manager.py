@@ -11,9 +11,9 @@ it from measurements on the dataset at hand, not from a fixed table:
    alpha's measured advantage over the mean alpha. Meta-features shape the space: on
    small data (fewer than 2,000 training rows) the large capacities are dropped, since
    they cannot be validated reliably there.
-3. **Diversity**: family x capacity pairs within a tolerance of the best (the sampling
-   noise scale of the metric on the screening validation rows,
-   ``sqrt((n1 + n2) / (n1 n2))``, at least 0.01) share the ``max_configs`` slots
+3. **Diversity**: family x capacity pairs within a tolerance of the best (half the
+   sampling-noise scale of the metric on the screening validation rows,
+   ``sqrt((n1 + n2) / (n1 n2)) / 2``, at least 0.01) share the ``max_configs`` slots
    round-robin from the best, so no single pair takes every slot and each family that
    screened close to the best is kept; alphas more than half the tolerance behind the
    best alpha are dropped. The manager may so keep fewer than ``max_configs``: slots
@@ -186,7 +186,9 @@ class AdaptiveConfigurationManager:
         ranked_pairs = sorted(self.screen_scores_.items(), key=lambda kv: -kv[1])
         scores = np.array([s for _, s in ranked_pairs if np.isfinite(s)])
         best = scores.max() if scores.size else 0.0
-        tolerance = max(0.01, self.noise_)
+        # Two models scored on the same rows differ by far less noise than one model's
+        # score varies, so half the single-score scale is the tolerance.
+        tolerance = max(0.01, self.noise_ / 2)
         kept_pairs = [p for p, s in ranked_pairs if s >= best - tolerance] or [ranked_pairs[0][0]]
         alpha_mean = float(np.mean(list(self.alpha_scores_.values()))) if self.alpha_scores_ else 0
         alphas = sorted(cfg.alphas, key=lambda a: -self.alpha_scores_.get(a, alpha_mean))

@@ -39,11 +39,13 @@ from hpmkd.memory import SharedOptimizationMemory
 from hpmkd.metrics import compute_metrics
 from hpmkd.multi_teacher import AttentionWeightedMultiTeacher
 from hpmkd.parallel import Executor, Job
+from hpmkd.racing import share_worse
 from hpmkd.students import StudentSpec, proba_in_class_order, trial_params
 from hpmkd.temperature import MetaTemperatureScheduler
 
 ENSEMBLE_TOP_CANDIDATES = 3
 HALVING_MIN_ROWS = 50_000
+RACE_THRESHOLD = 0.9
 
 
 class HPMDistiller(BaseDistiller):
@@ -92,6 +94,13 @@ class HPMDistiller(BaseDistiller):
             ],
         }
         return fused
+
+    def baseline_context(self, best: CandidateResult) -> TrainingContext:
+        """The rung-0 subsample when the best was trained there, else all training rows."""
+        sub = getattr(self, "_rung0_ctx", None)
+        if sub is not None and best.train_rows == len(sub.y_train):
+            return sub
+        return self.ctx
 
     # ----------------------------------------------------------------- training
     def _cache_key(
@@ -292,6 +301,7 @@ class HPMDistiller(BaseDistiller):
             return
         rows = max(HALVING_MIN_ROWS, n_train // 4)
         sub = subsample_context(self.ctx, rows, self.random_state, validation=False)
+        self._rung0_ctx = sub
         rung0 = self._train_trials(pending, sub)
         keep = sorted(rung0, key=self.selection_key, reverse=True)[: math.ceil(len(rung0) / 3)]
         rung1 = []
@@ -310,20 +320,45 @@ class HPMDistiller(BaseDistiller):
     def _train_trials(
         self, pending: list[tuple[SelectedConfig, int]], ctx: TrainingContext
     ) -> list[CandidateResult]:
-        """Train (config, trial) pairs in waves, temperatures from the scheduler."""
+        """Train (config, trial) pairs round by round (trial 0 of every config first),
+        temperatures from the scheduler; after each round, configurations that are
+        clearly worse than the incumbent stop racing (see :mod:`hpmkd.racing`)."""
+        results: list[CandidateResult] = []
+        configs = list(dict.fromkeys(c for c, _ in pending))
+        trials = sorted({t for _, t in pending})
+        alive = list(configs)
+        best_of: dict[SelectedConfig, CandidateResult] = {}
+        for trial in trials:
+            round_items = [(c, t) for c, t in pending if t == trial and c in alive]
+            for config, result in self._train_round(round_items, ctx):
+                results.append(result)
+                if config not in best_of or self.selection_key(result) > self.selection_key(
+                    best_of[config]
+                ):
+                    best_of[config] = result
+            if self.record.stopped_by_budget:
+                break
+            if trial != trials[-1]:
+                alive = self._race(alive, best_of, trial)
+        return results
+
+    def _train_round(
+        self, items: list[tuple[SelectedConfig, int]], ctx: TrainingContext
+    ) -> list[tuple[SelectedConfig, CandidateResult]]:
+        """Train one round of trials in executor-sized waves."""
         cfg = self.config
         n_train = len(self.split.train)
-        results: list[CandidateResult] = []
-        while pending:
+        out: list[tuple[SelectedConfig, CandidateResult]] = []
+        while items:
             if self.budget_exhausted():
                 self.bus.emit(
                     "info",
                     phase="train",
-                    message=f"time budget reached: {len(pending)} trials not started",
+                    message=f"time budget reached: {len(items)} trials not started",
                 )
                 break
             size = self.executor.batch_size
-            wave, pending = pending[:size], pending[size:]
+            wave, items = items[:size], items[size:]
             jobs = []
             for config, trial in wave:
                 temperature, reason, feedback = self._temperature(config)
@@ -344,15 +379,57 @@ class HPMDistiller(BaseDistiller):
                         "feedback": feedback,
                     }
                 )
-            for result in self._train_jobs(jobs, ctx):
-                results.append(result)
+            for (config, _), result in zip(wave, self._train_jobs(jobs, ctx), strict=True):
+                out.append((config, result))
                 self.scheduler.observe(
                     result.spec.family,
                     result.spec.temperature,
                     result.val.get(cfg.selection_metric, math.nan),
                     result.spec.capacity,
                 )
-        return results
+        return out
+
+    def _race(
+        self,
+        alive: list[SelectedConfig],
+        best_of: dict[SelectedConfig, CandidateResult],
+        trial: int,
+    ) -> list[SelectedConfig]:
+        """Configurations that keep racing after ``trial``; the rest are recorded."""
+        incumbent = max(self.record.candidates, key=self.selection_key)
+        metric = self.config.selection_metric
+        log = self.record.details.setdefault(
+            "racing", {"enabled": True, "threshold": RACE_THRESHOLD, "stopped": []}
+        )
+        keep = []
+        for config in alive:
+            result = best_of.get(config)
+            if result is None or result is incumbent:
+                keep.append(config)
+                continue
+            share = share_worse(
+                self.ctx.y_val,
+                incumbent.val_proba,
+                result.val_proba,
+                metric,
+                self.ctx.reference_val,
+                seed=self.random_state,
+            )
+            if share >= RACE_THRESHOLD:
+                log["stopped"].append(
+                    {
+                        "config": config.label(),
+                        "after_trial": trial,
+                        "share_worse": share,
+                        "reason": f"below {incumbent.name} in {share:.0%} of paired bootstrap "
+                        f"resamples of the validation rows (val {metric} "
+                        f"{result.val.get(metric, math.nan):.4f} vs "
+                        f"{incumbent.val.get(metric, math.nan):.4f})",
+                    }
+                )
+            else:
+                keep.append(config)
+        return keep
 
     def _temperature(self, config: SelectedConfig) -> tuple[float, str, dict]:
         if config.temperature is not None:

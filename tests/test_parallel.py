@@ -145,11 +145,11 @@ def test_loky_with_fixed_temperatures_reproduces_every_candidate(dataset, fit_co
     for column in [*VAL_COLUMNS, "test_ks", "test_auc"]:
         assert cand_p[column].to_numpy() == pytest.approx(cand_s[column].to_numpy(), abs=1e-9)
     assert_same_best(par, seq)
-    # The config trials ran in loky workers (waves of 2 * n_jobs), so this process
-    # trained exactly that many fewer students.
+    # Config trials ran in loky workers (waves of 2 * n_jobs; a wave of one runs here),
+    # so this process trained fewer students, and never fewer than all but the configs.
     n_configs = len(cand_s.query("source == 'config'"))
-    assert n_configs >= 2 and n_configs % 4 != 1
-    assert len(fit_counter) == seq_fits - n_configs
+    assert n_configs >= 2
+    assert seq_fits - n_configs <= len(fit_counter) < seq_fits
 
 
 def test_loky_workers_pin_lightgbm_to_one_thread(dataset):

@@ -1,0 +1,31 @@
+"""hpmkd — distill a heavy tabular teacher into a small, fast student.
+
+Start with ``streamlit run app.py``; the pages guide you through data, configuration,
+the run, the comparison and the downloads.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+st.set_page_config(
+    page_title="hpmkd · knowledge distillation",
+    page_icon=":material/school:",
+    layout="wide",
+)
+
+from hpmkd_app import state, ui  # noqa: E402 - set_page_config must come first
+
+pages = [
+    st.Page(path, title=title, icon=icon, url_path=name, default=name == "data")
+    for name, (path, title, icon) in ui.PAGES.items()
+]
+navigation = st.navigation(pages)
+with st.sidebar:
+    st.markdown("**hpmkd** distills a heavy *teacher* classifier into a small *student* "
+                "and shows how close it gets. Work through the pages top to bottom.")
+state.sync_job_param()
+navigation.run()
+# Drawn after the page (pages never call st.stop) so it shows what the page just changed.
+with st.sidebar:
+    ui.sidebar_summary()

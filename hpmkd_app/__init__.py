@@ -1,0 +1,24 @@
+"""hpmkd_app: the service layer behind the Streamlit app.
+
+Pages in ``pages/`` only render; everything they need comes from here:
+
+- :mod:`hpmkd_app.state` — session-state keys and typed accessors;
+- :mod:`hpmkd_app.tables` — uploads and the sample table, previews, class balance;
+- :mod:`hpmkd_app.teachers` — teacher sources (uploaded files through the restricted
+  loader, probability columns, the reference LightGBM teacher) and the dataset build;
+- :mod:`hpmkd_app.configform` — the ``HPMConfig`` form: one widget per field;
+- :mod:`hpmkd_app.jobs` — runs outside the script thread, the registry and the run cache;
+- :mod:`hpmkd_app.progress` — phase status, leaderboard and component panels from events;
+- :mod:`hpmkd_app.compare`, :mod:`hpmkd_app.charts`, :mod:`hpmkd_app.explain` — the
+  Compare page's numbers, plotly figures and feature importances;
+- :mod:`hpmkd_app.exports` — bytes for the Export page's downloads;
+- :mod:`hpmkd_app.cached` — the only module using ``st.cache_*``;
+- :mod:`hpmkd_app.ui` — small rendering helpers shared by pages (guards, links, sidebar);
+- :mod:`hpmkd_app.paths` — the private app directory under ``$HPMKD_HOME``.
+
+The engine (:mod:`hpmkd`) never imports Streamlit; this package is the only bridge.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

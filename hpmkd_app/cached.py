@@ -1,0 +1,239 @@
+"""The app's only ``st.cache_*`` users: live objects made from plain session data.
+
+Session state holds plain records (:class:`~hpmkd_app.tables.LoadedTable`,
+:class:`~hpmkd_app.teachers.TeacherSource`); the live teacher models and the
+:class:`~hpmkd.DistillationDataset` are made here and shared read-only. Cache keys are
+short strings (SHA-256 digests, column names): Streamlit never hashes a DataFrame or an
+upload's bytes (``_``-prefixed arguments are not hashed).
+
+Errors are cached with the result (:class:`Outcome`), so a teacher that fails its checks
+is not re-evaluated on every rerun.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from hpmkd.data import DistillationDataset
+from hpmkd_app import teachers as teacher_lib
+from hpmkd_app.tables import LoadedTable
+from hpmkd_app.teachers import TeacherSource
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A cached result or the readable error that prevented it.
+
+    Attributes
+    ----------
+    value : object or None
+    error : str or None
+        The ``HPMKDInputError``/``ValueError`` text.
+    """
+
+    value: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether there is a value."""
+        return self.error is None
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading the model file ...")
+def load_teacher_model(digest: str, filename: str, _data: bytes) -> Outcome:
+    """The model in an uploaded file, through the restricted loader.
+
+    Parameters
+    ----------
+    digest : str
+        SHA-256 of the bytes (the cache key).
+    filename : str
+    _data : bytes
+        The file's content (not hashed).
+    """
+    try:
+        return Outcome(teacher_lib.load_model_bytes(_data, filename))
+    except ValueError as exc:
+        return Outcome(error=str(exc))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Training the reference teacher ...")
+def reference_teacher(settings_json: str, _frame: Any) -> Outcome:
+    """The fitted reference teacher for these settings (deterministic, seeded).
+
+    Parameters
+    ----------
+    settings_json : str
+        :func:`~hpmkd_app.teachers.reference_settings` as sorted JSON (the cache key;
+        includes the table digest).
+    _frame : DataFrame
+        The table (not hashed).
+
+    Returns
+    -------
+    Outcome
+        ``value`` is ``(model, info)``.
+    """
+    settings = json.loads(settings_json)
+    try:
+        return Outcome(teacher_lib.train_reference_teacher(_frame, settings))
+    except ValueError as exc:
+        return Outcome(error=str(exc))
+
+
+def settings_json(settings: dict[str, Any]) -> str:
+    """Canonical JSON of reference settings (the cache key).
+
+    Parameters
+    ----------
+    settings : dict
+    """
+    keep = {k: settings[k] for k in ("data_digest", "target", "features", "seed",
+                                     "validation_split", "test_size", "trees")}
+    return json.dumps(keep, sort_keys=True)
+
+
+def teacher_model(source: TeacherSource, table: LoadedTable) -> Any:
+    """The live model of a ``file`` or ``reference`` teacher source.
+
+    Parameters
+    ----------
+    source : TeacherSource
+    table : LoadedTable
+        The current table (the reference teacher is trained on it).
+
+    Raises
+    ------
+    HPMKDInputError
+        The model cannot be made (message says why).
+    """
+    from hpmkd.errors import HPMKDInputError
+
+    if source.kind == "file":
+        out = load_teacher_model(source.digest, source.filename, source.data)
+    elif source.kind == "reference":
+        if source.settings.get("data_digest") != table.digest:
+            raise HPMKDInputError(
+                "The reference teacher was trained on another table. Train it again on "
+                "the Data & teachers page."
+            )
+        out = reference_teacher(settings_json(source.settings), table.frame)
+        if out.ok:
+            out = Outcome(out.value[0])
+    else:
+        raise HPMKDInputError(f"A {source.kind} teacher has no model object.")
+    if not out.ok:
+        raise HPMKDInputError(out.error)
+    return out.value
+
+
+def dataset_key(
+    table: LoadedTable, target: str, features: list[str], sources: list[TeacherSource]
+) -> str:
+    """Short key of the dataset inputs (digests and names only).
+
+    Parameters
+    ----------
+    table : LoadedTable
+    target : str
+    features : list of str
+    sources : list of TeacherSource
+    """
+    return json.dumps(
+        [table.digest, table.name, target, list(features), [list(map(str, s.key()))
+                                                            for s in sources]],
+        default=str,
+    )
+
+
+@st.cache_resource(max_entries=4, show_spinner="Checking the teachers against the data ...")
+def _dataset(key: str, _table: LoadedTable, target: str, _features: list[str],
+             _sources: list[TeacherSource]) -> Outcome:
+    try:
+        dataset = teacher_lib.build_dataset(
+            _table, target, _features, _sources, lambda s: teacher_model(s, _table)
+        )
+        return Outcome(dataset)
+    except ValueError as exc:
+        return Outcome(error=str(exc))
+
+
+def dataset(
+    table: LoadedTable, target: str, features: list[str], sources: list[TeacherSource]
+) -> Outcome:
+    """The :class:`~hpmkd.DistillationDataset` of the current choices, or its error.
+
+    Parameters
+    ----------
+    table : LoadedTable
+    target : str
+    features : list of str
+    sources : list of TeacherSource
+
+    Returns
+    -------
+    Outcome
+        ``value`` is a :class:`~hpmkd.DistillationDataset` (shared read-only).
+    """
+    # The engine class's identity is part of the key: after a development reload of
+    # hpmkd, a dataset made by the old class is never handed to the new AutoDistiller.
+    key = f"{dataset_key(table, target, features, sources)}|{id(DistillationDataset)}"
+    return _dataset(key, table, target, list(features), list(sources))
+
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing feature importance ...")
+def importance(job_id: str, name: str, k: int, _distiller: Any) -> tuple[Any, str]:
+    """Feature importance of one model of a finished run for class ``k``.
+
+    Parameters
+    ----------
+    job_id : str
+        Identifies the run (cache key with ``name`` and ``k``).
+    name : str
+        Model name (a teacher ``"teacher ..."`` or a candidate).
+    k : int
+        Class index (one-vs-rest).
+    _distiller : AutoDistiller
+        The finished run (not hashed).
+
+    Returns
+    -------
+    (Importance or None, str)
+        See :func:`hpmkd_app.explain.feature_importance`.
+    """
+    from hpmkd_app import compare, explain
+
+    entries = compare.teachers(_distiller) + compare.students(_distiller)
+    entry = next((e for e in entries if e.name == name), None)
+    if entry is None:
+        return None, f"no model named {name!r} in this run"
+    model, X, predict = compare.model_inputs(_distiller, entry)
+    if model is None:
+        return None, "no model object (the teacher was given as probability columns)"
+    positions = explain.sample_positions(len(X))
+    y = compare.y_test(_distiller)[positions]
+    return explain.feature_importance(model, X.iloc[positions], y, k, predict)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def model_download(job_id: str, name: str, _distiller: Any) -> bytes:
+    """Joblib bytes of one candidate of a finished run.
+
+    Parameters
+    ----------
+    job_id : str
+    name : str
+        Candidate name.
+    _distiller : AutoDistiller
+        The finished run (not hashed).
+    """
+    from hpmkd_app import compare, exports
+
+    entry = next(e for e in compare.students(_distiller) if e.name == name)
+    return exports.model_bytes(entry.model)

@@ -1,0 +1,249 @@
+"""Session-state keys of the app and typed accessors.
+
+Every key is the app's own (``hpmkd.*``), never a widget key: Streamlit deletes a
+widget's state when its page unmounts, so values that must survive page switches are
+copied here. Only plain data is stored (tables, teacher sources with their bytes, the
+config form dict, the job id); live models and datasets come from
+:mod:`hpmkd_app.cached`, runs from :mod:`hpmkd_app.jobs`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from hpmkd_app import configform
+from hpmkd_app.tables import LoadedTable, default_target
+from hpmkd_app.teachers import TeacherSource
+
+TABLE = "hpmkd.table"
+TARGET = "hpmkd.target"
+FEATURES = "hpmkd.features"
+TEACHERS = "hpmkd.teachers"
+TEACHER_ERRORS = "hpmkd.teacher_errors"
+DATA_VERSION = "hpmkd.data_version"
+CONFIG = "hpmkd.config"
+CONFIG_VERSION = "hpmkd.config_version"
+METHOD = "hpmkd.method"
+SEED = "hpmkd.seed"
+JOB = "hpmkd.job_id"
+REPORTS = "hpmkd.reports"
+#: The URL query parameter that carries the job id (a reload re-attaches to the run).
+JOB_PARAM = "job"
+DEFAULT_SEED = 42
+
+
+def table() -> LoadedTable | None:
+    """The loaded table, if any."""
+    return st.session_state.get(TABLE)
+
+
+def set_table(new: LoadedTable) -> None:
+    """Make ``new`` the current table and reset the choices that depend on the old one.
+
+    The target defaults to ``target`` (or the last column) and the features to all other
+    columns. Uploaded model files stay (they may fit the new table); the reference
+    teacher and probability columns, which belong to the old table, are removed.
+
+    Parameters
+    ----------
+    new : LoadedTable
+    """
+    st.session_state[TABLE] = new
+    columns = list(new.frame.columns)
+    target = default_target(columns)
+    st.session_state[TARGET] = target
+    st.session_state[FEATURES] = [c for c in columns if c != target]
+    st.session_state[TEACHERS] = [s for s in teacher_sources() if s.kind == "file"]
+    bump_data_version()
+
+
+def data_version() -> int:
+    """Generation of the target/feature widgets (bumped when the app changes them)."""
+    return int(st.session_state.get(DATA_VERSION, 0))
+
+
+def bump_data_version() -> None:
+    """Give the target/feature widgets new identities so the browser forgets old values."""
+    st.session_state[DATA_VERSION] = data_version() + 1
+
+
+def target() -> str | None:
+    """The chosen target column."""
+    return st.session_state.get(TARGET)
+
+
+def set_target(value: str) -> None:
+    """Choose the target; it is removed from the features.
+
+    Parameters
+    ----------
+    value : str
+    """
+    old = st.session_state.get(TARGET)
+    st.session_state[TARGET] = value
+    features = [c for c in features_() if c != value]
+    current = table()
+    if old and old != value and current is not None and old in current.frame.columns:
+        features.append(old)
+        order = list(current.frame.columns)
+        features.sort(key=order.index)
+    st.session_state[FEATURES] = features
+
+
+def features_() -> list[str]:
+    """The chosen feature columns."""
+    return list(st.session_state.get(FEATURES, []))
+
+
+def set_features(values: list[str]) -> None:
+    """Choose the features.
+
+    Parameters
+    ----------
+    values : list of str
+    """
+    st.session_state[FEATURES] = list(values)
+
+
+def teacher_sources() -> list[TeacherSource]:
+    """The teachers added so far."""
+    return list(st.session_state.get(TEACHERS, []))
+
+
+def add_teacher(source: TeacherSource) -> None:
+    """Add a teacher source, replacing one with the same identity.
+
+    Parameters
+    ----------
+    source : TeacherSource
+    """
+    kept = [s for s in teacher_sources() if s.key() != source.key()]
+    if source.kind in ("reference", "proba_cols"):
+        kept = [s for s in kept if s.kind != source.kind]
+    st.session_state[TEACHERS] = [*kept, source]
+
+
+def remove_teacher(index: int) -> None:
+    """Remove the teacher at ``index``.
+
+    Parameters
+    ----------
+    index : int
+    """
+    sources = teacher_sources()
+    if 0 <= index < len(sources):
+        sources.pop(index)
+    st.session_state[TEACHERS] = sources
+
+
+def teacher_errors() -> dict[str, str]:
+    """Outcome of each model upload already checked, by upload file id (``""`` when the
+    model loaded, else the error text)."""
+    return st.session_state.setdefault(TEACHER_ERRORS, {})
+
+
+def config_form() -> dict[str, Any]:
+    """The config form values (initialised to ``HPMConfig()`` defaults)."""
+    form = st.session_state.get(CONFIG)
+    if form is None:
+        form = configform.default_form()
+        st.session_state[CONFIG] = form
+    # A field added to HPMConfig after the form was stored gets its default.
+    missing = {k: v for k, v in configform.default_form().items() if k not in form}
+    if missing:
+        form = {**form, **missing}
+        st.session_state[CONFIG] = form
+    return dict(form)
+
+
+def set_config_form(form: dict[str, Any]) -> None:
+    """Store the config form values.
+
+    Parameters
+    ----------
+    form : dict
+    """
+    st.session_state[CONFIG] = dict(form)
+
+
+def config_version() -> int:
+    """Generation of the config widgets (bumped when a preset replaces the form)."""
+    return int(st.session_state.get(CONFIG_VERSION, 0))
+
+
+def replace_config_form(form: dict[str, Any]) -> None:
+    """Replace the whole form (a preset) and give the config widgets new identities.
+
+    Parameters
+    ----------
+    form : dict
+    """
+    set_config_form(form)
+    st.session_state[CONFIG_VERSION] = config_version() + 1
+
+
+def method() -> str:
+    """The chosen method (``auto`` by default)."""
+    return st.session_state.get(METHOD, "auto")
+
+
+def set_method(value: str) -> None:
+    """Choose the method.
+
+    Parameters
+    ----------
+    value : str
+    """
+    st.session_state[METHOD] = value
+
+
+def seed() -> int:
+    """The run's random seed."""
+    return int(st.session_state.get(SEED, DEFAULT_SEED))
+
+
+def set_seed(value: int) -> None:
+    """Set the run's random seed.
+
+    Parameters
+    ----------
+    value : int
+    """
+    st.session_state[SEED] = int(value)
+
+
+def job_id() -> str | None:
+    """The current job id: from session state, else from the URL (after a reload)."""
+    value = st.session_state.get(JOB)
+    if value:
+        return value
+    param = st.query_params.get(JOB_PARAM)
+    if param:
+        st.session_state[JOB] = str(param)
+        return str(param)
+    return None
+
+
+def set_job_id(value: str | None) -> None:
+    """Remember the current job in session state and in the URL.
+
+    Parameters
+    ----------
+    value : str or None
+    """
+    if value:
+        st.session_state[JOB] = value
+        st.query_params[JOB_PARAM] = value
+    else:
+        st.session_state.pop(JOB, None)
+        if JOB_PARAM in st.query_params:
+            del st.query_params[JOB_PARAM]
+
+
+def sync_job_param() -> None:
+    """Put the session's job id back in the URL (page switches clear query params)."""
+    value = job_id()
+    if value and st.query_params.get(JOB_PARAM) != value:
+        st.query_params[JOB_PARAM] = value

@@ -1,0 +1,427 @@
+"""Teachers for the app: uploaded model files, probability columns, a reference teacher.
+
+Session state only ever holds :class:`TeacherSource` records (plain data: the uploaded
+bytes, column names, or the settings of the reference teacher). The live models are made
+from them on demand by :mod:`hpmkd_app.cached`, so no fitted estimator sits in session
+state.
+
+Uploaded model files are loaded **only** through :func:`hpmkd.safe_load.load_model_bytes`
+(the restricted loader); this module never calls ``pickle``/``joblib`` on user bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lightgbm import LGBMClassifier
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
+
+from hpmkd.data import DistillationDataset, prepare_features
+from hpmkd.errors import HPMKDInputError
+from hpmkd_app.tables import LoadedTable, digest_bytes
+
+#: Model file types the teacher uploader accepts.
+MODEL_FILE_TYPES = ("joblib", "pkl", "pickle", "txt", "lgb", "skops")
+#: Trees of the reference teacher.
+REFERENCE_TREES = 300
+#: Share of rows the engine holds out for test when no test file is given.
+TEST_SIZE = 0.2
+
+
+@dataclass(frozen=True)
+class TeacherSource:
+    """Where one teacher comes from (plain data, safe to keep in session state).
+
+    Attributes
+    ----------
+    kind : {"file", "proba_cols", "reference"}
+    name : str
+        Shown in the UI and in results.
+    filename : str
+        Uploaded file name (``kind="file"``).
+    data : bytes
+        Uploaded file content (``kind="file"``).
+    digest : str
+        SHA-256 of ``data``; for other kinds a key describing the source.
+    proba_cols : tuple of str
+        Probability columns, one per class in class order (``kind="proba_cols"``).
+    settings : dict
+        Reference teacher: data digest, target, features, seed, validation split, test
+        size, trees (everything that decides its training rows and its model).
+    """
+
+    kind: str
+    name: str
+    filename: str = ""
+    data: bytes = field(default=b"", repr=False)
+    digest: str = ""
+    proba_cols: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> tuple:
+        """Hashable identity used as part of the dataset cache key."""
+        if self.kind == "file":
+            return ("file", self.name, self.digest)
+        if self.kind == "proba_cols":
+            return ("proba_cols", self.proba_cols)
+        return ("reference", self.name, tuple(sorted(_hashable(self.settings).items())))
+
+    def describe(self) -> str:
+        """One line for the teacher list."""
+        if self.kind == "file":
+            return f"model file {self.filename} ({len(self.data):,} bytes)"
+        if self.kind == "proba_cols":
+            return f"probability columns {', '.join(self.proba_cols)}"
+        s = self.settings
+        return (
+            f"reference LightGBM, {s.get('trees')} trees, trained on the {s.get('train_rows'):,} "
+            f"train rows of the seeded split (seed {s.get('seed')}); validation and test rows "
+            "unseen"
+        )
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _hashable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+# --------------------------------------------------------------------------- uploads
+def load_model_bytes(data: bytes, filename: str) -> Any:
+    """Load an uploaded model file through the restricted loader.
+
+    Parameters
+    ----------
+    data : bytes
+    filename : str
+
+    Returns
+    -------
+    object
+        The model (a fitted classifier or a LightGBM ``Booster``).
+
+    Raises
+    ------
+    HPMKDInputError
+        The loader refused the file (unsafe content, unknown format) or the object is
+        not a classifier with ``predict_proba``.
+    """
+    try:
+        from hpmkd.safe_load import load_model_bytes as restricted_load
+    except ImportError as exc:
+        raise HPMKDInputError(
+            "Model files cannot be loaded in this installation: the restricted loader "
+            f"(hpmkd.safe_load) is not available ({exc}). Use probability columns or the "
+            "reference teacher instead."
+        ) from exc
+    if not data:
+        raise HPMKDInputError(f"Model file {filename!r} is empty (0 bytes).")
+    try:
+        model = restricted_load(data, filename)
+    except ValueError as exc:  # UnsafeModelError, ModelFileError
+        raise HPMKDInputError(str(exc)) from exc
+    if not (is_booster(model) or callable(getattr(model, "predict_proba", None))):
+        raise HPMKDInputError(
+            f"Model file {filename!r} holds a {type(model).__name__}, not a classifier with "
+            "predict_proba. Save the fitted classifier itself."
+        )
+    return model
+
+
+def is_booster(model: Any) -> bool:
+    """Whether ``model`` is a LightGBM ``Booster``.
+
+    Parameters
+    ----------
+    model : object
+    """
+    import lightgbm
+
+    return isinstance(model, lightgbm.Booster)
+
+
+def file_source(data: bytes, filename: str) -> TeacherSource:
+    """A teacher source for an uploaded model file (not yet loaded).
+
+    Parameters
+    ----------
+    data : bytes
+    filename : str
+    """
+    return TeacherSource(
+        kind="file", name=filename, filename=filename, data=data, digest=digest_bytes(data)
+    )
+
+
+def proba_cols_source(columns: list[str]) -> TeacherSource:
+    """A teacher source for probability columns already in the table.
+
+    Parameters
+    ----------
+    columns : list of str
+        One column per class, in class order.
+
+    Raises
+    ------
+    HPMKDInputError
+        No column given.
+    """
+    if not columns:
+        raise HPMKDInputError(
+            "Choose the probability columns: one per class, in class order (e.g. p_0, p_1)."
+        )
+    return TeacherSource(kind="proba_cols", name="proba_cols", proba_cols=tuple(columns))
+
+
+# --------------------------------------------------------------------------- reference
+def reference_settings(
+    table: LoadedTable,
+    target: str,
+    features: list[str],
+    seed: int,
+    validation_split: float,
+    trees: int = REFERENCE_TREES,
+) -> dict[str, Any]:
+    """Everything that decides the reference teacher's training rows and model.
+
+    Parameters
+    ----------
+    table : LoadedTable
+    target : str
+    features : list of str
+    seed : int
+        The run's seed: the teacher trains on exactly the rows the engine's split will
+        use for training, so validation and test rows stay unseen by it.
+    validation_split : float
+        The configured validation share (decides the engine's train rows).
+    trees : int
+    """
+    return {
+        "data_digest": table.digest,
+        "target": target,
+        "features": list(features),
+        "seed": int(seed),
+        "validation_split": float(validation_split),
+        "test_size": TEST_SIZE,
+        "trees": int(trees),
+    }
+
+
+def reference_model(numeric: list[str], categorical: list[str], seed: int, trees: int) -> Pipeline:
+    """An unfitted reference teacher: feature normalisation + a LightGBM classifier.
+
+    Parameters
+    ----------
+    numeric, categorical : list of str
+        Column names of each kind.
+    seed : int
+    trees : int
+    """
+    columns = ColumnTransformer(
+        [
+            ("num", "passthrough", numeric),
+            (
+                "cat",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1
+                ),
+                categorical,
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+    clf = LGBMClassifier(
+        n_estimators=trees,
+        learning_rate=0.05,
+        num_leaves=31,
+        random_state=seed,
+        n_jobs=1,
+        verbose=-1,
+    )
+    return Pipeline(
+        [
+            ("normalise", FunctionTransformer(prepare_features, feature_names_out="one-to-one")),
+            ("columns", columns),
+            ("model", clf),
+        ]
+    )
+
+
+def train_reference_teacher(frame: pd.DataFrame, settings: dict[str, Any]) -> tuple[Pipeline, dict]:
+    """Train the reference LightGBM teacher on the engine's train rows only.
+
+    The rows are those of ``DistillationDataset(...).split(validation_split, seed).train``:
+    the same seeded split the distillation run uses, so the teacher never sees the
+    validation rows (used for selection) or the test rows (used for the final report).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The whole table.
+    settings : dict
+        From :func:`reference_settings`.
+
+    Returns
+    -------
+    model : Pipeline
+        Fitted; ``feature_names_in_`` are the chosen features.
+    info : dict
+        ``train_rows``, ``rows``, ``train_share``.
+
+    Raises
+    ------
+    HPMKDInputError
+        Bad target or features (the dataset's own checks).
+    """
+    base = DistillationDataset(
+        frame, target=settings["target"], features=list(settings["features"]),
+        test_size=settings["test_size"],
+    )
+    split = base.split(settings["validation_split"], settings["seed"])
+    model = reference_model(base.numeric, base.categorical, settings["seed"], settings["trees"])
+    X = base.frame.iloc[split.train][base.features]
+    y = base.frame[base.target].iloc[split.train].to_numpy()
+    model.fit(X, y)
+    info = {
+        "train_rows": len(split.train),
+        "rows": base.n_rows,
+        "train_share": len(split.train) / base.n_rows,
+    }
+    return model, info
+
+
+def reference_source(settings: dict[str, Any], info: dict[str, Any]) -> TeacherSource:
+    """The teacher source recording a trained reference teacher.
+
+    Parameters
+    ----------
+    settings : dict
+    info : dict
+        From :func:`train_reference_teacher`.
+    """
+    return TeacherSource(
+        kind="reference",
+        name=f"reference_lgbm_{settings['trees']}",
+        settings={**settings, **info},
+    )
+
+
+def stale_reference_reason(
+    source: TeacherSource, table: LoadedTable, target: str, features: list[str], seed: int,
+    validation_split: float,
+) -> str | None:
+    """Why a reference teacher no longer matches the current choices, or ``None``.
+
+    Parameters
+    ----------
+    source : TeacherSource
+    table : LoadedTable
+    target : str
+    features : list of str
+    seed : int
+    validation_split : float
+    """
+    if source.kind != "reference":
+        return None
+    s = source.settings
+    reasons = []
+    if s.get("data_digest") != table.digest:
+        reasons.append("the data changed")
+    if s.get("target") != target:
+        reasons.append(f"it was trained for target {s.get('target')!r}")
+    if list(s.get("features", [])) != list(features):
+        reasons.append("the feature selection changed")
+    if int(s.get("seed", -1)) != int(seed):
+        reasons.append(f"it used seed {s.get('seed')} (now {seed})")
+    if not math.isclose(float(s.get("validation_split", -1)), float(validation_split)):
+        reasons.append(
+            f"it used validation split {s.get('validation_split')} (now {validation_split})"
+        )
+    if not reasons:
+        return None
+    return (
+        "The reference teacher is out of date: " + "; ".join(reasons) + ". Train it again so "
+        "its training rows match the run's train split."
+    )
+
+
+# --------------------------------------------------------------------------- dataset
+def build_dataset(
+    table: LoadedTable,
+    target: str,
+    features: list[str],
+    sources: list[TeacherSource],
+    model_for: Callable[[TeacherSource], Any],
+) -> DistillationDataset:
+    """The :class:`~hpmkd.DistillationDataset` of the current choices.
+
+    Parameters
+    ----------
+    table : LoadedTable
+    target : str
+    features : list of str
+    sources : list of TeacherSource
+        At least one.
+    model_for : callable
+        Returns the live model of a ``file`` or ``reference`` source.
+
+    Raises
+    ------
+    HPMKDInputError
+        Missing target, no teacher, teacher lacking features, class mismatch, bad
+        probability columns, too few rows per class ... (the engine's messages).
+    """
+    if not sources:
+        raise HPMKDInputError(
+            "Add a teacher: upload a model file, pick probability columns, or train the "
+            "reference teacher."
+        )
+    proba = [s for s in sources if s.kind == "proba_cols"]
+    if len(proba) > 1:
+        raise HPMKDInputError("Use at most one set of probability columns as a teacher.")
+    models = [s for s in sources if s.kind != "proba_cols"]
+    # Probability columns are the teacher's output, never a student's input.
+    excluded = set(proba[0].proba_cols) if proba else set()
+    features = [f for f in features if f not in excluded]
+    objects = [model_for(s) for s in models]
+    dataset = DistillationDataset(
+        table.frame,
+        target=target,
+        features=list(features),
+        teacher=objects or None,
+        teacher_proba_cols=list(proba[0].proba_cols) if proba else None,
+        test_size=TEST_SIZE,
+        name=table.name,
+    )
+    _rename_teachers(dataset, [s.name for s in models] + ["proba_cols"] * len(proba))
+    return dataset
+
+
+def _rename_teachers(dataset: DistillationDataset, names: list[str]) -> None:
+    """Name object teachers after their source (file name) instead of their class."""
+    teachers = getattr(dataset, "teachers", None)
+    probas = getattr(dataset, "teacher_probas", None)
+    if not teachers or probas is None or len(teachers) != len(names):
+        return
+    if getattr(dataset, "_fingerprint", None) is not None:
+        return
+    if any(t.name not in probas for t in teachers):
+        return
+    seen: dict[str, int] = {}
+    renamed: dict[str, np.ndarray] = {}
+    for teacher, name in zip(teachers, names, strict=True):
+        count = seen.get(name, 0) + 1
+        seen[name] = count
+        new = name if count == 1 else f"{name}#{count}"
+        renamed[new] = probas[teacher.name]
+        teacher.name = new
+    dataset.teacher_probas = renamed

@@ -1,0 +1,168 @@
+"""Page 3 — start the run in the background and watch every phase live."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from hpmkd import choose_method
+from hpmkd_app import configform, jobs, progress, state, ui
+
+st.title("3 · Distill")
+st.caption(
+    "The run trains in the background: you can switch pages or reload the browser and "
+    "come back; the page re-attaches to the run."
+)
+
+dataset, data_error = ui.current_dataset()
+config, config_error = ui.current_config()
+method = state.method()
+
+if data_error:
+    st.warning(data_error)
+    ui.page_link("data", "Go to Data & teachers")
+if config_error:
+    st.error(config_error)
+    ui.page_link("configure", "Go to Configure")
+
+if dataset is not None and config is not None:
+    if method == "auto":
+        resolved, reason = choose_method(dataset.n_rows, dataset.n_features)
+    else:
+        resolved, reason = method, f"{method}: chosen explicitly"
+    expected = jobs.expected_candidates(resolved, config)
+    grid = f" · {expected} grid candidates" if expected else ""
+    st.markdown(
+        f"**{dataset.name}**: {dataset.n_rows:,} rows, {dataset.n_features} features, "
+        f"teacher(s) {', '.join(t.name for t in dataset.teachers)} · method **{resolved}** "
+        f"({reason}){grid} · seed {state.seed()}"
+    )
+    if resolved == "hpm" and not configform.hpm_available():
+        st.warning("The hpm method is not available in this installation yet; choose legacy "
+                   "on the Configure page.")
+
+job = ui.current_job()
+running = job is not None and not job.finished
+ready = dataset is not None and config is not None
+
+c1, c2 = st.columns([1, 3], vertical_alignment="center")
+fresh = c2.checkbox(
+    "Train again even if an identical run is in the app's run cache", value=False,
+    key="w_fresh",
+    help="Identical runs (same data fingerprint, teachers, config, method and seed) are "
+    "normally served instantly from the cache.",
+)
+if c1.button("Start distillation", type="primary", icon=":material/play_arrow:",
+             disabled=not ready or running):
+    job = jobs.start_job(dataset, config, method=method, seed=state.seed(),
+                         use_run_cache=not fresh)
+    state.set_job_id(job.id)
+    running = True
+if running:
+    st.caption("A run is in progress; cancel it below to start another.")
+
+
+def _status(view: jobs.JobView) -> None:
+    elapsed = (view.finished_at or time.time()) - view.started_at
+    if view.status == "done" and view.from_cache:
+        st.success(
+            f"Done — **served from cache** (identical run finished at "
+            f"{ui.when(view.cached_finished_at)}); no training was needed."
+        )
+    elif view.status == "done":
+        st.success(f"Done in {elapsed:.1f} s.")
+    elif view.status == "error":
+        st.error(view.error or "The run failed.")
+    elif view.status == "cancelled":
+        st.warning(f"Cancelled after {elapsed:.1f} s.")
+    elif view.status == "waiting":
+        st.info("An identical run is being trained by another session; waiting to reuse it.")
+    else:
+        n = len(progress.candidate_rows(view))
+        phase = next((p.name for p in progress.phase_statuses(view) if p.state == "running"),
+                     "starting")
+        st.info(f"Running — phase **{phase}**, {n} candidate(s) finished, {elapsed:.0f} s.")
+    if view.cache_note:
+        st.caption(view.cache_note)
+
+
+def _components(method_name: str, view: jobs.JobView, details: dict | None) -> None:
+    panels = progress.component_panels(method_name, view.config, details, view)
+    cols = st.columns(2)
+    for i, panel in enumerate(panels):
+        with cols[i % 2].container(border=True):
+            badge = ":green-badge[on]" if panel.on else ":gray-badge[off]"
+            st.markdown(f"**{panel.title}** {badge}")
+            st.caption(panel.summary)
+            if panel.bars:
+                weights = pd.DataFrame({"member": list(panel.bars),
+                                        "mean weight": list(panel.bars.values())})
+                st.dataframe(weights, hide_index=True, width="stretch", column_config={
+                    "mean weight": st.column_config.ProgressColumn(
+                        min_value=0.0, max_value=1.0, format="%.3f")})
+            if panel.table is not None and not panel.table.empty:
+                st.dataframe(panel.table, hide_index=True, width="stretch", height=160)
+
+
+def render_job(job_id: str, polling: bool) -> None:
+    """Status, progress, phases, leaderboard and components of one job."""
+    current = jobs.get_job(job_id)
+    if current is None:
+        st.warning("This run is no longer known to the server (it was restarted). Start a "
+                   "new run.")
+        return
+    view = current.view()
+    distiller = current.distiller if view.status == "done" else None
+    method_name = distiller.method_ if distiller is not None else progress.resolved_method(view)
+    _status(view)
+    metric = view.config.get("selection_metric", "ks")
+    expected_n = jobs.expected_candidates(method_name, current.config)
+    st.progress(progress.progress_fraction(view, expected_n),
+                text=f"run {view.id} · {view.status}")
+    if not view.finished:
+        st.button("Cancel run", icon=":material/stop_circle:", key=f"cancel_{view.id}",
+                  on_click=jobs.cancel_job, args=(view.id,),
+                  disabled=current.cancel_requested)
+    left, right = st.columns([1, 2])
+    with left:
+        st.markdown("**Phases**")
+        phases = (progress.recorded_phase_frame(distiller.record_.phases)
+                  if view.from_cache and distiller is not None else progress.phase_frame(view))
+        st.dataframe(phases, hide_index=True, width="stretch")
+        reason = progress.method_reason(view)
+        if reason:
+            st.caption(reason)
+    with right:
+        if view.from_cache and distiller is not None:
+            board = distiller.results_df
+            st.markdown("**Results** (from the cached run)")
+            st.dataframe(board, hide_index=True, width="stretch", height=300)
+        else:
+            st.markdown(f"**Leaderboard** — by validation {metric} (test scores on Compare)")
+            st.dataframe(progress.leaderboard(view, metric), hide_index=True, width="stretch",
+                         height=300)
+    details = distiller.record_.details if distiller is not None else None
+    st.markdown("**HPM components**")
+    _components(method_name, view, details)
+    if distiller is not None:
+        summary = distiller.summary()
+        gain = summary.get("distillation_gain") or {}
+        st.markdown(f"**Best student:** `{summary['best_model']}` — "
+                    f"{gain.get('verdict', '')}")
+        with st.expander("Full results table"):
+            st.dataframe(distiller.results_df, hide_index=True, width="stretch")
+        ui.page_link("compare", "Next: Compare teacher and student")
+    with st.expander("Event log"):
+        st.dataframe(progress.event_log(view), hide_index=True, width="stretch")
+    if polling and view.finished:
+        st.rerun()  # a full rerun: stops polling and enables the Start button again
+
+
+if job is None:
+    if ready:
+        st.info("Ready. Click **Start distillation**.")
+else:
+    poll = st.fragment(run_every=1.0 if running else None)(render_job)
+    poll(job.id, running)

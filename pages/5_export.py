@@ -1,0 +1,69 @@
+"""Page 5 — download the student, the results, the summary and the HTML report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from hpmkd_app import cached, compare, exports, state, ui
+
+st.title("5 · Export")
+st.caption("Take the student with you. The pickle holds a plain scikit-learn Pipeline "
+           "(scikit-learn and LightGBM classes only): it loads without hpmkd.")
+
+
+
+def show(job: Any, distiller: Any) -> None:
+    """The downloads of a finished run."""
+    entries = compare.students(distiller)
+    names = [e.name for e in entries]
+    name = st.selectbox("Model to download", names, index=0, key="w_export_model",
+                        format_func=lambda n: f"{n}  ★ best" if n == names[0] else n)
+    entry = next(e for e in entries if e.name == name)
+    filename = f"student_{exports.safe_filename(name)}.joblib"
+
+    st.subheader("Downloads")
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Student model (.joblib)", cached.model_download(job.id, name, distiller),
+                       file_name=filename, mime="application/octet-stream", type="primary",
+                       icon=":material/download:", on_click="ignore")
+    c2.download_button("Results (.csv)", exports.results_csv(distiller),
+                       file_name="hpmkd_results.csv", mime="text/csv",
+                       icon=":material/table:", on_click="ignore")
+    c3.download_button("Summary (.json)", exports.summary_json(distiller),
+                       file_name="hpmkd_summary.json", mime="application/json",
+                       icon=":material/data_object:", on_click="ignore")
+
+    st.subheader("HTML report")
+    reports = st.session_state.setdefault(state.REPORTS, {})
+    build = job.id not in reports and st.button("Build the HTML report",
+                                               icon=":material/description:")
+    if build:
+        try:
+            with st.spinner("Writing the report ..."):
+                reports[job.id] = exports.report_html(distiller)
+        except ImportError as exc:
+            st.info(f"The HTML report is not available in this installation ({exc}). The "
+                    "CSV and JSON above hold the same numbers.")
+        except (OSError, ValueError, RuntimeError) as exc:
+            st.error(f"The report could not be written: {exc}")
+    if job.id in reports:
+        st.download_button("HTML report", reports[job.id], file_name="hpmkd_report.html",
+                           mime="text/html", icon=":material/download:", on_click="ignore")
+
+    st.subheader("Use the student")
+    dataset = distiller.dataset
+    st.code(
+        exports.code_snippet(filename, list(dataset.features), list(dataset.categorical),
+                             list(dataset.classes), dataset.target),
+        language="python",
+    )
+    st.caption(f"Size {compare.format_bytes(entry.size_bytes)} · "
+               f"{entry.latency_ms_1k:.2f} ms per 1,000 rows · trained with hpmkd in run "
+               f"`{job.id}`.")
+
+
+run = ui.finished_run()
+if run is not None:
+    show(*run)

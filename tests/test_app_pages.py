@@ -1,0 +1,420 @@
+"""Every page of the Streamlit app, driven by ``streamlit.testing.v1.AppTest``.
+
+Pages run on their own (``AppTest.from_file("pages/...")``) with session state preset, and
+through ``app.py`` for navigation. Runs are tiny legacy grids on the sample data.
+``run_every`` fragments do not tick in AppTest, so tests wait for the job and rerun.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import time
+from pathlib import Path
+
+import joblib
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from hpmkd import HPMConfig
+from hpmkd_app import configform, jobs, state, tables, teachers
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 60
+QUICK_LEGACY = configform.apply_preset(configform.default_form(), configform.QUICK_PRESET)
+
+
+PAGE_FILES = {"data": "1_data", "configure": "2_configure", "distill": "3_distill",
+              "compare": "4_compare", "export": "5_export"}
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / "pages" / f"{PAGE_FILES[name]}.py"),
+                             default_timeout=TIMEOUT)
+
+
+def button(at: AppTest, label: str):
+    matches = [b for b in at.button if b.label == label]
+    assert matches, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
+    return matches[0]
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+# ----------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def sample():
+    """The sample table, its features and a trained reference teacher source."""
+    table = tables.load_sample()
+    features = [c for c in table.frame.columns if c != "target"]
+    settings = teachers.reference_settings(table, "target", features, 42, 0.2)
+    model, info = teachers.train_reference_teacher(table.frame, settings)
+    source = teachers.reference_source(settings, info)
+    dataset = teachers.build_dataset(table, "target", features, [source], lambda s: model)
+    return {"table": table, "features": features, "source": source, "dataset": dataset}
+
+
+def preset(at: AppTest, sample, **extra) -> AppTest:
+    at.session_state[state.TABLE] = sample["table"]
+    at.session_state[state.TARGET] = "target"
+    at.session_state[state.FEATURES] = list(sample["features"])
+    at.session_state[state.TEACHERS] = [sample["source"]]
+    at.session_state[state.CONFIG] = dict(QUICK_LEGACY)
+    at.session_state[state.METHOD] = "legacy"
+    for key, value in extra.items():
+        at.session_state[key] = value
+    return at
+
+
+@pytest.fixture(scope="module")
+def finished_job(sample):
+    config = configform.to_config(QUICK_LEGACY)
+    job = jobs.start_job(sample["dataset"], config, method="legacy", seed=42)
+    assert job.wait(TIMEOUT) and job.status == "done", job.error
+    return job
+
+
+# ----------------------------------------------------------------- app & navigation
+def test_app_navigates_every_page(finished_job):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state[state.JOB] = finished_job.id
+    ok(at.run())
+    assert at.title[0].value == "1 · Data & teachers"
+    sidebar = texts(at.sidebar.caption)
+    assert "Data: not loaded" in sidebar and f"Run `{finished_job.id}`: **done**" in sidebar
+    for name, title in (("configure", "2 · Configure"), ("distill", "3 · Distill"),
+                        ("compare", "4 · Compare"), ("export", "5 · Export"),
+                        ("data", "1 · Data & teachers")):
+        ok(at.switch_page(f"pages/{PAGE_FILES[name]}.py").run())
+        assert at.title[0].value == title
+
+
+# ----------------------------------------------------------------- data & teachers
+def test_sample_data_preview_target_features_and_reference_teacher():
+    at = ok(page("data").run())
+    assert "Use sample data" in texts(at.info)
+    ok(button(at, "Use sample data").click().run())
+    table = at.session_state[state.TABLE]
+    assert table.name == "german_credit.csv" and table.n_rows == 1000
+    assert len(at.dataframe) >= 3  # preview, column types, class balance
+    assert at.selectbox(key="w_target_1").value == "target"
+    assert len(at.multiselect(key="w_features_target_1").value) == 30
+
+    ok(at.selectbox(key="w_target_1").set_value("FOREIGN").run())
+    assert at.session_state[state.TARGET] == "FOREIGN"
+    assert "target" in at.session_state[state.FEATURES]
+    assert "FOREIGN" not in at.session_state[state.FEATURES]
+    ok(at.selectbox(key="w_target_1").set_value("target").run())
+    ok(at.multiselect(key="w_features_target_1").unselect("AGE").run())
+    assert "AGE" not in at.session_state[state.FEATURES]
+    assert len(at.session_state[state.FEATURES]) == 29
+
+    ok(button(at, "Train a reference teacher").click().run())
+    sources = at.session_state[state.TEACHERS]
+    assert [s.kind for s in sources] == ["reference"]
+    assert sources[0].settings["train_rows"] == 640
+    assert "AGE" not in sources[0].settings["features"]
+    assert "Dataset ready" in texts(at.success)
+    assert "validation and test rows stay unseen" in texts(at.markdown)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("bad.csv", b"\x00\x01\x02\x03binary", "looks binary"),
+        ("empty.csv", b"", "is empty"),
+        ("header.csv", b"a,b,target\n", "no data rows"),
+        ("dupes.csv", b"a,a,target\n1,2,0\n", "duplicate column"),
+        ("broken.parquet", b"PAR1 not really", "could not be read as Parquet"),
+    ],
+)
+def test_bad_upload_shows_a_readable_error(name, content, message):
+    at = ok(page("data").run())
+    at.file_uploader(key="data_upload").set_value((name, content, "text/csv"))
+    ok(at.run())
+    assert message in texts(at.error)
+    assert state.TABLE not in at.session_state
+
+
+def test_upload_csv_then_single_class_target_is_reported(sample):
+    at = ok(page("data").run())
+    frame = sample["table"].frame.head(60).copy()
+    frame["target"] = 1
+    at.file_uploader(key="data_upload").set_value(
+        ("one_class.csv", frame.to_csv(index=False).encode(), "text/csv"))
+    ok(at.run())
+    assert at.session_state[state.TABLE].name == "one_class.csv"
+    ok(button(at, "Train a reference teacher").click().run())
+    assert "single class" in texts(at.error)
+
+
+def test_malicious_pickle_teacher_is_refused_and_never_runs(sample, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    at = ok(preset(page("data"), sample, **{state.TEACHERS: []}).run())
+    at.file_uploader(key="teacher_upload").set_value(
+        ("teacher.pkl", pickle.dumps(Exploit()), "application/octet-stream"))
+    ok(at.run())
+    assert "not on the list of classes allowed" in texts(at.error)
+    assert at.session_state[state.TEACHERS] == []
+    assert not marker.exists()
+
+
+def test_uploaded_teacher_files_are_checked_against_the_data(sample, fit_teacher):
+    frame = sample["table"].frame
+    X, y = frame[sample["features"]], frame["target"]
+    good, wrong_cols = io.BytesIO(), io.BytesIO()
+    joblib.dump(fit_teacher(X, y, n_estimators=20), good)
+    joblib.dump(fit_teacher(X.rename(columns={"AGE": "age_years"}), y, n_estimators=20),
+                wrong_cols)
+
+    at = ok(preset(page("data"), sample, **{state.TEACHERS: []}).run())
+    at.file_uploader(key="teacher_upload").set_value(
+        ("good.joblib", good.getvalue(), "application/octet-stream"))
+    ok(at.run())
+    assert [s.name for s in at.session_state[state.TEACHERS]] == ["good.joblib"]
+    assert "Dataset ready" in texts(at.success)
+    ok(button(at, "Remove").click().run())
+    ok(at.run())  # the file is still in the uploader: it must stay removed
+    assert at.session_state[state.TEACHERS] == []
+
+    at.file_uploader(key="teacher_upload").set_value(
+        ("renamed.joblib", wrong_cols.getvalue(), "application/octet-stream"))
+    ok(at.run())
+    assert "needs column(s) 'age_years'" in texts(at.error)
+
+
+def test_teacher_with_other_classes_is_reported(sample, fit_teacher):
+    frame = sample["table"].frame
+    X = frame[sample["features"]]
+    three = frame["HISTORY"].clip(0, 2)  # a 3-class target the data's target is not
+    buffer = io.BytesIO()
+    joblib.dump(fit_teacher(X, three, n_estimators=10), buffer)
+    at = ok(preset(page("data"), sample, **{state.TEACHERS: []}).run())
+    at.file_uploader(key="teacher_upload").set_value(
+        ("other.joblib", buffer.getvalue(), "application/octet-stream"))
+    ok(at.run())
+    assert "was trained on classes" in texts(at.error)
+
+
+def test_probability_columns_teacher(sample):
+    frame = sample["table"].frame.copy()
+    frame["p_bad"] = (frame["DURATION"] / frame["DURATION"].max()).round(4)
+    frame["p_good"] = 1.0 - frame["p_bad"]
+    table = tables.load_table_bytes(frame.to_csv(index=False).encode(), "with_proba.csv")
+    at = page("data")
+    at.session_state[state.TABLE] = table
+    at.session_state[state.TARGET] = "target"
+    at.session_state[state.FEATURES] = [c for c in frame.columns if c != "target"]
+    ok(at.run())
+    ok(at.multiselect(key="w_proba_cols").set_value(["p_good", "p_bad"]).run())
+    ok(button(at, "Use these columns as a teacher").click().run())
+    assert [s.kind for s in at.session_state[state.TEACHERS]] == ["proba_cols"]
+    assert not {"p_good", "p_bad"} & set(at.session_state[state.FEATURES])
+    assert "Dataset ready: 1,000 rows, 30 features" in texts(at.success)
+
+
+# ----------------------------------------------------------------- configure
+def test_every_config_field_has_a_widget_and_changes_are_stored(sample):
+    at = ok(preset(page("configure"), sample, **{state.CONFIG: configform.default_form(),
+                                                 state.METHOD: "auto"}).run())
+    keys = {w.key for kind in ("checkbox", "slider", "number_input", "selectbox",
+                               "multiselect", "text_input") for w in getattr(at, kind)}
+    for name in HPMConfig.field_names():
+        assert f"cfg_{name}" in keys, name
+    assert "picks **hpm**" in texts(at.caption)
+
+    at.slider(key="cfg_max_configs").set_value(8)
+    at.checkbox(key="cfg_use_progressive").uncheck()
+    at.text_input(key="cfg_temperatures").set_value("1.5, 3")
+    at.number_input(key="cfg_time_budget_s").set_value(30.0)
+    ok(at.run())
+    form = at.session_state[state.CONFIG]
+    assert form["max_configs"] == 8 and form["use_progressive"] is False
+    config = configform.to_config(form)
+    assert config.temperatures == (1.5, 3.0) and config.time_budget_s == 30.0
+    ok(at.run())  # survives a rerun
+    assert at.slider(key="cfg_max_configs").value == 8
+    assert "The configuration is valid." in texts(at.success)
+
+    ok(at.radio(key="w_method").set_value("legacy").run())
+    assert at.session_state[state.METHOD] == "legacy"
+    assert "legacy** trains a grid" in texts(at.info)
+
+
+def test_config_survives_page_switches():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    ok(at.run())
+    ok(at.switch_page("pages/2_configure.py").run())
+    ok(at.slider(key="cfg_n_trials").set_value(5).run())
+    ok(at.switch_page("pages/1_data.py").run())
+    assert "cfg_n_trials" not in at.session_state  # Streamlit dropped the widget state
+    ok(at.switch_page("pages/2_configure.py").run())
+    assert at.slider(key="cfg_n_trials").value == 5
+    assert at.session_state[state.CONFIG]["n_trials"] == 5
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("cfg_temperatures", "1, abc", "HPMConfig.temperatures"),
+        ("cfg_alphas", "1.5", "HPMConfig.alphas"),
+        ("cfg_families", [], "HPMConfig.families"),
+    ],
+)
+def test_invalid_config_shows_the_engine_message(key, value, message):
+    at = ok(page("configure").run())
+    widget = at.multiselect(key=key) if key == "cfg_families" else at.text_input(key=key)
+    ok(widget.set_value(value).run())
+    assert message in texts(at.error)
+
+
+def test_presets_replace_the_form():
+    at = ok(page("configure").run())
+    ok(button(at, "Quick run preset").click().run())
+    assert at.slider(key="cfg_max_configs__1").value == 4
+    assert at.multiselect(key="cfg_families__1").value == ["logreg", "lgbm"]
+    assert at.session_state[state.CONFIG]["max_configs"] == 4
+    ok(button(at, "Reset to defaults").click().run())
+    assert at.session_state[state.CONFIG] == configform.default_form()
+
+
+# ----------------------------------------------------------------- distill
+def test_distill_without_data_says_what_to_do():
+    at = ok(page("distill").run())
+    assert "Load data" in texts(at.warning)
+
+
+def _wait_for(at: AppTest) -> jobs.Job:
+    job = jobs.get_job(at.session_state[state.JOB])
+    assert job is not None and job.wait(TIMEOUT)
+    return job
+
+
+def test_distill_starts_a_job_shows_done_then_serves_the_rerun_from_cache(sample):
+    at = ok(preset(page("distill"), sample, **{state.SEED: 777}).run())
+    assert "Ready" in texts(at.info)
+    ok(button(at, "Start distillation").click().run())
+    first = _wait_for(at)
+    assert first.status == "done" and not first.from_cache
+    ok(at.run())
+    assert "Done in" in texts(at.success)
+    assert "Best student" in texts(at.markdown)
+    phases = at.dataframe[0].value
+    assert list(phases["status"]) == ["done", "done"]
+
+    ok(button(at, "Start distillation").click().run())
+    second = _wait_for(at)
+    assert second.id != first.id and second.from_cache
+    ok(at.run())
+    assert "served from cache" in texts(at.success)
+
+
+def test_distill_shows_running_state_and_cancel(sample):
+    grid = {**configform.default_form(), "families": ["logreg", "tree", "lgbm"]}
+    at = ok(preset(page("distill"), sample, **{state.CONFIG: grid, state.SEED: 4242}).run())
+    at.checkbox(key="w_fresh").check()
+    ok(button(at, "Start distillation").click().run())
+    job = jobs.get_job(at.session_state[state.JOB])
+    deadline = time.time() + TIMEOUT
+    while not any(e.kind == "candidate" for e in job.view().events):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    ok(at.run())
+    assert "Running" in texts(at.info)
+    assert any(b.label == "Cancel run" for b in at.button)
+    ok(button(at, "Cancel run").click().run())
+    assert job.wait(TIMEOUT) and job.status == "cancelled"
+    ok(at.run())
+    assert "Cancelled" in texts(at.warning)
+
+
+def test_distill_reports_a_failed_run_inline(sample, monkeypatch):
+    def boom(self, callbacks=None):
+        raise ValueError("Teacher 'x' returned probabilities of shape (3, 2).")
+
+    monkeypatch.setattr(jobs.AutoDistiller, "run", boom)
+    at = ok(preset(page("distill"), sample, **{state.SEED: 999}).run())
+    at.checkbox(key="w_fresh").check()
+    ok(button(at, "Start distillation").click().run())
+    _wait_for(at)
+    ok(at.run())
+    assert "returned probabilities of shape" in texts(at.error)
+
+
+def test_distill_reattaches_from_the_url(finished_job):
+    at = page("distill")
+    at.query_params[state.JOB_PARAM] = finished_job.id
+    ok(at.run())
+    assert at.session_state[state.JOB] == finished_job.id
+    assert "Done" in texts(at.success)
+
+
+# ----------------------------------------------------------------- compare
+def test_compare_renders_cards_and_charts(finished_job):
+    at = page("compare")
+    at.session_state[state.JOB] = finished_job.id
+    ok(at.run())
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 9  # ROC, calibration, KS, scores, confusion, scatter, 2 Pareto, SHAP
+    labels = [m.label for m in at.metric]
+    for label in ("Accuracy", "F1", "AUC", "KS", "Fidelity", "KL to teacher", "Size",
+                  "Latency / 1k rows"):
+        assert label in labels
+    assert "SHAP (TreeExplainer)" in str([c.proto.spec for c in charts])
+    student = at.selectbox(key="w_compare_student")
+    ok(student.set_value(student.options[-1]).run())  # the hard-label baseline
+    assert len(at.get("plotly_chart")) >= 9
+
+
+def test_compare_multiclass_has_a_class_selector(make_frame, fit_teacher, tmp_path):
+    frame = make_frame(n_rows=300, n_features=4, n_classes=3, seed=5)
+    teacher = fit_teacher(frame.drop(columns="target"), frame["target"], n_estimators=20)
+    from hpmkd import DistillationDataset
+
+    dataset = DistillationDataset(frame, target="target", teacher=teacher, name="three")
+    job = jobs.start_job(dataset, configform.to_config(QUICK_LEGACY), method="legacy", seed=1,
+                         cache_dir=tmp_path)
+    assert job.wait(TIMEOUT) and job.status == "done", job.error
+    at = page("compare")
+    at.session_state[state.JOB] = job.id
+    ok(at.run())
+    chooser = at.selectbox(key="w_compare_class")
+    assert len(chooser.options) == 3
+    ok(chooser.set_value(2).run())
+    assert len(at.get("plotly_chart")) >= 9
+
+
+def test_compare_without_a_run_says_so():
+    at = ok(page("compare").run())
+    assert "No distillation run yet" in texts(at.info)
+
+
+# ----------------------------------------------------------------- export
+def test_export_offers_downloads_report_and_snippet(finished_job):
+    at = page("export")
+    at.session_state[state.JOB] = finished_job.id
+    ok(at.run())
+    labels = [b.label for b in at.get("download_button")]
+    assert labels[:3] == ["Student model (.joblib)", "Results (.csv)", "Summary (.json)"]
+    assert "joblib.load" in at.code[0].value and "predict_proba" in at.code[0].value
+    ok(button(at, "Build the HTML report").click().run())
+    labels = [b.label for b in at.get("download_button")]
+    assert "HTML report" in labels or "not available" in texts(at.info)
+
+
+def test_export_without_a_run_says_so():
+    at = ok(page("export").run())
+    assert "No distillation run yet" in texts(at.info)

@@ -1,0 +1,226 @@
+"""The newcomer's journey in a real browser: ``streamlit run app.py`` driven by Playwright.
+
+Sample data -> reference teacher -> Configure (quick preset, legacy) -> Distill -> Compare
+(charts render) -> Export (download the student, load it with joblib, predict), plus a
+reload that re-attaches to the run, and real uploads (a bad CSV, a good CSV, a malicious
+pickle teacher). Step timings are printed (run with ``-s`` to see them).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SAMPLE = ROOT / "assets" / "german_credit.csv"
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="needs Debian chromium at /usr/bin/chromium "
+                       "(apt-get install chromium); playwright cannot download browsers here"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("browser-home")
+    port = _free_port()
+    log = (home / "streamlit.log").open("w")
+    env = {**os.environ, "HPMKD_HOME": str(home),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                log.flush()
+                pytest.fail("streamlit did not start:\n" + (home / "streamlit.log").read_text())
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+class Timer:
+    """Seconds per named step, printed at the end."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.steps.append((name, now - self._last))
+        self._last = now
+
+    def report(self, title: str) -> None:
+        total = sum(s for _, s in self.steps)
+        lines = [f"{name:<34s}{seconds:6.1f} s" for name, seconds in self.steps]
+        print(f"\n{title} (total {total:.1f} s)\n  " + "\n  ".join(lines))
+
+
+def _goto_page(page, name: str, title: str) -> None:
+    page.get_by_role("link", name=name, exact=True).click()
+    page.get_by_role("heading", name=title).wait_for()
+
+
+def test_sample_journey_from_data_to_downloaded_student(server, browser, tmp_path):
+    timer = Timer()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.set_default_timeout(60_000)
+    page.goto(server)
+    page.get_by_role("button", name="Use sample data").wait_for()
+    timer.lap("open the app")
+
+    page.get_by_role("button", name="Use sample data").click()
+    page.get_by_text("german_credit.csv —").wait_for()
+    page.get_by_text("Class balance").wait_for()
+    timer.lap("load sample data + preview")
+
+    page.get_by_role("button", name="Train a reference teacher").click()
+    page.get_by_text("Dataset ready").wait_for()
+    timer.lap("train reference teacher")
+
+    _goto_page(page, "Configure", "2 · Configure")
+    page.get_by_role("button", name="Quick run preset").click()
+    page.get_by_text("legacy — plain grid").click()
+    page.get_by_text("trains a grid of 2 candidate(s)").wait_for()
+    timer.lap("configure (quick preset, legacy)")
+
+    _goto_page(page, "Distill", "3 · Distill")
+    page.get_by_role("button", name="Start distillation").click()
+    page.get_by_text("Done in").first.wait_for(timeout=90_000)
+    page.get_by_text("Best student:").first.wait_for()
+    assert "job=" in page.url
+    timer.lap("distill (start -> done)")
+
+    _goto_page(page, "Compare", "4 · Compare")
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 9")
+    page.get_by_text("Feature importance on a fixed sample").wait_for()
+    assert page.get_by_text("KL to teacher").count() >= 1
+    timer.lap("compare (9 charts rendered)")
+
+    _goto_page(page, "Export", "5 · Export")
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Student model (.joblib)").click()
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(target)
+    timer.lap("export + download student")
+
+    page.get_by_role("button", name="Build the HTML report").click()
+    with page.expect_download() as report:
+        page.get_by_role("button", name="HTML report", exact=True).click()
+    report_path = tmp_path / "report.html"
+    report.value.save_as(report_path)
+    assert report_path.read_bytes()[:200].lower().lstrip().startswith(b"<!doctype html")
+    timer.lap("build + download HTML report")
+
+    page.reload()
+    page.get_by_role("button", name="Student model (.joblib)").wait_for()
+    assert "job=" in page.url
+    timer.lap("reload re-attaches to the run")
+    timer.report("Browser journey timings")
+
+    model = joblib.load(target)
+    rows = pd.read_csv(SAMPLE).head(50)
+    features = [c for c in rows.columns if c != "target"]
+    proba = model.predict_proba(rows[features])
+    assert proba.shape == (50, 2)
+    assert set(model.predict(rows[features])) <= {0, 1}
+    page.close()
+
+
+def test_real_uploads_bad_csv_good_csv_and_malicious_teacher(server, browser, tmp_path):
+    timer = Timer()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(server)
+    page.get_by_role("button", name="Use sample data").wait_for()
+    data_input = page.locator("input[type=file]").first
+
+    bad = tmp_path / "broken.csv"
+    bad.write_bytes(b"\x00\x01\x02 not a table")
+    data_input.set_input_files(str(bad))
+    page.get_by_text("looks binary, not CSV text").wait_for()
+    timer.lap("upload a bad CSV -> error")
+
+    good = tmp_path / "credit_small.csv"
+    pd.read_csv(SAMPLE).head(300).to_csv(good, index=False)
+    data_input.set_input_files(str(good))
+    page.get_by_text("credit_small.csv — 300 rows").wait_for()
+    timer.lap("upload a good CSV -> preview")
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "teacher.pkl"
+    evil.write_bytes(pickle.dumps(Exploit()))
+    page.get_by_role("tab", name="Upload model files").click()
+    page.locator("input[type=file]").nth(1).set_input_files(str(evil))
+    page.get_by_text("not on the list of classes allowed").wait_for()
+    assert not marker.exists()
+    timer.lap("malicious pickle teacher -> refused")
+
+    page.get_by_role("tab", name="Train a reference teacher").click()
+    page.get_by_role("button", name="Train a reference teacher").click()
+    page.get_by_text("Dataset ready: 300 rows").wait_for()
+    timer.lap("reference teacher on the upload")
+    timer.report("Upload timings")
+    page.close()
