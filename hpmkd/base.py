@@ -3,6 +3,7 @@ comparison on the validation split, the hard-label baseline and the run record."
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from contextlib import contextmanager
@@ -169,6 +170,10 @@ class BaseDistiller:
             seed=self.random_state,
         )
 
+    def memo(self, kind: str, parts: tuple, compute: Any) -> Any:
+        """``compute()``; the hpm method memoizes it in its cache under ``kind, parts``."""
+        return compute()
+
     # ----------------------------------------------------------------- training
     def fit(
         self, spec: StudentSpec, ctx: TrainingContext | None = None, **kwargs: Any
@@ -211,7 +216,16 @@ class BaseDistiller:
             )
         best = max(self.record.candidates, key=self.selection_key)
         self.record.best = best
-        self.record.teachers = [self._score_teacher(t) for t in self.dataset.teachers]
+        test_rows = hashlib.sha256(self.split.test.tobytes()).hexdigest()
+        self.record.teachers = [
+            self.memo(
+                "teacher_score",
+                # The fingerprint covers the teachers' probabilities on every row.
+                (self.dataset.fingerprint(), t.name, type(t.model).__name__, test_rows),
+                lambda t=t: self._score_teacher(t),
+            )
+            for t in self.dataset.teachers
+        ]
         self.record.baseline = self._baseline(best)
         metric = self.config.selection_metric
         self.bus.emit(

@@ -128,6 +128,10 @@ class HPMDistiller(BaseDistiller):
             full,
         )
 
+    def memo(self, kind: str, parts: tuple, compute: Any) -> Any:
+        """Memoize ``compute()`` in the cache under ``kind`` and ``parts``."""
+        return self.cache.get_or_compute(IntelligentCache.make_key(kind, *parts), compute)[0]
+
     def fit(self, spec: StudentSpec, ctx: Any = None, **kwargs: Any) -> CandidateResult:
         """Train and score one candidate through the cache, without recording it."""
         ctx = ctx or self.ctx

@@ -31,6 +31,33 @@ def metric_value(
     return float(compute_metrics(y, proba, reference)[metric])
 
 
+def _ks_many(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """KS of ``proba`` under each row-weight vector in ``weights`` (n_boot, n_rows).
+
+    A bootstrap resample is a vector of row multiplicities, and resampling does not
+    change the order of the scores: each class column is sorted once and every resample
+    is a weighted cumulative sum over that order.
+    """
+    columns = [1] if proba.shape[1] == 2 else range(proba.shape[1])
+    values = []
+    for k in columns:
+        score = proba[:, k]
+        order = np.argsort(-score, kind="mergesort")
+        s_sorted = score[order]
+        pos = (y[order] == k).astype(float)
+        w = weights[:, order]
+        tp = np.cumsum(w * pos, axis=1)
+        fp = np.cumsum(w * (1.0 - pos), axis=1)
+        n_pos, n_neg = tp[:, -1:], fp[:, -1:]
+        last_of_tie = np.r_[s_sorted[1:] != s_sorted[:-1], True]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = np.abs(tp[:, last_of_tie] / n_pos - fp[:, last_of_tie] / n_neg)
+        ks = gap.max(axis=1)
+        ks[(n_pos[:, 0] == 0) | (n_neg[:, 0] == 0)] = np.nan
+        values.append(ks)
+    return np.nanmean(np.vstack(values), axis=0) if len(values) > 1 else values[0]
+
+
 def share_worse(
     y: np.ndarray,
     incumbent: np.ndarray,
@@ -56,6 +83,11 @@ def share_worse(
     """
     rng = np.random.default_rng(seed)
     n = len(y)
+    if metric == "ks":
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
+        a, b = _ks_many(y, incumbent, weights), _ks_many(y, candidate, weights)
+        valid = ~(np.isnan(a) | np.isnan(b))
+        return float((np.sum(b[valid] < a[valid]) + 0.5 * np.sum(b[valid] == a[valid])) / n_boot)
     worse = 0.0
     for _ in range(n_boot):
         idx = rng.integers(0, n, size=n)

@@ -38,3 +38,19 @@ def test_near_equal_models_are_not_stopped():
     a, b = model(1.0), model(1.02)
     share = share_worse(y, a, b, "auc", n_boot=100, seed=3)
     assert 0.05 < share < 0.9
+
+
+def test_vectorised_bootstrap_ks_equals_resampled_ks():
+    from hpmkd.racing import _ks_many
+
+    y, model = _probas(4, n=300)
+    p = model(1.0)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 300, size=(5, 300))
+    weights = np.stack([np.bincount(i, minlength=300) for i in idx]).astype(float)
+    expected = [metric_value("ks", y[i], p[i]) for i in idx]
+    np.testing.assert_allclose(_ks_many(y, p, weights), expected, atol=1e-12)
+    y3 = rng.integers(0, 3, size=300)
+    p3 = rng.dirichlet(np.ones(3), size=300)
+    expected3 = [metric_value("ks", y3[i], p3[i]) for i in idx]
+    np.testing.assert_allclose(_ks_many(y3, p3, weights), expected3, atol=1e-12)
