@@ -6,8 +6,11 @@
 2. ``chain`` — :class:`~hpmkd.chain.ProgressiveDistillationChain` (``use_progressive``),
    temperatures from :class:`~hpmkd.temperature.MetaTemperatureScheduler`
    (adaptive with ``use_adaptive_temperature``);
-3. ``train`` — every selected config, ``n_trials`` trials each, sequentially or in
-   parallel (joblib/loky, or Dask with ``dask_scheduler``), memoized by
+3. ``train`` — every selected config, up to ``n_trials`` trials each (trial 0 of every
+   config first; a config clearly worse than the incumbent on paired bootstrap resamples
+   of the validation rows stops racing, see :mod:`hpmkd.racing`), sequentially or in
+   parallel (joblib/loky, or Dask with ``dask_scheduler``), by successive halving above
+   ``HALVING_MIN_ROWS`` training rows, memoized by
    :class:`~hpmkd.cache.IntelligentCache` (``use_cache``);
 4. ``ensemble`` — :class:`~hpmkd.multi_teacher.AttentionWeightedMultiTeacher`
    (``use_multi_teacher``): attention over the teachers and the strongest candidates,
@@ -16,8 +19,9 @@
 5. ``compare`` — best candidate by the validation metric, test metrics reported.
 
 ``record.details`` holds plain data for each component: ``selection``, ``warm_start``,
-``chain``, ``temperature``, ``attention``, ``cache``, ``parallel``; a component that is off
-says ``{"enabled": False, "reason": ...}``.
+``chain``, ``temperature``, ``attention`` (and ``teacher_attention`` with several
+teachers), ``racing``, ``halving``, ``cache``, ``parallel``; a component that is off says
+``{"enabled": False, "reason": ...}``.
 """
 
 from __future__ import annotations

@@ -5,9 +5,11 @@ no template: the report adds one shared template in the browser) plus ``stats``,
 machine-readable numbers the chart shows (for example the KS gap and where it occurs),
 which the report also writes into its JSON data block.
 
-Curves are computed on the full test split; only the number of *drawn* points is thinned
-(deterministically: every k-th point, always keeping the end points and the marked point),
-so a large test split gives a small report and the same run gives the same report.
+The numbers (KS curves, histograms, calibration bins, confusion counts, Pareto fronts,
+thinning) come from :mod:`hpmkd.curves`, shared with the Streamlit app. Curves are computed
+on the full test split; only the number of *drawn* points is thinned (deterministically:
+every k-th point, always keeping the end points and the marked point), so a large test
+split gives a small report and the same run gives the same report.
 
 Class scores: for a binary target the score is the probability of the second class
 (``classes[1]``), as in :mod:`hpmkd.metrics`. For three or more classes the per-class
@@ -22,7 +24,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +34,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from sklearn.metrics import roc_curve
 
+from hpmkd import curves
+
 MAX_CURVE_POINTS = 1000
 MAX_SCATTER_POINTS = 5000
-N_CALIBRATION_BINS = 10
+N_CALIBRATION_BINS = curves.N_CALIBRATION_BINS
 N_HISTOGRAM_BINS = 20
 
 TEACHER_COLOR = "#4c72b0"
@@ -110,30 +114,6 @@ def figure_dict(fig: go.Figure) -> dict[str, Any]:
     return {"data": data.get("data", []), "layout": data.get("layout", {})}
 
 
-def thin_indices(n: int, max_points: int, keep: Sequence[int] = ()) -> np.ndarray:
-    """Every k-th index of ``range(n)`` so that about ``max_points`` remain.
-
-    Parameters
-    ----------
-    n : int
-        Number of points.
-    max_points : int
-        Target number of points; ``k = ceil(n / max_points)``.
-    keep : sequence of int, optional
-        Indices always kept (besides the first and the last).
-
-    Returns
-    -------
-    ndarray of int
-        Sorted indices; ``arange(n)`` when ``n <= max_points``. Deterministic.
-    """
-    if n <= max_points:
-        return np.arange(n)
-    step = math.ceil(n / max_points)
-    idx = set(range(0, n, step)) | {0, n - 1} | {int(k) for k in keep if 0 <= k < n}
-    return np.array(sorted(idx), dtype=int)
-
-
 def _r(values: Any, digits: int = 6) -> list[float]:
     """Round drawn coordinates (not reported numbers) to keep the file small."""
     return [float(v) for v in np.round(np.asarray(values, dtype=float), digits)]
@@ -145,160 +125,6 @@ def _finite(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return out if math.isfinite(out) else None
-
-
-def score_classes(n_classes: int) -> list[int]:
-    """Class indices whose one-vs-rest score is charted.
-
-    Parameters
-    ----------
-    n_classes : int
-
-    Returns
-    -------
-    list of int
-        ``[1]`` (the positive class) for binary targets, else every class index.
-    """
-    return [1] if n_classes == 2 else list(range(n_classes))
-
-
-def default_class(y: np.ndarray, n_classes: int) -> int:
-    """The class whose view a per-class chart shows first.
-
-    Parameters
-    ----------
-    y : ndarray of int
-        Class indices of the test rows.
-    n_classes : int
-
-    Returns
-    -------
-    int
-        ``1`` for binary targets; otherwise the class with the fewest rows in ``y``
-        (ties: the lowest index).
-    """
-    if n_classes == 2:
-        return 1
-    counts = np.bincount(np.asarray(y, dtype=int), minlength=n_classes)
-    return int(np.argmin(counts))
-
-
-def ks_curve(y_pos: np.ndarray, score: np.ndarray) -> dict[str, Any]:
-    """Empirical CDFs of the score for positive and negative rows and their largest gap.
-
-    Parameters
-    ----------
-    y_pos : array of bool
-        True for rows of the positive class.
-    score : array of float
-        Score of the positive class.
-
-    Returns
-    -------
-    dict
-        ``x`` (distinct scores, ascending), ``cdf_pos``, ``cdf_neg`` (share of rows with a
-        score <= x), ``ks`` (largest |cdf_neg - cdf_pos|, equal to max |TPR - FPR|),
-        ``at`` (the score where it occurs), ``index`` (its position in ``x``); ``ks`` is
-        NaN when one of the groups is empty.
-    """
-    y_pos = np.asarray(y_pos, dtype=bool)
-    score = np.asarray(score, dtype=float)
-    x = np.unique(score)
-    pos, neg = np.sort(score[y_pos]), np.sort(score[~y_pos])
-    if pos.size == 0 or neg.size == 0:
-        return {
-            "x": x,
-            "cdf_pos": np.zeros_like(x),
-            "cdf_neg": np.zeros_like(x),
-            "ks": math.nan,
-            "at": math.nan,
-            "index": 0,
-        }
-    cdf_pos = np.searchsorted(pos, x, side="right") / pos.size
-    cdf_neg = np.searchsorted(neg, x, side="right") / neg.size
-    gap = np.abs(cdf_neg - cdf_pos)
-    i = int(np.argmax(gap))
-    return {
-        "x": x,
-        "cdf_pos": cdf_pos,
-        "cdf_neg": cdf_neg,
-        "ks": float(gap[i]),
-        "at": float(x[i]),
-        "index": i,
-    }
-
-
-def calibration_bins(
-    y_pos: np.ndarray, score: np.ndarray, n_bins: int = N_CALIBRATION_BINS
-) -> dict[str, list[float]]:
-    """Reliability curve on ``n_bins`` equal-width bins of [0, 1] (empty bins left out).
-
-    Parameters
-    ----------
-    y_pos : array of bool
-        True for rows of the positive class.
-    score : array of float
-        Predicted probability of the positive class.
-    n_bins : int, default 10
-
-    Returns
-    -------
-    dict of lists
-        ``mean_predicted``, ``observed`` (share of positives) and ``count`` per non-empty
-        bin, plus its ``lower``/``upper`` edges.
-    """
-    y_pos = np.asarray(y_pos, dtype=float)
-    score = np.clip(np.asarray(score, dtype=float), 0.0, 1.0)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.digitize(score, edges[1:-1], right=False), 0, n_bins - 1)
-    out: dict[str, list[float]] = {
-        "mean_predicted": [],
-        "observed": [],
-        "count": [],
-        "lower": [],
-        "upper": [],
-    }
-    for b in range(n_bins):
-        mask = which == b
-        n = int(mask.sum())
-        if n == 0:
-            continue
-        out["mean_predicted"].append(float(score[mask].mean()))
-        out["observed"].append(float(y_pos[mask].mean()))
-        out["count"].append(n)
-        out["lower"].append(float(edges[b]))
-        out["upper"].append(float(edges[b + 1]))
-    return out
-
-
-def pareto_front(cost: Sequence[float], value: Sequence[float]) -> list[int]:
-    """Positions of the points no other point beats on both lower cost and higher value.
-
-    Parameters
-    ----------
-    cost : sequence of float
-        Lower is better (size, latency).
-    value : sequence of float
-        Higher is better (a test metric).
-
-    Returns
-    -------
-    list of int
-        Positions on the front, by increasing cost. Points with a missing (NaN) cost or
-        value are never on it; of exact duplicates only the first is.
-    """
-    items = [
-        (float(c), -float(v), i)
-        for i, (c, v) in enumerate(zip(cost, value, strict=True))
-        if _finite(c) is not None and _finite(v) is not None
-    ]
-    items.sort()
-    front, best = [], -math.inf
-    for _c, neg_v, i in items:
-        if -neg_v > best:
-            front.append(i)
-            best = -neg_v
-    return front
 
 
 def _per_class(
@@ -351,6 +177,17 @@ def _per_class(
             margin={"t": 110},
         )
     return fig
+
+
+def _calibration_stats(table: pd.DataFrame) -> dict[str, list[float]]:
+    """The report's JSON form of :func:`hpmkd.curves.calibration_bins` (lists per field)."""
+    return {
+        "mean_predicted": table["mean_score"].tolist(),
+        "observed": table["observed"].tolist(),
+        "count": table["rows"].tolist(),
+        "lower": table["lower"].tolist(),
+        "upper": table["upper"].tolist(),
+    }
 
 
 def _class_note(n_classes: int, class_names: list[str], first: int) -> str:
@@ -415,8 +252,8 @@ def roc_chart(inp: ChartInputs) -> Chart:
     -------
     Chart
     """
-    ids = score_classes(inp.n_classes)
-    first = default_class(inp.y, inp.n_classes)
+    ids = curves.score_classes(inp.n_classes)
+    first = curves.default_class(inp.y, inp.n_classes)
     stats: dict[str, Any] = {}
     fig = go.Figure()
 
@@ -426,7 +263,7 @@ def roc_chart(inp: ChartInputs) -> Chart:
             if y_pos.all() or not y_pos.any():
                 continue
             fpr, tpr, _ = roc_curve(y_pos, proba[:, k])
-            keep = thin_indices(len(fpr), MAX_CURVE_POINTS)
+            keep = curves.thin_indices(len(fpr), MAX_CURVE_POINTS)
             area = float(np.trapezoid(tpr, fpr))
             stats.setdefault(inp.class_names[k], {})[role] = {"auc": area}
             f.add_trace(
@@ -478,8 +315,8 @@ def ks_chart(inp: ChartInputs) -> Chart:
     -------
     Chart
     """
-    ids = score_classes(inp.n_classes)
-    first = default_class(inp.y, inp.n_classes)
+    ids = curves.score_classes(inp.n_classes)
+    first = curves.default_class(inp.y, inp.n_classes)
     roles = inp.models()
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=[r[0] for r in roles], horizontal_spacing=0.08
@@ -491,17 +328,17 @@ def ks_chart(inp: ChartInputs) -> Chart:
         notes: list[dict] = []
         y_pos = inp.y == k
         for col, (role, proba, _color) in enumerate(roles, start=1):
-            c = ks_curve(y_pos, proba[:, k])
+            c = curves.ks_curve(y_pos, proba[:, k])
             stats.setdefault(inp.class_names[k], {})[role] = {
-                "ks": None if math.isnan(c["ks"]) else c["ks"],
-                "at_score": None if math.isnan(c["at"]) else c["at"],
+                "ks": None if math.isnan(c.ks) else c.ks,
+                "at_score": None if math.isnan(c.at) else c.at,
             }
-            keep = thin_indices(len(c["x"]), MAX_CURVE_POINTS, keep=[c["index"]])
-            x = np.r_[c["x"][0] if len(c["x"]) else 0.0, c["x"][keep]]
+            keep = curves.thin_indices(len(c.x), MAX_CURVE_POINTS, keep=[c.index])
+            x = np.r_[c.x[0] if len(c.x) else 0.0, c.x[keep]]
             rest = "the other classes" if inp.n_classes > 2 else "the other class"
             for group, cdf, color, who in (
-                ("positives", c["cdf_pos"], POSITIVE_COLOR, f"class {inp.names[k]}"),
-                ("negatives", c["cdf_neg"], NEGATIVE_COLOR, rest),
+                ("positives", c.cdf_pos, POSITIVE_COLOR, f"class {inp.names[k]}"),
+                ("negatives", c.cdf_neg, NEGATIVE_COLOR, rest),
             ):
                 f.add_trace(
                     go.Scatter(
@@ -518,18 +355,18 @@ def ks_chart(inp: ChartInputs) -> Chart:
                     row=1,
                     col=col,
                 )
-            if math.isnan(c["ks"]):
+            if math.isnan(c.ks):
                 continue
-            i = c["index"]
-            lo, hi = sorted((float(c["cdf_pos"][i]), float(c["cdf_neg"][i])))
+            i = c.index
+            lo, hi = sorted((float(c.cdf_pos[i]), float(c.cdf_neg[i])))
             axis = "" if col == 1 else str(col)
             shapes.append(
                 {
                     "type": "line",
                     "xref": f"x{axis}",
                     "yref": f"y{axis}",
-                    "x0": c["at"],
-                    "x1": c["at"],
+                    "x0": c.at,
+                    "x1": c.at,
                     "y0": lo,
                     "y1": hi,
                     "line": {"color": "black", "width": 2},
@@ -539,9 +376,9 @@ def ks_chart(inp: ChartInputs) -> Chart:
                 {
                     "xref": f"x{axis}",
                     "yref": f"y{axis}",
-                    "x": c["at"],
+                    "x": c.at,
                     "y": (lo + hi) / 2,
-                    "text": f"KS = {c['ks']:.4f}<br>at {c['at']:.4f}",
+                    "text": f"KS = {c.ks:.4f}<br>at {c.at:.4f}",
                     "showarrow": True,
                     "ax": 45,
                     "ay": 0,
@@ -580,8 +417,8 @@ def score_distribution_chart(inp: ChartInputs) -> Chart:
     -------
     Chart
     """
-    ids = score_classes(inp.n_classes)
-    first = default_class(inp.y, inp.n_classes)
+    ids = curves.score_classes(inp.n_classes)
+    first = curves.default_class(inp.y, inp.n_classes)
     roles = inp.models()
     fig = make_subplots(
         rows=1,
@@ -590,22 +427,18 @@ def score_distribution_chart(inp: ChartInputs) -> Chart:
         horizontal_spacing=0.08,
         shared_yaxes=True,
     )
-    edges = np.linspace(0.0, 1.0, N_HISTOGRAM_BINS + 1)
-    centers = (edges[:-1] + edges[1:]) / 2
 
     def add(f: go.Figure, k: int) -> tuple[list[dict], list[dict]]:
         y_pos = inp.y == k
         for col, (_role, proba, _color) in enumerate(roles, start=1):
-            score = np.clip(proba[:, k], 0.0, 1.0)
-            for group, mask, color in (
-                ("positives", y_pos, POSITIVE_COLOR),
-                ("negatives", ~y_pos, NEGATIVE_COLOR),
+            h = curves.score_histogram(y_pos, proba[:, k], N_HISTOGRAM_BINS)
+            for group, counts, share, color in (
+                ("positives", h.counts_pos, h.share_pos, POSITIVE_COLOR),
+                ("negatives", h.counts_neg, h.share_neg, NEGATIVE_COLOR),
             ):
-                counts, _ = np.histogram(score[mask], bins=edges)
-                share = counts / max(int(mask.sum()), 1)
                 f.add_trace(
                     go.Bar(
-                        x=_r(centers),
+                        x=_r(h.centers),
                         y=_r(share),
                         width=1.0 / N_HISTOGRAM_BINS,
                         marker={"color": color},
@@ -647,15 +480,15 @@ def calibration_chart(inp: ChartInputs) -> Chart:
     -------
     Chart
     """
-    ids = score_classes(inp.n_classes)
-    first = default_class(inp.y, inp.n_classes)
+    ids = curves.score_classes(inp.n_classes)
+    first = curves.default_class(inp.y, inp.n_classes)
     fig = go.Figure()
     stats: dict[str, Any] = {}
 
     def add(f: go.Figure, k: int) -> tuple[list[dict], list[dict]]:
         y_pos = inp.y == k
         for role, proba, color in inp.models():
-            b = calibration_bins(y_pos, proba[:, k])
+            b = _calibration_stats(curves.calibration_bins(y_pos, proba[:, k]))
             stats.setdefault(inp.class_names[k], {})[role] = b
             f.add_trace(
                 go.Scatter(
@@ -723,9 +556,7 @@ def confusion_chart(inp: ChartInputs) -> Chart:
     stats: dict[str, Any] = {}
     names = inp.names
     for col, (role, proba, _color) in enumerate(roles, start=1):
-        pred = proba.argmax(axis=1)
-        matrix = np.zeros((n, n), dtype=int)
-        np.add.at(matrix, (inp.y.astype(int), pred), 1)
+        matrix = curves.confusion_counts(inp.y, proba)
         stats[role] = matrix.tolist()
         fig.add_trace(
             go.Heatmap(
@@ -762,11 +593,11 @@ def agreement_scatter_chart(inp: ChartInputs) -> Chart:
     -------
     Chart
     """
-    ids = score_classes(inp.n_classes)
-    first = default_class(inp.y, inp.n_classes)
+    ids = curves.score_classes(inp.n_classes)
+    first = curves.default_class(inp.y, inp.n_classes)
     n = len(inp.y)
     budget = max(MAX_SCATTER_POINTS // len(ids), 1)
-    rows = thin_indices(n, budget)
+    rows = curves.thin_indices(n, budget)
     fig = go.Figure()
 
     def add(f: go.Figure, k: int) -> tuple[list[dict], list[dict]]:
@@ -850,8 +681,8 @@ def pareto_chart(results: pd.DataFrame, metric: str = "test_ks") -> Chart:
     candidates = results[~results["source"].isin(["teacher", "baseline"])].reset_index(drop=True)
     refs = results[results["source"].isin(["teacher", "baseline"])]
     for col, cost in enumerate(("size_bytes", "latency_ms_1k"), start=1):
-        c_cost = candidates[cost].astype(float).where(candidates[cost].astype(float) > 0)
-        front = pareto_front(c_cost.tolist(), candidates[metric].astype(float).tolist())
+        c_cost = pd.Series(curves.known_cost(candidates[cost]), index=candidates.index)
+        front = curves.pareto_front(c_cost, candidates[metric].astype(float))
         stats[cost] = [str(candidates.loc[i, "name"]) for i in front]
         on_front = candidates.index.isin(front)
         hover = "%{text}<br>" + cost + " %{x:,.4g}<br>" + metric + " %{y:.4f}<extra></extra>"
@@ -892,7 +723,7 @@ def pareto_chart(results: pd.DataFrame, metric: str = "test_ks") -> Chart:
             ("baseline", "square", BASELINE_COLOR),
         ):
             part = refs[refs["source"] == source]
-            x = part[cost].astype(float).where(part[cost].astype(float) > 0)
+            x = pd.Series(curves.known_cost(part[cost]), index=part.index)
             ok = x.notna() & part[metric].notna()
             if not ok.any():
                 continue
@@ -914,7 +745,7 @@ def pareto_chart(results: pd.DataFrame, metric: str = "test_ks") -> Chart:
         sel = candidates[candidates["selected"].astype(bool)]
         fig.add_trace(
             go.Scatter(
-                x=_r(sel[cost].astype(float).where(sel[cost].astype(float) > 0)),
+                x=_r(curves.known_cost(sel[cost])),
                 y=_r(sel[metric]),
                 mode="markers",
                 text=[label(v) for v in sel["name"]],

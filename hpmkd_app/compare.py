@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hpmkd import AutoDistiller
+from hpmkd import AutoDistiller, curves
 from hpmkd.metrics import ks_binary
 
 
@@ -156,10 +156,18 @@ _CARD_METRICS = (
     ("f1", "F1", "normal", "Binary: F1 of the positive class; multiclass: macro F1."),
     ("auc", "AUC", "normal", "ROC AUC on the test rows (macro one-vs-rest if multiclass)."),
     ("ks", "KS", "normal", "Max |TPR - FPR| of the class score on the test rows."),
-    ("fidelity", "Fidelity", "normal",
-     "Share of test rows where the model predicts the teacher's class (the teacher: 1)."),
-    ("kl_to_teacher", "KL to teacher", "inverse",
-     "Mean KL(teacher || model) on the test rows, in nats (lower is closer)."),
+    (
+        "fidelity",
+        "Fidelity",
+        "normal",
+        "Share of test rows where the model predicts the teacher's class (the teacher: 1).",
+    ),
+    (
+        "kl_to_teacher",
+        "KL to teacher",
+        "inverse",
+        "Mean KL(teacher || model) on the test rows, in nats (lower is closer).",
+    ),
 )
 
 
@@ -211,16 +219,24 @@ def metric_cards(teacher: ModelEntry, student: ModelEntry) -> list[MetricCard]:
     size_delta = None
     if s_size > 0 and t_size > 0:
         size_delta = f"{100.0 * (s_size / t_size - 1.0):+.0f}% vs teacher"
-    cards.append(MetricCard("Size", format_bytes(s_size), size_delta, "inverse",
-                            "Size of the pickled model."))
+    cards.append(
+        MetricCard(
+            "Size", format_bytes(s_size), size_delta, "inverse", "Size of the pickled model."
+        )
+    )
     s_lat, t_lat = student.latency_ms_1k, teacher.latency_ms_1k
     lat_delta = None
     if s_lat > 0 and t_lat > 0 and not math.isnan(s_lat + t_lat):
         lat_delta = f"{100.0 * (s_lat / t_lat - 1.0):+.0f}% vs teacher"
-    cards.append(MetricCard(
-        "Latency / 1k rows",
-        "n/a" if math.isnan(s_lat) else f"{s_lat:.2f} ms",
-        lat_delta, "inverse", "Median time of predict_proba on 1,000 test rows."))
+    cards.append(
+        MetricCard(
+            "Latency / 1k rows",
+            "n/a" if math.isnan(s_lat) else f"{s_lat:.2f} ms",
+            lat_delta,
+            "inverse",
+            "Median time of predict_proba on 1,000 test rows.",
+        )
+    )
     return cards
 
 
@@ -231,8 +247,9 @@ def teacher_cards(teacher: ModelEntry) -> list[MetricCard]:
     ----------
     teacher : ModelEntry
     """
-    return [MetricCard(c.label, c.value, None, "off", c.help)
-            for c in metric_cards(teacher, teacher)]
+    return [
+        MetricCard(c.label, c.value, None, "off", c.help) for c in metric_cards(teacher, teacher)
+    ]
 
 
 def class_score(entry: ModelEntry, k: int) -> np.ndarray:
@@ -260,7 +277,8 @@ def ks_of(y_true: np.ndarray, score: np.ndarray, k: int) -> float:
 
 def candidates_frame(entries: list[ModelEntry], y_true: np.ndarray, k: int) -> pd.DataFrame:
     """Size, latency and test KS (class ``k`` one-vs-rest) of the students, with the
-    Pareto-optimal ones (no other is both smaller/faster and better) flagged.
+    Pareto-optimal ones flagged (:func:`hpmkd.curves.pareto_front`: no other costs no
+    more and is at least as good, being cheaper or better; unknown costs are never on it).
 
     Parameters
     ----------
@@ -283,37 +301,11 @@ def candidates_frame(entries: list[ModelEntry], y_true: np.ndarray, k: int) -> p
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    frame["pareto_size"] = pareto_front(frame["size_bytes"].to_numpy(float),
-                                        frame["test_ks"].to_numpy(float))
-    frame["pareto_latency"] = pareto_front(frame["latency_ms_1k"].to_numpy(float),
-                                           frame["test_ks"].to_numpy(float))
+    positions = np.arange(len(frame))
+    for cost, flag in (("size_bytes", "pareto_size"), ("latency_ms_1k", "pareto_latency")):
+        front = curves.pareto_front(frame[cost], frame["test_ks"])
+        frame[flag] = np.isin(positions, front)
     return frame
-
-
-def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
-    """Boolean mask of points not dominated (lower cost and higher quality is better).
-
-    Parameters
-    ----------
-    cost : array of float
-    quality : array of float
-        NaN quality or cost is never on the front.
-    """
-    cost = np.asarray(cost, dtype=float)
-    quality = np.asarray(quality, dtype=float)
-    valid = ~(np.isnan(cost) | np.isnan(quality)) & (cost >= 0)
-    mask = np.zeros(len(cost), dtype=bool)
-    for i in np.flatnonzero(valid):
-        others = valid.copy()
-        others[i] = False
-        dominated = np.any(
-            others
-            & (cost <= cost[i])
-            & (quality >= quality[i])
-            & ((cost < cost[i]) | (quality > quality[i]))
-        )
-        mask[i] = not dominated
-    return mask
 
 
 def model_inputs(distiller: AutoDistiller, entry: ModelEntry) -> tuple[Any, pd.DataFrame, Any]:

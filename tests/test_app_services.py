@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpmkd import DistillationDataset, HPMConfig, HPMKDInputError
+from hpmkd import DistillationDataset, HPMConfig, HPMKDInputError, curves
 from hpmkd.events import Event
 from hpmkd.metrics import ks_binary
 from hpmkd_app import charts, compare, configform, explain, exports, jobs, progress, tables
@@ -34,8 +34,9 @@ def finished(sample, tmp_path_factory):
     model, info = teacher_lib.train_reference_teacher(sample.frame, settings)
     source = teacher_lib.reference_source(settings, info)
     dataset = teacher_lib.build_dataset(sample, "target", features, [source], lambda s: model)
-    job = jobs.start_job(dataset, QUICK, method="legacy", seed=42,
-                         cache_dir=tmp_path_factory.mktemp("runs"))
+    job = jobs.start_job(
+        dataset, QUICK, method="legacy", seed=42, cache_dir=tmp_path_factory.mktemp("runs")
+    )
     assert job.wait(60) and job.status == "done", job.error
     return job.distiller
 
@@ -119,8 +120,9 @@ def test_file_teacher_loads_through_the_restricted_loader(sample, fit_teacher):
     model = teacher_lib.load_model_bytes(buffer.getvalue(), "m.joblib")
     assert hasattr(model, "predict_proba")
     source = teacher_lib.file_source(buffer.getvalue(), "m.joblib")
-    dataset = teacher_lib.build_dataset(sample, "target", list(X.columns), [source, source],
-                                        lambda s: model)
+    dataset = teacher_lib.build_dataset(
+        sample, "target", list(X.columns), [source, source], lambda s: model
+    )
     assert [t.name for t in dataset.teachers] == ["m.joblib", "m.joblib#2"]
     assert set(dataset.teacher_probas) == {"m.joblib", "m.joblib#2"}
     with pytest.raises(HPMKDInputError, match="not a classifier"):
@@ -155,9 +157,17 @@ def test_config_form_errors_are_the_engine_messages():
 # ----------------------------------------------------------------- progress
 def _view(events, status="running", method="hpm", config=None, finished_at=None):
     return jobs.JobView(
-        id="abc", status=status, method=method, seed=1,
-        config=(config or HPMConfig()).to_dict(), events=tuple(events), error=None,
-        from_cache=False, cached_finished_at=None, started_at=100.0, finished_at=finished_at,
+        id="abc",
+        status=status,
+        method=method,
+        seed=1,
+        config=(config or HPMConfig()).to_dict(),
+        events=tuple(events),
+        error=None,
+        from_cache=False,
+        cached_finished_at=None,
+        started_at=100.0,
+        finished_at=finished_at,
     )
 
 
@@ -166,22 +176,31 @@ def _event(kind, phase=None, t=100.0, **data):
 
 
 def test_phase_status_progress_and_leaderboard():
-    row = {"name": "a", "source": "config", "val_ks": 0.3, "from_cache": True,
-           "temperature": 2.0}
+    row = {"name": "a", "source": "config", "val_ks": 0.3, "from_cache": True, "temperature": 2.0}
     events = [
-        _event("run_start", method="hpm", phases=["select", "chain", "train", "ensemble",
-                                                  "compare"]),
+        _event(
+            "run_start", method="hpm", phases=["select", "chain", "train", "ensemble", "compare"]
+        ),
         _event("phase_start", "select", 101.0),
         _event("phase_end", "select", 102.0, seconds=1.0),
         _event("phase_start", "chain", 102.0),
-        _event("candidate", "chain", 103.0, row={**row, "name": "b", "source": "chain",
-                                                   "val_ks": 0.5, "from_cache": False}),
+        _event(
+            "candidate",
+            "chain",
+            103.0,
+            row={**row, "name": "b", "source": "chain", "val_ks": 0.5, "from_cache": False},
+        ),
         _event("candidate", "config", 103.5, row=row),
     ]
     view = _view(events)
     states = {p.name: p.state for p in progress.phase_statuses(view, now=105.0)}
-    assert states == {"select": "done", "chain": "running", "train": "pending",
-                      "ensemble": "pending", "compare": "pending"}
+    assert states == {
+        "select": "done",
+        "chain": "running",
+        "train": "pending",
+        "ensemble": "pending",
+        "compare": "pending",
+    }
     running = [p for p in progress.phase_statuses(view, now=105.0) if p.state == "running"]
     assert running[0].seconds == pytest.approx(3.0)
     assert progress.progress_fraction(view) == pytest.approx(1.5 / 5)
@@ -194,23 +213,37 @@ def test_phase_status_progress_and_leaderboard():
 
 
 def test_component_panels_say_off_and_why():
-    cfg = HPMConfig(use_progressive=False, use_multi_teacher=False, use_memory=False,
-                    use_cache=False)
+    cfg = HPMConfig(
+        use_progressive=False, use_multi_teacher=False, use_memory=False, use_cache=False
+    )
     details = {
-        "selection": {"enabled": True, "configs": [{"label": "lgbm-small", "score": 0.4,
-                                                    "reason": "best screen", "params": {}}],
-                      "warm_started": False},
+        "selection": {
+            "enabled": True,
+            "configs": [
+                {"label": "lgbm-small", "score": 0.4, "reason": "best screen", "params": {}}
+            ],
+            "warm_started": False,
+        },
         "chain": {"enabled": False, "reason": "use_progressive=False", "stages": []},
         "attention": {"enabled": False, "reason": "use_multi_teacher=False"},
-        "temperature": {"enabled": True, "adaptive": True, "decisions": [
-            {"candidate": "x", "temperature": 2.0, "reason": "explore", "feedback": {"2": 0.4}}
-        ]},
+        "temperature": {
+            "enabled": True,
+            "adaptive": True,
+            "decisions": [
+                {"candidate": "x", "temperature": 2.0, "reason": "explore", "feedback": {"2": 0.4}}
+            ],
+        },
         "cache": {"enabled": False, "hits": 0, "misses": 0},
         "parallel": {"backend": "sequential", "n_jobs": 1},
     }
     panels = {p.title: p for p in progress.component_panels("hpm", cfg.to_dict(), details)}
-    for title in ("Progressive chain", "Attention-weighted multi-teacher", "Cache",
-                  "Warm start (optimization memory)", "Parallel training"):
+    for title in (
+        "Progressive chain",
+        "Attention-weighted multi-teacher",
+        "Cache",
+        "Warm start (optimization memory)",
+        "Parallel training",
+    ):
         assert not panels[title].on and panels[title].summary.startswith("off"), title
     assert panels["Configuration selection"].on
     assert panels["Configuration selection"].table.loc[0, "params"] == "{}"
@@ -221,11 +254,22 @@ def test_component_panels_say_off_and_why():
 
 def test_live_details_come_from_info_events():
     events = [
-        _event("info", "select", configs=[{"label": "tree-small", "warm_started": True}],
-               warm_start={"enabled": True, "used": True, "reason": "2 similar runs",
-                           "neighbours": [{"name": "x"}]}),
-        _event("info", "chain", stages=[{"stage": 1, "val_metric": 0.4, "test_metric": 0.5,
-                                         "kept": True}]),
+        _event(
+            "info",
+            "select",
+            configs=[{"label": "tree-small", "warm_started": True}],
+            warm_start={
+                "enabled": True,
+                "used": True,
+                "reason": "2 similar runs",
+                "neighbours": [{"name": "x"}],
+            },
+        ),
+        _event(
+            "info",
+            "chain",
+            stages=[{"stage": 1, "val_metric": 0.4, "test_metric": 0.5, "kept": True}],
+        ),
     ]
     view = _view(events, config=HPMConfig(use_multi_teacher=True))
     panels = {p.title: p for p in progress.component_panels("hpm", view.config, None, view)}
@@ -242,8 +286,16 @@ def test_metric_cards_and_entries(finished):
     assert students[0].selected and students[0].name == finished.best_name
     assert students[-1].role == "baseline"
     cards = compare.metric_cards(teacher, students[0])
-    assert [c.label for c in cards] == ["Accuracy", "F1", "AUC", "KS", "Fidelity",
-                                        "KL to teacher", "Size", "Latency / 1k rows"]
+    assert [c.label for c in cards] == [
+        "Accuracy",
+        "F1",
+        "AUC",
+        "KS",
+        "Fidelity",
+        "KL to teacher",
+        "Size",
+        "Latency / 1k rows",
+    ]
     ks_card = cards[3]
     expected = students[0].metrics["ks"] - teacher.metrics["ks"]
     assert ks_card.delta == f"{expected:+.3f} vs teacher"
@@ -256,29 +308,37 @@ def test_charts_are_computed_from_the_record(finished):
     teacher = compare.teachers(finished)[0]
     student = compare.students(finished)[0]
     is_k = y == 1
-    curves = charts.ks_curves(is_k, student.test_proba[:, 1])
-    assert curves["ks"] == pytest.approx(ks_binary(is_k, student.test_proba[:, 1]))
-    assert curves["ks"] == pytest.approx(student.metrics["ks"])
+    ks = curves.ks_curve(is_k, student.test_proba[:, 1]).ks
+    assert ks == pytest.approx(ks_binary(is_k, student.test_proba[:, 1]))
+    assert ks == pytest.approx(student.metrics["ks"])
     scores = {teacher.name: teacher.test_proba[:, 1], student.name: student.test_proba[:, 1]}
-    for fig in (charts.roc_figure(is_k, scores, "1"), charts.ks_figure(is_k, scores, "1"),
-                charts.distribution_figure(is_k, scores, "1"),
-                charts.calibration_figure(is_k, scores, "1"),
-                charts.confusion_figure(y, {teacher.name: teacher.test_proba}, ["0", "1"]),
-                charts.scatter_figure(scores[teacher.name], scores[student.name], is_k, "t",
-                                      "s", "1")):
+    for fig in (
+        charts.roc_figure(is_k, scores, "1"),
+        charts.ks_figure(is_k, scores, "1"),
+        charts.distribution_figure(is_k, scores, "1"),
+        charts.calibration_figure(is_k, scores, "1"),
+        charts.confusion_figure(y, {teacher.name: teacher.test_proba}, ["0", "1"]),
+        charts.scatter_figure(scores[teacher.name], scores[student.name], is_k, "t", "s", "1"),
+    ):
         assert fig.data
     frame = compare.candidates_frame(compare.students(finished), y, 1)
     assert frame["pareto_size"].any()
     fig = charts.pareto_figure(frame, "size_bytes", "1", (teacher.size_bytes, 0.4))
     assert any(trace.name == "Pareto front" for trace in fig.data)
-    table = charts.calibration_table(is_k, scores[student.name])
+    table = curves.calibration_bins(is_k, scores[student.name])
     assert table["rows"].sum() == len(y)
 
 
-def test_pareto_front():
-    cost = np.array([1.0, 2.0, 3.0, 2.0, np.nan])
-    quality = np.array([0.5, 0.7, 0.6, 0.4, 0.9])
-    assert list(compare.pareto_front(cost, quality)) == [True, True, False, False, False]
+def test_candidates_frame_flags_the_pareto_front(finished):
+    y = compare.y_test(finished)
+    frame = compare.candidates_frame(compare.students(finished), y, 1)
+    for cost, flag in (("size_bytes", "pareto_size"), ("latency_ms_1k", "pareto_latency")):
+        front = curves.pareto_front(frame[cost], frame["test_ks"])
+        assert list(np.flatnonzero(frame[flag])) == sorted(front)
+        # No flagged candidate has another that is cheaper and at least as good.
+        for i in front:
+            cheaper = frame[(frame[cost] > 0) & (frame[cost] < frame.loc[i, cost])]
+            assert not (cheaper["test_ks"] >= frame.loc[i, "test_ks"]).any()
 
 
 # ----------------------------------------------------------------- importance
@@ -298,7 +358,8 @@ def test_feature_importance_names_its_method(finished):
     fallback = explain.permutation(predict, X.iloc[:80], y[:80], 1)
     lgbm, X_lgbm, predict_lgbm = compare.model_inputs(finished, by_family["lgbm"])
     assert explain.feature_importance(lgbm, X_lgbm, y, 1, predict_lgbm)[0].method.startswith(
-        "SHAP (TreeExplainer)")
+        "SHAP (TreeExplainer)"
+    )
     assert fallback.method.startswith("permutation importance")
     again = explain.permutation(predict, X.iloc[:80], y[:80], 1)
     assert fallback.values.equals(again.values)  # seeded: nothing random between runs
@@ -328,8 +389,9 @@ def test_exports_and_the_snippet_run(finished, sample, tmp_path, monkeypatch):
     assert '"best_model"' in exports.summary_json(finished).decode()
     sample.frame.head(25).to_csv(tmp_path / "new_rows.csv", index=False)
     ds = finished.dataset
-    code = exports.code_snippet("student.joblib", ds.features, ds.categorical, ds.classes,
-                                ds.target)
+    code = exports.code_snippet(
+        "student.joblib", ds.features, ds.categorical, ds.classes, ds.target
+    )
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(code, "snippet", "exec"), namespace)  # our own snippet

@@ -26,7 +26,7 @@ from plotly.offline import get_plotlyjs
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.linear_model import LogisticRegression
 
-from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
+from hpmkd import AutoDistiller, DistillationDataset, HPMConfig, curves
 from hpmkd import report_charts as rc
 from hpmkd.metrics import ks_binary
 from hpmkd.report import component_state, render_report, strip_generated_at, write_report
@@ -42,10 +42,10 @@ def make_binary_run() -> AutoDistiller:
     frame = load_breast_cancer(as_frame=True).frame
     X = frame.drop(columns="target")
     teacher = LGBMClassifier(n_estimators=50, verbose=-1, random_state=0).fit(X, frame["target"])
-    dataset = DistillationDataset(frame, target="target", teacher=teacher,
-                                  name="breast_cancer.csv")
+    dataset = DistillationDataset(frame, target="target", teacher=teacher, name="breast_cancer.csv")
     distiller = AutoDistiller(
-        dataset, method="legacy",
+        dataset,
+        method="legacy",
         config=HPMConfig(temperatures=(1.0, 2.0), alphas=(0.8, 0.2)),
     )
     distiller.run()
@@ -61,7 +61,8 @@ def make_multiclass_run() -> AutoDistiller:
     teacher = LGBMClassifier(n_estimators=50, verbose=-1, random_state=0).fit(X, frame["target"])
     dataset = DistillationDataset(frame, target="target", teacher=teacher, name="wine")
     distiller = AutoDistiller(
-        dataset, method="legacy",
+        dataset,
+        method="legacy",
         config=HPMConfig(families=("logreg", "tree"), temperatures=(1.0, 2.0), alphas=(0.5,)),
     )
     distiller.run()
@@ -79,53 +80,103 @@ def hpm_details(distiller: AutoDistiller) -> dict[str, Any]:
     cands = res[~res["source"].isin(["teacher", "baseline"])].to_dict(orient="records")
     configs = [
         {
-            "label": c["name"], "family": c["family"], "capacity": c["capacity"],
-            "temperature": c["temperature"], "alpha": c["alpha"],
+            "label": c["name"],
+            "family": c["family"],
+            "capacity": c["capacity"],
+            "temperature": c["temperature"],
+            "alpha": c["alpha"],
             "score": round(0.92 - 0.03 * i, 4),
-            "reason": (EVIL if i == 0 else
-                       f"{c['family']} suits {distiller.dataset.n_features} numeric features"),
+            "reason": (
+                EVIL
+                if i == 0
+                else f"{c['family']} suits {distiller.dataset.n_features} numeric features"
+            ),
         }
         for i, c in enumerate(cands[:5])
     ]
     stages = [
-        {"stage": i + 1, "name": c["name"], "family": c["family"], "capacity": c["capacity"],
-         "temperature": c["temperature"], "alpha": c["alpha"], "val_metric": c["val_ks"],
-         "gain": None if i == 0 else c["val_ks"] - cands[i - 1]["val_ks"], "kept": i < 2,
-         "learned_from": "teacher" if i == 0 else f"teacher x 0.5 + stage {i} x 0.5"}
+        {
+            "stage": i + 1,
+            "name": c["name"],
+            "family": c["family"],
+            "capacity": c["capacity"],
+            "temperature": c["temperature"],
+            "alpha": c["alpha"],
+            "val_metric": c["val_ks"],
+            "gain": None if i == 0 else c["val_ks"] - cands[i - 1]["val_ks"],
+            "kept": i < 2,
+            "learned_from": "teacher" if i == 0 else f"teacher x 0.5 + stage {i} x 0.5",
+        }
         for i, c in enumerate(cands[:3])
     ]
     return {
         "selection": {
-            "enabled": True, "meta_features": distiller.dataset.meta_features(),
-            "configs": configs, "warm_started": True,
+            "enabled": True,
+            "meta_features": distiller.dataset.meta_features(),
+            "configs": configs,
+            "warm_started": True,
         },
         "warm_start": {
-            "enabled": True, "used": True, "reason": "2 past runs within distance 0.35",
+            "enabled": True,
+            "used": True,
+            "reason": "2 past runs within distance 0.35",
             "neighbours": [
-                {"run_id": "run-0007", "dataset": "credit_small.csv", "distance": 0.12,
-                 "best_config": {"family": "lgbm", "capacity": "small", "temperature": 2.0,
-                                 "alpha": 0.5}, "best_val_metric": 0.612},
-                {"run_id": "run-0011", "dataset": "churn.csv", "distance": 0.31,
-                 "best_config": {"family": "logreg", "capacity": "medium",
-                                 "temperature": 1.0, "alpha": 0.9}, "best_val_metric": 0.548},
+                {
+                    "run_id": "run-0007",
+                    "dataset": "credit_small.csv",
+                    "distance": 0.12,
+                    "best_config": {
+                        "family": "lgbm",
+                        "capacity": "small",
+                        "temperature": 2.0,
+                        "alpha": 0.5,
+                    },
+                    "best_val_metric": 0.612,
+                },
+                {
+                    "run_id": "run-0011",
+                    "dataset": "churn.csv",
+                    "distance": 0.31,
+                    "best_config": {
+                        "family": "logreg",
+                        "capacity": "medium",
+                        "temperature": 1.0,
+                        "alpha": 0.9,
+                    },
+                    "best_val_metric": 0.548,
+                },
             ],
         },
-        "chain": {"enabled": True, "stages": stages,
-                  "stop_reason": "stage 3 gained less than min_improvement 0.01"},
+        "chain": {
+            "enabled": True,
+            "stages": stages,
+            "stop_reason": "stage 3 gained less than min_improvement 0.01",
+        },
         "temperature": {
-            "enabled": True, "adaptive": True,
+            "enabled": True,
+            "adaptive": True,
             "decisions": [
-                {"stage": 1, "temperature": 2.0, "reason": "best validation KS of 3 tried",
-                 "feedback": {"1.0": 0.951, "2.0": 0.968, "4.0": 0.944}},
-                {"candidate": cands[0]["name"], "temperature": 1.0,
-                 "reason": "flat feedback: kept the lowest",
-                 "feedback": {1.0: 0.97, 2.0: 0.97}},
+                {
+                    "stage": 1,
+                    "temperature": 2.0,
+                    "reason": "best validation KS of 3 tried",
+                    "feedback": {"1.0": 0.951, "2.0": 0.968, "4.0": 0.944},
+                },
+                {
+                    "candidate": cands[0]["name"],
+                    "temperature": 1.0,
+                    "reason": "flat feedback: kept the lowest",
+                    "feedback": {1.0: 0.97, 2.0: 0.97},
+                },
             ],
         },
         "attention": {
-            "enabled": True, "reason": "", "members": ["teacher LGBMClassifier", cands[0]["name"]],
+            "enabled": True,
+            "reason": "",
+            "members": ["teacher LGBMClassifier", cands[0]["name"]],
             "mean_weights": {"teacher LGBMClassifier": 0.71, cands[0]["name"]: 0.29},
-            "val_metric_fused": 0.973, "val_metric_mean": 0.965,
+            "val_metric_fused": 0.973,
+            "val_metric_mean": 0.965,
             "note": "fused score is fitted on validation rows",
         },
         "cache": {"enabled": True, "hits": 5, "misses": 12},
@@ -159,7 +210,8 @@ class Node:
 
     def find_all(self, tag: str | None = None, **attrs: str) -> list[Node]:
         return [
-            n for n in self.iter()
+            n
+            for n in self.iter()
             if (tag is None or n.tag == tag)
             and all(n.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())
         ]
@@ -211,8 +263,11 @@ def data_blob(root: Node) -> dict[str, Any]:
 
 
 def fmt_metric(value: Any) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and math.isnan(value))
         else f"{value:.4f}"
+    )
 
 
 def outside_plotly(text: str) -> str:
@@ -289,8 +344,16 @@ def test_summary_cells_match_summary(binary_run, binary_report) -> None:
         else:
             assert cell.text == f"{expected:.4f}"
     for role in ("teacher", "student", "baseline"):
-        for metric in ("accuracy", "f1", "auc", "ks", "fidelity", "kl_to_teacher",
-                       "size_bytes", "latency_ms_1k"):
+        for metric in (
+            "accuracy",
+            "f1",
+            "auc",
+            "ks",
+            "fidelity",
+            "kl_to_teacher",
+            "size_bytes",
+            "latency_ms_1k",
+        ):
             assert (role, metric) in seen
     assert ("gain", "ks") in seen
 
@@ -317,8 +380,9 @@ def test_data_block_is_the_run(binary_run, binary_report) -> None:
     blob = data_blob(root)
     assert blob["summary"] == json.loads(json.dumps(binary_run.summary()))
     assert len(blob["leaderboard"]) == len(binary_run.results_df)
-    for row, (_, expected) in zip(blob["leaderboard"], binary_run.results_df.iterrows(),
-                                  strict=True):
+    for row, (_, expected) in zip(
+        blob["leaderboard"], binary_run.results_df.iterrows(), strict=True
+    ):
         assert row["name"] == expected["name"]
         assert row["test_ks"] == pytest.approx(expected["test_ks"])
 
@@ -330,9 +394,21 @@ def test_leaderboard_has_one_row_per_result(binary_run, binary_report) -> None:
     rows = root.find("table", id="leaderboard").find("tbody").find_all("tr")
     assert len(rows) == len(df)
     headers = [th.attrs["data-col"] for th in root.find("table", id="leaderboard").find_all("th")]
-    for col in ("name", "source", "family", "params", "temperature", "alpha", "val_ks",
-                "test_ks", "test_auc", "fit_seconds", "size_bytes", "latency_ms_1k",
-                "from_cache"):
+    for col in (
+        "name",
+        "source",
+        "family",
+        "params",
+        "temperature",
+        "alpha",
+        "val_ks",
+        "test_ks",
+        "test_auc",
+        "fit_seconds",
+        "size_bytes",
+        "latency_ms_1k",
+        "from_cache",
+    ):
         assert col in headers
     for tr, (_, expected) in zip(rows, df.iterrows(), strict=True):
         cells = {td.attrs["data-col"]: td for td in tr.find_all("td")}
@@ -343,8 +419,7 @@ def test_leaderboard_has_one_row_per_result(binary_run, binary_report) -> None:
             assert cells[col].text == fmt_metric(value)
             if not math.isnan(value):
                 assert float(cells[col].attrs["data-value"]) == pytest.approx(value, rel=1e-12)
-        assert int(cells["size_bytes"].attrs["data-value"].split(".")[0]) == \
-            expected["size_bytes"]
+        assert int(cells["size_bytes"].attrs["data-value"].split(".")[0]) == expected["size_bytes"]
         assert cells["from_cache"].text == ("yes" if expected["from_cache"] else "no")
         assert (tr.attrs["data-selected"] == "true") == bool(expected["selected"])
         assert ("selected" in tr.attrs.get("class", "")) == bool(expected["selected"])
@@ -357,11 +432,19 @@ def test_every_chart_has_a_figure(binary_report) -> None:
     _, _, root = binary_report
     ids = chart_ids(root)
     assert len(ids) == len(set(ids))
-    for expected in ("roc", "ks", "scores", "calibration", "confusion", "agreement",
-                     "pareto", "timeline"):
+    for expected in (
+        "roc",
+        "ks",
+        "scores",
+        "calibration",
+        "confusion",
+        "agreement",
+        "pareto",
+        "timeline",
+    ):
         assert f"chart-{expected}" in ids
     for cid in ids:
-        figure = json.loads(root.find("script", id=f"figure-{cid[len('chart-'):]}").text)
+        figure = json.loads(root.find("script", id=f"figure-{cid[len('chart-') :]}").text)
         assert figure["data"], cid
         assert "template" not in figure["layout"]
 
@@ -395,15 +478,18 @@ def test_timeline_and_pareto_from_the_record(binary_run, binary_report) -> None:
     charts = data_blob(root)["charts"]
     assert [p["phase"] for p in charts["timeline"]["phases"]] == ["grid", "compare"]
     assert charts["timeline"]["phases"][0]["end_s"] == pytest.approx(
-        binary_run.record_.timeline[0]["end_s"])
+        binary_run.record_.timeline[0]["end_s"]
+    )
     df = binary_run.results_df
     cands = df[~df["source"].isin(["teacher", "baseline"])].reset_index(drop=True)
-    front = rc.pareto_front(cands["size_bytes"].tolist(), cands["test_ks"].tolist())
+    front = curves.pareto_front(cands["size_bytes"], cands["test_ks"])
     assert charts["pareto"]["size_bytes"] == [cands.loc[i, "name"] for i in front]
     # No candidate off the front is both smaller and better than a front member.
     for i in front:
-        better = cands[(cands["size_bytes"] < cands.loc[i, "size_bytes"])
-                       & (cands["test_ks"] >= cands.loc[i, "test_ks"])]
+        better = cands[
+            (cands["size_bytes"] < cands.loc[i, "size_bytes"])
+            & (cands["test_ks"] >= cands.loc[i, "test_ks"])
+        ]
         assert better.empty
 
 
@@ -421,21 +507,26 @@ def test_no_external_url_outside_plotly_bundle(binary_report, hpm_report) -> Non
         # (map tiles, licences) in code paths these charts never run; the browser test
         # checks that no request leaves the page.
         start = text.index("<script id='plotly-js'>") + len("<script id='plotly-js'>")
-        assert text[start:text.index("</script>", start)] == get_plotlyjs()
+        assert text[start : text.index("</script>", start)] == get_plotlyjs()
 
 
 def test_user_strings_are_escaped(tmp_path: Path) -> None:
     rows = 120
     x = np.linspace(-2.0, 2.0, rows)
-    frame = pd.DataFrame({
-        "<b>bold</b>": x,
-        EVIL: np.cos(np.arange(rows)),
-        "target": np.where(np.sin(7 * x) + x > 0, "yes <i>", "no & 'x'"),
-    })
+    frame = pd.DataFrame(
+        {
+            "<b>bold</b>": x,
+            EVIL: np.cos(np.arange(rows)),
+            "target": np.where(np.sin(7 * x) + x > 0, "yes <i>", "no & 'x'"),
+        }
+    )
     teacher = LogisticRegression().fit(frame[["<b>bold</b>", EVIL]], frame["target"])
     dataset = DistillationDataset(frame, target="target", teacher=teacher, name=EVIL)
-    distiller = AutoDistiller(dataset, method="legacy", config=HPMConfig(
-        families=("logreg",), temperatures=(1.0,), alphas=(0.5,)))
+    distiller = AutoDistiller(
+        dataset,
+        method="legacy",
+        config=HPMConfig(families=("logreg",), temperatures=(1.0,), alphas=(0.5,)),
+    )
     distiller.run()
     text = distiller.generate_report(tmp_path / "evil.html").read_text(encoding="utf-8")
     rest = outside_plotly(text)
@@ -467,8 +558,15 @@ def test_report_needs_a_finished_run(binary_run) -> None:
 
 
 # =========================================================================== components
-COMPONENT_KEYS = ("selection", "warm_start", "chain", "temperature", "attention", "cache",
-                  "parallel")
+COMPONENT_KEYS = (
+    "selection",
+    "warm_start",
+    "chain",
+    "temperature",
+    "attention",
+    "cache",
+    "parallel",
+)
 
 
 def component_div(root: Node, key: str) -> Node:
@@ -523,8 +621,10 @@ def test_disabled_component_says_off_and_draws_nothing(binary_run) -> None:
     details["chain"] = {"enabled": False, "reason": "use_progressive=False"}
     details["attention"] = {"enabled": False, "reason": "use_multi_teacher=False"}
     root = parse(render_report(with_details(binary_run, details), T0))
-    for key, reason in (("chain", "use_progressive=False"),
-                        ("attention", "use_multi_teacher=False")):
+    for key, reason in (
+        ("chain", "use_progressive=False"),
+        ("attention", "use_multi_teacher=False"),
+    ):
         div = component_div(root, key)
         assert div.attrs["data-state"] == "off"
         assert "Off / not part of this run" in div.text and reason in div.text
@@ -596,7 +696,7 @@ def test_ks_curve_equals_the_metric() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400).astype(bool)
     score = np.round(rng.random(400) * 0.6 + y * 0.3, 2)  # ties on purpose
-    assert rc.ks_curve(y, score)["ks"] == pytest.approx(ks_binary(y, score), abs=1e-12)
+    assert curves.ks_curve(y, score).ks == pytest.approx(ks_binary(y, score), abs=1e-12)
 
 
 def test_scatter_subsamples_every_kth_row() -> None:
@@ -608,14 +708,14 @@ def test_scatter_subsamples_every_kth_row() -> None:
     chart = rc.agreement_scatter_chart(inp)
     shown = chart.stats["rows_shown"]
     assert shown <= rc.MAX_SCATTER_POINTS + 1 and chart.stats["rows_total"] == n
-    assert list(rc.thin_indices(n, rc.MAX_SCATTER_POINTS)[:3]) == [0, 3, 6]
+    assert list(curves.thin_indices(n, rc.MAX_SCATTER_POINTS)[:3]) == [0, 3, 6]
     assert chart.figure == rc.agreement_scatter_chart(inp).figure
     assert "one row in every 3 " in chart.caption
 
 
 def test_pareto_front_rules() -> None:
-    front = rc.pareto_front([10, 5, 20, 5, float("nan")], [0.5, 0.4, 0.9, 0.45, 1.0])
-    assert front == [3, 0, 2]
+    front = curves.pareto_front([10, 5, 20, 5, float("nan")], [0.5, 0.4, 0.9, 0.45, 1.0])
+    assert list(front) == [3, 0, 2]
 
 
 def test_teacher_given_as_probability_columns(tmp_path: Path) -> None:
@@ -624,11 +724,21 @@ def test_teacher_given_as_probability_columns(tmp_path: Path) -> None:
     x = np.linspace(-3.0, 3.0, rows)
     noise = np.sin(np.arange(rows) * 1.7)
     p1 = 1.0 / (1.0 + np.exp(-(2.0 * x + noise)))
-    frame = pd.DataFrame({"x": x, "noise": noise, "p0": 1.0 - p1, "p1": p1,
-                          "target": (x + 0.8 * noise > 0).astype(int)})
+    frame = pd.DataFrame(
+        {
+            "x": x,
+            "noise": noise,
+            "p0": 1.0 - p1,
+            "p1": p1,
+            "target": (x + 0.8 * noise > 0).astype(int),
+        }
+    )
     dataset = DistillationDataset(frame, target="target", teacher_proba_cols=["p0", "p1"])
-    distiller = AutoDistiller(dataset, method="legacy", config=HPMConfig(
-        families=("logreg", "tree"), temperatures=(1.0,), alphas=(0.5,)))
+    distiller = AutoDistiller(
+        dataset,
+        method="legacy",
+        config=HPMConfig(families=("logreg", "tree"), temperatures=(1.0,), alphas=(0.5,)),
+    )
     distiller.run()
     text = distiller.generate_report(tmp_path / "proba.html").read_text(encoding="utf-8")
     root = parse(text)
