@@ -23,14 +23,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
-    Timer,
     fmt,
     load_real,
     median,
     protocol_split,
     synthetic_case,
+    timed_distill,
 )
-from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
+from hpmkd import HPMConfig
 
 REAL = {
     "german_credit": "german_credit.csv.gz",
@@ -53,19 +53,10 @@ def run_variant(parts: dict, name: str, method: str, settings: dict, seed: int, 
     """One cold run; returns test metrics of the best student and wall seconds."""
     with tempfile.TemporaryDirectory() as cache_dir:
         config = HPMConfig.from_dict({"memory_dir": memory_dir, "cache_dir": cache_dir, **settings})
-        with Timer() as timer:
-            ds = DistillationDataset(
-                parts["distill"],
-                target="target",
-                teacher=parts["teacher"],
-                test_data=parts["test"],
-                name=name,
-            )
-            d = AutoDistiller(ds, method=method, config=config, random_state=seed)
-            d.run()
+        d, seconds = timed_distill(parts, config, method, seed, name)
         s = d.summary()
     return {
-        "seconds": timer.seconds,
+        "seconds": seconds,
         **s["student"],
         "baseline_ks": s["baseline"]["ks"],
         "teacher_ks": s["teacher"]["ks"],

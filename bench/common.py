@@ -93,3 +93,27 @@ def fmt(value: float, digits: int = 4) -> str:
         if value is None or (isinstance(value, float) and np.isnan(value))
         else f"{value:.{digits}f}"
     )
+
+
+def timed_distill(
+    parts: dict[str, Any], config: Any, method: str, seed: int = 42, name: str = "case"
+) -> tuple[Any, float]:
+    """Build the dataset (teacher probabilities included) and distill, timed together.
+
+    Returns the finished ``AutoDistiller`` and the wall seconds.
+    """
+    from hpmkd import AutoDistiller, DistillationDataset
+    from hpmkd.cache import IntelligentCache
+
+    with Timer() as timer:
+        ds = DistillationDataset(
+            parts["distill"],
+            target="target",
+            teacher=parts["teacher"],
+            test_data=parts["test"],
+            name=name,
+            cache=IntelligentCache.from_config(config),
+        )
+        distiller = AutoDistiller(ds, method=method, config=config, random_state=seed)
+        distiller.run()
+    return distiller, timer.seconds

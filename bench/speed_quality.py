@@ -17,27 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Timer, fmt, fresh_home, median, protocol_split, synthetic_case
-from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
-from hpmkd.cache import IntelligentCache
+from bench.common import fmt, fresh_home, median, protocol_split, synthetic_case, timed_distill
+from hpmkd import HPMConfig
 
 
 def one_run(parts: dict, config: HPMConfig, method: str) -> dict:
     """Build the dataset (teacher probabilities included) and distill; timed together."""
-    with Timer() as timer:
-        ds = DistillationDataset(
-            parts["distill"],
-            target="target",
-            teacher=parts["teacher"],
-            test_data=parts["test"],
-            name="case",
-            cache=IntelligentCache.from_config(config),
-        )
-        d = AutoDistiller(ds, method=method, config=config, random_state=42)
-        d.run()
+    d, seconds = timed_distill(parts, config, method)
     summary = d.summary()
     return {
-        "seconds": timer.seconds,
+        "seconds": seconds,
         "student": summary["student"],
         "teacher": summary["teacher"],
         "baseline": summary["baseline"],
