@@ -17,9 +17,12 @@ from hpmkd.data import DistillationDataset, Split
 from hpmkd.evaluate import CandidateResult, TrainingContext, score_model, train_candidate
 from hpmkd.events import EventBus
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
+from hpmkd.racing import share_worse
 from hpmkd.results import build_results_df, candidate_row
 from hpmkd.students import StudentSpec
 from hpmkd.teacher import Teacher
+
+TIE_THRESHOLD = 0.9
 
 
 @dataclass
@@ -214,7 +217,7 @@ class BaseDistiller:
             raise RuntimeError(
                 "No candidate was trained (the time budget ran out before the first one)."
             )
-        best = max(self.record.candidates, key=self.selection_key)
+        best = self._select_best()
         self.record.best = best
         test_rows = hashlib.sha256(self.split.test.tobytes()).hexdigest()
         self.record.teachers = [
@@ -237,6 +240,63 @@ class BaseDistiller:
             ),
             best=best.name,
         )
+
+    def _select_best(self) -> CandidateResult:
+        """The selected student under ``config.selection_rule``.
+
+        ``best``: the highest validation metric (ties: smaller model). ``smallest_tied``
+        (default): the smallest candidate that is not clearly worse than that top
+        candidate — not below it in at least 90% of paired bootstrap resamples of the
+        validation rows. With many candidates and few validation rows the top score is
+        partly luck (the winner's curse); among statistically tied candidates the
+        smallest is both the better guess and the better student to ship.
+        """
+        cfg = self.config
+        metric = cfg.selection_metric
+        top = max(self.record.candidates, key=self.selection_key)
+        chosen, tied_checked = top, []
+        if cfg.selection_rule == "smallest_tied":
+            smaller = sorted(
+                (c for c in self.record.candidates if 0 <= c.size_bytes < top.size_bytes),
+                key=lambda c: (c.size_bytes, -self.selection_key(c)[0]),
+            )
+            for candidate in smaller:
+                share = share_worse(
+                    self.ctx.y_val,
+                    top.val_proba,
+                    candidate.val_proba,
+                    metric,
+                    self.ctx.reference_val,
+                    n_boot=200,
+                    seed=self.random_state,
+                )
+                tied_checked.append({"name": candidate.name, "share_worse": share})
+                if share < TIE_THRESHOLD:
+                    chosen = candidate
+                    break
+        if chosen is top:
+            reason = f"highest validation {metric} ({top.val.get(metric, math.nan):.4f})" + (
+                ""
+                if cfg.selection_rule == "best"
+                else "; no smaller candidate is statistically tied with it"
+            )
+        else:
+            reason = (
+                f"smallest candidate statistically tied with the top validation {metric} "
+                f"({top.name}: {top.val.get(metric, math.nan):.4f}; this one "
+                f"{chosen.val.get(metric, math.nan):.4f}, below it in only "
+                f"{tied_checked[-1]['share_worse']:.0%} of paired bootstrap resamples), "
+                f"{top.size_bytes / max(chosen.size_bytes, 1):.1f}x smaller"
+            )
+        self.record.details["selection_rule"] = {
+            "rule": cfg.selection_rule,
+            "top_by_validation": top.name,
+            "selected": chosen.name,
+            "reason": reason,
+            "smaller_candidates_checked": tied_checked,
+            "threshold": TIE_THRESHOLD,
+        }
+        return chosen
 
     def _baseline(self, best: CandidateResult) -> CandidateResult | None:
         """Same family, capacity and hyper-parameters as ``best``, trained on hard labels."""

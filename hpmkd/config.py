@@ -15,6 +15,7 @@ from typing import Any
 from hpmkd.errors import HPMKDInputError
 
 SELECTION_METRICS = ("ks", "auc", "accuracy", "f1", "fidelity", "rank_fidelity")
+SELECTION_RULES = ("smallest_tied", "best")
 STUDENT_FAMILIES = ("logreg", "tree", "lgbm", "mlp")
 
 
@@ -48,6 +49,10 @@ class HPMConfig:
         The progressive chain stops when a stage improves the validation metric by less.
     selection_metric : str, default "ks"
         Validation metric that picks the best student.
+    selection_rule : {"smallest_tied", "best"}, default "smallest_tied"
+        ``best``: the highest validation metric. ``smallest_tied``: the smallest candidate
+        not clearly worse than that one on paired bootstrap resamples of the validation
+        rows (guards against the winner's curse of many candidates on few rows).
     time_budget_s : float or None, default None
         No new candidate starts after this many seconds; the best so far is kept.
     n_jobs : int, default 2
@@ -81,6 +86,7 @@ class HPMConfig:
     cache_size_limit_gb: float = 2.0
     min_improvement: float = 0.01
     selection_metric: str = "ks"
+    selection_rule: str = "smallest_tied"
     time_budget_s: float | None = None
     n_jobs: int = 2
     dask_scheduler: str | None = None
@@ -119,6 +125,8 @@ class HPMConfig:
             raise bad("min_improvement", "use a number in [0, 1)")
         if self.selection_metric not in SELECTION_METRICS:
             raise bad("selection_metric", f"choose one of {', '.join(SELECTION_METRICS)}")
+        if self.selection_rule not in SELECTION_RULES:
+            raise bad("selection_rule", f"choose one of {', '.join(SELECTION_RULES)}")
         if self.time_budget_s is not None and float(self.time_budget_s) <= 0:
             raise bad("time_budget_s", "use a positive number of seconds or leave it unset")
         if not (isinstance(self.n_jobs, int) and self.n_jobs >= 1):

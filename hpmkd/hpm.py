@@ -514,16 +514,18 @@ class HPMDistiller(BaseDistiller):
 
     # ----------------------------------------------------------------- memory
     def _remember(self) -> None:
-        """Record this run's best configurations for warm starts on similar data."""
+        """Record this run's best configurations for warm starts on similar data: the
+        selected student first, then the others by validation score."""
         if not self.config.use_memory or self.record.best is None:
             return
+        best = self.record.best
         ranked = sorted(
             [
                 c
                 for c in self.record.candidates
                 if c.spec is not None and c.source in {"config", "chain", "ensemble"}
             ],
-            key=self.selection_key,
+            key=lambda c: (c is best, self.selection_key(c)),
             reverse=True,
         )
         configs, seen = [], set()

@@ -538,6 +538,9 @@ class _Report:
         )
 
     def selection_reason(self) -> str:
+        rule = self.record.details.get("selection_rule")
+        if isinstance(rule, dict) and rule.get("reason"):
+            return f"{rule['reason']} (selection rule: {rule.get('rule')})"
         metric, best = self.metric, self.record.best
         value = best.val.get(metric)
         candidates = self.results[~self.results["source"].isin(["teacher", "baseline"])]

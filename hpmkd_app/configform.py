@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from hpmkd.config import SELECTION_METRICS, STUDENT_FAMILIES, HPMConfig
+from hpmkd.config import SELECTION_METRICS, SELECTION_RULES, STUDENT_FAMILIES, HPMConfig
 from hpmkd.distiller import METHODS
 
 #: Widget kinds: checkbox, slider (int), int, float, float_optional, choice, multichoice,
@@ -36,12 +36,12 @@ METHOD_LABELS = {
 #: Fields the legacy method uses; the others are hpm-only.
 LEGACY_FIELDS = (
     "families", "temperatures", "alphas", "validation_split", "selection_metric",
-    "time_budget_s",
+    "selection_rule", "time_budget_s",
 )
 
 _GROUPS = {
     "Search": ("max_configs", "n_trials", "families", "temperatures", "alphas",
-               "selection_metric", "validation_split", "time_budget_s"),
+               "selection_metric", "selection_rule", "validation_split", "time_budget_s"),
     "Components": ("use_progressive", "max_chain_stages", "min_improvement",
                    "use_adaptive_temperature", "use_multi_teacher", "use_memory", "use_cache",
                    "cache_size_limit_gb"),
@@ -60,6 +60,7 @@ _OVERRIDES: dict[str, dict[str, Any]] = {
     "cache_size_limit_gb": {"kind": "float", "min": 0.01, "max": 1024.0, "step": 0.5},
     "time_budget_s": {"kind": "float_optional", "min": 1.0, "step": 10.0},
     "selection_metric": {"kind": "choice", "options": list(SELECTION_METRICS)},
+    "selection_rule": {"kind": "choice", "options": list(SELECTION_RULES)},
     "families": {"kind": "multichoice", "options": list(STUDENT_FAMILIES)},
     "temperatures": {"kind": "floats"},
     "alphas": {"kind": "floats"},

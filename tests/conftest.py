@@ -105,3 +105,35 @@ def _private_hpmkd_home(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HPMKD_HOME", str(tmp_path_factory.mktemp("hpmkd-home")))
         yield
+
+
+def expected_selection(distiller) -> str:
+    """Re-derive the selected candidate's name from the run record (selection rule check).
+
+    ``best``: highest validation KS, ties to the smaller model. ``smallest_tied``: among
+    candidates smaller than that top one, by size, the first not below it in at least 90%
+    of paired bootstrap resamples of the validation rows; else the top one.
+    """
+    from hpmkd.racing import share_worse
+
+    record, config = distiller.record_, distiller.config
+    metric = config.selection_metric
+
+    def key(c):
+        return (c.val[metric], -c.size_bytes)
+
+    top = max(record.candidates, key=key)
+    if config.selection_rule == "best":
+        return top.name
+    smaller = sorted(
+        (c for c in record.candidates if 0 <= c.size_bytes < top.size_bytes),
+        key=lambda c: (c.size_bytes, -c.val[metric]),
+    )
+    for c in smaller:
+        share = share_worse(
+            record.y_val, top.val_proba, c.val_proba, metric,
+            record.teachers[0].val_proba, n_boot=200, seed=distiller.random_state,
+        )
+        if share < 0.9:
+            return c.name
+    return top.name

@@ -22,7 +22,7 @@ import hpmkd.students
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
 from hpmkd.cli import main as cli_main
 from hpmkd.metrics import compute_metrics
-from tests.conftest import fit_lgbm_teacher, make_classification_frame
+from tests.conftest import expected_selection, fit_lgbm_teacher, make_classification_frame
 
 PHASES = ["select", "chain", "train", "ensemble", "compare"]
 CANDIDATE_SOURCES = {"chain", "config", "ensemble"}
@@ -209,16 +209,19 @@ def test_results_df_has_one_row_per_candidate_teacher_and_baseline(base_run):
     assert rows["val_auc"].nunique() > 1 and rows["params"].nunique() > 1
 
 
-def test_exactly_one_selected_row_is_the_best_validation_ks(base_run):
+def test_exactly_one_selected_row_follows_the_selection_rule(base_run):
     distiller, _ = base_run
     df = distiller.results_df
     assert df["selected"].sum() == 1
     selected = df[df["selected"]].iloc[0]
     rows = candidate_rows(df)
     assert selected["source"] in CANDIDATE_SOURCES
-    assert selected["val_ks"] == rows["val_ks"].max()
     ties = rows[rows["val_ks"] == rows["val_ks"].max()]
-    assert selected["size_bytes"] == ties["size_bytes"].min()  # tie-break: smaller model
+    top = ties.loc[ties["size_bytes"].idxmin()]
+    rule = distiller.record_.details["selection_rule"]
+    assert rule["top_by_validation"] == top["name"]
+    assert selected["size_bytes"] <= top["size_bytes"]
+    assert selected["name"] == expected_selection(distiller)
     assert selected["name"] == distiller.best_name == distiller.summary()["best_model"]
     # The reported test metrics come from the best model's real predictions on the test rows.
     record = distiller.record_

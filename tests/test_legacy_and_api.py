@@ -19,6 +19,7 @@ from sklearn.datasets import load_breast_cancer
 import hpmkd
 from hpmkd import AutoDistiller, DistillationDataset, Event, HPMConfig, choose_method
 from hpmkd.metrics import size_bytes
+from tests.conftest import expected_selection
 
 METRIC_KEYS = {
     "accuracy",
@@ -81,17 +82,33 @@ def test_results_have_one_row_per_grid_candidate_plus_teacher_and_baseline(legac
     assert grid["val_kl_to_teacher"].nunique() == n_grid
 
 
-def test_selected_is_the_validation_argmax_among_candidates(legacy_run):
-    results = legacy_run["results"]
+def test_selected_follows_the_selection_rule(legacy_run):
+    results, distiller = legacy_run["results"], legacy_run["distiller"]
     assert results["selected"].sum() == 1
     selected = results[results["selected"]].iloc[0]
     grid = results[results["source"] == "grid"]
     best_val = grid["val_ks"].max()
-    assert selected["source"] == "grid"
-    assert selected["val_ks"] == best_val
     tied = grid[grid["val_ks"] == best_val]
-    assert selected["size_bytes"] == tied["size_bytes"].min()  # ties: the smaller model
-    assert selected["name"] == legacy_run["distiller"].best_name
+    top = tied.loc[tied["size_bytes"].idxmin()]
+    rule = distiller.record_.details["selection_rule"]
+    assert rule["rule"] == "smallest_tied" and rule["top_by_validation"] == top["name"]
+    assert selected["source"] == "grid"
+    assert selected["size_bytes"] <= top["size_bytes"]
+    assert selected["name"] == expected_selection(distiller) == distiller.best_name
+    assert rule["selected"] == selected["name"] and rule["reason"]
+
+
+def test_selection_rule_best_takes_the_validation_argmax(cancer, fit_teacher):
+    features = [c for c in cancer.columns if c != "malignant"]
+    teacher = fit_teacher(cancer[features], cancer["malignant"], n_estimators=60)
+    ds = DistillationDataset(cancer, target="malignant", teacher=teacher)
+    config = HPMConfig(**GRID, use_cache=False, use_memory=False, selection_rule="best")
+    distiller = AutoDistiller(ds, method="legacy", config=config, random_state=0)
+    results = distiller.run()
+    grid = results[results["source"] == "grid"]
+    tied = grid[grid["val_ks"] == grid["val_ks"].max()]
+    assert distiller.best_name == tied.loc[tied["size_bytes"].idxmin(), "name"]
+    assert distiller.best_name == expected_selection(distiller)
 
 
 def test_teacher_row_agrees_with_itself(legacy_run):
