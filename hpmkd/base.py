@@ -17,7 +17,7 @@ from hpmkd.data import DistillationDataset, Split
 from hpmkd.evaluate import CandidateResult, TrainingContext, score_model, train_candidate
 from hpmkd.events import EventBus
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
-from hpmkd.racing import share_worse
+from hpmkd.racing import PairedBootstrap
 from hpmkd.results import build_results_df, candidate_row
 from hpmkd.students import StudentSpec
 from hpmkd.teacher import Teacher
@@ -80,6 +80,8 @@ class BaseDistiller:
         self.random_state = random_state
         self.bus = bus
         self.record = RunRecord(method=self.method, method_reason=method_reason)
+        # Resamples and incumbent scores, reused while one incumbent is compared.
+        self._bootstraps: dict[tuple[int, int], PairedBootstrap] = {}
         self._start = 0.0
 
     # ----------------------------------------------------------------- driver
@@ -173,6 +175,41 @@ class BaseDistiller:
             seed=self.random_state,
         )
 
+    def share_worse(
+        self, incumbent: CandidateResult, candidate: CandidateResult, n_boot: int = 100
+    ) -> float:
+        """Share of paired bootstrap resamples of the validation rows on which
+        ``candidate`` scores below ``incumbent`` (memoized by content: labels and both
+        models' validation probabilities)."""
+        metric = self.config.selection_metric
+
+        def digest(array: np.ndarray) -> str:
+            return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+        def compute() -> float:
+            cache = self._bootstraps
+            key = (id(incumbent), n_boot)
+            if key not in cache:
+                cache[key] = PairedBootstrap(
+                    self.ctx.y_val,
+                    incumbent.val_proba,
+                    metric,
+                    self.ctx.reference_val,
+                    n_boot=n_boot,
+                    seed=self.random_state,
+                )
+            return cache[key].share_worse(candidate.val_proba)
+
+        parts = (
+            metric,
+            n_boot,
+            self.random_state,
+            digest(self.ctx.y_val),
+            digest(incumbent.val_proba),
+            digest(candidate.val_proba),
+        )
+        return self.memo("paired_bootstrap", parts, compute)
+
     def memo(self, kind: str, parts: tuple, compute: Any) -> Any:
         """``compute()``; the hpm method memoizes it in its cache under ``kind, parts``."""
         return compute()
@@ -261,15 +298,7 @@ class BaseDistiller:
                 key=lambda c: (c.size_bytes, -self.selection_key(c)[0]),
             )
             for candidate in smaller:
-                share = share_worse(
-                    self.ctx.y_val,
-                    top.val_proba,
-                    candidate.val_proba,
-                    metric,
-                    self.ctx.reference_val,
-                    n_boot=200,
-                    seed=self.random_state,
-                )
+                share = self.share_worse(top, candidate, n_boot=200)
                 tied_checked.append({"name": candidate.name, "share_worse": share})
                 if share < TIE_THRESHOLD:
                     chosen = candidate

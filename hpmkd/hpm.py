@@ -43,7 +43,6 @@ from hpmkd.memory import SharedOptimizationMemory
 from hpmkd.metrics import compute_metrics
 from hpmkd.multi_teacher import AttentionWeightedMultiTeacher
 from hpmkd.parallel import Executor, Job
-from hpmkd.racing import share_worse
 from hpmkd.students import StudentSpec, proba_in_class_order, trial_params
 from hpmkd.temperature import MetaTemperatureScheduler
 
@@ -415,14 +414,7 @@ class HPMDistiller(BaseDistiller):
             if result is None or result is incumbent:
                 keep.append(config)
                 continue
-            share = share_worse(
-                self.ctx.y_val,
-                incumbent.val_proba,
-                result.val_proba,
-                metric,
-                self.ctx.reference_val,
-                seed=self.random_state,
-            )
+            share = self.share_worse(incumbent, result)
             if share >= RACE_THRESHOLD:
                 log["stopped"].append(
                     {

@@ -58,6 +58,73 @@ def _ks_many(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarra
     return np.nanmean(np.vstack(values), axis=0) if len(values) > 1 else values[0]
 
 
+class PairedBootstrap:
+    """Compare candidates with one incumbent on the same bootstrap resamples of the rows.
+
+    The resamples and the incumbent's scores on them are computed once, so comparing
+    many candidates costs one scoring pass each.
+
+    Parameters
+    ----------
+    y : array of int
+        Class indices of the validation rows.
+    incumbent : array (n_rows, n_classes)
+        The incumbent's probabilities on those rows.
+    metric : str
+        A selection metric name (higher is better).
+    reference : array, optional
+        Teacher probabilities, for the agreement metrics.
+    n_boot : int
+        Resamples.
+    seed : int
+        Seed of the resamples.
+    """
+
+    def __init__(
+        self,
+        y: np.ndarray,
+        incumbent: np.ndarray,
+        metric: str = "ks",
+        reference: np.ndarray | None = None,
+        n_boot: int = 100,
+        seed: int = 0,
+    ) -> None:
+        self.y, self.metric, self.reference, self.n_boot = y, metric, reference, n_boot
+        rng = np.random.default_rng(seed)
+        n = len(y)
+        if metric == "ks":
+            # Row multiplicities of each resample (a bincount per resample, flattened).
+            draws = rng.integers(0, n, size=(n_boot, n)) + (np.arange(n_boot) * n)[:, None]
+            counts = np.bincount(draws.ravel(), minlength=n_boot * n)
+            self._weights = counts.reshape(n_boot, n).astype(float)
+        else:
+            self._indices = rng.integers(0, n, size=(n_boot, n))
+        self._incumbent = self._scores(incumbent)
+
+    def _scores(self, proba: np.ndarray) -> np.ndarray:
+        if self.metric == "ks":
+            return _ks_many(self.y, proba, self._weights)
+        return np.array(
+            [
+                metric_value(
+                    self.metric,
+                    self.y[idx],
+                    proba[idx],
+                    None if self.reference is None else self.reference[idx],
+                )
+                for idx in self._indices
+            ]
+        )
+
+    def share_worse(self, candidate: np.ndarray) -> float:
+        """Share of resamples where ``candidate`` scores below the incumbent (ties half)."""
+        a, b = self._incumbent, self._scores(candidate)
+        valid = ~(np.isnan(a) | np.isnan(b))
+        return float(
+            (np.sum(b[valid] < a[valid]) + 0.5 * np.sum(b[valid] == a[valid])) / self.n_boot
+        )
+
+
 def share_worse(
     y: np.ndarray,
     incumbent: np.ndarray,
@@ -68,33 +135,5 @@ def share_worse(
     seed: int = 0,
 ) -> float:
     """Share of paired bootstrap resamples of the rows where ``candidate`` scores below
-    ``incumbent`` (ties count half).
-
-    Parameters
-    ----------
-    y : array of int
-        Class indices of the validation rows.
-    incumbent, candidate : arrays (n_rows, n_classes)
-        The two models' probabilities on those rows.
-    metric : str
-        A selection metric name (higher is better).
-    reference : array, optional
-        Teacher probabilities, for the agreement metrics.
-    """
-    rng = np.random.default_rng(seed)
-    n = len(y)
-    if metric == "ks":
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
-        a, b = _ks_many(y, incumbent, weights), _ks_many(y, candidate, weights)
-        valid = ~(np.isnan(a) | np.isnan(b))
-        return float((np.sum(b[valid] < a[valid]) + 0.5 * np.sum(b[valid] == a[valid])) / n_boot)
-    worse = 0.0
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, size=n)
-        ref = None if reference is None else reference[idx]
-        a = metric_value(metric, y[idx], incumbent[idx], ref)
-        b = metric_value(metric, y[idx], candidate[idx], ref)
-        if math.isnan(a) or math.isnan(b):
-            continue
-        worse += 1.0 if b < a else 0.5 if b == a else 0.0
-    return worse / n_boot
+    ``incumbent`` (ties count half); see :class:`PairedBootstrap`."""
+    return PairedBootstrap(y, incumbent, metric, reference, n_boot, seed).share_worse(candidate)
