@@ -58,11 +58,18 @@ def _ks_many(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarra
     return np.nanmean(np.vstack(values), axis=0) if len(values) > 1 else values[0]
 
 
+#: Resamples are drawn in chunks of at most this many (row, resample) cells, so the
+#: comparison's memory stays small on large validation sets (one million rows: the
+#: unchunked weights and cumulative sums took over a gigabyte).
+CHUNK_CELLS = 2_000_000
+
+
 class PairedBootstrap:
     """Compare candidates with one incumbent on the same bootstrap resamples of the rows.
 
-    The resamples and the incumbent's scores on them are computed once, so comparing
-    many candidates costs one scoring pass each.
+    The incumbent's scores on the resamples are computed once; the resamples themselves
+    are regenerated chunk by chunk from the seed, so every candidate sees exactly the
+    same resamples while memory stays bounded by ``CHUNK_CELLS``.
 
     Parameters
     ----------
@@ -89,40 +96,48 @@ class PairedBootstrap:
         n_boot: int = 100,
         seed: int = 0,
     ) -> None:
-        self.y, self.metric, self.reference, self.n_boot = y, metric, reference, n_boot
-        rng = np.random.default_rng(seed)
-        n = len(y)
-        if metric == "ks":
-            # Row multiplicities of each resample (a bincount per resample, flattened).
-            draws = rng.integers(0, n, size=(n_boot, n)) + (np.arange(n_boot) * n)[:, None]
-            counts = np.bincount(draws.ravel(), minlength=n_boot * n)
-            self._weights = counts.reshape(n_boot, n).astype(float)
-        else:
-            self._indices = rng.integers(0, n, size=(n_boot, n))
+        self.y, self.metric, self.reference = y, metric, reference
+        self.n_boot, self.seed = n_boot, seed
         self._incumbent = self._scores(incumbent)
 
+    def _draws(self):
+        n = len(self.y)
+        size = max(1, CHUNK_CELLS // max(n, 1))
+        for index, start in enumerate(range(0, self.n_boot, size)):
+            rng = np.random.default_rng([self.seed, index])
+            yield rng.integers(0, n, size=(min(size, self.n_boot - start), n))
+
     def _scores(self, proba: np.ndarray) -> np.ndarray:
-        if self.metric == "ks":
-            return _ks_many(self.y, proba, self._weights)
-        return np.array(
-            [
-                metric_value(
-                    self.metric,
-                    self.y[idx],
-                    proba[idx],
-                    None if self.reference is None else self.reference[idx],
+        n = len(self.y)
+        parts = []
+        for draws in self._draws():
+            if self.metric == "ks":
+                # Row multiplicities of each resample (a bincount per resample).
+                flat = draws + (np.arange(len(draws)) * n)[:, None]
+                weights = np.bincount(flat.ravel(), minlength=len(draws) * n)
+                parts.append(_ks_many(self.y, proba, weights.reshape(len(draws), n)))
+            else:
+                parts.append(
+                    np.array(
+                        [
+                            metric_value(
+                                self.metric,
+                                self.y[idx],
+                                proba[idx],
+                                None if self.reference is None else self.reference[idx],
+                            )
+                            for idx in draws
+                        ]
+                    )
                 )
-                for idx in self._indices
-            ]
-        )
+        return np.concatenate(parts)
 
     def share_worse(self, candidate: np.ndarray) -> float:
         """Share of resamples where ``candidate`` scores below the incumbent (ties half)."""
         a, b = self._incumbent, self._scores(candidate)
         valid = ~(np.isnan(a) | np.isnan(b))
-        return float(
-            (np.sum(b[valid] < a[valid]) + 0.5 * np.sum(b[valid] == a[valid])) / self.n_boot
-        )
+        worse = np.sum(b[valid] < a[valid]) + 0.5 * np.sum(b[valid] == a[valid])
+        return float(worse / self.n_boot)
 
 
 def share_worse(
