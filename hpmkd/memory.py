@@ -275,8 +275,7 @@ class SQLiteStore(MemoryStore):
         self.timeout_s = float(timeout_s)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
-            # Persistent for the file; idempotent when several processes open it at once.
-            con.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal(con)
             con.execute("BEGIN IMMEDIATE")
             try:
                 con.execute(
@@ -299,6 +298,25 @@ class SQLiteStore(MemoryStore):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+
+    def _enable_wal(self, con: Any) -> None:
+        """Switch the file to WAL (persistent, idempotent).
+
+        Changing the journal mode needs an exclusive lock and SQLite may answer "database
+        is locked" without waiting when several processes open a new file at once, so
+        the switch is retried until the busy timeout.
+        """
+        deadline = time.monotonic() + self.timeout_s
+        delay = 0.01
+        while True:
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     def _connect(self) -> _Connection:
         return _Connection(self.path, self.timeout_s)
