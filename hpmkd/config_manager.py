@@ -117,34 +117,22 @@ class AdaptiveConfigurationManager:
         t_mid = float(np.median(self.config.temperatures))
         a_mid = float(np.median(self.config.alphas))
         n = len(small.y_train)
+
+        def screen_score(family: str, capacity: str, alpha: float) -> float:
+            params = trial_params(family, capacity, 0, n, self.random_state)
+            spec = StudentSpec(family, capacity, t_mid, alpha, 0, params)
+            return _score(fit(spec, small, source="screen", full=False).val.get(metric))
+
         for family, capacity in itertools.product(
             self.config.families, self.capacities(len(ctx.y_train))
         ):
-            spec = StudentSpec(
-                family,
-                capacity,
-                t_mid,
-                a_mid,
-                0,
-                trial_params(family, capacity, 0, n, self.random_state),
-            )
-            result = fit(spec, small, source="screen", full=False)
-            self.screen_scores_[(family, capacity)] = _score(result.val.get(metric))
+            self.screen_scores_[(family, capacity)] = screen_score(family, capacity, a_mid)
         best_family, best_capacity = max(self.screen_scores_, key=self.screen_scores_.get)
         for alpha in self.config.alphas:
             if alpha == a_mid:
                 self.alpha_scores_[alpha] = self.screen_scores_[(best_family, best_capacity)]
                 continue
-            spec = StudentSpec(
-                best_family,
-                best_capacity,
-                t_mid,
-                alpha,
-                0,
-                trial_params(best_family, best_capacity, 0, n, self.random_state),
-            )
-            result = fit(spec, small, source="screen", full=False)
-            self.alpha_scores_[alpha] = _score(result.val.get(metric))
+            self.alpha_scores_[alpha] = screen_score(best_family, best_capacity, alpha)
         self.screen_seconds_ = time.perf_counter() - start
         return self.screen_scores_
 

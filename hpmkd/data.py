@@ -122,6 +122,7 @@ class DistillationDataset:
         self.categorical = [c for c in self.features if not _is_numeric(self.X[c])]
         self.numeric = [c for c in self.features if c not in self.categorical]
         self._fingerprint: str | None = None
+        self._meta: dict[str, float] | None = None
         self.teacher_probas: dict[str, np.ndarray] = {
             t.name: self._teacher_proba(t, cache) for t in self.teachers
         }
@@ -205,11 +206,13 @@ class DistillationDataset:
         teacher_confidence`` (mean of the first teacher's largest class probability; NaN
         without a teacher).
         """
+        if self._meta is not None:
+            return dict(self._meta)
         counts = np.bincount(self.y, minlength=self.n_classes)
         confidence = (
             float(np.mean(self.teacher_proba().max(axis=1))) if self.teachers else float("nan")
         )
-        return {
+        self._meta = {
             "rows": float(self.n_rows),
             "features": float(self.n_features),
             "categorical_share": len(self.categorical) / max(self.n_features, 1),
@@ -218,6 +221,7 @@ class DistillationDataset:
             "n_classes": float(self.n_classes),
             "teacher_confidence": confidence,
         }
+        return dict(self._meta)
 
     def profile(self) -> dict[str, Any]:
         """A plain-data description for reports: sizes, column types, missing, balance."""

@@ -32,7 +32,6 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from hpmkd.base import BaseDistiller
 from hpmkd.cache import IntelligentCache
@@ -65,6 +64,7 @@ class HPMDistiller(BaseDistiller):
         self.scheduler = MetaTemperatureScheduler(cfg.temperatures, cfg.use_adaptive_temperature)
         self.temperature_log: list[dict[str, Any]] = []
         self.teacher_attention: dict[str, Any] | None = None
+        self._digests: dict[int, tuple[Any, str]] = {}
         try:
             record = super().run()
         finally:
@@ -110,16 +110,20 @@ class HPMDistiller(BaseDistiller):
         self, spec: StudentSpec, source: np.ndarray, ctx: Any = None, full: bool = True
     ) -> str:
         ctx = ctx or self.ctx
-        digest = hashlib.sha256(np.ascontiguousarray(np.round(source, 10)).tobytes()).hexdigest()
-        rows = hashlib.sha256(
-            pd.util.hash_pandas_object(ctx.X_train.index.to_series(), index=False)
-            .to_numpy()
-            .tobytes()
-            + pd.util.hash_pandas_object(ctx.X_val.index.to_series(), index=False)
-            .to_numpy()
-            .tobytes()
-            + self.split.test.tobytes()
-        ).hexdigest()
+        digest = self._digest(
+            source,
+            lambda: hashlib.sha256(
+                np.ascontiguousarray(np.round(source, 10)).tobytes()
+            ).hexdigest(),
+        )
+        rows = self._digest(
+            ctx,
+            lambda: hashlib.sha256(
+                np.ascontiguousarray(ctx.X_train.index.to_numpy()).tobytes()
+                + np.ascontiguousarray(ctx.X_val.index.to_numpy()).tobytes()
+                + self.split.test.tobytes()
+            ).hexdigest(),
+        )
         return IntelligentCache.make_key(
             "candidate",
             self.dataset.fingerprint(),
@@ -130,6 +134,16 @@ class HPMDistiller(BaseDistiller):
             ctx.n_threads,
             full,
         )
+
+    def _digest(self, obj: Any, compute: Any) -> str:
+        """``compute()`` once per object of this run: every job of a wave shares the same
+        soft targets and rows, which are megabytes to hash on large data."""
+        entry = self._digests.get(id(obj))
+        # The object is kept with its digest, so its id cannot be reused meanwhile.
+        if entry is None or entry[0] is not obj:
+            entry = (obj, compute())
+            self._digests[id(obj)] = entry
+        return entry[1]
 
     def memo(self, kind: str, parts: tuple, compute: Any) -> Any:
         """Memoize ``compute()`` in the cache under ``kind`` and ``parts``."""

@@ -137,3 +137,22 @@ def expected_selection(distiller) -> str:
         if share < 0.9:
             return c.name
     return top.name
+
+
+@pytest.fixture
+def fit_counter(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts student fits in *this* process (every candidate trains through
+    ``fit_on_soft_targets``; loky/Dask workers import their own, unpatched copy)."""
+    import hpmkd.evaluate
+    import hpmkd.students
+
+    original = hpmkd.students.fit_on_soft_targets
+    calls: list[int] = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(hpmkd.students, "fit_on_soft_targets", counting)
+    monkeypatch.setattr(hpmkd.evaluate, "fit_on_soft_targets", counting)
+    return calls

@@ -17,8 +17,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import hpmkd.evaluate
-import hpmkd.students
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
 from hpmkd.cli import main as cli_main
 from hpmkd.metrics import compute_metrics
@@ -62,21 +60,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "home"
     monkeypatch.setenv("HPMKD_HOME", str(path))
     return path
-
-
-@pytest.fixture
-def fit_counter(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts student fits in this process (every candidate trains through it)."""
-    original = hpmkd.students.fit_on_soft_targets
-    calls: list[int] = []
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(hpmkd.students, "fit_on_soft_targets", counting)
-    monkeypatch.setattr(hpmkd.evaluate, "fit_on_soft_targets", counting)
-    return calls
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ import math
 
 import pytest
 
-import hpmkd.evaluate
-import hpmkd.students
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
 from hpmkd.evaluate import TrainingContext
 from hpmkd.parallel import Executor, Job
@@ -35,21 +33,6 @@ def dataset():
     frame = make_classification_frame(n_rows=1200, n_features=6, seed=1)
     teacher = fit_lgbm_teacher(frame.drop(columns="target"), frame["target"], 60)
     return DistillationDataset(frame, target="target", teacher=teacher, name="parallel")
-
-
-@pytest.fixture
-def fit_counter(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts student fits in *this* process (workers import their own, unpatched copy)."""
-    original = hpmkd.students.fit_on_soft_targets
-    calls: list[int] = []
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(hpmkd.students, "fit_on_soft_targets", counting)
-    monkeypatch.setattr(hpmkd.evaluate, "fit_on_soft_targets", counting)
-    return calls
 
 
 def run(dataset, **config) -> AutoDistiller:
