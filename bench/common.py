@@ -103,7 +103,7 @@ def timed_distill(
     Returns the finished ``AutoDistiller`` and the wall seconds.
     """
     from hpmkd import AutoDistiller, DistillationDataset
-    from hpmkd.cache import IntelligentCache
+    from hpmkd.components.cache import IntelligentCache
 
     with Timer() as timer:
         ds = DistillationDataset(

@@ -4,12 +4,21 @@ classifiers.
 Public API::
 
     from hpmkd import AutoDistiller, HPMConfig, DistillationDataset
+
+Map of the package, bottom floor first (imports only point down): ``_version``, ``errors``,
+``paths`` and ``metrics`` are leaves; ``io``, ``data``, ``teacher`` and ``safe_load`` turn
+tables and teacher files into a validated :class:`DistillationDataset`; ``students`` holds
+the student families and soft-target training, ``evaluate`` trains and scores one
+candidate; ``components/`` holds the six HPM-KD components (plus racing), each knowing
+nothing of a run; ``engine/`` runs the five phases; ``result`` is the frozen record of a
+finished run that the CLI, the report and the app read; ``report/`` writes the HTML
+report; ``distiller`` (:class:`AutoDistiller`) and ``estimator``
+(:class:`HPMKDClassifier`) are the faces; ``cli`` is the command line.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from hpmkd._version import __version__
 from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset
 from hpmkd.distiller import AutoDistiller, choose_method

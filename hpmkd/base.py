@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from hpmkd.components.racing import PairedBootstrap
 from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset, Split
 from hpmkd.evaluate import CandidateResult, TrainingContext, score_model, train_candidate
 from hpmkd.events import EventBus
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
-from hpmkd.racing import PairedBootstrap
 from hpmkd.results import build_results_df, candidate_row
 from hpmkd.students import StudentSpec
 from hpmkd.teacher import Teacher

@@ -95,7 +95,7 @@ def _progress(event: Event) -> None:
 def distill(args: argparse.Namespace) -> int:
     """Run ``hpmkd distill`` with parsed arguments; returns the exit code."""
     from hpmkd import AutoDistiller, DistillationDataset
-    from hpmkd.cache import IntelligentCache
+    from hpmkd.components.cache import IntelligentCache
 
     config = _parse_settings(args.settings)
     drop = [c.strip() for c in args.drop.split(",")] if args.drop else None

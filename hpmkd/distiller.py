@@ -11,6 +11,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from hpmkd._version import __version__
 from hpmkd.base import BaseDistiller, RunRecord
 from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset
@@ -254,8 +255,6 @@ def versions() -> dict[str, str]:
     """Versions of hpmkd, Python and the key libraries."""
     import lightgbm
     import sklearn
-
-    from hpmkd import __version__
 
     return {
         "hpmkd": __version__,

@@ -16,7 +16,8 @@ class HPMKDInputError(ValueError):
 
 
 class MethodNotAvailableError(HPMKDInputError):
-    """The requested distillation method cannot run in this installation."""
+    """What was asked for needs an optional package this installation lacks (for example
+    Dask for ``dask_scheduler``); the message names the package and the extra to install."""
 
 
 class RunCancelled(Exception):

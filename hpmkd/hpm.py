@@ -1,18 +1,18 @@
 """``HPMDistiller``: the HPM-KD process in five phases.
 
-1. ``select`` — :class:`~hpmkd.config_manager.AdaptiveConfigurationManager` screens and
+1. ``select`` — :class:`~hpmkd.components.config_manager.AdaptiveConfigurationManager` screens and
    ranks family x capacity x temperature x alpha, warm-started from
-   :class:`~hpmkd.memory.SharedOptimizationMemory`;
-2. ``chain`` — :class:`~hpmkd.chain.ProgressiveDistillationChain` (``use_progressive``),
-   temperatures from :class:`~hpmkd.temperature.MetaTemperatureScheduler`
+   :class:`~hpmkd.components.memory.SharedOptimizationMemory`;
+2. ``chain`` — :class:`~hpmkd.components.chain.ProgressiveDistillationChain` (``use_progressive``),
+   temperatures from :class:`~hpmkd.components.temperature.MetaTemperatureScheduler`
    (adaptive with ``use_adaptive_temperature``);
 3. ``train`` — every selected config, up to ``n_trials`` trials each (trial 0 of every
    config first; a config clearly worse than the incumbent on paired bootstrap resamples
-   of the validation rows stops racing, see :mod:`hpmkd.racing`), sequentially or in
+   of the validation rows stops racing, see :mod:`hpmkd.components.racing`), sequentially or in
    parallel (joblib/loky, or Dask with ``dask_scheduler``), by successive halving above
    ``HALVING_MIN_ROWS`` training rows, memoized by
-   :class:`~hpmkd.cache.IntelligentCache` (``use_cache``);
-4. ``ensemble`` — :class:`~hpmkd.multi_teacher.AttentionWeightedMultiTeacher`
+   :class:`~hpmkd.components.cache.IntelligentCache` (``use_cache``);
+4. ``ensemble`` — :class:`~hpmkd.components.multi_teacher.AttentionWeightedMultiTeacher`
    (``use_multi_teacher``): attention over the teachers and the strongest candidates,
    fitted on validation; a student trained on the fused targets is the ensemble
    candidate;
@@ -34,16 +34,16 @@ from typing import Any
 import numpy as np
 
 from hpmkd.base import BaseDistiller
-from hpmkd.cache import IntelligentCache
-from hpmkd.chain import ProgressiveDistillationChain
-from hpmkd.config_manager import AdaptiveConfigurationManager, SelectedConfig
+from hpmkd.components.cache import IntelligentCache
+from hpmkd.components.chain import ProgressiveDistillationChain
+from hpmkd.components.config_manager import AdaptiveConfigurationManager, SelectedConfig
+from hpmkd.components.memory import SharedOptimizationMemory
+from hpmkd.components.multi_teacher import AttentionWeightedMultiTeacher
+from hpmkd.components.temperature import MetaTemperatureScheduler
 from hpmkd.evaluate import CandidateResult, TrainingContext, subsample_context, train_candidate
-from hpmkd.memory import SharedOptimizationMemory
 from hpmkd.metrics import compute_metrics
-from hpmkd.multi_teacher import AttentionWeightedMultiTeacher
 from hpmkd.parallel import Executor, Job
 from hpmkd.students import StudentSpec, proba_in_class_order, trial_params
-from hpmkd.temperature import MetaTemperatureScheduler
 
 ENSEMBLE_TOP_CANDIDATES = 3
 HALVING_MIN_ROWS = 50_000
@@ -343,7 +343,7 @@ class HPMDistiller(BaseDistiller):
     ) -> list[CandidateResult]:
         """Train (config, trial) pairs round by round (trial 0 of every config first),
         temperatures from the scheduler; after each round, configurations that are
-        clearly worse than the incumbent stop racing (see :mod:`hpmkd.racing`)."""
+        clearly worse than the incumbent stop racing (see :mod:`hpmkd.components.racing`)."""
         results: list[CandidateResult] = []
         configs = list(dict.fromkeys(c for c, _ in pending))
         trials = sorted({t for _, t in pending})

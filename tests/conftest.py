@@ -114,7 +114,7 @@ def expected_selection(distiller) -> str:
     candidates smaller than that top one, by size, the first not below it in at least 90%
     of paired bootstrap resamples of the validation rows; else the top one.
     """
-    from hpmkd.racing import share_worse
+    from hpmkd.components.racing import share_worse
 
     record, config = distiller.record_, distiller.config
     metric = config.selection_metric

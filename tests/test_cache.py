@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpmkd.cache import IntelligentCache
+from hpmkd.components.cache import IntelligentCache
 from hpmkd.config import HPMConfig
 from hpmkd.paths import hpmkd_home, private_dir
 

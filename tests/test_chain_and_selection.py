@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from hpmkd import DistillationDataset, HPMConfig
-from hpmkd.chain import ProgressiveDistillationChain
-from hpmkd.config_manager import AdaptiveConfigurationManager
+from hpmkd.components.chain import ProgressiveDistillationChain
+from hpmkd.components.config_manager import AdaptiveConfigurationManager
+from hpmkd.components.temperature import MetaTemperatureScheduler
 from hpmkd.evaluate import TrainingContext, train_candidate
 from hpmkd.students import proba_in_class_order
-from hpmkd.temperature import MetaTemperatureScheduler
 from tests.conftest import fit_lgbm_teacher, make_classification_frame
 
 

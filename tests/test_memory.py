@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hpmkd.config import HPMConfig
-from hpmkd.memory import (
+from hpmkd.components.memory import (
     InMemoryStore,
     MemoryStore,
     RunMemoryRecord,
@@ -25,6 +24,7 @@ from hpmkd.memory import (
     meta_feature_distance,
     normalise_meta_features,
 )
+from hpmkd.config import HPMConfig
 from hpmkd.paths import hpmkd_home
 
 NAN = float("nan")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import log_loss, roc_auc_score
 
-from hpmkd.multi_teacher import AttentionWeightedMultiTeacher
+from hpmkd.components.multi_teacher import AttentionWeightedMultiTeacher
 
 
 def _members(n: int, seed: int):

@@ -179,3 +179,14 @@ def test_dask_cluster_gives_the_same_best_with_single_threaded_workers(dataset, 
     finally:
         if cluster is not None:
             cluster.close()
+
+
+def test_dask_scheduler_without_dask_installed_says_which_extra(monkeypatch):
+    import sys
+
+    from hpmkd.errors import MethodNotAvailableError
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import now raises ImportError
+    config = HPMConfig(use_parallel=True, dask_scheduler="tcp://127.0.0.1:1")
+    with pytest.raises(MethodNotAvailableError, match=r"hpmkd\[dask\]"):
+        Executor.from_config(config)

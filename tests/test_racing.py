@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hpmkd.racing import metric_value, share_worse
+from hpmkd.components.racing import metric_value, share_worse
 
 
 def _probas(seed: int, n: int = 2000):
@@ -41,7 +41,7 @@ def test_near_equal_models_are_not_stopped():
 
 
 def test_vectorised_bootstrap_ks_equals_resampled_ks():
-    from hpmkd.racing import _ks_many
+    from hpmkd.components.racing import _ks_many
 
     y, model = _probas(4, n=300)
     p = model(1.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from hpmkd.temperature import MetaTemperatureScheduler
+from hpmkd.components.temperature import MetaTemperatureScheduler
 
 
 def test_explores_the_start_grid_before_exploiting():

@@ -49,6 +49,7 @@ import diskcache
 import numpy as np
 import pandas as pd
 
+from hpmkd._version import __version__
 from hpmkd.paths import hpmkd_home, private_dir
 
 __all__ = ["IntelligentCache"]
@@ -392,8 +393,6 @@ def _owner_is_gone(token: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _code_versions() -> tuple[tuple[str, str], ...]:
-    from hpmkd import __version__  # late: hpmkd/__init__ may still be importing us
-
     versions = [("hpmkd", __version__)]
     for name in _VERSIONED_LIBRARIES:
         try:

@@ -19,7 +19,7 @@ it from measurements on the dataset at hand, not from a fixed table:
    best alpha are dropped. The manager may so keep fewer than ``max_configs``: slots
    are not filled with configurations the screening already showed to be worse.
 4. **Warm start**: settings that won on similar past datasets (from
-   :class:`~hpmkd.memory.SharedOptimizationMemory`) go first.
+   :class:`~hpmkd.components.memory.SharedOptimizationMemory`) go first.
 
 Each kept configuration records the reason it was kept.
 """

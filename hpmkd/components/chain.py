@@ -7,7 +7,7 @@ teacher's probabilities and the previous stage's probabilities on the training r
 "born-again" refinements). The chain stops as soon as a stage improves the validation
 metric by less than ``min_improvement`` over the best stage so far; that last stage is
 still trained and reported, marked as not kept. The temperature of every stage comes
-from the :class:`~hpmkd.temperature.MetaTemperatureScheduler`.
+from the :class:`~hpmkd.components.temperature.MetaTemperatureScheduler`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from hpmkd.components.temperature import MetaTemperatureScheduler
 from hpmkd.evaluate import CandidateResult, TrainingContext
 from hpmkd.students import CAPACITIES, StudentSpec, proba_in_class_order, trial_params
-from hpmkd.temperature import MetaTemperatureScheduler
 
 TrainFn = Callable[..., CandidateResult]
 

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from hpmkd._version import __version__
 from hpmkd.paths import hpmkd_home, private_dir
 
 __all__ = [
@@ -762,8 +763,6 @@ def _interleave_configs(
 
 
 def _version() -> str:
-    from hpmkd import __version__  # late: hpmkd/__init__ imports the engine, then us
-
     return __version__
 
 
