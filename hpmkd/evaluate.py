@@ -51,7 +51,11 @@ class TrainingContext:
 
 @dataclass
 class CandidateResult:
-    """A trained, scored candidate. ``model`` is the fitted student (not plain data)."""
+    """A trained, scored model. ``model`` is the fitted student (not plain data).
+
+    Teachers are scored into the same record; ``teacher_name`` is then the teacher's name
+    in the dataset (``None`` for students).
+    """
 
     name: str
     source: str
@@ -67,6 +71,7 @@ class CandidateResult:
     from_cache: bool = False
     train_rows: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    teacher_name: str | None = None
 
 
 def train_candidate(

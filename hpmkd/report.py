@@ -5,9 +5,9 @@ each chart is a JSON figure drawn by ``Plotly.newPlot``, the leaderboard is sort
 filterable with a few lines of inline JavaScript, and nothing references an external URL
 (no CDN, no MathJax, no web fonts, no outgoing links).
 
-Every number comes from the run: ``distiller.record_`` (candidates with their real test
-predictions, timeline, component ``details``), ``distiller.results_df`` and
-``distiller.summary()``. Nothing is sampled at random and nothing is a placeholder; a
+Every number comes from the finished run's :class:`~hpmkd.result.RunResult` (candidates
+with their real test predictions, timeline, component records, results table and
+summary). Nothing is sampled at random and nothing is a placeholder; a
 component that was off, or that the method does not have, is named as such with its
 reason instead of being drawn.
 
@@ -20,6 +20,7 @@ id="hpmkd-data">`` block.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import html
 import json
@@ -36,7 +37,7 @@ from hpmkd import report_charts as rc
 from hpmkd.results import SPLIT_METRICS, to_jsonable
 
 if TYPE_CHECKING:
-    from hpmkd.distiller import AutoDistiller
+    from hpmkd.result import RunResult
 
 METRIC_LABELS = {
     "accuracy": "accuracy",
@@ -74,14 +75,14 @@ GENERATED_AT_PATTERN = re.compile(r'<p id="generated-at">[^<]*</p>')
 
 # =========================================================================== public API
 def write_report(
-    distiller: AutoDistiller, path: Path, generated_at: _dt.datetime | None = None
+    result: RunResult, path: Path, generated_at: _dt.datetime | None = None
 ) -> Path:
     """Write the interactive HTML report of a finished run.
 
     Parameters
     ----------
-    distiller : AutoDistiller
-        A distiller whose :meth:`~hpmkd.distiller.AutoDistiller.run` has finished.
+    result : RunResult
+        A finished run (``AutoDistiller.result_``).
     path : Path
         File to write (parent folders are created).
     generated_at : datetime, optional
@@ -93,19 +94,19 @@ def write_report(
         ``path``.
     """
     path = Path(path)
-    text = render_report(distiller, generated_at)
+    text = render_report(result, generated_at)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def render_report(distiller: AutoDistiller, generated_at: _dt.datetime | None = None) -> str:
+def render_report(result: RunResult, generated_at: _dt.datetime | None = None) -> str:
     """The report of a finished run as one HTML string (see :func:`write_report`).
 
     Parameters
     ----------
-    distiller : AutoDistiller
-        A distiller whose ``run()`` has finished.
+    result : RunResult
+        A finished run.
     generated_at : datetime, optional
         Time stamp printed in the report; default now (UTC).
 
@@ -114,10 +115,9 @@ def render_report(distiller: AutoDistiller, generated_at: _dt.datetime | None = 
     str
         The complete, self-contained HTML document.
     """
-    record = distiller.record_
-    if record is None or record.best is None or distiller.results_df is None:
+    if result is None:
         raise RuntimeError("Call run() before writing a report.")
-    return _Report(distiller, generated_at or _dt.datetime.now(_dt.UTC)).render()
+    return _Report(result, generated_at or _dt.datetime.now(_dt.UTC)).render()
 
 
 def strip_generated_at(text: str) -> str:
@@ -334,15 +334,14 @@ def _plotly_template() -> dict[str, Any]:
 class _Report:
     """Collects the sections of one report."""
 
-    def __init__(self, distiller: AutoDistiller, generated_at: _dt.datetime) -> None:
-        self.d = distiller
-        self.record = distiller.record_
-        self.results: pd.DataFrame = distiller.results_df
-        self.summary = distiller.summary()
-        self.dataset = distiller.dataset
+    def __init__(self, result: RunResult, generated_at: _dt.datetime) -> None:
+        self.record = result
+        self.results: pd.DataFrame = result.results_df()
+        self.summary = result.summary()
+        self.dataset = result.dataset
         self.metric = self.summary["selection_metric"]
         self.generated_at = generated_at
-        self.details = self.record.details if isinstance(self.record.details, dict) else {}
+        self.details = result.components.to_dict()
         self.charts: list[rc.Chart] = []
         self.chart_stats: dict[str, Any] = {}
         self.component_states: dict[str, dict[str, Any]] = {}
@@ -538,10 +537,10 @@ class _Report:
         )
 
     def selection_reason(self) -> str:
-        rule = self.record.details.get("selection_rule")
+        rule = self.details.get("selection_rule")
         if isinstance(rule, dict) and rule.get("reason"):
             return f"{rule['reason']} (selection rule: {rule.get('rule')})"
-        metric, best = self.metric, self.record.best
+        metric, best = self.metric, self.record.selected
         value = best.val.get(metric)
         candidates = self.results[~self.results["source"].isin(["teacher", "baseline"])]
         col = f"val_{metric}"
@@ -642,10 +641,10 @@ class _Report:
         return rc.ChartInputs(
             y=np.asarray(r.y_test, dtype=int),
             teacher=np.asarray(teacher.test_proba, dtype=float),
-            student=np.asarray(r.best.test_proba, dtype=float),
+            student=np.asarray(r.selected.test_proba, dtype=float),
             class_names=[str(c) for c in self.dataset.classes],
             teacher_name=teacher.name,
-            student_name=r.best.name,
+            student_name=r.selected.name,
         )
 
     def section_student_vs_teacher(self) -> str:
@@ -671,7 +670,7 @@ class _Report:
 
     def section_cost(self) -> str:
         parts = [self.chart(rc.pareto_chart(self.results, "test_ks"))]
-        timeline = [t for t in (self.record.timeline or []) if isinstance(t, dict)]
+        timeline = [dataclasses.asdict(span) for span in self.record.timeline]
         if timeline:
             parts.append(self.chart(rc.timeline_chart(timeline)))
         timings = self.summary.get("timings") or {}
@@ -894,7 +893,7 @@ class _Report:
 
     # ------------------------------------------------------------------ dataset / config
     def section_dataset(self) -> str:
-        p = self.dataset.profile()
+        p = self.dataset.profile
         rows_total = max(int(p.get("rows", 0)), 1)
         numeric = list(p.get("numeric_features") or [])
         categorical = list(p.get("categorical_features") or [])

@@ -38,6 +38,8 @@ class ModelEntry:
         The best student.
     model : object
         The fitted model (``None`` for probability columns).
+    teacher_name : str or None
+        The teacher's name in the dataset (teachers only).
     """
 
     name: str
@@ -50,6 +52,7 @@ class ModelEntry:
     latency_ms_1k: float
     selected: bool
     model: Any
+    teacher_name: str | None = None
 
 
 def _entry(result: Any, role: str, selected: bool = False) -> ModelEntry:
@@ -66,6 +69,7 @@ def _entry(result: Any, role: str, selected: bool = False) -> ModelEntry:
         latency_ms_1k=float(result.latency_ms_1k),
         selected=selected,
         model=result.model,
+        teacher_name=result.teacher_name,
     )
 
 
@@ -77,7 +81,7 @@ def teachers(distiller: AutoDistiller) -> list[ModelEntry]:
     distiller : AutoDistiller
         Finished.
     """
-    return [_entry(t, "teacher") for t in distiller.record_.teachers]
+    return [_entry(t, "teacher") for t in distiller.result_.teachers]
 
 
 def students(distiller: AutoDistiller) -> list[ModelEntry]:
@@ -88,12 +92,12 @@ def students(distiller: AutoDistiller) -> list[ModelEntry]:
     distiller : AutoDistiller
         Finished.
     """
-    record = distiller.record_
-    best = record.best
+    result = distiller.result_
+    best = result.selected
     out = [_entry(best, "student", selected=True)]
-    out += [_entry(c, "student") for c in record.candidates if c is not best]
-    if record.baseline is not None:
-        out.append(_entry(record.baseline, "baseline"))
+    out += [_entry(c, "student") for c in result.candidates if c is not best]
+    if result.twin is not None:
+        out.append(_entry(result.twin, "baseline"))
     return out
 
 
@@ -104,10 +108,7 @@ def y_test(distiller: AutoDistiller) -> np.ndarray:
     ----------
     distiller : AutoDistiller
     """
-    record = distiller.record_
-    if record.y_test is not None:
-        return np.asarray(record.y_test, dtype=int)
-    return np.asarray(distiller.dataset.y[record.split.test], dtype=int)
+    return np.asarray(distiller.result_.y_test, dtype=int)
 
 
 def class_labels(distiller: AutoDistiller) -> list[str]:
@@ -328,9 +329,9 @@ def model_inputs(distiller: AutoDistiller, entry: ModelEntry) -> tuple[Any, pd.D
     from hpmkd.teacher import teacher_probabilities
 
     ds = distiller.dataset
-    test = distiller.record_.split.test
+    test = distiller.result_.split.test
     if entry.role == "teacher":
-        teacher = next((t for t in ds.teachers if f"teacher {t.name}" == entry.name), None)
+        teacher = next((t for t in ds.teachers if t.name == entry.teacher_name), None)
         if teacher is None or teacher.model is None:
             return None, pd.DataFrame(), None
         cols = teacher.feature_columns(ds.frame, ds.features)

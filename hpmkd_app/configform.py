@@ -306,11 +306,11 @@ def method_options() -> list[str]:
 
 
 def hpm_available() -> bool:
-    """Whether ``method="hpm"`` can run in this installation (``hpmkd.hpm`` exists)."""
+    """Whether ``method="hpm"`` can run in this installation (``hpmkd.engine`` exists)."""
     import importlib.util
 
     try:
-        return importlib.util.find_spec("hpmkd.hpm") is not None
+        return importlib.util.find_spec("hpmkd.engine") is not None
     except (ImportError, ValueError):
         return False
 

@@ -128,7 +128,7 @@ def render_job(job_id: str, polling: bool) -> None:
     left, right = st.columns([1, 2])
     with left:
         st.markdown("**Phases**")
-        phases = (progress.recorded_phase_frame(distiller.record_.phases)
+        phases = (progress.recorded_phase_frame(distiller.result_.phases)
                   if view.from_cache and distiller is not None else progress.phase_frame(view))
         st.dataframe(phases, hide_index=True, width="stretch")
         reason = progress.method_reason(view)
@@ -143,7 +143,7 @@ def render_job(job_id: str, polling: bool) -> None:
             st.markdown(f"**Leaderboard** — by validation {metric} (test scores on Compare)")
             st.dataframe(progress.leaderboard(view, metric), hide_index=True, width="stretch",
                          height=300)
-    details = distiller.record_.details if distiller is not None else None
+    details = distiller.result_.components.to_dict() if distiller is not None else None
     st.markdown("**HPM components**")
     _components(method_name, view, details)
     if distiller is not None:

@@ -116,7 +116,7 @@ def expected_selection(distiller) -> str:
     """
     from hpmkd.components.racing import share_worse
 
-    record, config = distiller.record_, distiller.config
+    record, config = distiller.result_, distiller.config
     metric = config.selection_metric
 
     def key(c):

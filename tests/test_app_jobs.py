@@ -153,7 +153,7 @@ def test_identical_concurrent_jobs_train_once(dataset, tmp_path):
     [
         (HPMKDInputError("Teacher 'x' needs column(s) 'age'."), "Teacher 'x' needs column(s)"),
         (RuntimeError("boom"), "The run failed: RuntimeError: boom"),
-        (ImportError("No module named 'hpmkd.hpm'"), "not available in this installation"),
+        (ImportError("No module named 'hpmkd.engine'"), "not available in this installation"),
     ],
 )
 def test_failed_run_reports_its_error(dataset, tmp_path, monkeypatch, exc, expected):

@@ -304,7 +304,7 @@ def test_metric_cards_and_entries(finished):
 
 def test_charts_are_computed_from_the_record(finished):
     y = compare.y_test(finished)
-    assert len(y) == finished.record_.split_sizes["test"]
+    assert len(y) == finished.result_.split_sizes["test"]
     teacher = compare.teachers(finished)[0]
     student = compare.students(finished)[0]
     is_k = y == 1

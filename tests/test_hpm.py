@@ -171,9 +171,15 @@ RESULT_COLUMNS = (
 )
 
 
+def racing_stopped(distiller):
+    """What racing stopped (nothing when racing never ran)."""
+    racing = distiller.result_.components.racing
+    return racing.stopped if racing is not None else ()
+
+
 def test_results_df_has_one_row_per_candidate_teacher_and_baseline(base_run):
     distiller, _ = base_run
-    df, record = distiller.results_df, distiller.record_
+    df, record = distiller.results_df, distiller.result_
     assert set(RESULT_COLUMNS) <= set(df.columns)
     assert set(df["source"]) <= CANDIDATE_SOURCES | {"teacher", "baseline"}
     rows = candidate_rows(df)
@@ -201,13 +207,13 @@ def test_exactly_one_selected_row_follows_the_selection_rule(base_run):
     assert selected["source"] in CANDIDATE_SOURCES
     ties = rows[rows["val_ks"] == rows["val_ks"].max()]
     top = ties.loc[ties["size_bytes"].idxmin()]
-    rule = distiller.record_.details["selection_rule"]
-    assert rule["top_by_validation"] == top["name"]
+    rule = distiller.result_.components.selection_rule
+    assert rule.top_by_validation == top["name"]
     assert selected["size_bytes"] <= top["size_bytes"]
     assert selected["name"] == expected_selection(distiller)
     assert selected["name"] == distiller.best_name == distiller.summary()["best_model"]
     # The reported test metrics come from the best model's real predictions on the test rows.
-    record = distiller.record_
+    record = distiller.result_
     X_test = distiller.dataset.X.iloc[record.split.test]
     proba = distiller.predict_proba(X_test)
     metrics = compute_metrics(
@@ -220,12 +226,12 @@ def test_exactly_one_selected_row_follows_the_selection_rule(base_run):
 
 def test_temperatures_are_recorded_with_a_reasoned_decision_each(base_run):
     distiller, _ = base_run
-    df, details = distiller.results_df, distiller.record_.details
+    df, details = distiller.results_df, distiller.result_.components
     trained = df[df["source"].isin({"chain", "config"})]
     assert trained["temperature"].notna().all() and (trained["temperature"] > 0).all()
-    temperature = details["temperature"]
-    assert temperature["adaptive"] is True
-    decisions = temperature["decisions"]
+    temperature = details.temperature
+    assert temperature.adaptive is True
+    decisions = temperature.decisions
     assert sorted(d["candidate"] for d in decisions) == sorted(trained["name"])
     by_name = trained.set_index("name")["temperature"]
     for decision in decisions:
@@ -237,9 +243,9 @@ def test_temperatures_are_recorded_with_a_reasoned_decision_each(base_run):
 
 def test_chain_rows_carry_the_stage_metrics(base_run):
     distiller, _ = base_run
-    df, chain = distiller.results_df, distiller.record_.details["chain"]
-    assert chain["enabled"] is True
-    stages = chain["stages"]
+    df, chain = distiller.results_df, distiller.result_.components.chain
+    assert chain.enabled is True
+    stages = chain.stages
     chain_rows = df[df["source"] == "chain"]
     assert len(stages) >= 1 and len(chain_rows) == len(stages)
     assert chain_rows["name"].tolist() == [s["name"] for s in stages]
@@ -247,15 +253,15 @@ def test_chain_rows_carry_the_stage_metrics(base_run):
     assert chain_rows["test_ks"].tolist() == [s["test_metric"] for s in stages]
     assert chain_rows["temperature"].tolist() == [s["temperature"] for s in stages]
     assert chain_rows["capacity"].tolist() == [s["capacity"] for s in stages]
-    assert chain["stop_reason"]
+    assert chain.stop_reason
     if len(stages) < HPMConfig().max_chain_stages:
         assert stages[-1]["kept"] is False
 
 
 def test_selected_configs_have_reasons_and_n_trials_each(base_run):
     distiller, _ = base_run
-    df, selection = distiller.results_df, distiller.record_.details["selection"]
-    configs = selection["configs"]
+    df, selection = distiller.results_df, distiller.result_.components.selection
+    configs = selection.configs
     assert 1 <= len(configs) <= SMALL["max_configs"]
     assert all(isinstance(c["reason"], str) and c["reason"].strip() for c in configs)
     assert all(c["temperature"] is None for c in configs)  # adaptive: set per trial
@@ -263,9 +269,9 @@ def test_selected_configs_have_reasons_and_n_trials_each(base_run):
     # Racing may stop a clearly worse config after a trial; the record says so.
     stopped = {
         s["config"]: s["after_trial"]
-        for s in distiller.record_.details.get("racing", {}).get("stopped", [])
+        for s in racing_stopped(distiller)
     }
-    for s in distiller.record_.details.get("racing", {}).get("stopped", []):
+    for s in racing_stopped(distiller):
         assert s["share_worse"] >= 0.9 and "paired bootstrap" in s["reason"]
     expected_rows = 0
     for c in configs:
@@ -278,7 +284,7 @@ def test_selected_configs_have_reasons_and_n_trials_each(base_run):
         assert sorted(mine["trial"]) == list(range(last + 1)), c["label"]
         expected_rows += last + 1
     assert len(config_rows) == expected_rows
-    assert set(selection["screen_scores"]) == {
+    assert set(selection.screen_scores) == {
         f"{f}-{cap}" for f in SMALL["families"] for cap in ("small", "medium")
     }
 
@@ -286,34 +292,34 @@ def test_selected_configs_have_reasons_and_n_trials_each(base_run):
 # ----------------------------------------------------------------------------- 3. switches
 def test_progressive_off_trains_no_chain(dataset_a):
     distiller = run_hpm(dataset_a, use_progressive=False, **ISOLATED)
-    df, details = distiller.results_df, distiller.record_.details
+    df, details = distiller.results_df, distiller.result_.components
     assert not (df["source"] == "chain").any()
     assert (df["source"] == "config").any()
-    assert details["chain"]["enabled"] is False
-    assert details["chain"]["stages"] == []
-    assert all("stage" not in d for d in details["temperature"]["decisions"])
+    assert details.chain.enabled is False
+    assert details.chain.stages == ()
+    assert all("stage" not in d for d in details.temperature.decisions)
 
 
 def test_multi_teacher_adds_an_attention_ensemble_candidate(dataset_a):
     distiller = run_hpm(dataset_a, use_multi_teacher=True, **ISOLATED)
-    df, attention = distiller.results_df, distiller.record_.details["attention"]
+    df, attention = distiller.results_df, distiller.result_.components.attention
     ensemble = df[df["source"] == "ensemble"]
     assert len(ensemble) == 1
-    assert attention["enabled"] is True
-    assert attention["student"] == ensemble["name"].iloc[0]
-    weights = attention["mean_weights"]
-    assert list(weights) == attention["members"]
+    assert attention.enabled is True
+    assert attention.student == ensemble["name"].iloc[0]
+    weights = attention.mean_weights
+    assert tuple(weights) == attention.members
     assert "teacher LGBMClassifier" in weights and len(weights) >= 2
     assert sum(weights.values()) == pytest.approx(1.0, abs=1e-6)
     assert all(0 <= w <= 1 for w in weights.values())
     # One teacher: nothing to fuse before training.
-    assert "teacher_attention" not in distiller.record_.details
+    assert distiller.result_.components.teacher_attention is None
 
 
 def test_multi_teacher_off_records_why(dataset_a):
     distiller = run_hpm(dataset_a, **ISOLATED)
     assert not (distiller.results_df["source"] == "ensemble").any()
-    assert distiller.record_.details["attention"] == {
+    assert distiller.result_.components.attention.to_dict() == {
         "enabled": False,
         "reason": "use_multi_teacher=False",
     }
@@ -327,14 +333,14 @@ def test_attention_prefers_the_good_teacher_over_a_shuffled_one():
     ds = DistillationDataset(frame, target="target", teacher=[good, shuffled], name="two")
     good_name, bad_name = list(ds.teacher_probas)
     distiller = run_hpm(ds, use_multi_teacher=True, **ISOLATED)
-    details = distiller.record_.details
-    fused = details["teacher_attention"]
-    assert fused["members"] == [good_name, bad_name]
-    assert fused["mean_weights"][good_name] > fused["mean_weights"][bad_name]
-    assert sum(fused["mean_weights"].values()) == pytest.approx(1.0, abs=1e-6)
+    details = distiller.result_.components
+    fused = details.teacher_attention
+    assert fused.members == (good_name, bad_name)
+    assert fused.mean_weights[good_name] > fused.mean_weights[bad_name]
+    assert sum(fused.mean_weights.values()) == pytest.approx(1.0, abs=1e-6)
     # Fusing by attention beats the plain mean of a good and a useless teacher.
-    assert fused["val_metric_fused"] > fused["val_metric_mean"]
-    ensemble = details["attention"]["mean_weights"]
+    assert fused.val_metric_fused > fused.val_metric_mean
+    ensemble = details.attention.mean_weights
     assert ensemble[f"teacher {good_name}"] > ensemble[f"teacher {bad_name}"]
     assert sum(ensemble.values()) == pytest.approx(1.0, abs=1e-6)
     assert (distiller.results_df["source"] == "ensemble").sum() == 1
@@ -344,21 +350,21 @@ def test_attention_prefers_the_good_teacher_over_a_shuffled_one():
 def test_fixed_temperatures_come_from_the_config(dataset_a):
     temps = (1.5, 3.0)
     distiller = run_hpm(dataset_a, use_adaptive_temperature=False, temperatures=temps, **ISOLATED)
-    df, details = distiller.results_df, distiller.record_.details
+    df, details = distiller.results_df, distiller.result_.components
     trained = df[df["source"].isin({"chain", "config"})]
     assert set(trained["temperature"]) <= set(temps)
-    assert details["temperature"]["adaptive"] is False
-    decisions = details["temperature"]["decisions"]
+    assert details.temperature.adaptive is False
+    decisions = details.temperature.decisions
     assert sorted(d["candidate"] for d in decisions) == sorted(trained["name"])
     assert all("fixed" in d["reason"] for d in decisions)
-    assert all(c["temperature"] in temps for c in details["selection"]["configs"])
+    assert all(c["temperature"] in temps for c in details.selection.configs)
 
 
 def test_memory_off_neither_warm_starts_nor_writes(dataset_a, home, tmp_path):
     memory_dir = tmp_path / "memory"
     distiller = run_hpm(dataset_a, use_memory=False, memory_dir=str(memory_dir), **SMALL)
-    warm = distiller.record_.details["warm_start"]
-    assert warm["enabled"] is False and warm["used"] is False
+    warm = distiller.result_.components.warm_start
+    assert warm.enabled is False and warm.used is False
     assert not memory_dir.exists()
     assert not (home / "memory").exists()
     # The same run with memory on does write (so the check above can fail).
@@ -379,8 +385,8 @@ def test_identical_rerun_is_served_from_the_cache(home, fit_counter):
     rows = candidate_rows(second.results_df)
     assert rows["from_cache"].all()
     assert second.results_df.loc[second.results_df["source"] == "baseline", "from_cache"].all()
-    assert second.record_.details["cache"]["misses"] == 0
-    assert second.record_.details["cache"]["hits"] > 0
+    assert second.result_.components.cache.misses == 0
+    assert second.result_.components.cache.hits > 0
     assert second.best_name == first.best_name
     assert second.best_metrics == first.best_metrics
     metric_cols = ["name", "source", "temperature", "val_ks", "val_auc", "test_ks", "test_auc"]
@@ -396,8 +402,8 @@ def test_cache_off_retrains_every_time(home, fit_counter, dataset_a):
     assert counts[0] > 0 and counts[1] > 0
     for run in (first, second):
         assert not run.results_df["from_cache"].any()
-        assert run.record_.details["cache"]["enabled"] is False
-        assert run.record_.details["cache"]["hits"] == 0
+        assert run.result_.components.cache.enabled is False
+        assert run.result_.components.cache.hits == 0
     assert not (home / "cache").exists()
     assert second.best_name == first.best_name
 
@@ -418,8 +424,8 @@ def test_tiny_cache_limit_still_runs_correctly(home, fit_counter, dataset_a):
         assert_same_frames(
             candidate_rows(reference.results_df), candidate_rows(run.results_df), cols
         )
-        stats = run.record_.details["cache"]
-        assert stats["size_limit_bytes"] == int(1e-6 * 1024**3)
+        stats = run.result_.components.cache
+        assert stats.size_limit_bytes == int(1e-6 * 1024**3)
     assert not candidate_rows(runs[1].results_df)["from_cache"].all()
 
 
@@ -427,33 +433,33 @@ def test_tiny_cache_limit_still_runs_correctly(home, fit_counter, dataset_a):
 def test_similar_dataset_warm_starts_from_past_run_but_not_from_itself(home):
     ds_a = make_dataset(1, "synthetic-A")
     first = run_hpm(ds_a, **SMALL)
-    warm_first = first.record_.details["warm_start"]
-    assert warm_first["enabled"] is True and warm_first["used"] is False
-    assert not first.record_.details["selection"]["warm_started"]
+    warm_first = first.result_.components.warm_start
+    assert warm_first.enabled is True and warm_first.used is False
+    assert not first.result_.components.selection.warm_started
     assert (home / "memory" / "memory.sqlite").is_file()
 
     # A rerun on A itself finds only its own fingerprint: no warm start.
     rerun = run_hpm(ds_a, **SMALL)
-    warm_rerun = rerun.record_.details["warm_start"]
-    assert warm_rerun["used"] is False and warm_rerun["neighbours"] == []
-    assert not any(c["warm_started"] for c in rerun.record_.details["selection"]["configs"])
+    warm_rerun = rerun.result_.components.warm_start
+    assert warm_rerun.used is False and warm_rerun.neighbours == ()
+    assert not any(c["warm_started"] for c in rerun.result_.components.selection.configs)
 
     # B: same generator, other seed -> similar meta-features, different data.
     ds_b = make_dataset(2, "synthetic-B")
     assert ds_b.fingerprint() != ds_a.fingerprint()
     second = run_hpm(ds_b, **SMALL)
-    details = second.record_.details
-    warm = details["warm_start"]
-    assert warm["enabled"] is True and warm["used"] is True
-    assert warm["neighbours"] and {n["dataset"] for n in warm["neighbours"]} == {"synthetic-A"}
-    assert "synthetic-A" in warm["reason"]
-    configs = details["selection"]["configs"]
+    details = second.result_.components
+    warm = details.warm_start
+    assert warm.enabled is True and warm.used is True
+    assert warm.neighbours and {n["dataset"] for n in warm.neighbours} == {"synthetic-A"}
+    assert "synthetic-A" in warm.reason
+    configs = details.selection.configs
     warm_configs = [c for c in configs if c["warm_started"]]
-    assert warm_configs and details["selection"]["warm_started"] is True
+    assert warm_configs and details.selection.warm_started is True
     assert configs[0]["warm_started"]  # past winners go first
     assert all("synthetic-A" in c["reason"] for c in warm_configs)
     # The first warm-started config is A's best setting.
-    best_a = first.record_.best.spec
+    best_a = first.result_.selected.spec
     assert (configs[0]["family"], configs[0]["capacity"], configs[0]["alpha"]) == (
         best_a.family,
         best_a.capacity,

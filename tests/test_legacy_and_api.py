@@ -90,12 +90,12 @@ def test_selected_follows_the_selection_rule(legacy_run):
     best_val = grid["val_ks"].max()
     tied = grid[grid["val_ks"] == best_val]
     top = tied.loc[tied["size_bytes"].idxmin()]
-    rule = distiller.record_.details["selection_rule"]
-    assert rule["rule"] == "smallest_tied" and rule["top_by_validation"] == top["name"]
+    rule = distiller.result_.components.selection_rule
+    assert rule.rule == "smallest_tied" and rule.top_by_validation == top["name"]
     assert selected["source"] == "grid"
     assert selected["size_bytes"] <= top["size_bytes"]
     assert selected["name"] == expected_selection(distiller) == distiller.best_name
-    assert rule["selected"] == selected["name"] and rule["reason"]
+    assert rule.selected == selected["name"] and rule.reason
 
 
 def test_selection_rule_best_takes_the_validation_argmax(cancer, fit_teacher):

@@ -55,7 +55,7 @@ def sequential(dataset):
 
 def assert_same_best(parallel: AutoDistiller, sequential: AutoDistiller) -> None:
     assert parallel.best_name == sequential.best_name
-    best_p, best_s = parallel.record_.best, sequential.record_.best
+    best_p, best_s = parallel.result_.selected, sequential.result_.selected
     for metric, value in best_s.val.items():
         if isinstance(value, float) and math.isfinite(value):
             assert best_p.val[metric] == pytest.approx(value, abs=1e-9), metric
@@ -101,8 +101,11 @@ def lgbm_threads(result) -> int:
 # ----------------------------------------------------------------------------- loky
 def test_loky_gives_the_same_best_as_sequential(dataset, sequential):
     parallel = run(dataset, use_parallel=True, n_jobs=2)
-    assert parallel.record_.details["parallel"] == {"backend": "loky", "n_jobs": 2}
-    assert sequential.record_.details["parallel"] == {"backend": "sequential", "n_jobs": 1}
+    assert parallel.result_.components.parallel.to_dict() == {"backend": "loky", "n_jobs": 2}
+    assert sequential.result_.components.parallel.to_dict() == {
+        "backend": "sequential",
+        "n_jobs": 1,
+    }
     assert_same_best(parallel, sequential)
     assert not parallel.results_df["from_cache"].any()
     # Every candidate trained with the same spec in both runs scored exactly the same.
@@ -122,7 +125,7 @@ def test_loky_with_fixed_temperatures_reproduces_every_candidate(dataset, fit_co
     seq_fits = len(fit_counter)
     fit_counter.clear()
     par = run(dataset, use_parallel=True, n_jobs=2, **fixed)
-    assert par.record_.details["parallel"]["backend"] == "loky"
+    assert par.result_.components.parallel.backend == "loky"
     cand_p, cand_s = candidates(par), candidates(seq)
     assert cand_p.index.tolist() == cand_s.index.tolist()
     for column in [*VAL_COLUMNS, "test_ks", "test_auc"]:
@@ -157,10 +160,10 @@ def test_dask_cluster_gives_the_same_best_with_single_threaded_workers(dataset, 
         )
         address = cluster.scheduler_address
         parallel = run(dataset, use_parallel=True, dask_scheduler=address)
-        info = parallel.record_.details["parallel"]
-        assert info["backend"] == "dask"
-        assert info["workers"] == 2
-        assert info["scheduler"] == address
+        info = parallel.result_.components.parallel
+        assert info.backend == "dask"
+        assert info.workers == 2
+        assert info.scheduler == address
         assert not parallel.results_df["from_cache"].any()
         assert_same_best(parallel, sequential)
 

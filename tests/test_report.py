@@ -184,11 +184,19 @@ def hpm_details(distiller: AutoDistiller) -> dict[str, Any]:
     }
 
 
-def with_details(distiller: AutoDistiller, details: dict[str, Any]) -> AutoDistiller:
-    """A shallow copy of ``distiller`` whose record carries ``details``."""
-    out = copy.copy(distiller)
-    out.record_ = dataclasses.replace(distiller.record_, details=details)
-    return out
+class HandMadeComponents:
+    """Component records given as plain data (what ``Components.to_dict()`` returns)."""
+
+    def __init__(self, details: dict[str, Any]) -> None:
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self.details)
+
+
+def with_details(distiller: AutoDistiller, details: dict[str, Any]):
+    """The finished run of ``distiller`` with hand-made component records."""
+    return dataclasses.replace(distiller.result_, components=HandMadeComponents(details))
 
 
 class Node:
@@ -307,7 +315,7 @@ def hpm_report(binary_run: AutoDistiller) -> tuple[str, Node]:
 
 @pytest.fixture(scope="module")
 def multiclass_report(multiclass_run: AutoDistiller) -> tuple[str, Node]:
-    text = render_report(multiclass_run, T0)
+    text = render_report(multiclass_run.result_, T0)
     return text, parse(text)
 
 
@@ -372,7 +380,7 @@ def test_summary_compression_gain_and_method(binary_run, binary_report) -> None:
     assert root.find("span", id="method-reason").text == s["method_reason"]
     assert root.find("span", id="best-model").text == s["best_model"]
     why = root.find("table", id="summary-method").text
-    assert f"highest validation ks ({binary_run.record_.best.val['ks']:.4f})" in why
+    assert f"highest validation ks ({binary_run.result_.selected.val['ks']:.4f})" in why
 
 
 def test_data_block_is_the_run(binary_run, binary_report) -> None:
@@ -478,7 +486,7 @@ def test_timeline_and_pareto_from_the_record(binary_run, binary_report) -> None:
     charts = data_blob(root)["charts"]
     assert [p["phase"] for p in charts["timeline"]["phases"]] == ["grid", "compare"]
     assert charts["timeline"]["phases"][0]["end_s"] == pytest.approx(
-        binary_run.record_.timeline[0]["end_s"]
+        binary_run.result_.timeline[0].end_s
     )
     df = binary_run.results_df
     cands = df[~df["source"].isin(["teacher", "baseline"])].reset_index(drop=True)
@@ -539,8 +547,8 @@ def test_user_strings_are_escaped(tmp_path: Path) -> None:
 
 
 def test_deterministic_except_timestamp(binary_run, tmp_path: Path) -> None:
-    first = write_report(binary_run, tmp_path / "a.html", generated_at=T0).read_bytes()
-    second = write_report(binary_run, tmp_path / "b.html", generated_at=T1).read_bytes()
+    first = write_report(binary_run.result_, tmp_path / "a.html", generated_at=T0).read_bytes()
+    second = write_report(binary_run.result_, tmp_path / "b.html", generated_at=T1).read_bytes()
     assert first != second
     a = strip_generated_at(first.decode("utf-8"))
     b = strip_generated_at(second.decode("utf-8"))
@@ -554,7 +562,7 @@ def test_report_needs_a_finished_run(binary_run) -> None:
     with pytest.raises(RuntimeError, match="run"):
         fresh.generate_report("never.html")
     with pytest.raises(RuntimeError, match="run"):
-        render_report(fresh)
+        render_report(fresh.result_)
 
 
 # =========================================================================== components
@@ -683,7 +691,7 @@ def test_multiclass_report_renders_per_class_views(multiclass_run, multiclass_re
         figure = json.loads(root.find("script", id=f"figure-{cid}").text)
         menu = figure["layout"]["updatemenus"][0]
         assert [b["label"] for b in menu["buttons"]] == [f"class {c}" for c in classes]
-        y_test = multiclass_run.record_.y_test
+        y_test = multiclass_run.result_.y_test
         assert menu["active"] == int(np.argmin(np.bincount(y_test, minlength=3)))
         visible = [t.get("visible") for t in figure["data"]]
         assert any(v is True for v in visible) and any(v is False for v in visible)

@@ -1,0 +1,60 @@
+"""Phase 2, chain: the progressive distillation chain (``use_progressive``).
+
+Students of the top-ranked family are trained one after another up the capacity ladder,
+each from the teacher mixed with the stage before it, with temperatures from the
+scheduler; see :class:`~hpmkd.components.chain.ProgressiveDistillationChain`.
+"""
+
+from __future__ import annotations
+
+from hpmkd.components.chain import ProgressiveDistillationChain
+from hpmkd.components.config_manager import SelectedConfig
+from hpmkd.engine.session import RunSession
+from hpmkd.result import ChainRecord
+
+
+def progressive_chain(session: RunSession, selected: list[SelectedConfig]) -> ChainRecord | None:
+    """Train the chain for the best selected configuration's family and alpha.
+
+    Returns
+    -------
+    ChainRecord or None
+        ``None`` when the method has no chain (legacy).
+    """
+    cfg = session.config
+    if not session.plan.components:
+        return None
+    with session.phase("chain", "progressive distillation chain"):
+        if not cfg.use_progressive:
+            return ChainRecord(enabled=False, reason="use_progressive=False", stages=())
+        top = selected[0]
+        chain = ProgressiveDistillationChain(
+            family=top.family,
+            alpha=top.alpha,
+            scheduler=session.scheduler,
+            metric=cfg.selection_metric,
+            min_improvement=cfg.min_improvement,
+            max_stages=cfg.max_chain_stages,
+        )
+        outcome = chain.run(
+            session.ctx, session.train, session.random_state, session.budget_exhausted
+        )
+        for rec in outcome.records:
+            session.temperature_log.append(
+                {
+                    "stage": rec["stage"],
+                    "candidate": rec["name"],
+                    "temperature": rec["temperature"],
+                    "reason": rec["temperature_reason"],
+                }
+            )
+        session.bus.emit(
+            "info", phase="chain", message=outcome.stop_reason, stages=outcome.records
+        )
+        return ChainRecord(
+            enabled=True,
+            family=top.family,
+            alpha=top.alpha,
+            stages=tuple(outcome.records),
+            stop_reason=outcome.stop_reason,
+        )

@@ -1,0 +1,94 @@
+"""Phase 4, ensemble: the attention-weighted multi-teacher ensemble (``use_multi_teacher``).
+
+Attention over the teachers and the strongest candidates is fitted on the validation rows
+(:class:`~hpmkd.components.multi_teacher.AttentionWeightedMultiTeacher`); a student of the
+best candidate's configuration trained on the fused targets is the selectable ensemble
+candidate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpmkd.components.multi_teacher import AttentionWeightedMultiTeacher
+from hpmkd.engine.session import RunSession
+from hpmkd.metrics import compute_metrics
+from hpmkd.result import AttentionRecord
+from hpmkd.students import StudentSpec, proba_in_class_order
+
+#: Strongest candidates (by validation) that join the teachers as ensemble members.
+ENSEMBLE_TOP_CANDIDATES = 3
+
+
+def multi_teacher_ensemble(session: RunSession) -> AttentionRecord | None:
+    """Fit the attention and train the ensemble-distilled student.
+
+    Returns
+    -------
+    AttentionRecord or None
+        ``None`` when the method has no ensemble (legacy).
+    """
+    if not session.plan.components:
+        return None
+    with session.phase("ensemble", "attention-weighted multi-teacher ensemble"):
+        return _ensemble(session)
+
+
+def _ensemble(session: RunSession) -> AttentionRecord:
+    cfg = session.config
+    if not cfg.use_multi_teacher:
+        return AttentionRecord(enabled=False, reason="use_multi_teacher=False")
+    if session.budget_exhausted():
+        return AttentionRecord(
+            enabled=False, reason="time budget reached before the ensemble phase"
+        )
+    ds, ctx, split = session.dataset, session.ctx, session.split
+    students = sorted(
+        [c for c in session.candidates if c.source in {"config", "chain"}],
+        key=session.selection_key,
+        reverse=True,
+    )[:ENSEMBLE_TOP_CANDIDATES]
+    names = [f"teacher {n}" for n in ds.teacher_probas] + [c.name for c in students]
+    val_members = [p[split.validation] for p in ds.teacher_probas.values()]
+    val_members += [c.val_proba for c in students]
+    train_members = [p[split.train] for p in ds.teacher_probas.values()]
+    train_members += [proba_in_class_order(c.model, ctx.X_train, ctx.classes) for c in students]
+    test_members = [p[split.test] for p in ds.teacher_probas.values()]
+    test_members += [c.test_proba for c in students]
+    attention = AttentionWeightedMultiTeacher().fit(val_members, ctx.y_val)
+    fused_val = attention.fuse(val_members)
+    fused_test = attention.fuse(test_members)
+    metric = cfg.selection_metric
+    plain_val = np.mean(val_members, axis=0)
+    base = session.best_so_far().spec
+    spec = StudentSpec(
+        base.family, base.capacity, base.temperature, base.alpha, base.trial, dict(base.params)
+    )
+    result = session.train(
+        spec,
+        source="ensemble",
+        name=f"ensemble-distilled {spec.label()}",
+        teacher_train=attention.fuse(train_members),
+    )
+    record = AttentionRecord(
+        enabled=True,
+        members=tuple(names),
+        mean_weights=dict(zip(names, attention.mean_weights_.tolist(), strict=True)),
+        slopes={
+            "confidence": float(attention.slopes_[0]),
+            "agreement": float(attention.slopes_[1]),
+        },
+        val_metric_fused=compute_metrics(ctx.y_val, fused_val)[metric],
+        val_metric_mean=compute_metrics(ctx.y_val, plain_val)[metric],
+        test_metric_fused=compute_metrics(ctx.y_test, fused_test)[metric],
+        student=result.name,
+        note="the fused ensemble's validation score is fitted on validation rows; "
+        "the distilled student trained on the fused targets is the selectable candidate",
+    )
+    session.bus.emit(
+        "info",
+        phase="ensemble",
+        message=f"attention weights over {len(names)} members",
+        attention=record.to_dict(),
+    )
+    return record

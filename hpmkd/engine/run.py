@@ -1,0 +1,153 @@
+"""``run()``: the five phases of HPM-KD as five calls, in order.
+
+1. select   — :func:`~hpmkd.engine.select.select_configurations`
+2. chain    — :func:`~hpmkd.engine.chain.progressive_chain`
+3. train    — :func:`~hpmkd.engine.train.train_configurations`
+4. ensemble — :func:`~hpmkd.engine.ensemble.multi_teacher_ensemble`
+5. compare  — :func:`~hpmkd.engine.compare.compare_candidates`
+
+The ``legacy`` method is the same run under another :class:`~hpmkd.engine.session.MethodPlan`:
+phase 1 is the fixed grid, phase 3 trains it one candidate after another, and the
+adaptive components are not part of it.
+"""
+
+from __future__ import annotations
+
+from hpmkd.components.memory import SharedOptimizationMemory
+from hpmkd.config import HPMConfig
+from hpmkd.data import DistillationDataset
+from hpmkd.engine.chain import progressive_chain
+from hpmkd.engine.compare import compare_candidates
+from hpmkd.engine.ensemble import multi_teacher_ensemble
+from hpmkd.engine.select import remember, select_configurations
+from hpmkd.engine.session import PLANS, RunSession
+from hpmkd.engine.train import train_configurations
+from hpmkd.events import EventBus
+from hpmkd.result import (
+    CacheRecord,
+    Components,
+    DatasetFacts,
+    ParallelRecord,
+    RunResult,
+    TemperatureRecord,
+    Verdict,
+    versions,
+)
+
+
+def run(
+    dataset: DistillationDataset,
+    config: HPMConfig,
+    method: str,
+    method_reason: str,
+    random_state: int,
+    bus: EventBus,
+) -> RunResult:
+    """Distill ``dataset``'s teachers with ``method`` (``hpm`` or ``legacy``).
+
+    Parameters
+    ----------
+    dataset : DistillationDataset
+    config : HPMConfig
+    method : {"hpm", "legacy"}
+    method_reason : str
+        Why this method (recorded in the result).
+    random_state : int
+    bus : EventBus
+        Receives every progress event.
+
+    Returns
+    -------
+    RunResult
+    """
+    plan = PLANS[method]
+    memory = SharedOptimizationMemory.from_config(config) if plan.components else None
+    session = RunSession(dataset, config, plan, random_state, bus)
+    bus.emit(
+        "run_start",
+        message=f"{method}: {dataset.n_rows} rows, {dataset.n_features} features",
+        method=method,
+        method_reason=method_reason,
+        split_sizes={
+            "train": len(session.split.train),
+            "validation": len(session.split.validation),
+            "test": len(session.split.test),
+        },
+        phases=list(plan.phases),
+    )
+    try:
+        configs, selection, warm_start = select_configurations(session, memory)
+        chain = progressive_chain(session, configs)
+        halving, racing = train_configurations(session, configs)
+        attention = multi_teacher_ensemble(session)
+        # The cache counters of the search phases (phase 5 only re-reads what they stored);
+        # the executor is described while its cluster client is still open.
+        cache = CacheRecord(**session.cache.stats()) if plan.components else None
+        parallel = ParallelRecord(**session.executor.describe()) if plan.components else None
+        comparison = compare_candidates(session)
+    finally:
+        session.close()
+    session.phases["total"] = session.elapsed()
+    bus.emit(
+        "run_end",
+        message="done",
+        best=comparison.selected.name,
+        seconds=session.phases["total"],
+    )
+    if memory is not None and config.use_memory:
+        remember(session, memory, comparison.selected)
+    components = Components(
+        selection=selection,
+        warm_start=warm_start,
+        chain=chain,
+        temperature=_temperature_record(session) if plan.components else None,
+        racing=racing,
+        halving=halving,
+        attention=attention,
+        teacher_attention=session.teacher_attention,
+        cache=cache,
+        parallel=parallel,
+        selection_rule=comparison.decision,
+    )
+    return RunResult(
+        method=method,
+        method_reason=method_reason,
+        selection_metric=config.selection_metric,
+        candidates=tuple(session.candidates),
+        selected=comparison.selected,
+        teachers=comparison.teachers,
+        twin=comparison.twin,
+        components=components,
+        phases=dict(session.phases),
+        timeline=tuple(session.timeline),
+        verdict=Verdict.of(comparison.selected, comparison.twin),
+        split=session.split,
+        y_val=session.ctx.y_val,
+        y_test=session.ctx.y_test,
+        stopped_by_budget=session.stopped_by_budget,
+        config=config,
+        random_state=random_state,
+        dataset=DatasetFacts(
+            name=dataset.name,
+            classes=tuple(dataset.classes),
+            n_rows=dataset.n_rows,
+            n_features=dataset.n_features,
+            dropped_missing_target=dataset.n_dropped_missing_target,
+            fingerprint=dataset.fingerprint(),
+            profile=dataset.profile(),
+        ),
+        versions=versions(),
+    )
+
+
+def _temperature_record(session: RunSession) -> TemperatureRecord:
+    adaptive = session.config.use_adaptive_temperature
+    return TemperatureRecord(
+        enabled=True,
+        adaptive=adaptive,
+        reason=""
+        if adaptive
+        else "use_adaptive_temperature=False: configs take the fixed temperatures of "
+        "config.temperatures; chain stages cycle that grid",
+        decisions=tuple(session.temperature_log),
+    )

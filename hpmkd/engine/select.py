@@ -1,0 +1,143 @@
+"""Phase 1, select: which student configurations phase 3 trains.
+
+``hpm``: :class:`~hpmkd.components.config_manager.AdaptiveConfigurationManager` screens and
+ranks family x capacity x temperature x alpha, warm-started from
+:class:`~hpmkd.components.memory.SharedOptimizationMemory`. ``legacy``: the fixed grid of
+``families x temperatures x alphas`` at medium capacity.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from hpmkd.components.config_manager import AdaptiveConfigurationManager, SelectedConfig
+from hpmkd.components.memory import SharedOptimizationMemory
+from hpmkd.engine.session import RunSession
+from hpmkd.evaluate import CandidateResult
+from hpmkd.result import SelectionRecord, WarmStartRecord
+
+
+def select_configurations(
+    session: RunSession, memory: SharedOptimizationMemory | None
+) -> tuple[list[SelectedConfig], SelectionRecord | None, WarmStartRecord | None]:
+    """The configurations to train, with the selection and warm-start records.
+
+    Parameters
+    ----------
+    session : RunSession
+    memory : SharedOptimizationMemory or None
+        ``None`` when the method has no memory (legacy).
+
+    Returns
+    -------
+    (configs, selection, warm_start)
+        Records are ``None`` for the legacy grid (it has no such component).
+    """
+    if not session.plan.adaptive:
+        return _grid(session), None, None
+    with session.phase("select", "screening and ranking configurations"):
+        return _adaptive(session, memory)
+
+
+def _grid(session: RunSession) -> list[SelectedConfig]:
+    cfg = session.config
+    return [
+        SelectedConfig(
+            family, "medium", t, a, score=math.nan, reason="legacy grid: every combination"
+        )
+        for family, t, a in itertools.product(cfg.families, cfg.temperatures, cfg.alphas)
+    ]
+
+
+def _adaptive(
+    session: RunSession, memory: SharedOptimizationMemory | None
+) -> tuple[list[SelectedConfig], SelectionRecord, WarmStartRecord]:
+    cfg, dataset = session.config, session.dataset
+    meta = dataset.meta_features()
+    warm = None
+    if cfg.use_memory and memory is not None:
+        warm = memory.warm_start(
+            meta, cfg.selection_metric, exclude_fingerprint=dataset.fingerprint()
+        )
+        plain = warm.to_dict()
+        warm_record = WarmStartRecord(
+            enabled=True,
+            used=warm.used,
+            reason=warm.reason,
+            configs=tuple(plain["configs"]),
+            neighbours=tuple(plain["neighbours"]),
+        )
+    else:
+        warm_record = WarmStartRecord(
+            enabled=False,
+            used=False,
+            reason="use_memory=False: no warm start, this run is not recorded",
+        )
+    manager = AdaptiveConfigurationManager(cfg, session.random_state)
+    manager.screen(session.ctx, session.fit)
+    selected = manager.select(
+        meta,
+        warm.configs if warm is not None and warm.used else (),
+        warm.reason if warm is not None else "",
+    )
+    record = SelectionRecord(
+        enabled=True,
+        meta_features=meta,
+        screen_scores={f"{f}-{c}": s for (f, c), s in manager.screen_scores_.items()},
+        alpha_scores={f"{a:g}": s for a, s in manager.alpha_scores_.items()},
+        screen_seconds=manager.screen_seconds_,
+        configs=tuple(s.to_dict() for s in selected),
+        warm_started=any(s.warm_started for s in selected),
+    )
+    session.bus.emit(
+        "info",
+        phase="select",
+        message=f"kept {len(selected)} configs"
+        + (" (warm-started)" if record.warm_started else ""),
+        configs=list(record.configs),
+        warm_start=warm_record.to_dict(),
+    )
+    return selected, record, warm_record
+
+
+def remember(
+    session: RunSession, memory: SharedOptimizationMemory, selected: CandidateResult
+) -> None:
+    """Record this run's best configurations for warm starts on similar data: the
+    selected student first, then the others by validation score (at most five)."""
+    ranked = sorted(
+        [
+            c
+            for c in session.candidates
+            if c.spec is not None and c.source in {"config", "chain", "ensemble"}
+        ],
+        key=lambda c: (c is selected, session.selection_key(c)),
+        reverse=True,
+    )
+    configs, seen = [], set()
+    for c in ranked:
+        key = (c.spec.family, c.spec.capacity, c.spec.temperature, c.spec.alpha)
+        if key in seen:
+            continue
+        seen.add(key)
+        configs.append(
+            {
+                "family": c.spec.family,
+                "capacity": c.spec.capacity,
+                "temperature": c.spec.temperature,
+                "alpha": c.spec.alpha,
+                "params": c.spec.params,
+                "val_score": c.val.get(session.config.selection_metric, math.nan),
+            }
+        )
+        if len(configs) == 5:
+            break
+    dataset = session.dataset
+    memory.record_run(
+        dataset.name,
+        dataset.meta_features(),
+        session.config.selection_metric,
+        configs,
+        fingerprint=dataset.fingerprint(),
+    )

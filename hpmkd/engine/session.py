@@ -1,0 +1,360 @@
+"""The state one run shares between its phases, and the plans of the two methods.
+
+:class:`RunSession` holds what every phase needs: the split, the training context, the
+cache, the executor, the temperature scheduler, the candidates trained so far, the phase
+clock and the time budget. It trains candidates (through the cache), records and announces
+them, and compares two candidates on paired bootstrap resamples of the validation rows.
+
+:class:`MethodPlan` says which parts of the process a method uses: ``legacy`` is the same
+run with the adaptive parts switched off, not a different code path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from hpmkd.components.cache import IntelligentCache
+from hpmkd.components.multi_teacher import AttentionWeightedMultiTeacher
+from hpmkd.components.racing import PairedBootstrap
+from hpmkd.components.temperature import MetaTemperatureScheduler
+from hpmkd.config import HPMConfig
+from hpmkd.data import DistillationDataset, Split
+from hpmkd.evaluate import CandidateResult, TrainingContext, train_candidate
+from hpmkd.events import EventBus
+from hpmkd.metrics import compute_metrics
+from hpmkd.parallel import Executor, Job
+from hpmkd.result import AttentionRecord, PhaseSpan
+from hpmkd.results import candidate_row
+from hpmkd.students import StudentSpec
+
+
+@dataclass(frozen=True)
+class MethodPlan:
+    """Which parts of the HPM-KD process a method runs.
+
+    Attributes
+    ----------
+    name : str
+        ``hpm`` or ``legacy``.
+    train_phase : str
+        Name of the training phase in events and timings (``train``; ``grid`` for legacy).
+    adaptive : bool
+        Phase 1 screens and ranks configurations, warm-started from the memory, and the
+        scheduler sets temperatures; otherwise phase 1 is the fixed grid of families x
+        temperatures x alphas at medium capacity, one trial each.
+    components : bool
+        Chain, ensemble, halving, racing, cache, memory, parallel training and teacher
+        fusion follow their config switches; otherwise they are not part of the run.
+    candidate_source : str
+        ``source`` of the configurations trained in phase 3.
+    """
+
+    name: str
+    train_phase: str
+    adaptive: bool
+    components: bool
+    candidate_source: str
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """The phases announced at the start of a run, in order."""
+        if self.components:
+            return ("select", "chain", self.train_phase, "ensemble", "compare")
+        return (self.train_phase, "compare")
+
+
+PLANS = {
+    "hpm": MethodPlan("hpm", "train", adaptive=True, components=True, candidate_source="config"),
+    "legacy": MethodPlan(
+        "legacy", "grid", adaptive=False, components=False, candidate_source="grid"
+    ),
+}
+
+
+class RunSession:
+    """What the phases of one run share (see the module docstring).
+
+    Parameters
+    ----------
+    dataset : DistillationDataset
+    config : HPMConfig
+    plan : MethodPlan
+    random_state : int
+    bus : EventBus
+    """
+
+    def __init__(
+        self,
+        dataset: DistillationDataset,
+        config: HPMConfig,
+        plan: MethodPlan,
+        random_state: int,
+        bus: EventBus,
+    ) -> None:
+        self.dataset = dataset
+        self.config = config
+        self.plan = plan
+        self.random_state = random_state
+        self.bus = bus
+        self.candidates: list[CandidateResult] = []
+        self.phases: dict[str, float] = {}
+        self.timeline: list[PhaseSpan] = []
+        self.stopped_by_budget = False
+        self.temperature_log: list[dict[str, Any]] = []
+        self.teacher_attention: AttentionRecord | None = None
+        # The rung-0 context of successive halving, when phase 3 used one.
+        self.rung0_ctx: TrainingContext | None = None
+        self._bootstraps: dict[tuple[int, int], PairedBootstrap] = {}
+        self._digests: dict[int, tuple[Any, str]] = {}
+        self._start = time.perf_counter()
+        use = plan.components
+        self.cache = (
+            IntelligentCache.from_config(config) if use else IntelligentCache(enabled=False)
+        )
+        self.executor = Executor.from_config(config) if use else Executor("sequential", 1)
+        self.scheduler = MetaTemperatureScheduler(
+            config.temperatures, config.use_adaptive_temperature
+        )
+        self.split: Split = dataset.split(config.validation_split, random_state)
+        self.ctx = self._context(self.split)
+
+    # ----------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        """Release the executor and the cache."""
+        self.executor.close()
+        self.cache.close()
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self._start
+
+    @contextmanager
+    def phase(self, name: str, message: str = "") -> Iterator[None]:
+        """Time a phase and announce its start and end."""
+        self.bus.emit("phase_start", phase=name, message=message or name)
+        start = time.perf_counter()
+        yield
+        end = time.perf_counter()
+        seconds = end - start
+        self.phases[name] = self.phases.get(name, 0.0) + seconds
+        self.timeline.append(PhaseSpan(name, start - self._start, end - self._start))
+        self.bus.emit("phase_end", phase=name, message=f"{name} done", seconds=seconds)
+
+    def budget_exhausted(self) -> bool:
+        """Whether ``time_budget_s`` has passed (no new candidate may start).
+
+        Never true before the first candidate: a run always has a best to keep.
+        """
+        budget = self.config.time_budget_s
+        if budget is None or not self.candidates:
+            return False
+        over = self.elapsed() >= budget
+        if over:
+            self.stopped_by_budget = True
+        return over
+
+    # ----------------------------------------------------------------- data
+    def _context(self, split: Split) -> TrainingContext:
+        ds = self.dataset
+        source = self._student_source_proba(split)
+        reference = ds.teacher_proba()
+        return TrainingContext(
+            X_train=ds.X.iloc[split.train],
+            y_train=ds.y[split.train],
+            X_val=ds.X.iloc[split.validation],
+            y_val=ds.y[split.validation],
+            X_test=ds.X.iloc[split.test],
+            y_test=ds.y[split.test],
+            teacher_train=source[split.train],
+            reference_val=reference[split.validation],
+            reference_test=reference[split.test],
+            classes=ds.classes,
+            numeric=ds.numeric,
+            categorical=ds.categorical,
+            seed=self.random_state,
+        )
+
+    def _student_source_proba(self, split: Split) -> np.ndarray:
+        """Probabilities students learn from on every row: with ``use_multi_teacher`` and
+        several teachers (hpm), the teachers fused by attention fitted on the validation
+        rows; otherwise the mean of the teachers."""
+        probas = self.dataset.teacher_probas
+        members = list(probas.values())
+        if not (self.plan.components and self.config.use_multi_teacher and len(probas) > 1):
+            return np.mean(members, axis=0)
+        names = list(probas)
+        val = split.validation
+        y_val = self.dataset.y[val]
+        attention = AttentionWeightedMultiTeacher().fit([p[val] for p in members], y_val)
+        fused = attention.fuse(members)
+        metric = self.config.selection_metric
+        self.teacher_attention = AttentionRecord(
+            members=tuple(names),
+            mean_weights=dict(zip(names, attention.mean_weights_.tolist(), strict=True)),
+            val_metric_fused=compute_metrics(y_val, fused[val])[metric],
+            val_metric_mean=compute_metrics(y_val, np.mean(members, axis=0)[val])[metric],
+        )
+        return fused
+
+    # ----------------------------------------------------------------- comparison
+    def selection_key(self, result: CandidateResult) -> tuple[float, float]:
+        """Higher is better: the validation metric, then smaller size."""
+        value = result.val.get(self.config.selection_metric, math.nan)
+        value = -math.inf if value is None or math.isnan(value) else float(value)
+        return (value, -float(result.size_bytes))
+
+    def best_so_far(self) -> CandidateResult:
+        """The candidate with the highest :meth:`selection_key`."""
+        return max(self.candidates, key=self.selection_key)
+
+    def share_worse(
+        self, incumbent: CandidateResult, candidate: CandidateResult, n_boot: int = 100
+    ) -> float:
+        """Share of paired bootstrap resamples of the validation rows on which
+        ``candidate`` scores below ``incumbent`` (memoized by content: labels and both
+        models' validation probabilities)."""
+        metric = self.config.selection_metric
+
+        def digest(array: np.ndarray) -> str:
+            return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+        def compute() -> float:
+            key = (id(incumbent), n_boot)
+            if key not in self._bootstraps:
+                self._bootstraps[key] = PairedBootstrap(
+                    self.ctx.y_val,
+                    incumbent.val_proba,
+                    metric,
+                    self.ctx.reference_val,
+                    n_boot=n_boot,
+                    seed=self.random_state,
+                )
+            return self._bootstraps[key].share_worse(candidate.val_proba)
+
+        parts = (
+            metric,
+            n_boot,
+            self.random_state,
+            digest(self.ctx.y_val),
+            digest(incumbent.val_proba),
+            digest(candidate.val_proba),
+        )
+        return self.memo("paired_bootstrap", parts, compute)
+
+    # ----------------------------------------------------------------- cache
+    def memo(self, kind: str, parts: tuple, compute: Callable[[], Any]) -> Any:
+        """``compute()``, memoized in the cache under ``kind`` and ``parts``."""
+        return self.cache.get_or_compute(IntelligentCache.make_key(kind, *parts), compute)[0]
+
+    def _cache_key(
+        self,
+        spec: StudentSpec,
+        source: np.ndarray,
+        ctx: TrainingContext | None = None,
+        full: bool = True,
+    ) -> str:
+        ctx = ctx or self.ctx
+        digest = self._digest(
+            source,
+            lambda: hashlib.sha256(
+                np.ascontiguousarray(np.round(source, 10)).tobytes()
+            ).hexdigest(),
+        )
+        rows = self._digest(
+            ctx,
+            lambda: hashlib.sha256(
+                np.ascontiguousarray(ctx.X_train.index.to_numpy()).tobytes()
+                + np.ascontiguousarray(ctx.X_val.index.to_numpy()).tobytes()
+                + self.split.test.tobytes()
+            ).hexdigest(),
+        )
+        return IntelligentCache.make_key(
+            "candidate",
+            self.dataset.fingerprint(),
+            rows,
+            spec.key(),
+            digest,
+            self.random_state,
+            ctx.n_threads,
+            full,
+        )
+
+    def _digest(self, obj: Any, compute: Callable[[], str]) -> str:
+        """``compute()`` once per object of this run: every job of a wave shares the same
+        soft targets and rows, which are megabytes to hash on large data."""
+        entry = self._digests.get(id(obj))
+        # The object is kept with its digest, so its id cannot be reused meanwhile.
+        if entry is None or entry[0] is not obj:
+            entry = (obj, compute())
+            self._digests[id(obj)] = entry
+        return entry[1]
+
+    # ----------------------------------------------------------------- training
+    def fit(
+        self, spec: StudentSpec, ctx: TrainingContext | None = None, **kwargs: Any
+    ) -> CandidateResult:
+        """Train and score one candidate through the cache, without recording it
+        (screening, the hard-label twin)."""
+        ctx = ctx or self.ctx
+        teacher_train = kwargs.get("teacher_train")
+        target = ctx.teacher_train if teacher_train is None else teacher_train
+        key = self._cache_key(spec, target, ctx, kwargs.get("full", True))
+        result, hit = self.cache.get_or_compute(key, lambda: train_candidate(spec, ctx, **kwargs))
+        return replace(
+            result,
+            from_cache=hit,
+            source=kwargs.get("source", result.source),
+            name=kwargs.get("name") or spec.label(),
+        )
+
+    def train(self, spec: StudentSpec, source: str, **kwargs: Any) -> CandidateResult:
+        """Train one candidate through the cache, record it and announce it."""
+        result = self.fit(spec, source=source, **kwargs)
+        self.add_candidate(result)
+        return result
+
+    def train_jobs(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
+        """Train a wave of jobs on the executor, serving cached ones from the cache;
+        record and announce each."""
+        keys = [self._cache_key(job.spec, ctx.teacher_train, ctx) for job in jobs]
+        rows_note = "" if ctx is self.ctx else f" [{len(ctx.y_train):,} rows]"
+        missing = [i for i, key in enumerate(keys) if key not in self.cache]
+        fresh = dict(zip(missing, self.executor.run([jobs[i] for i in missing], ctx), strict=True))
+        results = []
+        for i, (job, key) in enumerate(zip(jobs, keys, strict=True)):
+            # A fresh result is stored now; a cached one is read (trained here only if it
+            # was evicted in between).
+            value, hit = self.cache.get_or_compute(
+                key, lambda i=i, job=job: fresh.get(i) or train_candidate(job.spec, ctx)
+            )
+            results.append(replace(value, from_cache=hit and i not in fresh))
+        out = []
+        for job, result in zip(jobs, results, strict=True):
+            result = replace(
+                result,
+                source=job.kwargs.get("source", "config"),
+                name=job.kwargs.get("name") or job.spec.label() + rows_note,
+            )
+            self.add_candidate(result)
+            out.append(result)
+        return out
+
+    def add_candidate(self, result: CandidateResult) -> None:
+        """Record a finished candidate and send its event."""
+        self.candidates.append(result)
+        metric = self.config.selection_metric
+        self.bus.emit(
+            "candidate",
+            phase=result.source,
+            message=f"{result.name}: val {metric} {result.val.get(metric, math.nan):.4f}",
+            row=candidate_row(result),
+            index=len(self.candidates),
+        )

@@ -1,0 +1,390 @@
+"""The read side of a finished run: a frozen, typed :class:`RunResult`.
+
+The engine (:mod:`hpmkd.engine`) builds one ``RunResult`` at the end of ``run()``; the
+facade (:class:`~hpmkd.distiller.AutoDistiller`), the CLI, the HTML report and the app read
+it and nothing else. Teachers are found by :attr:`CandidateResult.teacher_name`, components
+by attribute of :class:`Components`; no display string or untyped dict is a key.
+
+Every component record is a frozen dataclass whose field names are the keys of its plain-data
+form (:meth:`ComponentRecord.to_dict`, used by ``summary.json``). A field left at ``None``
+is absent from that form: it did not apply (for instance ``stop_reason`` of a chain that was
+switched off).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hpmkd._version import __version__
+from hpmkd.config import HPMConfig
+from hpmkd.data import Split
+from hpmkd.evaluate import CandidateResult
+from hpmkd.results import build_results_df, metrics_dict, to_jsonable
+
+#: A gain in test KS within this margin is reported as no measurable difference.
+GAIN_MARGIN = 0.005
+
+
+# =========================================================================== components
+@dataclass(frozen=True)
+class ComponentRecord:
+    """What one component did in a run.
+
+    ``enabled`` is False when the component was switched off or could not run, and
+    ``reason`` then says why.
+    """
+
+    enabled: bool = True
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: every field that applies (``None`` fields are left out)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
+
+
+@dataclass(frozen=True)
+class SelectionRecord(ComponentRecord):
+    """Phase 1: the configurations ``AdaptiveConfigurationManager`` kept, and why."""
+
+    meta_features: Mapping[str, float] | None = None
+    screen_scores: Mapping[str, float] | None = None
+    alpha_scores: Mapping[str, float] | None = None
+    screen_seconds: float | None = None
+    configs: tuple[Mapping[str, Any], ...] | None = None
+    warm_started: bool | None = None
+
+
+@dataclass(frozen=True)
+class WarmStartRecord(ComponentRecord):
+    """What ``SharedOptimizationMemory`` offered phase 1."""
+
+    used: bool | None = None
+    configs: tuple[Mapping[str, Any], ...] | None = None
+    neighbours: tuple[Mapping[str, Any], ...] | None = None
+
+
+@dataclass(frozen=True)
+class ChainRecord(ComponentRecord):
+    """Phase 2: the stages of the progressive chain and why it stopped."""
+
+    family: str | None = None
+    alpha: float | None = None
+    stages: tuple[Mapping[str, Any], ...] = ()
+    stop_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class TemperatureRecord(ComponentRecord):
+    """Every temperature ``MetaTemperatureScheduler`` chose, with its reason and feedback."""
+
+    adaptive: bool | None = None
+    decisions: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class RacingRecord(ComponentRecord):
+    """Configurations that stopped racing in phase 3 (paired bootstrap, validation rows)."""
+
+    threshold: float | None = None
+    stopped: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class HalvingRecord(ComponentRecord):
+    """Successive halving of phase 3 on large training sets."""
+
+    rung0_rows: int | None = None
+    rung0_trials: int | None = None
+    rung1_rows: int | None = None
+    promoted: tuple[str, ...] | None = None
+    rung1_trials: int | None = None
+
+
+@dataclass(frozen=True)
+class AttentionRecord(ComponentRecord):
+    """Phase 4, or the fusion of several teachers: attention weights fitted on validation."""
+
+    members: tuple[str, ...] | None = None
+    mean_weights: Mapping[str, float] | None = None
+    slopes: Mapping[str, float] | None = None
+    val_metric_fused: float | None = None
+    val_metric_mean: float | None = None
+    test_metric_fused: float | None = None
+    student: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class CacheRecord(ComponentRecord):
+    """``IntelligentCache`` counters of this run."""
+
+    hits: int = 0
+    misses: int = 0
+    directory: str | None = None
+    size_bytes: int = 0
+    size_limit_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ParallelRecord(ComponentRecord):
+    """Where candidates trained."""
+
+    backend: str = "sequential"
+    n_jobs: int = 1
+    scheduler: str | None = None
+    workers: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The backend's description (it has no ``enabled`` switch of its own)."""
+        out = super().to_dict()
+        out.pop("enabled", None)
+        return out
+
+
+@dataclass(frozen=True)
+class SelectionDecision:
+    """Phase 5: which candidate was selected under ``selection_rule``, and why."""
+
+    rule: str
+    top_by_validation: str
+    selected: str
+    reason: str
+    smaller_candidates_checked: tuple[Mapping[str, Any], ...] = ()
+    threshold: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Components:
+    """Every component's record; ``None`` means the method has no such component."""
+
+    selection: SelectionRecord | None = None
+    warm_start: WarmStartRecord | None = None
+    chain: ChainRecord | None = None
+    temperature: TemperatureRecord | None = None
+    racing: RacingRecord | None = None
+    halving: HalvingRecord | None = None
+    attention: AttentionRecord | None = None
+    teacher_attention: AttentionRecord | None = None
+    cache: CacheRecord | None = None
+    parallel: ParallelRecord | None = None
+    selection_rule: SelectionDecision | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data keyed by component (``summary.json["details"]``)."""
+        return {
+            f.name: getattr(self, f.name).to_dict()
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
+
+
+# =========================================================================== run
+@dataclass(frozen=True)
+class PhaseSpan:
+    """One phase's start and end, in seconds since the run started."""
+
+    phase: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Distillation gain: the selected student against its hard-label twin on test rows.
+
+    ``gains`` maps ``ks``, ``auc``, ``accuracy``, ``f1`` to student minus twin (``None``
+    when undefined); ``text`` is the plain-words verdict.
+    """
+
+    gains: Mapping[str, float | None]
+    text: str
+
+    @classmethod
+    def of(cls, student: CandidateResult, twin: CandidateResult | None) -> Verdict | None:
+        """The verdict of ``student`` against ``twin`` (``None`` without a twin)."""
+        if twin is None:
+            return None
+        s, b = metrics_dict(student), metrics_dict(twin)
+        gains = {
+            m: None if s.get(m) is None or b.get(m) is None else s[m] - b[m]
+            for m in ("ks", "auc", "accuracy", "f1")
+        }
+        ks = gains["ks"]
+        if ks is None:
+            text = "undefined (KS could not be computed)"
+        elif ks > GAIN_MARGIN:
+            text = "distillation helped: the student beats its hard-label twin on test KS"
+        elif ks < -GAIN_MARGIN:
+            text = (
+                "soft targets did not help: the hard-label twin scores higher on test KS "
+                "than the selected student"
+            )
+        else:
+            text = f"no measurable gain from soft targets on test KS (within {GAIN_MARGIN})"
+        return cls(gains=gains, text=text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``summary.json["distillation_gain"]``: the gains and ``verdict``."""
+        return {**self.gains, "verdict": self.text}
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What a finished run records of its dataset (no rows)."""
+
+    name: str
+    classes: tuple[Any, ...]
+    n_rows: int
+    n_features: int
+    dropped_missing_target: int
+    fingerprint: str
+    profile: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything a finished run knows.
+
+    Attributes
+    ----------
+    method, method_reason : str
+        The method that ran and why it was chosen.
+    candidates : tuple of CandidateResult
+        Every trained candidate, in training order (fitted models included).
+    selected : CandidateResult
+        The selected student (one of ``candidates``).
+    teachers : tuple of CandidateResult
+        Each teacher scored on the same rows; ``teacher_name`` names it in the dataset.
+        The first is the primary teacher (agreement metrics are measured against it).
+    twin : CandidateResult or None
+        The same-size hard-label twin of ``selected`` (alpha 0, same rows).
+    components : Components
+        Per-component records.
+    phases : mapping of str to float
+        Seconds per phase, and ``total``.
+    timeline : tuple of PhaseSpan
+    verdict : Verdict or None
+    split : Split
+        Row positions of train, validation and test; ``y_val``/``y_test`` are their
+        labels as class indices (the order of every ``val_proba``/``test_proba``).
+    """
+
+    method: str
+    method_reason: str
+    selection_metric: str
+    candidates: tuple[CandidateResult, ...]
+    selected: CandidateResult
+    teachers: tuple[CandidateResult, ...]
+    twin: CandidateResult | None
+    components: Components
+    phases: Mapping[str, float]
+    timeline: tuple[PhaseSpan, ...]
+    verdict: Verdict | None
+    split: Split
+    y_val: np.ndarray
+    y_test: np.ndarray
+    stopped_by_budget: bool
+    config: HPMConfig
+    random_state: int
+    dataset: DatasetFacts
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def primary_teacher(self) -> CandidateResult:
+        """The teacher agreement metrics are measured against."""
+        return self.teachers[0]
+
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        """Rows in train, validation and test."""
+        return {
+            "train": len(self.split.train),
+            "validation": len(self.split.validation),
+            "test": len(self.split.test),
+        }
+
+    def results_df(self) -> pd.DataFrame:
+        """One row per candidate, then the teachers and the hard-label twin."""
+        return build_results_df(
+            list(self.candidates), self.selected, list(self.teachers), self.twin
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-friendly summary: method, selected student, teacher/student/twin test
+        metrics, distillation gain, phase timings, split sizes, config, versions."""
+        teacher = self.primary_teacher
+        twin = metrics_dict(self.twin) if self.twin else None
+        out: dict[str, Any] = {
+            "method": self.method,
+            "method_reason": self.method_reason,
+            "best_model": self.selected.name,
+            "best_source": self.selected.source,
+            "selection_metric": self.selection_metric,
+            "classes": [str(c) for c in self.dataset.classes],
+            "n_rows": self.dataset.n_rows,
+            "n_features": self.dataset.n_features,
+            "split_sizes": self.split_sizes,
+            "teacher": metrics_dict(teacher),
+            "teachers": {t.teacher_name: metrics_dict(t) for t in self.teachers},
+            "student": metrics_dict(self.selected),
+            "baseline": twin,
+            "baseline_model": self.twin.name if self.twin else None,
+            "distillation_gain": self.verdict.to_dict() if self.verdict else {},
+            "compression": compression(teacher, self.selected),
+            "timings": {k: float(v) for k, v in self.phases.items()},
+            "phases": [k for k in self.phases if k != "total"],
+            "n_candidates": len(self.candidates),
+            "stopped_by_time_budget": self.stopped_by_budget,
+            "config": self.config.to_dict(),
+            "random_state": self.random_state,
+            "dropped_missing_target": self.dataset.dropped_missing_target,
+            "details": self.components.to_dict(),
+            "versions": dict(self.versions),
+        }
+        return to_jsonable(out)
+
+
+def compression(teacher: CandidateResult, student: CandidateResult) -> dict[str, Any]:
+    """Teacher-over-student size and latency ratios (``None`` when not measurable)."""
+    size = (
+        teacher.size_bytes / student.size_bytes
+        if teacher.size_bytes > 0 and student.size_bytes > 0
+        else None
+    )
+    lat = (
+        teacher.latency_ms_1k / student.latency_ms_1k
+        if not math.isnan(teacher.latency_ms_1k) and student.latency_ms_1k > 0
+        else None
+    )
+    return {"size_ratio": size, "latency_ratio": lat}
+
+
+def versions() -> dict[str, str]:
+    """Versions of hpmkd, Python and the key libraries."""
+    import lightgbm
+    import sklearn
+
+    return {
+        "hpmkd": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scikit-learn": sklearn.__version__,
+        "lightgbm": lightgbm.__version__,
+    }
