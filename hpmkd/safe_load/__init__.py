@@ -1,0 +1,61 @@
+"""Restricted loading of untrusted teacher model files.
+
+Teacher models are uploaded by users, so the files must be treated as hostile.
+Loading a pickle or joblib file normally runs whatever code the file asks for;
+this module never does.  It supports four formats, chosen by file extension:
+
+``.joblib``, ``.pkl``, ``.pickle``
+    Read with a restricted unpickler built on joblib's own reader (so joblib
+    compression and joblib's out-of-band numpy arrays work, and plain
+    ``pickle.dump`` files load too).  Every global the file names must be on an
+    explicit allow list of ``(module, name)`` pairs (:data:`ALLOWED_GLOBALS`).
+    On top of that, the unpickler checks the handful of opcodes that can touch
+    memory directly (numpy dtypes and arrays, tree node tables), because some
+    numpy and scikit-learn reconstructors can be abused for memory corruption
+    even when only allow-listed names are used.
+``.txt``, ``.lgb``
+    LightGBM native text model, returned as a :class:`lightgbm.Booster`.
+``.skops``
+    Loaded with :func:`skops.io.load`, extending skops' default trust only with
+    types from our own allow list (never ``trusted=True``).
+
+Everything that goes wrong is reported as :class:`UnsafeModelError` (the file
+asked for something we refuse to do) or :class:`ModelFileError` (the file is
+not a readable model), each with a one-paragraph message naming the file.
+
+Modules, each named for its job (imports only point down the list):
+
+- :mod:`~hpmkd.safe_load.errors` - the two public errors and the internal refusal.
+- :mod:`~hpmkd.safe_load.names` - look up objects by ``(module, name)``.
+- :mod:`~hpmkd.safe_load.numpy_guards` - strict stand-ins for numpy/stdlib reconstructors.
+- :mod:`~hpmkd.safe_load.allowlist` - exactly which classes and functions are admitted.
+- :mod:`~hpmkd.safe_load.state_checks` - validation of array and tree states at BUILD.
+- :mod:`~hpmkd.safe_load.unpickler` - the restricted unpickler; reading pickle/joblib files.
+- :mod:`~hpmkd.safe_load.formats` - LightGBM text and skops files.
+- :mod:`~hpmkd.safe_load.loader` - :func:`load_model_file` and :func:`load_model_bytes`.
+"""
+
+from __future__ import annotations
+
+from hpmkd.safe_load.allowlist import ALLOWED_GLOBALS
+from hpmkd.safe_load.errors import ModelFileError, UnsafeModelError
+from hpmkd.safe_load.loader import (
+    LIGHTGBM_TEXT_EXTENSIONS,
+    PICKLE_EXTENSIONS,
+    SKOPS_EXTENSIONS,
+    SUPPORTED_EXTENSIONS,
+    load_model_bytes,
+    load_model_file,
+)
+
+__all__ = [
+    "ALLOWED_GLOBALS",
+    "LIGHTGBM_TEXT_EXTENSIONS",
+    "PICKLE_EXTENSIONS",
+    "SKOPS_EXTENSIONS",
+    "SUPPORTED_EXTENSIONS",
+    "ModelFileError",
+    "UnsafeModelError",
+    "load_model_bytes",
+    "load_model_file",
+]

@@ -1,0 +1,299 @@
+"""The restricted unpickler and the reading of ``.joblib`` / ``.pkl`` / ``.pickle`` files.
+
+Built on joblib's own reader (so joblib compression and joblib's out-of-band numpy
+arrays work, and plain ``pickle.dump`` files load too).  ``find_class`` only hands
+out what :mod:`~hpmkd.safe_load.allowlist` admits, and the opcodes that can touch
+memory directly (object creation, BUILD, container mutation, memo reads, the
+extension registry) are re-dispatched through guarded handlers that use
+:mod:`~hpmkd.safe_load.numpy_guards` and :mod:`~hpmkd.safe_load.state_checks`.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import pickle
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
+from joblib.numpy_pickle_utils import _detect_compressor, _validate_fileobject_and_memmap
+
+from hpmkd.safe_load.allowlist import (
+    _ALLOW_TABLE,
+    _BUILDABLE,
+    _NEVER_CALL,
+    _NEVER_NEW,
+    _TREE_CLASS,
+    _TREE_PREDICTOR_CLASS,
+)
+from hpmkd.safe_load.errors import _ADVICE, UnsafeModelError, _file_error, _Refused, _require
+from hpmkd.safe_load.numpy_guards import _build_dtype, _is_dtype, _PendingDType
+from hpmkd.safe_load.state_checks import (
+    _check_array_state,
+    _check_tree_predictor_state,
+    _check_tree_state,
+)
+
+_Dispatch = dict[int, Callable[[Any], None]]
+
+
+class _RestrictedMixin:
+    """Opcode handlers shared by the outer (joblib) and nested unpicklers.
+
+    Relies on ``pickle._Unpickler`` (the pure-Python unpickler joblib uses),
+    whose opcode handlers live in a per-class ``dispatch`` table we can extend.
+    """
+
+    stack: list[Any]
+    proto: int
+    _display_name: str
+
+    def find_class(self, module: str, name: str) -> Any:
+        """Return the allowed object for ``(module, name)``; refuse anything else."""
+        sys.audit("pickle.find_class", module, name)  # as the standard unpickler does
+        # Python-2 style names ("__builtin__", "copy_reg") that protocol 2 writes,
+        # mapped exactly as the standard unpickler maps them.
+        if self.proto < 3:
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
+        # A dot in the name would be resolved attribute by attribute
+        # ("sklearn" + "os.system"); such names are never on the list.
+        if "." not in name:
+            obj = _ALLOW_TABLE.get((module, name))
+            if obj is not None:
+                return obj
+        raise UnsafeModelError(
+            f"Refused to load '{self._display_name}': it references '{module}.{name}', "
+            "which is not on the list of classes allowed in model files, so the file was "
+            f"NOT loaded and nothing in it was run. {_ADVICE}"
+        )
+
+    def persistent_load(self, pid: Any) -> Any:
+        """Model files never use persistent ids; refuse them."""
+        raise _Refused("it uses pickle persistent ids")
+
+    def _load_ext(self) -> None:
+        # The copyreg extension registry has a process-wide cache that would hand
+        # out objects without going through find_class; model files never use it.
+        raise _Refused("it uses the copyreg extension registry")
+
+    # -- object creation ----------------------------------------------------
+
+    def _instantiate(self, klass: Any, args: list[Any]) -> None:  # INST and OBJ
+        _require(not any(klass is obj for obj in _NEVER_CALL), _call_msg(klass))
+        super()._instantiate(klass, args)  # type: ignore[misc]
+
+    def _load_reduce(self) -> None:
+        _require(not any(self.stack[-2] is obj for obj in _NEVER_CALL), _call_msg(self.stack[-2]))
+        pickle._Unpickler.dispatch[pickle.REDUCE[0]](self)  # type: ignore[attr-defined]
+
+    def _load_newobj(self) -> None:
+        self._check_new(self.stack[-2])
+        pickle._Unpickler.dispatch[pickle.NEWOBJ[0]](self)  # type: ignore[attr-defined]
+
+    def _load_newobj_ex(self) -> None:
+        self._check_new(self.stack[-3])
+        pickle._Unpickler.dispatch[pickle.NEWOBJ_EX[0]](self)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _check_new(cls: Any) -> None:
+        _require(
+            isinstance(cls, type) and not any(cls is obj for obj in _NEVER_NEW),
+            _call_msg(cls),
+        )
+
+    # -- memo: hand out finished dtypes instead of their placeholders --------
+
+    def _resolve_top(self) -> None:
+        top = self.stack[-1]
+        if type(top) is _PendingDType and top.real is not None:
+            self.stack[-1] = top.real
+
+    def _load_get(self) -> None:
+        pickle._Unpickler.dispatch[pickle.GET[0]](self)  # type: ignore[attr-defined]
+        self._resolve_top()
+
+    def _load_binget(self) -> None:
+        pickle._Unpickler.dispatch[pickle.BINGET[0]](self)  # type: ignore[attr-defined]
+        self._resolve_top()
+
+    def _load_long_binget(self) -> None:
+        pickle._Unpickler.dispatch[pickle.LONG_BINGET[0]](self)  # type: ignore[attr-defined]
+        self._resolve_top()
+
+    # -- container mutation: only plain containers ---------------------------
+    # (SETITEM on an ndarray, say, would change a node table after it was checked.)
+
+    def _load_append(self) -> None:
+        _require(type(self.stack[-2]) is list, "it appends to something that is not a list")
+        pickle._Unpickler.dispatch[pickle.APPEND[0]](self)  # type: ignore[attr-defined]
+
+    def _load_appends(self) -> None:
+        items = self.pop_mark()  # type: ignore[attr-defined]
+        _require(type(self.stack[-1]) is list, "it appends to something that is not a list")
+        self.stack[-1].extend(items)
+
+    def _load_setitem(self) -> None:
+        _require(isinstance(self.stack[-3], dict), "it sets items on something that is not a dict")
+        pickle._Unpickler.dispatch[pickle.SETITEM[0]](self)  # type: ignore[attr-defined]
+
+    def _load_setitems(self) -> None:
+        items = self.pop_mark()  # type: ignore[attr-defined]
+        target = self.stack[-1]
+        _require(isinstance(target, dict), "it sets items on something that is not a dict")
+        for i in range(0, len(items), 2):
+            target[items[i]] = items[i + 1]
+
+    def _load_additems(self) -> None:
+        items = self.pop_mark()  # type: ignore[attr-defined]
+        _require(type(self.stack[-1]) is set, "it adds items to something that is not a set")
+        self.stack[-1].update(items)
+
+    # -- BUILD ----------------------------------------------------------------
+
+    def _build_common(self) -> bool:
+        """Validate a BUILD; return True when it was fully handled here."""
+        state, inst = self.stack[-1], self.stack[-2]
+        if type(inst) is _PendingDType:
+            _require(inst.real is None, "a numpy dtype is rebuilt twice")
+            inst.real = _build_dtype(inst.spec, state)
+            self.stack.pop()
+            self.stack[-1] = inst.real
+            return True
+        _require(
+            type(inst) in _BUILDABLE,
+            f"it sets the state of {_describe(inst)}, which genuine model files never do",
+        )
+        if type(inst) is np.ndarray:
+            _check_array_state(inst, state)
+        elif _TREE_CLASS is not None and type(inst) is _TREE_CLASS:
+            _check_tree_state(inst, state)
+        elif _TREE_PREDICTOR_CLASS is not None and type(inst) is _TREE_PREDICTOR_CLASS:
+            _check_tree_predictor_state(state)
+        return False
+
+    def _load_build(self) -> None:
+        if not self._build_common():
+            pickle._Unpickler.load_build(self)  # type: ignore[arg-type]
+
+
+def _describe(obj: object) -> str:
+    if isinstance(obj, type):
+        return f"the class '{obj.__module__}.{obj.__qualname__}'"
+    kind = type(obj)
+    return f"a '{kind.__module__}.{kind.__qualname__}' object"
+
+
+def _call_msg(obj: object) -> str:
+    return f"it calls {_describe(obj)} directly, which genuine model files never do"
+
+
+def _install_handlers(dispatch: _Dispatch) -> None:
+    """Point the guarded opcodes of a dispatch table at the mixin's handlers."""
+    mixin = _RestrictedMixin
+    dispatch[pickle.REDUCE[0]] = mixin._load_reduce
+    dispatch[pickle.NEWOBJ[0]] = mixin._load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = mixin._load_newobj_ex
+    dispatch[pickle.GET[0]] = mixin._load_get
+    dispatch[pickle.BINGET[0]] = mixin._load_binget
+    dispatch[pickle.LONG_BINGET[0]] = mixin._load_long_binget
+    dispatch[pickle.APPEND[0]] = mixin._load_append
+    dispatch[pickle.APPENDS[0]] = mixin._load_appends
+    dispatch[pickle.SETITEM[0]] = mixin._load_setitem
+    dispatch[pickle.SETITEMS[0]] = mixin._load_setitems
+    dispatch[pickle.ADDITEMS[0]] = mixin._load_additems
+    for opcode in (pickle.EXT1, pickle.EXT2, pickle.EXT4):
+        dispatch[opcode[0]] = mixin._load_ext
+
+
+class _NestedUnpickler(_RestrictedMixin, pickle._Unpickler):  # type: ignore[name-defined,misc]
+    """Reads the plain pickle joblib embeds for each object-dtype array."""
+
+    dispatch: _Dispatch = pickle._Unpickler.dispatch.copy()  # type: ignore[attr-defined]
+    _install_handlers(dispatch)
+    dispatch[pickle.BUILD[0]] = _RestrictedMixin._load_build
+
+    def __init__(self, file: Any, display_name: str) -> None:
+        super().__init__(file)
+        self._display_name = display_name
+
+
+class _RestrictedUnpickler(_RestrictedMixin, NumpyUnpickler):
+    """joblib's unpickler with the allow list and the opcode checks above."""
+
+    dispatch: _Dispatch = NumpyUnpickler.dispatch.copy()
+    _install_handlers(dispatch)
+
+    def __init__(self, file_handle: Any, display_name: str) -> None:
+        super().__init__("", file_handle, ensure_native_byte_order=True, mmap_mode=None)
+        self._display_name = display_name
+
+    def _load_joblib_build(self) -> None:
+        if self._build_common():
+            return
+        pickle._Unpickler.load_build(self)  # type: ignore[arg-type]
+        # joblib's NumpyUnpickler.load_build swaps an array wrapper for the array
+        # read from the stream; we do the same, but read object arrays with our
+        # own restricted unpickler (joblib's nested one would skip these checks).
+        if isinstance(self.stack[-1], NumpyArrayWrapper):
+            wrapper = self.stack.pop()
+            _require(_is_dtype(wrapper.dtype), "a joblib array has no valid dtype")
+            if wrapper.dtype.hasobject:
+                array = _NestedUnpickler(self.file_handle, self._display_name).load()
+                _require(
+                    type(array) is np.ndarray and array.dtype.hasobject,
+                    "a joblib object array is malformed",
+                )
+            else:
+                array = wrapper.read(self, self.ensure_native_byte_order)
+            self.stack.append(array)
+
+    dispatch[pickle.BUILD[0]] = _load_joblib_build
+
+
+def _sniff(head: bytes) -> str:
+    """Name what a non-pickle file looks like, to make the error actionable."""
+    if head.startswith(b"PK"):
+        return "it is a zip archive (a .skops file? then keep the .skops extension)"
+    if head.startswith((b"tree\n", b"tree\r\n")):
+        return "it is a LightGBM text model (give it a .txt extension)"
+    if head[:1] in (b"{", b"["):
+        return "it looks like JSON, which is not a supported model format"
+    is_text = all(32 <= byte < 127 or byte in b"\r\n\t" for byte in head)
+    if is_text and any(sep in head.split(b"\n", 1)[0] for sep in (b",", b";", b"\t")):
+        return "it looks like a table (CSV text), not a saved model"
+    if head[:1] in (b"(", b"]", b"}", b"c", b"N"):  # how protocol 0 and 1 pickles start
+        return "it uses pickle protocol 0 or 1, which is not supported"
+    if is_text:
+        return "it looks like a text file, not a saved model"
+    return "it is not a pickle or joblib file"
+
+
+def _load_pickle(path: Path, display: str) -> object:
+    with open(path, "rb") as raw:
+        if _detect_compressor(raw) == "compat":
+            raise _file_error(
+                display,
+                "it was written by joblib older than 0.10, whose format is not supported",
+                "Load it in a trusted environment and save it again with a current joblib.",
+            )
+        # Reuse joblib's detection of zlib/gzip/bz2/lzma/xz compression.
+        with _validate_fileobject_and_memmap(raw, str(path), None) as (stream, _mmap_mode):
+            head = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
+            if len(head) < 2 or head[0] != pickle.PROTO[0] or not 2 <= head[1] <= 5:
+                sample = stream.peek(256)[:256] if hasattr(stream, "peek") else b""
+                if len(head) == 2 and head[0] == pickle.PROTO[0]:
+                    problem = f"it uses unsupported pickle protocol {head[1]}"
+                else:
+                    problem = _sniff(sample)
+                raise _file_error(
+                    display,
+                    problem,
+                    "Save the model with joblib.dump or pickle.dump (protocol 2 or newer).",
+                )
+            return _RestrictedUnpickler(stream, display).load()
