@@ -3,7 +3,7 @@ classifiers.
 
 Public API::
 
-    from hpmkd import AutoDistiller, HPMConfig, DistillationDataset
+    from hpmkd import AutoDistiller, HPMConfig, DistillationDataset, HPMKDClassifier
 
 Map of the package, bottom floor first (imports only point down): ``_version``, ``errors``,
 ``paths`` and ``metrics`` are leaves; ``io``, ``data``, ``teacher`` and ``safe_load`` turn
@@ -23,6 +23,7 @@ from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset
 from hpmkd.distiller import AutoDistiller, choose_method
 from hpmkd.errors import HPMKDInputError, MethodNotAvailableError, RunCancelled
+from hpmkd.estimator import HPMKDClassifier
 from hpmkd.events import Event
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "DistillationDataset",
     "Event",
     "HPMConfig",
+    "HPMKDClassifier",
     "HPMKDInputError",
     "MethodNotAvailableError",
     "RunCancelled",
