@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hpmkd.config import HPMConfig
+from hpmkd.config import HPMConfig, settings_help
 from hpmkd.errors import HPMKDInputError, RunCancelled
 from hpmkd.events import Event
 
@@ -31,7 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hpmkd`` command."""
     parser = _InputArgumentParser(prog="hpmkd", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_InputArgumentParser)
-    p = sub.add_parser("distill", help="distill a teacher into a small student")
+    p = sub.add_parser(
+        "distill",
+        help="distill a teacher into a small student",
+        # Raw: the settings list below is laid out by hpmkd.config, one entry per field.
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("data", help="CSV or Parquet file with features and the target")
     p.add_argument("--target", required=True, help="target column")
     p.add_argument(
@@ -55,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         dest="settings",
-        help="set an HPMConfig field, e.g. --set max_configs=8 --set use_parallel=true",
+        help="set an HPMConfig field, e.g. --set max_configs=8 --set use_parallel=true "
+        "(every field is listed below)",
     )
     p.add_argument(
         "--test-data",

@@ -3,143 +3,196 @@
 Each field is consumed by the engine; an unknown field is an error rather than being
 silently ignored, so a typo in ``--set`` or in the app never runs a different experiment
 than the one asked for.
+
+Each field carries a :class:`~hpmkd.fieldspec.FieldSpec` (kind, bounds, choices, label,
+help, the methods that use it) in its dataclass metadata. The validator below, the
+``hpmkd distill --help`` text (:func:`settings_help`) and the app's form all read those
+specs, so a bound or a label is written once, at the field.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 from dataclasses import dataclass, fields
 from typing import Any
 
 from hpmkd.errors import HPMKDInputError
+from hpmkd.fieldspec import (
+    HPM_AND_LEGACY,
+    FieldSpec,
+    docstring_parameters,
+    format_value,
+    help_text,
+)
 
 SELECTION_METRICS = ("ks", "auc", "accuracy", "f1", "fidelity", "rank_fidelity")
 SELECTION_RULES = ("smallest_tied", "best")
 STUDENT_FAMILIES = ("logreg", "tree", "lgbm", "mlp")
 
 
+def _setting(default: Any, kind: str, label: str, help: str, **constraints: Any) -> Any:
+    """A dataclass field with ``default`` whose metadata holds its :class:`FieldSpec`."""
+    spec = FieldSpec(kind=kind, label=label, help=help, **constraints)
+    return dataclasses.field(default=default, metadata={"spec": spec})
+
+
 @dataclass(frozen=True)
 class HPMConfig:
     """Configuration of an HPM-KD (or legacy) distillation run.
 
-    Parameters
-    ----------
-    max_configs : int, default 16
-        Most student configurations phase 1 keeps (hpm).
-    n_trials : int, default 3
-        Hyper-parameter trials trained per selected configuration (hpm).
-    validation_split : float, default 0.2
-        Share of the non-test rows held out for validation (selection, early stopping,
-        chain stopping, attention weights).
-    use_parallel : bool, default False
-        Train candidates in parallel processes (joblib/loky, or Dask when
-        ``dask_scheduler`` is set).
-    use_cache : bool, default True
-        Memoize teacher probabilities and fitted candidates on disk.
-    use_progressive : bool, default True
-        Run the progressive distillation chain (phase 2).
-    use_multi_teacher : bool, default False
-        Build the attention-weighted multi-teacher ensemble (phase 4).
-    use_adaptive_temperature : bool, default True
-        Choose temperatures from validation feedback instead of a fixed list.
-    cache_size_limit_gb : float, default 2.0
-        Size limit of the on-disk cache; least-recently-used entries are evicted beyond it.
-    min_improvement : float, default 0.01
-        The progressive chain stops when a stage improves the validation metric by less.
-    selection_metric : str, default "ks"
-        Validation metric that picks the best student.
-    selection_rule : {"smallest_tied", "best"}, default "smallest_tied"
-        ``best``: the highest validation metric. ``smallest_tied``: the smallest candidate
-        not clearly worse than that one on paired bootstrap resamples of the validation
-        rows (guards against the winner's curse of many candidates on few rows).
-    time_budget_s : float or None, default None
-        No new candidate starts after this many seconds; the best so far is kept.
-    n_jobs : int, default 2
-        Worker processes when ``use_parallel`` is on.
-    dask_scheduler : str or None, default None
-        Address of a Dask scheduler; when set with ``use_parallel`` candidates train there.
-    use_memory : bool, default True
-        Record runs in, and warm-start from, the shared optimization memory.
-    memory_dir : str or None, default None
-        Directory of the optimization memory; defaults to ``$HPMKD_HOME/memory``.
-    cache_dir : str or None, default None
-        Directory of the cache; defaults to ``$HPMKD_HOME/cache``.
-    families : tuple of str, default ("logreg", "tree", "lgbm", "mlp")
-        Student families searched.
-    temperatures : tuple of float, default (1.0, 2.0, 4.0)
-        Temperatures of the legacy grid and the starting points of the scheduler.
-    alphas : tuple of float, default (0.9, 0.5, 0.1)
-        Weight of the teacher's soft targets against the true labels (1 = teacher only).
-    max_chain_stages : int, default 4
-        Most stages of the progressive chain.
+    Every field is described by its :class:`~hpmkd.fieldspec.FieldSpec`
+    (:meth:`field_specs`); the ``Parameters`` section below is generated from them.
     """
 
-    max_configs: int = 16
-    n_trials: int = 3
-    validation_split: float = 0.2
-    use_parallel: bool = False
-    use_cache: bool = True
-    use_progressive: bool = True
-    use_multi_teacher: bool = False
-    use_adaptive_temperature: bool = True
-    cache_size_limit_gb: float = 2.0
-    min_improvement: float = 0.01
-    selection_metric: str = "ks"
-    selection_rule: str = "smallest_tied"
-    time_budget_s: float | None = None
-    n_jobs: int = 2
-    dask_scheduler: str | None = None
-    use_memory: bool = True
-    memory_dir: str | None = None
-    cache_dir: str | None = None
-    families: tuple[str, ...] = STUDENT_FAMILIES
-    temperatures: tuple[float, ...] = (1.0, 2.0, 4.0)
-    alphas: tuple[float, ...] = (0.9, 0.5, 0.1)
-    max_chain_stages: int = 4
+    max_configs: int = _setting(
+        16, "int", "Student configurations kept",
+        "Most student configurations phase 1 keeps from the ranked candidate space. "
+        "Raise it for a wider search; lower it for a faster run.",
+        min=1, max=64,
+    )
+    n_trials: int = _setting(
+        3, "int", "Trials per configuration",
+        "Hyper-parameter trials trained for each kept configuration. More trials tune "
+        "capacity more finely and take proportionally longer.",
+        min=1, max=20,
+    )
+    validation_split: float = _setting(
+        0.2, "float", "Validation share",
+        "Share of the non-test rows held out for validation (selection, early stopping, "
+        "chain stopping, attention weights). Raise it on small tables when the chosen "
+        "student changes from run to run.",
+        min=0.05, max=0.5, unit="share", methods=HPM_AND_LEGACY,
+    )
+    use_parallel: bool = _setting(
+        False, "bool", "Parallel training",
+        "Train candidates in parallel worker processes (joblib/loky, or Dask when a "
+        "scheduler is set). Worth it when there are many candidates and spare cores.",
+    )
+    use_cache: bool = _setting(
+        True, "bool", "Disk cache",
+        "Memoize teacher probabilities and fitted candidates on disk, so a repeated run "
+        "skips the work. Turn it off to recompute everything.",
+    )
+    use_progressive: bool = _setting(
+        True, "bool", "Progressive chain",
+        "Run the progressive distillation chain (phase 2): students trained one after "
+        "another, each learning from the teacher and the stage before it.",
+    )
+    use_multi_teacher: bool = _setting(
+        False, "bool", "Multi-teacher ensemble",
+        "Build the attention-weighted multi-teacher ensemble (phase 4) from the teachers "
+        "and the strongest candidates. Costs extra time; most useful with several teachers.",
+    )
+    use_adaptive_temperature: bool = _setting(
+        True, "bool", "Adaptive temperature",
+        "Choose temperatures from validation feedback instead of trying the fixed list.",
+    )
+    cache_size_limit_gb: float = _setting(
+        2.0, "float", "Cache size limit (GB)",
+        "Size limit of the on-disk cache; least-recently-used entries are evicted beyond it.",
+        min=0, min_inclusive=False, unit="number of gigabytes", server=True,
+    )
+    min_improvement: float = _setting(
+        0.01, "float", "Smallest gain of a chain stage",
+        "The progressive chain stops when a stage improves the validation metric by less. "
+        "Lower it to let the chain grow longer.",
+        min=0, max=1, max_inclusive=False,
+    )
+    selection_metric: str = _setting(
+        "ks", "choice", "Selection metric",
+        "Validation metric that picks the best student: ks (max |TPR - FPR|), auc, "
+        "accuracy, f1, fidelity (same class as the teacher) or rank_fidelity (Spearman "
+        "correlation with the teacher's scores).",
+        choices=SELECTION_METRICS, methods=HPM_AND_LEGACY,
+    )
+    selection_rule: str = _setting(
+        "smallest_tied", "choice", "Selection rule",
+        "best: the highest validation metric. smallest_tied: the smallest candidate not "
+        "clearly worse than that one on paired bootstrap resamples of the validation rows "
+        "(guards against the winner's curse of many candidates on few rows).",
+        choices=SELECTION_RULES, methods=HPM_AND_LEGACY,
+    )
+    time_budget_s: float | None = _setting(
+        None, "optional_float", "Time budget (seconds)",
+        "No new candidate starts after this many seconds; the best so far is kept. "
+        "Unset: no limit.",
+        min=0, min_inclusive=False, unit="number of seconds", methods=HPM_AND_LEGACY,
+    )
+    n_jobs: int = _setting(
+        2, "int", "Worker processes",
+        "Worker processes when parallel training is on. More than the machine's cores "
+        "only adds overhead.",
+        min=1, server=True,
+    )
+    dask_scheduler: str | None = _setting(
+        None, "optional_str", "Dask scheduler address",
+        "Address of a Dask scheduler (tcp://host:8786); with parallel training on, "
+        "candidates train there. Needs the hpmkd[dask] extra. Unset: local processes.",
+        server=True,
+    )
+    use_memory: bool = _setting(
+        True, "bool", "Optimization memory",
+        "Record runs in, and warm-start from, the shared memory of past runs on similar "
+        "tables. Turn it off for a run that neither learns from nor adds to the past.",
+    )
+    memory_dir: str | None = _setting(
+        None, "optional_str", "Memory folder",
+        "Folder of the optimization memory. Unset: $HPMKD_HOME/memory.",
+        server=True,
+    )
+    cache_dir: str | None = _setting(
+        None, "optional_str", "Cache folder",
+        "Folder of the disk cache. Unset: $HPMKD_HOME/cache.",
+        server=True,
+    )
+    families: tuple[str, ...] = _setting(
+        STUDENT_FAMILIES, "multi_choice", "Student families",
+        "Student model families searched: logistic regression (logreg), decision tree "
+        "(tree), LightGBM (lgbm) and a small neural network (mlp). Drop the ones a "
+        "deployment cannot take.",
+        choices=STUDENT_FAMILIES, methods=HPM_AND_LEGACY,
+    )
+    temperatures: tuple[float, ...] = _setting(
+        (1.0, 2.0, 4.0), "float_list", "Temperatures",
+        "Temperatures that soften the teacher's probabilities: the legacy grid, and the "
+        "starting points of the adaptive scheduler.",
+        min=0, min_inclusive=False, unit="temperatures", methods=HPM_AND_LEGACY,
+    )
+    alphas: tuple[float, ...] = _setting(
+        (0.9, 0.5, 0.1), "float_list", "Teacher weights (alpha)",
+        "Weight of the teacher's soft targets against the true labels (1 = teacher only, "
+        "0 = labels only). Soft targets do not always help, so the default spans both.",
+        min=0, max=1, unit="weights", methods=HPM_AND_LEGACY,
+    )
+    max_chain_stages: int = _setting(
+        4, "int", "Most chain stages",
+        "Most stages of the progressive chain; it usually stops earlier on min_improvement.",
+        min=1, max=10,
+    )
 
     def __post_init__(self) -> None:
         # Tuples keep the config hashable and frozen even when lists are passed.
-        for name in ("families", "temperatures", "alphas"):
-            value = getattr(self, name)
+        for spec in _SPECS.values():
+            if spec.kind not in ("multi_choice", "float_list"):
+                continue
+            value = getattr(self, spec.name)
             if isinstance(value, str):
                 value = tuple(v for v in value.split(",") if v)
-            object.__setattr__(self, name, tuple(value))
-        object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))
-        object.__setattr__(self, "alphas", tuple(float(a) for a in self.alphas))
+            if spec.kind == "float_list":
+                value = (float(v) for v in value)
+            object.__setattr__(self, spec.name, tuple(value))
         self._validate()
 
     def _validate(self) -> None:
-        def bad(name: str, why: str) -> HPMKDInputError:
-            return HPMKDInputError(f"HPMConfig.{name}={getattr(self, name)!r} is invalid: {why}.")
-
-        if not (isinstance(self.max_configs, int) and 1 <= self.max_configs <= 64):
-            raise bad("max_configs", "use a whole number from 1 to 64")
-        if not (isinstance(self.n_trials, int) and 1 <= self.n_trials <= 20):
-            raise bad("n_trials", "use a whole number from 1 to 20")
-        if not 0.05 <= float(self.validation_split) <= 0.5:
-            raise bad("validation_split", "use a share between 0.05 and 0.5")
-        if float(self.cache_size_limit_gb) <= 0:
-            raise bad("cache_size_limit_gb", "use a positive number of gigabytes")
-        if not 0 <= float(self.min_improvement) < 1:
-            raise bad("min_improvement", "use a number in [0, 1)")
-        if self.selection_metric not in SELECTION_METRICS:
-            raise bad("selection_metric", f"choose one of {', '.join(SELECTION_METRICS)}")
-        if self.selection_rule not in SELECTION_RULES:
-            raise bad("selection_rule", f"choose one of {', '.join(SELECTION_RULES)}")
-        if self.time_budget_s is not None and float(self.time_budget_s) <= 0:
-            raise bad("time_budget_s", "use a positive number of seconds or leave it unset")
-        if not (isinstance(self.n_jobs, int) and self.n_jobs >= 1):
-            raise bad("n_jobs", "use a whole number of at least 1")
-        unknown = [f for f in self.families if f not in STUDENT_FAMILIES]
-        if unknown or not self.families:
-            raise bad("families", f"choose from {', '.join(STUDENT_FAMILIES)}")
-        if not self.temperatures or any(t <= 0 for t in self.temperatures):
-            raise bad("temperatures", "use one or more positive temperatures")
-        if not self.alphas or any(not 0 <= a <= 1 for a in self.alphas):
-            raise bad("alphas", "use one or more weights in [0, 1]")
-        if not (isinstance(self.max_chain_stages, int) and 1 <= self.max_chain_stages <= 10):
-            raise bad("max_chain_stages", "use a whole number from 1 to 10")
+        # Every constraint lives in the field specs; no field needs a bespoke check today.
+        for spec in _SPECS.values():
+            value = getattr(self, spec.name)
+            if not spec.accepts(value):
+                raise HPMKDInputError(
+                    f"HPMConfig.{spec.name}={value!r} is invalid: {spec.requirement()}."
+                )
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -147,19 +200,43 @@ class HPMConfig:
         return [f.name for f in fields(cls) if not f.name.startswith("_")]
 
     @classmethod
+    def field_specs(cls) -> list[FieldSpec]:
+        """The :class:`~hpmkd.fieldspec.FieldSpec` of every field, in declaration order."""
+        return list(_SPECS.values())
+
+    @classmethod
+    def field_spec(cls, name: str) -> FieldSpec:
+        """The :class:`~hpmkd.fieldspec.FieldSpec` of field ``name``.
+
+        Parameters
+        ----------
+        name : str
+
+        Raises
+        ------
+        HPMKDInputError
+            ``name`` is not a field (the message suggests close names).
+        """
+        try:
+            return _SPECS[name]
+        except KeyError:
+            raise HPMKDInputError(_unknown_message(name)) from None
+
+    @classmethod
     def from_dict(cls, values: dict[str, Any]) -> HPMConfig:
         """Build a config from a mapping, refusing unknown keys.
 
-        Values given as strings (from ``--set KEY=VALUE`` or a form) are converted to
-        the field's type.
+        Values given as strings (from ``--set KEY=VALUE`` or a form) are converted
+        according to the field's kind.
+
+        Parameters
+        ----------
+        values : dict
         """
-        known = set(cls.field_names())
         for key in values:
-            if key not in known:
+            if key not in _SPECS:
                 raise HPMKDInputError(_unknown_message(key))
-        defaults = cls()
-        converted = {k: _convert(k, v, getattr(defaults, k)) for k, v in values.items()}
-        return cls(**converted)
+        return cls(**{k: _convert(_SPECS[k], v) for k, v in values.items()})
 
     def with_updates(self, **changes: Any) -> HPMConfig:
         """Return a copy with ``changes`` applied (validated like ``from_dict``)."""
@@ -174,6 +251,17 @@ class HPMConfig:
         return out
 
 
+def settings_help() -> str:
+    """Every field with its label, default, allowed values and methods, for CLI help.
+
+    Returns
+    -------
+    str
+        Plain text meant for an ``argparse`` epilog under ``RawDescriptionHelpFormatter``.
+    """
+    return help_text(HPMConfig.field_specs())
+
+
 def _unknown_message(key: str) -> str:
     close = difflib.get_close_matches(key, HPMConfig.field_names(), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -182,37 +270,48 @@ def _unknown_message(key: str) -> str:
     )
 
 
-def _convert(key: str, value: Any, default: Any) -> Any:
-    """Convert a string value to the type of the field's default."""
+_TRUE, _FALSE, _UNSET = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}, {
+    "none", "null", ""}
+
+
+def _convert(spec: FieldSpec, value: Any) -> Any:
+    """Convert a string value (``--set``, a form) to the field's kind; others pass as is."""
     if not isinstance(value, str):
         return value
     text = value.strip()
     try:
-        if isinstance(default, bool):
-            lowered = text.lower()
-            if lowered in {"1", "true", "yes", "on"}:
-                return True
-            if lowered in {"0", "false", "no", "off"}:
-                return False
+        if spec.kind == "bool":
+            if text.lower() in _TRUE | _FALSE:
+                return text.lower() in _TRUE
             raise ValueError("not a boolean")
-        if text.lower() in {"none", "null", ""} and key in _OPTIONAL_FIELDS:
+        if spec.optional and text.lower() in _UNSET:
             return None
-        if isinstance(default, int):
+        if spec.kind == "int":
             return int(text)
-        if isinstance(default, float) or key in {"time_budget_s"}:
+        if spec.kind in ("float", "optional_float"):
             return float(text)
-        if isinstance(default, tuple):
+        if spec.kind in ("float_list", "multi_choice"):
             items = [t.strip() for t in text.split(",") if t.strip()]
-            return tuple(float(t) for t in items) if key != "families" else tuple(items)
+            return tuple(float(t) for t in items) if spec.kind == "float_list" else tuple(items)
     except ValueError as exc:
+        example = "" if spec.default is None else f" like {format_value(spec.default)}"
         raise HPMKDInputError(
-            f"HPMConfig.{key}: cannot read {value!r} as {type(default).__name__}. "
-            f"Give a value like {default!r}."
+            f"HPMConfig.{spec.name}: cannot read {value!r} as {spec.allowed()}. "
+            f"Give a value{example}."
         ) from exc
     return text
 
 
-_OPTIONAL_FIELDS = {f.name for f in dataclasses.fields(HPMConfig) if f.default is None}
+def _field_spec(field: dataclasses.Field) -> FieldSpec:
+    # The spec is declared without its name and default; both come from the field itself
+    # so they are never written twice.
+    return dataclasses.replace(field.metadata["spec"], name=field.name, default=field.default)
+
+
+_SPECS: dict[str, FieldSpec] = {f.name: _field_spec(f) for f in fields(HPMConfig)}
+HPMConfig.__doc__ = (
+    inspect.cleandoc(HPMConfig.__doc__ or "") + "\n\n" + docstring_parameters(_SPECS.values())
+)
 _dataclass_init = HPMConfig.__init__
 
 

@@ -6,19 +6,20 @@ when a page unmounts). :func:`to_config` turns them into a validated
 :class:`~hpmkd.HPMConfig` through ``HPMConfig.from_dict``, so the app shows exactly the
 engine's error text for an invalid value.
 
-Fields are discovered from the dataclass, so a field added to ``HPMConfig`` later still
-gets a widget (a text box converted by ``from_dict``) without changing this module.
+Labels, help, bounds and choices come from the engine's field specs
+(``HPMConfig.field_specs()``); this module only adds presentation (widget kind, group,
+step, number format, placeholder). A field added to ``HPMConfig`` later gets a widget
+without changing this module.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from hpmkd.config import SELECTION_METRICS, SELECTION_RULES, STUDENT_FAMILIES, HPMConfig
+from hpmkd.config import HPMConfig
 from hpmkd.distiller import METHODS
+from hpmkd.fieldspec import FieldSpec
 
 #: Widget kinds: checkbox, slider (int), int, float, float_optional, choice, multichoice,
 #: floats (comma-separated text), text_optional (blank = default), text (fallback).
@@ -33,11 +34,8 @@ METHOD_LABELS = {
     "legacy": "legacy — plain grid of family x temperature x alpha",
 }
 
-#: Fields the legacy method uses; the others are hpm-only.
-LEGACY_FIELDS = (
-    "families", "temperatures", "alphas", "validation_split", "selection_metric",
-    "selection_rule", "time_budget_s",
-)
+#: Fields the legacy method uses (from the specs); the others are hpm-only.
+LEGACY_FIELDS = tuple(s.name for s in HPMConfig.field_specs() if "legacy" in s.methods)
 
 _GROUPS = {
     "Search": ("max_configs", "n_trials", "families", "temperatures", "alphas",
@@ -49,24 +47,22 @@ _GROUPS = {
                             "cache_dir"),
 }
 
-_OVERRIDES: dict[str, dict[str, Any]] = {
-    "max_configs": {"kind": "slider", "min": 1, "max": 64},
-    "n_trials": {"kind": "slider", "min": 1, "max": 20},
-    "max_chain_stages": {"kind": "slider", "min": 1, "max": 10},
-    "n_jobs": {"kind": "int", "min": 1, "max": 64},
-    "validation_split": {"kind": "float", "min": 0.05, "max": 0.5, "step": 0.05},
-    "min_improvement": {"kind": "float", "min": 0.0, "max": 0.99, "step": 0.005,
-                        "format": "%.3f"},
-    "cache_size_limit_gb": {"kind": "float", "min": 0.01, "max": 1024.0, "step": 0.5},
-    "time_budget_s": {"kind": "float_optional", "min": 1.0, "step": 10.0},
-    "selection_metric": {"kind": "choice", "options": list(SELECTION_METRICS)},
-    "selection_rule": {"kind": "choice", "options": list(SELECTION_RULES)},
-    "families": {"kind": "multichoice", "options": list(STUDENT_FAMILIES)},
-    "temperatures": {"kind": "floats"},
-    "alphas": {"kind": "floats"},
-    "dask_scheduler": {"kind": "text_optional", "placeholder": "tcp://host:8786 (blank: none)"},
-    "memory_dir": {"kind": "text_optional", "placeholder": "blank: $HPMKD_HOME/memory"},
-    "cache_dir": {"kind": "text_optional", "placeholder": "blank: $HPMKD_HOME/cache"},
+#: Widget kind of each spec kind; an int field with both bounds is a slider instead.
+_WIDGET_OF_KIND = {
+    "bool": "checkbox", "int": "int", "float": "float", "optional_float": "float_optional",
+    "choice": "choice", "multi_choice": "multichoice", "float_list": "floats",
+    "optional_str": "text_optional", "str": "text",
+}
+
+#: Presentation only (step, number format, placeholder); bounds and labels are the specs'.
+_PRESENTATION: dict[str, dict[str, Any]] = {
+    "validation_split": {"step": 0.05},
+    "min_improvement": {"step": 0.005, "format": "%.3f"},
+    "cache_size_limit_gb": {"step": 0.5},
+    "time_budget_s": {"step": 10.0},
+    "dask_scheduler": {"placeholder": "tcp://host:8786 (blank: none)"},
+    "memory_dir": {"placeholder": "blank: $HPMKD_HOME/memory"},
+    "cache_dir": {"placeholder": "blank: $HPMKD_HOME/cache"},
 }
 
 #: A small, fast search for a first look (a few seconds on the sample data).
@@ -83,24 +79,31 @@ QUICK_PRESET: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class FieldSpec:
+class FormField:
     """How one ``HPMConfig`` field is shown.
 
     Attributes
     ----------
     name : str
-        The field name (also the widget's label suffix).
+        The field name.
     kind : str
         One of :data:`WIDGET_KINDS`.
     label : str
+        The spec's label.
     help : str
-        The field's description from the ``HPMConfig`` docstring.
+        The spec's help, allowed values, default and methods.
     group : str
     options : tuple
         Choices for ``choice``/``multichoice``.
-    min, max, step : float or None
+    min, max : int, float or None
+        The spec's bounds, as the widget's number type. Streamlit bounds are inclusive,
+        so an excluded bound (``cache_size_limit_gb > 0``) is the widget's edge and the
+        engine's message explains why that one value is refused.
+    step : float or None
     format : str or None
     placeholder : str
+    server : bool
+        A setting of the machine that runs the work (the spec's ``server`` flag).
     """
 
     name: str
@@ -114,75 +117,49 @@ class FieldSpec:
     step: float | None = None
     format: str | None = None
     placeholder: str = ""
+    server: bool = False
 
 
-def field_docs() -> dict[str, str]:
-    """Each field's description, parsed from the numpydoc ``Parameters`` section."""
-    doc = HPMConfig.__doc__ or ""
-    out: dict[str, str] = {}
-    current: str | None = None
-    lines: list[str] = []
-    for raw in doc.splitlines():
-        match = re.match(r"^    (\w+) : (.+)$", raw)
-        if match:
-            if current:
-                out[current] = " ".join(lines).strip()
-            current, lines = match.group(1), [f"({match.group(2)})"]
-        elif current and raw.startswith("        "):
-            lines.append(raw.strip())
-    if current:
-        out[current] = " ".join(lines).strip()
-    # Put the description first and the type/default last.
-    return {k: _reorder(v) for k, v in out.items()}
+def _widget_kind(spec: FieldSpec) -> str:
+    if spec.kind == "int" and spec.min is not None and spec.max is not None:
+        return "slider"
+    return _WIDGET_OF_KIND[spec.kind]
 
 
-def _reorder(text: str) -> str:
-    if text.startswith("(") and ")" in text:
-        head, _, rest = text.partition(") ")
-        return f"{rest} {head})".strip() if rest else text
-    return text
+def _as_widget_number(bound: float | None, kind: str) -> float | None:
+    # Streamlit refuses a widget whose value and bounds mix int and float.
+    if bound is None:
+        return None
+    return int(bound) if kind in ("int", "slider") else float(bound)
 
 
-def _label(name: str) -> str:
-    text = name.replace("_", " ")
-    text = re.sub(r"\buse\b ", "use ", text)
-    return text[0].upper() + text[1:]
+def form_field(spec: FieldSpec) -> FormField:
+    """The widget description of one field spec.
 
-
-def field_specs() -> list[FieldSpec]:
-    """A :class:`FieldSpec` for every ``HPMConfig`` field, in declaration order."""
-    docs = field_docs()
+    Parameters
+    ----------
+    spec : FieldSpec
+        From ``HPMConfig.field_specs()``.
+    """
     group_of = {f: g for g, names in _GROUPS.items() for f in names}
-    defaults = HPMConfig()
-    specs = []
-    for f in dataclasses.fields(HPMConfig):
-        if f.name.startswith("_"):
-            continue
-        default = getattr(defaults, f.name)
-        override = dict(_OVERRIDES.get(f.name, {}))
-        if "kind" not in override:
-            if isinstance(default, bool):
-                override["kind"] = "checkbox"
-            elif isinstance(default, int):
-                override["kind"] = "int"
-            elif isinstance(default, float):
-                override["kind"] = "float"
-            else:
-                override["kind"] = "text"
-        kind = override.pop("kind")
-        options = tuple(override.pop("options", ()))
-        specs.append(
-            FieldSpec(
-                name=f.name,
-                kind=kind,
-                label=_label(f.name),
-                help=docs.get(f.name, ""),
-                group=group_of.get(f.name, "Other"),
-                options=options,
-                **override,
-            )
-        )
-    return specs
+    kind = _widget_kind(spec)
+    return FormField(
+        name=spec.name,
+        kind=kind,
+        label=spec.label,
+        help=spec.describe(),
+        group=group_of.get(spec.name, "Other"),
+        options=spec.choices,
+        min=_as_widget_number(spec.min, kind),
+        max=_as_widget_number(spec.max, kind),
+        server=spec.server,
+        **_PRESENTATION.get(spec.name, {}),
+    )
+
+
+def field_specs() -> list[FormField]:
+    """A :class:`FormField` for every ``HPMConfig`` field, in declaration order."""
+    return [form_field(spec) for spec in HPMConfig.field_specs()]
 
 
 def groups() -> list[str]:

@@ -83,7 +83,8 @@ for group in configform.groups():
                 step=spec.step, format=spec.format or "%.2f", key=key, help=spec.help))
         elif spec.kind == "float_optional":
             values[spec.name] = col.number_input(
-                label, min_value=spec.min, value=None if current is None else float(current),
+                label, min_value=spec.min, max_value=spec.max,
+                value=None if current is None else float(current),
                 step=spec.step, placeholder="no limit", key=key, help=spec.help)
         elif spec.kind == "choice":
             options = list(spec.options)

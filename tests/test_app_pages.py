@@ -235,6 +235,12 @@ def test_every_config_field_has_a_widget_and_changes_are_stored(sample):
     for name in HPMConfig.field_names():
         assert f"cfg_{name}" in keys, name
     assert "picks **hpm**" in texts(at.caption)
+    for spec in HPMConfig.field_specs():  # the widgets' bounds and labels are the specs'
+        widgets = [w for kind in ("slider", "number_input") for w in getattr(at, kind)
+                   if w.key == f"cfg_{spec.name}"]
+        for widget in widgets:
+            assert widget.label.startswith(spec.label), spec.name
+            assert (widget.min, widget.max) == (spec.min, spec.max), spec.name
 
     at.slider(key="cfg_max_configs").set_value(8)
     at.checkbox(key="cfg_use_progressive").uncheck()

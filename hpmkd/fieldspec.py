@@ -1,0 +1,264 @@
+"""``FieldSpec``: the constraints and the words of one ``HPMConfig`` field, as data.
+
+The validator, the ``hpmkd distill --help`` text and the app's form all read these specs,
+so a bound, a choice or a label is written once, next to the field it belongs to. This
+module is a leaf: it knows nothing of ``HPMConfig`` and imports nothing from the package.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: The kinds of value a field holds. ``optional_*`` kinds also accept ``None`` (unset).
+KINDS = (
+    "bool", "int", "float", "optional_float", "choice", "multi_choice", "float_list",
+    "str", "optional_str",
+)
+#: Methods that read config fields (``AutoDistiller(method=...)`` resolves to one of them).
+HPM_ONLY = ("hpm",)
+HPM_AND_LEGACY = ("hpm", "legacy")
+
+_NUMERIC = ("int", "float", "optional_float", "float_list")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What one config field accepts and how it is explained to a person.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`KINDS`.
+    label : str
+        A short human name ("Time budget (seconds)"), for form labels and the CLI help.
+    help : str
+        What the field does and when to change it (the default is added by readers).
+    methods : tuple of str
+        Methods that use the field: ``("hpm",)`` or ``("hpm", "legacy")``.
+    min, max : float or None
+        Bounds of the value (of every item for ``float_list``); ``None``: unbounded.
+    min_inclusive, max_inclusive : bool
+        Whether a bound itself is allowed.
+    choices : tuple of str
+        The allowed values of ``choice`` and ``multi_choice`` fields.
+    unit : str
+        The noun of the requirement text: "share", "number of seconds", "weights"
+        (plural for ``float_list``).
+    server : bool
+        A setting of the machine that runs the work (workers, folders, cache size)
+        rather than of the experiment.
+    name : str
+        The field name; filled in by ``HPMConfig``.
+    default : object
+        The field's default; filled in from the dataclass field by ``HPMConfig``.
+    """
+
+    kind: str
+    label: str
+    help: str
+    methods: tuple[str, ...] = HPM_ONLY
+    min: float | None = None
+    max: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+    choices: tuple[str, ...] = ()
+    unit: str = "number"
+    server: bool = False
+    name: str = ""
+    default: Any = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"FieldSpec kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if (self.min is not None or self.max is not None) and self.kind not in _NUMERIC:
+            raise ValueError(f"FieldSpec of kind {self.kind!r} cannot have bounds")
+        if bool(self.choices) != (self.kind in ("choice", "multi_choice")):
+            raise ValueError("choices go with (and only with) choice and multi_choice fields")
+
+    @property
+    def optional(self) -> bool:
+        """Whether ``None`` (unset) is allowed."""
+        return self.kind.startswith("optional_")
+
+    @property
+    def constrained(self) -> bool:
+        """Whether :meth:`accepts` can refuse a value (bounds, choices or list content)."""
+        return self.min is not None or self.max is not None or self.kind in (
+            "choice", "multi_choice", "float_list",
+        )
+
+    # ------------------------------------------------------------------ checking
+    def in_bounds(self, number: float) -> bool:
+        """Whether ``number`` lies within ``min``/``max`` (inclusive flags honoured).
+
+        Written as "is inside" tests so that NaN, which compares false, is never inside
+        a bound.
+        """
+        if self.min is not None and not (
+            number >= self.min if self.min_inclusive else number > self.min
+        ):
+            return False
+        return self.max is None or (number <= self.max if self.max_inclusive else number < self.max)
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is valid for this field.
+
+        Parameters
+        ----------
+        value : object
+            The field's value after ``HPMConfig`` normalized it (lists made tuples).
+        """
+        if value is None and self.optional:
+            return True
+        if self.kind == "int":
+            # bool is an int subclass; it has always been accepted and still is.
+            return isinstance(value, int) and self.in_bounds(value)
+        if self.kind in ("float", "optional_float"):
+            try:
+                return self.in_bounds(float(value))
+            except (TypeError, ValueError):
+                return False
+        if self.kind == "float_list":
+            return bool(value) and all(self.in_bounds(float(v)) for v in value)
+        if self.kind == "choice":
+            return value in self.choices
+        if self.kind == "multi_choice":
+            return bool(value) and all(v in self.choices for v in value)
+        return True  # bool and str: any value (historically unchecked)
+
+    # ------------------------------------------------------------------ words
+    def allowed(self) -> str:
+        """What the field accepts, in words: "a whole number from 1 to 64"."""
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "choice":
+            return f"one of {', '.join(self.choices)}"
+        if self.kind == "multi_choice":
+            return f"one or more of {', '.join(self.choices)}"
+        if self.kind in ("str", "optional_str"):
+            text = "text"
+        elif self.kind == "int":
+            text = _with_range("whole number", self, article=True)
+        elif self.kind == "float_list":
+            text = "one or more " + _with_range(self.unit, self, article=False)
+        else:
+            text = _with_range(self.unit, self, article=True)
+        return f"{text} or leave it unset" if self.optional else text
+
+    def requirement(self) -> str:
+        """The advice of a rejection message: "use a whole number from 1 to 64"."""
+        verb = "choose" if self.kind in ("choice", "multi_choice") else "use"
+        return f"{verb} {self.allowed()}"
+
+    def default_text(self) -> str:
+        """The default as a user would type it after ``--set KEY=``."""
+        return format_value(self.default)
+
+    def describe(self) -> str:
+        """Help, allowed values, default and methods in one paragraph."""
+        used = " and ".join(self.methods)
+        return (
+            f"{self.help} Allowed: {self.allowed()}. Default: {self.default_text()}. "
+            f"Used by: {used}."
+        )
+
+
+def format_value(value: Any) -> str:
+    """A config value as ``--set`` text: ``none``, ``true``, ``1,2,4``, ``0.2``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return ",".join(format_value(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def _with_range(noun: str, spec: FieldSpec, *, article: bool) -> str:
+    """``noun`` with the bounds of ``spec`` in words ("a share between 0.05 and 0.5")."""
+    lo, hi = spec.min, spec.max
+    a = "a " if article else ""
+    if lo is None and hi is None:
+        return f"{a}{noun}"
+    if hi is None:
+        if not spec.min_inclusive and lo == 0:
+            return f"{a}positive {noun}"
+        word = "of at least" if spec.min_inclusive else "greater than"
+        return f"{a}{noun} {word} {_num(lo)}"
+    if lo is None:
+        word = "of at most" if spec.max_inclusive else "less than"
+        return f"{a}{noun} {word} {_num(hi)}"
+    if spec.min_inclusive and spec.max_inclusive:
+        # Whole numbers are counted "from .. to"; real numbers lie "between".
+        if spec.kind == "int":
+            return f"{a}{noun} from {_num(lo)} to {_num(hi)}"
+        return f"{a}{noun} between {_num(lo)} and {_num(hi)}"
+    left = "[" if spec.min_inclusive else "("
+    right = "]" if spec.max_inclusive else ")"
+    return f"{a}{noun} in {left}{_num(lo)}, {_num(hi)}{right}"
+
+
+# ---------------------------------------------------------------------- help text
+def help_text(specs: Sequence[FieldSpec], width: int = 88) -> str:
+    """The settings section of ``hpmkd distill --help``: one entry per field.
+
+    Parameters
+    ----------
+    specs : sequence of FieldSpec
+        In the order to list them.
+    width : int
+        Line width of the wrapped text.
+    """
+    intro = (
+        "settings: --set KEY=VALUE, repeatable. Lists are comma-separated; 'none' unsets "
+        "an optional value. Each entry reads KEY=DEFAULT, label, [the methods that use "
+        "it; 'server' marks a setting of the machine that runs the work, not of the "
+        "experiment]."
+    )
+    lines = [*textwrap.wrap(intro, width=width), ""]
+    indent = " " * 6
+    for spec in specs:
+        tags = ", ".join(spec.methods) + ("; server" if spec.server else "")
+        lines.append(f"  {spec.name}={spec.default_text()}  {spec.label} [{tags}]")
+        lines.extend(textwrap.wrap(
+            f"Allowed: {spec.allowed()}. {spec.help}", width=width,
+            initial_indent=indent, subsequent_indent=indent,
+        ))
+    return "\n".join(lines)
+
+
+def docstring_parameters(specs: Iterable[FieldSpec]) -> str:
+    """A numpydoc ``Parameters`` section built from the specs.
+
+    Parameters
+    ----------
+    specs : iterable of FieldSpec
+    """
+    types = {
+        "bool": "bool", "int": "int", "float": "float", "optional_float": "float or None",
+        "choice": "str", "multi_choice": "tuple of str", "float_list": "tuple of float",
+        "str": "str", "optional_str": "str or None",
+    }
+    out = ["Parameters", "----------"]
+    for spec in specs:
+        kind = (
+            "{" + ", ".join(repr(c) for c in spec.choices) + "}"
+            if spec.kind == "choice" else types[spec.kind]
+        )
+        out.append(f"{spec.name} : {kind}, default {spec.default!r}")
+        body = (
+            f"{spec.label}. {spec.help} Allowed: {spec.allowed()}. "
+            f"Used by: {', '.join(spec.methods)}."
+        )
+        out.extend(textwrap.wrap(body, width=84, initial_indent="    ",
+                                 subsequent_indent="    "))
+    return "\n".join(out)
