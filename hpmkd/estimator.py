@@ -62,7 +62,7 @@ class HPMKDClassifier(ClassifierMixin, BaseEstimator):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Feature names; only set when ``X`` was a DataFrame with string column names.
     distiller_ : AutoDistiller
-        The finished run (dataset, run record, ``summary()``, ``generate_report()``).
+        The finished run (dataset, ``result_``, ``summary()``, ``generate_report()``).
     best_model_ : Pipeline
         The selected student, a plain scikit-learn ``Pipeline`` over the feature columns.
     results_ : DataFrame
