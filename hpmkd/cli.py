@@ -16,6 +16,7 @@ from pathlib import Path
 from hpmkd.config import HPMConfig, settings_help
 from hpmkd.errors import HPMKDInputError, RunCancelled
 from hpmkd.events import Event
+from hpmkd.extras import require
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -105,6 +106,9 @@ def distill(args: argparse.Namespace) -> int:
     from hpmkd.components.cache import IntelligentCache
 
     config = _parse_settings(args.settings)
+    if args.report:
+        # Before any work: a missing optional package is bad input, not a late failure.
+        require("plotly", "--report (the HTML report)")
     drop = [c.strip() for c in args.drop.split(",")] if args.drop else None
     dataset = DistillationDataset(
         args.data,

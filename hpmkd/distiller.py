@@ -15,6 +15,7 @@ from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset
 from hpmkd.errors import HPMKDInputError
 from hpmkd.events import Callback, EventBus
+from hpmkd.extras import require
 from hpmkd.result import RunResult
 from hpmkd.results import metrics_dict
 from hpmkd.students import proba_in_class_order
@@ -162,8 +163,11 @@ class AutoDistiller:
         return path
 
     def generate_report(self, path: str | Path) -> Path:
-        """Write the self-contained interactive HTML report of this run."""
+        """Write the self-contained interactive HTML report of this run (needs plotly:
+        ``pip install 'hpmkd[report]'``)."""
+        result = self._check_run()
+        require("plotly", "The HTML report")
         from hpmkd.report import write_report
 
-        return write_report(self._check_run(), Path(path))
+        return write_report(result, Path(path))
 

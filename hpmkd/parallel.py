@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpmkd.errors import MethodNotAvailableError
 from hpmkd.evaluate import CandidateResult, TrainingContext, train_candidate
+from hpmkd.extras import require
 from hpmkd.students import StudentSpec
 
 
@@ -33,16 +33,6 @@ def _train_jobs(jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
     ctx = replace(ctx, n_threads=1) if ctx.n_threads != 1 else ctx
     with threadpool_limits(limits=1):
         return [train_candidate(job.spec, ctx, **job.kwargs) for job in jobs]
-
-
-def _require_distributed() -> None:
-    try:
-        import distributed  # noqa: F401
-    except ImportError as exc:
-        raise MethodNotAvailableError(
-            "dask_scheduler is set but Dask is not installed here. Install it with "
-            "pip install 'hpmkd[dask]', or unset dask_scheduler to train on this machine."
-        ) from exc
 
 
 class Executor:
@@ -71,7 +61,7 @@ class Executor:
         if not config.use_parallel:
             return cls("sequential", 1)
         if config.dask_scheduler:
-            _require_distributed()
+            require("distributed", "Training on a Dask cluster (dask_scheduler)")
             return cls("dask", config.n_jobs, config.dask_scheduler)
         return cls("loky", config.n_jobs)
 
