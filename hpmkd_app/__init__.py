@@ -7,8 +7,11 @@ Pages in ``pages/`` only render; everything they need comes from here:
 - :mod:`hpmkd_app.teachers` — teacher sources (uploaded files through the restricted
   loader, probability columns, the reference LightGBM teacher) and the dataset build;
 - :mod:`hpmkd_app.configform` — the ``HPMConfig`` form: one widget per field;
-- :mod:`hpmkd_app.jobs` — runs outside the script thread, the registry and the run cache;
-- :mod:`hpmkd_app.progress` — phase status, leaderboard and component panels from events;
+- :mod:`hpmkd_app.jobs` — the job registry (start, find, cancel runs); the job thread is
+  :mod:`hpmkd_app.runner`, finished runs on disk are :mod:`hpmkd_app.run_cache`;
+- :mod:`hpmkd_app.progress` — phase status, leaderboard and event log folded from events;
+- :mod:`hpmkd_app.panels` — the HPM component panels, one renderer per typed record, fed
+  by the finished run or by :mod:`hpmkd_app.live_records` (records rebuilt from events);
 - :mod:`hpmkd_app.compare`, :mod:`hpmkd_app.charts`, :mod:`hpmkd_app.explain` — the
   Compare page's numbers, plotly figures and feature importances;
 - :mod:`hpmkd_app.exports` — bytes for the Export page's downloads;

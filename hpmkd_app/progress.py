@@ -1,20 +1,20 @@
-"""What the Distill page shows, computed from a job's events and the run's details.
+"""A job's progress folded from its events: phases, candidates so far, the event log.
 
-Everything here is a pure function of plain data (:class:`~hpmkd_app.jobs.JobView`,
-``record.details``, the config dict), so it is tested without Streamlit.
+Everything here is a pure function of a :class:`~hpmkd_app.runner.JobView` (plain data),
+so it is tested without Streamlit. The component panels (selection, chain, attention ...)
+are in :mod:`hpmkd_app.panels`, their live records in :mod:`hpmkd_app.live_records`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from hpmkd_app.jobs import JobView
+from hpmkd_app.runner import JobView
 
 #: Phases each method announces (the run_start event carries the authoritative list).
 METHOD_PHASES = {
@@ -136,6 +136,16 @@ def phase_statuses(view: JobView, now: float | None = None) -> list[PhaseStatus]
     return out
 
 
+def running_phase(view: JobView) -> str | None:
+    """The phase running now, if any.
+
+    Parameters
+    ----------
+    view : JobView
+    """
+    return next((p.name for p in phase_statuses(view) if p.state == "running"), None)
+
+
 def _ended_last(view: JobView, phase: str) -> bool:
     """Whether the phase's last start has a matching end."""
     last = None
@@ -254,21 +264,6 @@ def leaderboard(view: JobView, metric: str) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def temperature_frame(view: JobView) -> pd.DataFrame:
-    """Temperature and alpha of each finished candidate.
-
-    Parameters
-    ----------
-    view : JobView
-    """
-    rows = candidate_rows(view)
-    cols = ["name", "source", "temperature", "alpha"]
-    if not rows:
-        return pd.DataFrame(columns=cols)
-    frame = pd.DataFrame(rows)
-    return frame[[c for c in cols if c in frame.columns]]
-
-
 def cache_counts(view: JobView) -> tuple[int, int]:
     """Candidates served from the engine's cache, and candidates trained.
 
@@ -299,250 +294,3 @@ def event_log(view: JobView, limit: int = 200) -> pd.DataFrame:
         for e in view.events
     ]
     return pd.DataFrame(rows[-limit:], columns=["s", "event", "phase", "message"])
-
-
-# --------------------------------------------------------------------------- components
-@dataclass
-class ComponentPanel:
-    """One HPM component as shown on the Distill page.
-
-    Attributes
-    ----------
-    title : str
-    on : bool
-        Whether the component ran.
-    summary : str
-        One line: what it did, or why it is off.
-    table : DataFrame or None
-        Details (selected configs, chain stages, temperature decisions ...).
-    bars : dict of str to float
-        A small bar chart (attention weights), if any.
-    """
-
-    title: str
-    on: bool
-    summary: str
-    table: pd.DataFrame | None = None
-    bars: dict[str, float] = field(default_factory=dict)
-
-
-def _off(title: str, why: str) -> ComponentPanel:
-    return ComponentPanel(title, False, f"off — {why}")
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, default=str)
-    return value
-
-
-def _frame(items: Any) -> pd.DataFrame | None:
-    """A table of dict rows; nested values as JSON text, test-split columns left out
-    (the Distill page shows what selection sees; test scores are on Compare)."""
-    if isinstance(items, list) and items and all(isinstance(i, dict) for i in items):
-        rows = [{k: _cell(v) for k, v in i.items() if not str(k).startswith("test_")}
-                for i in items]
-        return pd.DataFrame(rows)
-    return None
-
-
-def live_details(view: JobView) -> dict[str, Any]:
-    """Component records known from the run's ``info`` events so far.
-
-    The hpm method announces the selected configs and warm start (``select``), the chain
-    stages (``chain``) and the attention weights (``ensemble``) as they happen; the full
-    ``record.details`` replaces these when the run ends.
-
-    Parameters
-    ----------
-    view : JobView
-    """
-    out: dict[str, Any] = {}
-    for event in view.events:
-        if event.kind != "info":
-            continue
-        data = event.data
-        if event.phase == "select" and isinstance(data.get("configs"), list):
-            configs = data["configs"]
-            out["selection"] = {
-                "enabled": True,
-                "configs": configs,
-                "warm_started": any(isinstance(c, dict) and c.get("warm_started")
-                                    for c in configs),
-            }
-            if isinstance(data.get("warm_start"), dict):
-                out["warm_start"] = data["warm_start"]
-        elif event.phase == "chain" and isinstance(data.get("stages"), list):
-            out["chain"] = {"enabled": True, "stages": data["stages"],
-                            "stop_reason": event.message}
-        elif event.phase == "ensemble" and isinstance(data.get("attention"), dict):
-            out["attention"] = data["attention"]
-    return out
-
-
-def component_panels(
-    method: str, config: dict[str, Any], details: dict[str, Any] | None,
-    view: JobView | None = None,
-) -> list[ComponentPanel]:
-    """Panels for selection, warm start, chain, temperature, attention, cache, parallel.
-
-    Uses ``record.details`` when the run finished, else what the events show so far.
-    A component that did not run says ``off`` and why.
-
-    Parameters
-    ----------
-    method : str
-        The resolved method.
-    config : dict
-        ``HPMConfig.to_dict()``.
-    details : dict or None
-        ``record.details`` (``None`` while running).
-    view : JobView, optional
-        For live values (chain stages, temperatures, cache hits) during the run.
-    """
-    live = live_details(view) if view is not None else {}
-    details = {**live, **(details or {})}
-    rows = candidate_rows(view) if view is not None else []
-    if method == "legacy":
-        why = "the legacy method runs a plain grid (no adaptive components)"
-        hits = sum(1 for r in rows if r.get("from_cache"))
-        return [
-            _off("Configuration selection", why),
-            _off("Warm start (optimization memory)", why),
-            _off("Progressive chain", why),
-            ComponentPanel(
-                "Temperatures", True,
-                "fixed grid: " + ", ".join(f"{t:g}" for t in config.get("temperatures", [])),
-                temperature_frame(view) if view is not None else None,
-            ),
-            _off("Attention-weighted multi-teacher", why),
-            _off("Cache", why) if not hits else ComponentPanel(
-                "Cache", True, f"{hits} candidate(s) from cache"),
-            ComponentPanel("Parallel training", False, "off — sequential grid"),
-        ]
-    return [
-        _selection(details, config, rows),
-        _warm_start(details, config),
-        _chain(details, config, rows),
-        _temperature(details, config, rows),
-        _attention(details, config),
-        _cache(details, config, rows),
-        _parallel(details, config),
-    ]
-
-
-def _selection(details: dict, config: dict, rows: list[dict]) -> ComponentPanel:
-    title = "Configuration selection"
-    sel = details.get("selection")
-    if not isinstance(sel, dict):
-        return ComponentPanel(title, True, f"up to {config.get('max_configs')} configs "
-                              "(details when the run ends)")
-    if not sel.get("enabled", True):
-        return _off(title, str(sel.get("reason", "disabled")))
-    configs = sel.get("configs") or []
-    warm = " (warm-started from similar past runs)" if sel.get("warm_started") else ""
-    return ComponentPanel(title, True, f"{len(configs)} configuration(s) kept{warm}",
-                          _frame(configs))
-
-
-def _warm_start(details: dict, config: dict) -> ComponentPanel:
-    title = "Warm start (optimization memory)"
-    if not config.get("use_memory", True):
-        return _off(title, "use_memory is off")
-    ws = details.get("warm_start")
-    if not isinstance(ws, dict):
-        return ComponentPanel(title, True, "looking for similar past runs")
-    if not ws.get("enabled", True):
-        return _off(title, str(ws.get("reason", "disabled")))
-    neighbours = ws.get("neighbours") or []
-    used = "used" if ws.get("used") else "not used"
-    reason = f": {ws['reason']}" if ws.get("reason") else ""
-    return ComponentPanel(title, bool(ws.get("used")),
-                          f"{used}{reason} ({len(neighbours)} similar run(s))",
-                          _frame(neighbours))
-
-
-def _chain(details: dict, config: dict, rows: list[dict]) -> ComponentPanel:
-    title = "Progressive chain"
-    if not config.get("use_progressive", True):
-        return _off(title, "use_progressive is off")
-    chain = details.get("chain")
-    if not isinstance(chain, dict):
-        stages = [r for r in rows if r.get("source") == "chain"]
-        table = None
-        if stages:
-            frame = pd.DataFrame(stages)
-            metric = f"val_{config.get('selection_metric', 'ks')}"
-            table = frame[[c for c in ("name", "temperature", "alpha", metric)
-                           if c in frame.columns]]
-        return ComponentPanel(title, True, f"{len(stages)} stage(s) so far", table)
-    if not chain.get("enabled", True):
-        return _off(title, str(chain.get("reason", "disabled")))
-    stages = chain.get("stages") or []
-    kept = sum(1 for s in stages if isinstance(s, dict) and s.get("kept"))
-    stop = f"; stopped: {chain['stop_reason']}" if chain.get("stop_reason") else ""
-    return ComponentPanel(title, True, f"{len(stages)} stage(s), {kept} kept{stop}",
-                          _frame(stages))
-
-
-def _temperature(details: dict, config: dict, rows: list[dict]) -> ComponentPanel:
-    title = "Temperatures"
-    temp = details.get("temperature")
-    if not isinstance(temp, dict):
-        adaptive = config.get("use_adaptive_temperature", True)
-        mode = "adaptive (from validation feedback)" if adaptive else "fixed list"
-        table = pd.DataFrame(rows)[["name", "source", "temperature"]] if rows else None
-        return ComponentPanel(title, True, mode, table)
-    decisions = temp.get("decisions") or []
-    if not temp.get("adaptive", config.get("use_adaptive_temperature", True)):
-        temps = ", ".join(f"{t:g}" for t in config.get("temperatures", []))
-        return ComponentPanel(title, True, f"adaptive off — fixed list {temps}",
-                              _frame(decisions))
-    return ComponentPanel(title, True, f"adaptive: {len(decisions)} decision(s)",
-                          _frame(decisions))
-
-
-def _attention(details: dict, config: dict) -> ComponentPanel:
-    title = "Attention-weighted multi-teacher"
-    if not config.get("use_multi_teacher", False):
-        return _off(title, "use_multi_teacher is off")
-    att = details.get("attention")
-    if not isinstance(att, dict):
-        return ComponentPanel(title, True, "weights when the ensemble phase ends")
-    if not att.get("enabled", True):
-        return _off(title, str(att.get("reason", "disabled")))
-    weights = att.get("mean_weights") or {}
-    fused, mean = att.get("val_metric_fused"), att.get("val_metric_mean")
-    versus = ""
-    if isinstance(fused, (int, float)) and isinstance(mean, (int, float)):
-        versus = f"; validation metric fused {fused:.4f} vs plain mean {mean:.4f}"
-    members = att.get("members") or list(weights)
-    return ComponentPanel(
-        title, True, f"{len(members)} member(s){versus}",
-        bars={str(k): float(v) for k, v in weights.items() if isinstance(v, (int, float))},
-    )
-
-
-def _cache(details: dict, config: dict, rows: list[dict]) -> ComponentPanel:
-    title = "Cache"
-    if not config.get("use_cache", True):
-        return _off(title, "use_cache is off")
-    cache = details.get("cache")
-    if isinstance(cache, dict):
-        if not cache.get("enabled", True):
-            return _off(title, str(cache.get("reason", "disabled")))
-        return ComponentPanel(title, True,
-                              f"{cache.get('hits', 0)} hit(s), {cache.get('misses', 0)} miss(es)")
-    hits = sum(1 for r in rows if r.get("from_cache"))
-    return ComponentPanel(title, True, f"{hits} candidate(s) from cache so far")
-
-
-def _parallel(details: dict, config: dict) -> ComponentPanel:
-    title = "Parallel training"
-    par = details.get("parallel")
-    if not config.get("use_parallel", False):
-        return _off(title, "use_parallel is off (sequential)")
-    if isinstance(par, dict):
-        return ComponentPanel(title, True,
-                              f"backend {par.get('backend', '?')}, {par.get('n_jobs', '?')} job(s)")
-    return ComponentPanel(title, True, f"{config.get('n_jobs')} worker(s)")

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from hpmkd import choose_method
-from hpmkd_app import configform, jobs, progress, state, ui
+from hpmkd_app import configform, jobs, panels, progress, state, ui
 
 st.title("3 · Distill")
 st.caption(
@@ -81,17 +81,15 @@ def _status(view: jobs.JobView) -> None:
         st.info("An identical run is being trained by another session; waiting to reuse it.")
     else:
         n = len(progress.candidate_rows(view))
-        phase = next((p.name for p in progress.phase_statuses(view) if p.state == "running"),
-                     "starting")
+        phase = progress.running_phase(view) or "starting"
         st.info(f"Running — phase **{phase}**, {n} candidate(s) finished, {elapsed:.0f} s.")
     if view.cache_note:
         st.caption(view.cache_note)
 
 
-def _components(method_name: str, view: jobs.JobView, details: dict | None) -> None:
-    panels = progress.component_panels(method_name, view.config, details, view)
+def _components(components: list[panels.ComponentPanel]) -> None:
     cols = st.columns(2)
-    for i, panel in enumerate(panels):
+    for i, panel in enumerate(components):
         with cols[i % 2].container(border=True):
             badge = ":green-badge[on]" if panel.on else ":gray-badge[off]"
             st.markdown(f"**{panel.title}** {badge}")
@@ -114,8 +112,8 @@ def render_job(job_id: str, polling: bool) -> None:
                    "new run.")
         return
     view = current.view()
-    distiller = current.distiller if view.status == "done" else None
-    method_name = distiller.method_ if distiller is not None else progress.resolved_method(view)
+    result = current.result if view.status == "done" else None
+    method_name = result.method if result is not None else progress.resolved_method(view)
     _status(view)
     metric = view.config.get("selection_metric", "ks")
     expected_n = jobs.expected_candidates(method_name, current.config)
@@ -128,31 +126,28 @@ def render_job(job_id: str, polling: bool) -> None:
     left, right = st.columns([1, 2])
     with left:
         st.markdown("**Phases**")
-        phases = (progress.recorded_phase_frame(distiller.result_.phases)
-                  if view.from_cache and distiller is not None else progress.phase_frame(view))
+        phases = (progress.recorded_phase_frame(result.phases)
+                  if view.from_cache and result is not None else progress.phase_frame(view))
         st.dataframe(phases, hide_index=True, width="stretch")
-        reason = progress.method_reason(view)
+        reason = result.method_reason if result is not None else progress.method_reason(view)
         if reason:
             st.caption(reason)
+    board = result.results_df() if result is not None else None
     with right:
-        if view.from_cache and distiller is not None:
-            board = distiller.results_df
+        if view.from_cache and board is not None:
             st.markdown("**Results** (from the cached run)")
             st.dataframe(board, hide_index=True, width="stretch", height=300)
         else:
             st.markdown(f"**Leaderboard** — by validation {metric} (test scores on Compare)")
             st.dataframe(progress.leaderboard(view, metric), hide_index=True, width="stretch",
                          height=300)
-    details = distiller.result_.components.to_dict() if distiller is not None else None
     st.markdown("**HPM components**")
-    _components(method_name, view, details)
-    if distiller is not None:
-        summary = distiller.summary()
-        gain = summary.get("distillation_gain") or {}
-        st.markdown(f"**Best student:** `{summary['best_model']}` — "
-                    f"{gain.get('verdict', '')}")
+    _components(panels.job_panels(view, result))
+    if result is not None:
+        verdict = result.verdict.text if result.verdict is not None else ""
+        st.markdown(f"**Best student:** `{result.selected.name}` — {verdict}")
         with st.expander("Full results table"):
-            st.dataframe(distiller.results_df, hide_index=True, width="stretch")
+            st.dataframe(board, hide_index=True, width="stretch")
         ui.page_link("compare", "Next: Compare teacher and student")
     with st.expander("Event log"):
         st.dataframe(progress.event_log(view), hide_index=True, width="stretch")

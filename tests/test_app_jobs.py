@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hpmkd import DistillationDataset, HPMConfig, HPMKDInputError
+from hpmkd import AutoDistiller, DistillationDataset, HPMConfig, HPMKDInputError
 from hpmkd_app import jobs
 from hpmkd_app.jobs import RunCache, get_job, run_key, start_job
 
@@ -160,7 +160,7 @@ def test_failed_run_reports_its_error(dataset, tmp_path, monkeypatch, exc, expec
     def fail(self, callbacks=None):
         raise exc
 
-    monkeypatch.setattr(jobs.AutoDistiller, "run", fail)
+    monkeypatch.setattr(AutoDistiller, "run", fail)
     view = _wait(start_job(dataset, TINY, method="legacy", seed=10, cache_dir=tmp_path,
                            use_run_cache=False))
     assert view.status == "error"

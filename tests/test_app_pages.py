@@ -1,7 +1,8 @@
 """Every page of the Streamlit app, driven by ``streamlit.testing.v1.AppTest``.
 
 Pages run on their own (``AppTest.from_file("pages/...")``) with session state preset, and
-through ``app.py`` for navigation. Runs are tiny legacy grids on the sample data.
+through ``app.py`` for navigation. Runs are tiny legacy grids on the sample data (one
+tiny hpm run checks the component panels).
 ``run_every`` fragments do not tick in AppTest, so tests wait for the job and rerun.
 """
 
@@ -17,7 +18,7 @@ import joblib
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from hpmkd import HPMConfig
+from hpmkd import AutoDistiller, HPMConfig
 from hpmkd_app import configform, jobs, state, tables, teachers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -351,7 +352,7 @@ def test_distill_reports_a_failed_run_inline(sample, monkeypatch):
     def boom(self, callbacks=None):
         raise ValueError("Teacher 'x' returned probabilities of shape (3, 2).")
 
-    monkeypatch.setattr(jobs.AutoDistiller, "run", boom)
+    monkeypatch.setattr(AutoDistiller, "run", boom)
     at = ok(preset(page("distill"), sample, **{state.SEED: 999}).run())
     at.checkbox(key="w_fresh").check()
     ok(button(at, "Start distillation").click().run())
@@ -366,6 +367,21 @@ def test_distill_reattaches_from_the_url(finished_job):
     ok(at.run())
     assert at.session_state[state.JOB] == finished_job.id
     assert "Done" in texts(at.success)
+
+
+def test_distill_shows_hpm_components_of_the_finished_run(sample):
+    form = {**QUICK_LEGACY, "families": ["logreg"], "max_configs": 2, "use_memory": False}
+    job = jobs.start_job(sample["dataset"], configform.to_config(form), method="hpm", seed=5)
+    assert job.wait(TIMEOUT) and job.status == "done", job.error
+    at = page("distill")
+    at.query_params[state.JOB_PARAM] = job.id
+    ok(at.run())
+    markdown, captions = texts(at.markdown), texts(at.caption)
+    for title in ("Configuration selection", "Progressive chain", "Temperatures", "Cache"):
+        assert f"**{title}** :green-badge[on]" in markdown, title
+    chain = job.result.components.chain
+    assert f"{len(chain.stages)} stage(s)" in captions
+    assert f"{len(job.result.components.selection.configs)} configuration(s) kept" in captions
 
 
 # ----------------------------------------------------------------- compare

@@ -14,7 +14,28 @@ import pytest
 from hpmkd import DistillationDataset, HPMConfig, HPMKDInputError, curves
 from hpmkd.events import Event
 from hpmkd.metrics import ks_binary
-from hpmkd_app import charts, compare, configform, explain, exports, jobs, progress, tables
+from hpmkd.result import (
+    AttentionRecord,
+    CacheRecord,
+    ChainRecord,
+    Components,
+    ParallelRecord,
+    SelectionRecord,
+    TemperatureRecord,
+    WarmStartRecord,
+)
+from hpmkd_app import (
+    charts,
+    compare,
+    configform,
+    explain,
+    exports,
+    jobs,
+    live_records,
+    panels,
+    progress,
+    tables,
+)
 from hpmkd_app import teachers as teacher_lib
 
 QUICK = configform.to_config(
@@ -216,27 +237,26 @@ def test_component_panels_say_off_and_why():
     cfg = HPMConfig(
         use_progressive=False, use_multi_teacher=False, use_memory=False, use_cache=False
     )
-    details = {
-        "selection": {
-            "enabled": True,
-            "configs": [
-                {"label": "lgbm-small", "score": 0.4, "reason": "best screen", "params": {}}
-            ],
-            "warm_started": False,
-        },
-        "chain": {"enabled": False, "reason": "use_progressive=False", "stages": []},
-        "attention": {"enabled": False, "reason": "use_multi_teacher=False"},
-        "temperature": {
-            "enabled": True,
-            "adaptive": True,
-            "decisions": [
-                {"candidate": "x", "temperature": 2.0, "reason": "explore", "feedback": {"2": 0.4}}
-            ],
-        },
-        "cache": {"enabled": False, "hits": 0, "misses": 0},
-        "parallel": {"backend": "sequential", "n_jobs": 1},
-    }
-    panels = {p.title: p for p in progress.component_panels("hpm", cfg.to_dict(), details)}
+    components = Components(
+        selection=SelectionRecord(
+            configs=(
+                {"label": "lgbm-small", "score": 0.4, "reason": "best screen", "params": {}},
+            ),
+            warm_started=False,
+        ),
+        chain=ChainRecord(enabled=False, reason="use_progressive=False"),
+        attention=AttentionRecord(enabled=False, reason="use_multi_teacher=False"),
+        temperature=TemperatureRecord(
+            adaptive=True,
+            decisions=(
+                {"candidate": "x", "temperature": 2.0, "reason": "explore", "feedback": {"2": 0.4}},
+            ),
+        ),
+        cache=CacheRecord(enabled=False),
+        parallel=ParallelRecord(),
+    )
+    source = panels.PanelSource("hpm", cfg.to_dict(), components)
+    by_title = {p.title: p for p in panels.component_panels(source)}
     for title in (
         "Progressive chain",
         "Attention-weighted multi-teacher",
@@ -244,39 +264,73 @@ def test_component_panels_say_off_and_why():
         "Warm start (optimization memory)",
         "Parallel training",
     ):
-        assert not panels[title].on and panels[title].summary.startswith("off"), title
-    assert panels["Configuration selection"].on
-    assert panels["Configuration selection"].table.loc[0, "params"] == "{}"
-    assert "adaptive" in panels["Temperatures"].summary
-    legacy = progress.component_panels("legacy", cfg.to_dict(), {})
+        assert not by_title[title].on and by_title[title].summary.startswith("off"), title
+    assert by_title["Configuration selection"].on
+    assert by_title["Configuration selection"].table.loc[0, "params"] == "{}"
+    assert "adaptive" in by_title["Temperatures"].summary
+    legacy = panels.component_panels(panels.PanelSource("legacy", cfg.to_dict(), Components()))
     assert sum(p.on for p in legacy) == 1  # only the fixed temperature grid
 
 
-def test_live_details_come_from_info_events():
+def test_live_records_come_from_info_events():
+    selection = SelectionRecord(configs=({"label": "tree-small", "warm_started": True},),
+                                warm_started=True)
+    warm = WarmStartRecord(used=True, reason="2 similar runs", neighbours=({"name": "x"},))
+    chain = ChainRecord(
+        family="tree", alpha=0.5, stop_reason="no gain at stage 2",
+        stages=({"stage": 1, "val_metric": 0.4, "test_metric": 0.5, "kept": True},),
+    )
     events = [
-        _event(
-            "info",
-            "select",
-            configs=[{"label": "tree-small", "warm_started": True}],
-            warm_start={
-                "enabled": True,
-                "used": True,
-                "reason": "2 similar runs",
-                "neighbours": [{"name": "x"}],
-            },
-        ),
-        _event(
-            "info",
-            "chain",
-            stages=[{"stage": 1, "val_metric": 0.4, "test_metric": 0.5, "kept": True}],
-        ),
+        _event("info", "select", selection=selection.to_dict(), warm_start=warm.to_dict()),
+        _event("info", "chain", chain=chain.to_dict()),
     ]
     view = _view(events, config=HPMConfig(use_multi_teacher=True))
-    panels = {p.title: p for p in progress.component_panels("hpm", view.config, None, view)}
-    assert "warm-started" in panels["Configuration selection"].summary
-    assert panels["Warm start (optimization memory)"].on
-    chain = panels["Progressive chain"]
-    assert chain.on and "test_metric" not in chain.table.columns
+    live = live_records.live_components(view)
+    # The same typed records the finished run holds, rebuilt from the events' plain data.
+    assert live.selection == selection and live.warm_start == warm and live.chain == chain
+    assert live.attention is None  # not reported yet
+    by_title = {p.title: p for p in panels.job_panels(view, None)}
+    assert "warm-started" in by_title["Configuration selection"].summary
+    assert by_title["Warm start (optimization memory)"].on
+    panel = by_title["Progressive chain"]
+    assert panel.on and "test_metric" not in panel.table.columns
+    assert "1 kept; stopped: no gain at stage 2" in panel.summary
+
+
+def test_live_chain_and_cache_come_from_candidates_before_their_events():
+    row = {"name": "c1", "source": "chain", "family": "tree", "capacity": "small",
+           "temperature": 2.0, "alpha": 0.5, "val_ks": 0.3, "from_cache": True}
+    events = [
+        _event("run_start", method="hpm"),
+        _event("candidate", "chain", row=row),
+        _event("candidate", "chain", row={**row, "name": "c2", "from_cache": False}),
+    ]
+    view = _view(events)
+    live = live_records.live_components(view)
+    assert [s["name"] for s in live.chain.stages] == ["c1", "c2"]
+    assert live.chain.stages[0]["val_metric"] == 0.3 and live.chain.stop_reason is None
+    assert (live.cache.hits, live.cache.misses) == (1, 1)
+    assert [d["temperature"] for d in live.temperature.decisions] == [2.0, 2.0]
+    by_title = {p.title: p for p in panels.job_panels(view, None)}
+    assert by_title["Progressive chain"].summary == "2 stage(s) so far"
+    assert by_title["Cache"].summary == "1 hit(s), 1 miss(es) so far"
+    legacy = _view([_event("run_start", method="legacy"), _event("candidate", "grid", row=row)],
+                   method="legacy")
+    assert live_records.live_components(legacy) == Components()
+
+
+def test_finished_run_panels_read_the_typed_result(finished):
+    result = finished.result_
+    by_title = {p.title: p for p in panels.job_panels(_view([], status="done"), result)}
+    assert set(by_title) == {
+        "Configuration selection", "Warm start (optimization memory)", "Progressive chain",
+        "Temperatures", "Attention-weighted multi-teacher", "Cache", "Parallel training",
+    }
+    source = panels.PanelSource.of_result(result)
+    assert source.method == result.method and len(source.candidates) == len(result.candidates)
+    # The legacy grid's temperatures come from the result's candidates (no events needed,
+    # so a run served from the run cache shows them too).
+    assert len(by_title["Temperatures"].table) == len(result.candidates)
 
 
 # ----------------------------------------------------------------- compare & charts

@@ -48,13 +48,14 @@ def progressive_chain(session: RunSession, selected: list[SelectedConfig]) -> Ch
                     "reason": rec["temperature_reason"],
                 }
             )
-        session.bus.emit(
-            "info", phase="chain", message=outcome.stop_reason, stages=outcome.records
-        )
-        return ChainRecord(
+        record = ChainRecord(
             enabled=True,
             family=top.family,
             alpha=top.alpha,
             stages=tuple(outcome.records),
             stop_reason=outcome.stop_reason,
         )
+        session.bus.emit(
+            "info", phase="chain", message=outcome.stop_reason, chain=record.to_dict()
+        )
+        return record

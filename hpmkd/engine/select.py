@@ -95,7 +95,7 @@ def _adaptive(
         phase="select",
         message=f"kept {len(selected)} configs"
         + (" (warm-started)" if record.warm_started else ""),
-        configs=list(record.configs),
+        selection=record.to_dict(),
         warm_start=warm_record.to_dict(),
     )
     return selected, record, warm_record
