@@ -18,7 +18,7 @@ from typing import Any
 
 from hpmkd.report import figures
 from hpmkd.report.context import ReportContext
-from hpmkd.report.fmt import esc, fmt, kv_table, num, plain, record_table, table
+from hpmkd.report.fmt import esc, finite, fmt, kv_table, plain, record_table, table
 from hpmkd.result import (
     AttentionRecord,
     CacheRecord,
@@ -248,7 +248,7 @@ def _chain(ctx: ReportContext, rec: ChainRecord) -> str:
             "kept",
         ]
         parts.append(record_table(rec.stages, keys))
-        min_imp = num(ctx.result.config.min_improvement)
+        min_imp = finite(ctx.result.config.min_improvement)
         parts.append(ctx.chart(figures.chain_chart(rec.stages, min_imp, ctx.metric)))
     else:
         parts.append("<p>No chain stages were recorded.</p>")
@@ -297,7 +297,7 @@ def _attention(ctx: ReportContext, rec: AttentionRecord) -> str:
     if rec.members:
         parts.append("<p>Members: " + ", ".join(esc(m) for m in rec.members) + ".</p>")
     fused, mean = rec.val_metric_fused, rec.val_metric_mean
-    if num(fused) is not None or num(mean) is not None:
+    if finite(fused) is not None or finite(mean) is not None:
         parts.append(
             f"<p>Validation {esc(ctx.metric)} of the attention-fused target "
             f"<strong>{fmt(fused)}</strong> vs the plain mean of members "

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from hpmkd.report.figures.base import finite
 from hpmkd.results import to_jsonable
 
 
@@ -29,26 +30,6 @@ def esc(value: Any) -> str:
     str
     """
     return html.escape(str(value), quote=True)
-
-
-def num(value: Any) -> float | None:
-    """``value`` as a finite float, or ``None`` (missing, boolean, not a number, NaN, inf).
-
-    Parameters
-    ----------
-    value : object
-
-    Returns
-    -------
-    float or None
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
 
 
 #: Display format of each number kind of :func:`fmt`.
@@ -76,7 +57,7 @@ def fmt(value: Any, kind: str = "metric") -> str:
     -------
     str
     """
-    v = num(value)
+    v = finite(value)
     if v is None:
         return "n/a"
     if kind in _FORMATS:
@@ -100,7 +81,7 @@ def data_value(value: Any) -> str:
     str
         ``repr`` of the float; empty when the value is missing or not finite.
     """
-    v = num(value)
+    v = finite(value)
     return "" if v is None else repr(v)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from hpmkd.report.context import ReportContext
-from hpmkd.report.fmt import data_value, esc, fmt, num
+from hpmkd.report.fmt import data_value, esc, finite, fmt
 from hpmkd.results import SPLIT_METRICS, to_jsonable
 
 #: (column of ``results_df``, header, kind); kind ``text`` and ``bool`` sort as text, the
@@ -63,7 +63,7 @@ def _cell(col: str, kind: str, value: Any) -> str:
         shown = "yes" if flag else "no"
         return f"<td data-col='{col}' data-value='{str(flag).lower()}'>{shown}</td>"
     shown = fmt(value, {"float": "general", "int": "int"}.get(kind, kind))
-    if kind == "bytes" and num(value) is not None and float(value) < 0:
+    if kind == "bytes" and finite(value) is not None and float(value) < 0:
         shown, value = "n/a", None  # -1 is the "unknown size" sentinel
     return f"<td data-col='{col}' data-value='{data_value(value)}'>{shown}</td>"
 

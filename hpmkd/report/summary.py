@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpmkd.report.context import ReportContext
-from hpmkd.report.fmt import data_value, esc, fmt, kv_table, num
+from hpmkd.report.fmt import data_value, esc, finite, fmt, kv_table
 from hpmkd.result import compression
 from hpmkd.results import SPLIT_METRICS, metrics_dict
 
@@ -118,7 +118,7 @@ def _budget(ctx: ReportContext) -> str:
 
 def _compression(ctx: ReportContext) -> str:
     ratios = compression(ctx.result.primary_teacher, ctx.result.selected)
-    size_r, lat_r = num(ratios["size_ratio"]), num(ratios["latency_ratio"])
+    size_r, lat_r = finite(ratios["size_ratio"]), finite(ratios["latency_ratio"])
     if not size_r:
         size_text = NOT_MEASURABLE
     elif size_r >= 1:
@@ -193,7 +193,7 @@ def selection_reason(ctx: ReportContext) -> str:
     candidates = ctx.results[~ctx.results["source"].isin(["teacher", "baseline"])]
     col = f"val_{metric}"
     ties = 0
-    if value is not None and col in candidates and num(value) is not None:
+    if value is not None and col in candidates and finite(value) is not None:
         ties = int((candidates[col] == value).sum()) - 1
     text = f"highest validation {metric} ({fmt(value)}) of {len(candidates):,} candidates"
     if ties > 0:

@@ -172,7 +172,10 @@ def rounded(values: Any, digits: int = 6) -> list[float]:
 
 
 def finite(value: Any) -> float | None:
-    """``value`` as a float, or ``None`` when it is missing, not a number or not finite.
+    """``value`` as a finite float, or ``None`` (missing, boolean, not a number, NaN, inf).
+
+    Records are plain data: a value may be missing or of another kind, and a flag is
+    never a number.
 
     Parameters
     ----------
@@ -182,6 +185,8 @@ def finite(value: Any) -> float | None:
     -------
     float or None
     """
+    if value is None or isinstance(value, bool):
+        return None
     try:
         out = float(value)
     except (TypeError, ValueError):
