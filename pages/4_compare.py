@@ -83,7 +83,8 @@ def show(job: Any, distiller: Any) -> None:
     draw(right, figures.calibration_chart(inp), "Calibration")
     draw(st, figures.ks_chart(inp), f"KS plot — score CDFs of class {label} vs the rest")
     draw(st, figures.score_distribution_chart(inp), "Score distributions on the test rows")
-    left, right = st.columns(2)
+    # One panel per model: more than two models need the full width.
+    left, right = st.columns(2) if len(shown) == 2 else (st, st)
     draw(left, figures.confusion_chart(inp), "Confusion matrices on the test rows")
     scatter = figures.agreement_scatter_chart(inp)
     draw(right, scatter, f"Agreement with the teacher: P(class {label})")

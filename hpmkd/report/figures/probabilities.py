@@ -223,10 +223,12 @@ def agreement_scatter_chart(inp: ChartInputs) -> Chart:
 
     per_class(fig, ids, first, inp.names, add)
     if many:
+        # The subplot titles name the compared models; short axis titles keep narrow
+        # panels from overlapping.
         fig.update_layout(height=460)
-        fig.update_xaxes(title_text=f"{ref_text} score", range=[0, 1])
-        for col, (name, _) in enumerate(others, start=1):
-            fig.update_yaxes(title_text=f"{label(name)} score", range=[0, 1], row=1, col=col)
+        fig.update_xaxes(title_text=f"{label(short(ref_name, 24))} score", range=[0, 1])
+        fig.update_yaxes(range=[0, 1])
+        fig.update_yaxes(title_text="score of the panel's model", row=1, col=1)
     else:
         fig.update_layout(
             height=460,
