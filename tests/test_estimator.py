@@ -291,7 +291,7 @@ def test_a_different_teacher_gives_a_different_student(data):
 
 def test_engine_split_sizes_follow_test_size(data, teacher, fast):
     kd = HPMKDClassifier(teacher=teacher, method="legacy", config=fast, test_size=0.3).fit(*data)
-    sizes = kd.distiller_.record_.split_sizes
+    sizes = kd.distiller_.result_.split_sizes
     assert sizes["test"] == 180 and sum(sizes.values()) == 600
 
 
