@@ -10,7 +10,8 @@ Pages in ``pages/`` only render; everything they need comes from here:
 - :mod:`hpmkd_app.jobs` — runs outside the script thread, the registry and the run cache;
 - :mod:`hpmkd_app.progress` — phase status, leaderboard and component panels from events;
 - :mod:`hpmkd_app.compare`, :mod:`hpmkd_app.charts`, :mod:`hpmkd_app.explain` — the
-  Compare page's numbers, plotly figures and feature importances;
+  Compare page's numbers (from the run's ``RunResult``), the layout of the engine's shared
+  figures (:mod:`hpmkd.report.figures`) and feature importances;
 - :mod:`hpmkd_app.exports` — bytes for the Export page's downloads;
 - :mod:`hpmkd_app.cached` — the only module using ``st.cache_*``;
 - :mod:`hpmkd_app.ui` — small rendering helpers shared by pages (guards, links, sidebar);
