@@ -12,8 +12,9 @@ the student families and soft-target training, ``evaluate`` trains and scores on
 candidate; ``components/`` holds the six HPM-KD components (plus racing), each knowing
 nothing of a run; ``engine/`` runs the five phases; ``result`` is the frozen record of a
 finished run that the CLI, the report and the app read; ``report/`` writes the HTML
-report; ``distiller`` (:class:`AutoDistiller`) and ``estimator``
-(:class:`HPMKDClassifier`) are the faces; ``cli`` is the command line.
+report, and ``report/figures`` holds the plotly figure builders the app shares;
+``distiller`` (:class:`AutoDistiller`) and ``estimator`` (:class:`HPMKDClassifier`) are the
+faces; ``cli`` is the command line.
 """
 
 from __future__ import annotations

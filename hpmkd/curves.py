@@ -1,8 +1,8 @@
 """The numbers behind the evaluation charts, shared by the HTML report and the app.
 
-:mod:`hpmkd.report_charts` (the HTML report) and :mod:`hpmkd_app.charts` (the Streamlit
-Compare page) draw the same curves; both take their numbers from here, so a chart of the
-same run shows the same values in either place. Plain numpy/pandas: no plotting here.
+The figure builders of :mod:`hpmkd.report.figures`, used by the HTML report and by the
+Streamlit Compare page, take their numbers from here, so a chart of the same run shows the
+same values in either place. Plain numpy/pandas: no plotting here.
 
 Conventions
 -----------

@@ -13,7 +13,8 @@ Pages in ``pages/`` only render; everything they need comes from here:
 - :mod:`hpmkd_app.panels` — the HPM component panels, one renderer per typed record, fed
   by the finished run or by :mod:`hpmkd_app.live_records` (records rebuilt from events);
 - :mod:`hpmkd_app.compare`, :mod:`hpmkd_app.charts`, :mod:`hpmkd_app.explain` — the
-  Compare page's numbers, plotly figures and feature importances;
+  Compare page's numbers (from the run's ``RunResult``), the layout of the engine's shared
+  figures (:mod:`hpmkd.report.figures`) and feature importances;
 - :mod:`hpmkd_app.exports` — bytes for the Export page's downloads;
 - :mod:`hpmkd_app.cached` — the only module using ``st.cache_*``;
 - :mod:`hpmkd_app.ui` — small rendering helpers shared by pages (guards, links, sidebar);

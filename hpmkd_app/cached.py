@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
 from hpmkd.data import DistillationDataset
@@ -209,15 +210,16 @@ def importance(job_id: str, name: str, k: int, _distiller: Any) -> tuple[Any, st
     """
     from hpmkd_app import compare, explain
 
-    entries = compare.teachers(_distiller) + compare.students(_distiller)
+    result = _distiller.result_
+    entries = compare.teachers(result) + compare.students(result)
     entry = next((e for e in entries if e.name == name), None)
     if entry is None:
         return None, f"no model named {name!r} in this run"
-    model, X, predict = compare.model_inputs(_distiller, entry)
+    model, X, predict = compare.model_inputs(_distiller.dataset, result, entry)
     if model is None:
         return None, "no model object (the teacher was given as probability columns)"
     positions = explain.sample_positions(len(X))
-    y = compare.y_test(_distiller)[positions]
+    y = np.asarray(result.y_test, dtype=int)[positions]
     return explain.feature_importance(model, X.iloc[positions], y, k, predict)
 
 
@@ -235,5 +237,5 @@ def model_download(job_id: str, name: str, _distiller: Any) -> bytes:
     """
     from hpmkd_app import compare, exports
 
-    entry = next(e for e in compare.students(_distiller) if e.name == name)
-    return exports.model_bytes(entry.model)
+    entry = next(e for e in compare.students(_distiller.result_) if e.name == name)
+    return exports.model_bytes(entry.result.model)

@@ -1,20 +1,29 @@
-"""The numbers behind the Compare page, all from the finished run's record.
+"""The numbers behind the Compare page, read from the finished run's typed
+:class:`~hpmkd.result.RunResult` (``AutoDistiller.result_``).
 
-Every value comes from ``record.*_proba``, ``record.y_test`` and the candidates' stored
-metrics: nothing is recomputed on other rows and nothing is random.
+Every value comes from the run: the models' test probabilities, ``y_test`` and their
+stored test metrics; nothing is recomputed on other rows and nothing is random. The charts
+are drawn by :mod:`hpmkd.report.figures`, the builders the HTML report uses.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from hpmkd import AutoDistiller, curves
 from hpmkd.metrics import ks_binary
+from hpmkd.report.figures import ChartInputs
+from hpmkd_app.tables import describe_size
+
+if TYPE_CHECKING:
+    from hpmkd import DistillationDataset
+    from hpmkd.evaluate import CandidateResult
+    from hpmkd.result import RunResult
 
 
 @dataclass(frozen=True)
@@ -23,112 +32,131 @@ class ModelEntry:
 
     Attributes
     ----------
-    name : str
+    result : CandidateResult
+        The model's record in the run.
     role : {"teacher", "student", "baseline"}
-    source : str
-        ``teacher``, ``grid``, ``config``, ``chain``, ``ensemble``, ``baseline`` ...
-    family : str
-    test_proba : ndarray of shape (n_test, n_classes)
-    metrics : dict
-        Test metrics (``accuracy, f1, auc, ks, fidelity, rank_fidelity, kl_to_teacher``).
-    size_bytes : int
-        ``-1`` when unknown (probability-column teachers).
-    latency_ms_1k : float
     selected : bool
-        The best student.
-    model : object
-        The fitted model (``None`` for probability columns).
-    teacher_name : str or None
-        The teacher's name in the dataset (teachers only).
+        The selected (best) student.
     """
 
-    name: str
+    result: CandidateResult
     role: str
-    source: str
-    family: str
-    test_proba: np.ndarray
-    metrics: dict[str, Any]
-    size_bytes: int
-    latency_ms_1k: float
-    selected: bool
-    model: Any
-    teacher_name: str | None = None
+    selected: bool = False
+
+    @property
+    def name(self) -> str:
+        """The model's name in the run."""
+        return self.result.name
+
+    @property
+    def family(self) -> str:
+        """Student family (``logreg``, ``tree``, ``lgbm`` ...); a teacher's class name."""
+        spec = self.result.spec
+        return spec.family if spec is not None else str(self.result.extra.get("family", ""))
+
+    @property
+    def test_proba(self) -> np.ndarray:
+        """Class probabilities on the test rows, shape (n_test, n_classes)."""
+        return np.asarray(self.result.test_proba, dtype=float)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Test metrics (``accuracy, f1, auc, ks, fidelity, rank_fidelity, kl_to_teacher``)."""
+        return self.result.test
+
+    @property
+    def size_bytes(self) -> int:
+        """Pickled size; ``-1`` when unknown (a teacher given as probability columns)."""
+        return int(self.result.size_bytes)
+
+    @property
+    def latency_ms_1k(self) -> float:
+        """Median milliseconds of ``predict_proba`` on 1,000 rows."""
+        return float(self.result.latency_ms_1k)
 
 
-def _entry(result: Any, role: str, selected: bool = False) -> ModelEntry:
-    spec = getattr(result, "spec", None)
-    family = spec.family if spec is not None else str(result.extra.get("family", ""))
-    return ModelEntry(
-        name=result.name,
-        role=role,
-        source=result.source,
-        family=family,
-        test_proba=np.asarray(result.test_proba, dtype=float),
-        metrics=dict(result.test),
-        size_bytes=int(result.size_bytes),
-        latency_ms_1k=float(result.latency_ms_1k),
-        selected=selected,
-        model=result.model,
-        teacher_name=result.teacher_name,
-    )
-
-
-def teachers(distiller: AutoDistiller) -> list[ModelEntry]:
+def teachers(result: RunResult) -> list[ModelEntry]:
     """The teachers, first the primary one (agreement metrics refer to it).
 
     Parameters
     ----------
-    distiller : AutoDistiller
-        Finished.
+    result : RunResult
     """
-    return [_entry(t, "teacher") for t in distiller.result_.teachers]
+    return [ModelEntry(t, "teacher") for t in result.teachers]
 
 
-def students(distiller: AutoDistiller) -> list[ModelEntry]:
-    """Every candidate, the best first, then the hard-label baseline.
+def students(result: RunResult) -> list[ModelEntry]:
+    """Every candidate, the selected one first, then the hard-label baseline.
 
     Parameters
     ----------
-    distiller : AutoDistiller
-        Finished.
+    result : RunResult
     """
-    result = distiller.result_
-    best = result.selected
-    out = [_entry(best, "student", selected=True)]
-    out += [_entry(c, "student") for c in result.candidates if c is not best]
+    out = [ModelEntry(result.selected, "student", selected=True)]
+    out += [ModelEntry(c, "student") for c in result.candidates if c is not result.selected]
     if result.twin is not None:
-        out.append(_entry(result.twin, "baseline"))
+        out.append(ModelEntry(result.twin, "baseline"))
     return out
 
 
-def y_test(distiller: AutoDistiller) -> np.ndarray:
-    """Class indices of the test rows (into ``dataset.classes``).
-
-    Parameters
-    ----------
-    distiller : AutoDistiller
-    """
-    return np.asarray(distiller.result_.y_test, dtype=int)
-
-
-def class_labels(distiller: AutoDistiller) -> list[str]:
+def class_labels(result: RunResult) -> list[str]:
     """The target's classes as text, in class-index order.
 
     Parameters
     ----------
-    distiller : AutoDistiller
+    result : RunResult
     """
-    return [str(c) for c in distiller.dataset.classes]
+    return [str(c) for c in result.dataset.classes]
 
 
-def default_class(n_classes: int) -> int:
-    """The class the one-vs-rest charts show first: the positive class when binary.
+def chart_inputs(result: RunResult, entries: Sequence[ModelEntry], k: int) -> ChartInputs:
+    """The inputs of the shared evaluation charts: the test rows, the models in ``entries``
+    (coloured in that order), class ``k`` one-vs-rest.
 
     Parameters
     ----------
-    n_classes : int
+    result : RunResult
+    entries : sequence of ModelEntry
+        The first is the reference of the agreement scatter (the teacher).
+    k : int
+        Class index.
     """
-    return 1 if n_classes == 2 else 0
+    return ChartInputs(
+        y=np.asarray(result.y_test, dtype=int),
+        models=tuple((e.name, e.test_proba) for e in entries),
+        class_names=tuple(class_labels(result)),
+        views=(k,),
+    )
+
+
+def candidates_frame(entries: Sequence[ModelEntry], y_true: np.ndarray, k: int) -> pd.DataFrame:
+    """One row per model for :func:`hpmkd.report.figures.pareto_chart`: name, source,
+    family, size, latency, selected, and ``test_ks``, the test KS of class ``k`` one-vs-rest
+    (for a binary target the run's KS).
+
+    Parameters
+    ----------
+    entries : sequence of ModelEntry
+        Teachers and baseline are drawn for reference, never on a front.
+    y_true : array of int
+        Class indices of the test rows.
+    k : int
+    """
+    is_k = np.asarray(y_true) == k
+    return pd.DataFrame(
+        [
+            {
+                "name": e.name,
+                "source": e.result.source,
+                "family": e.family,
+                "size_bytes": e.size_bytes,
+                "latency_ms_1k": e.latency_ms_1k,
+                "test_ks": ks_binary(is_k, e.test_proba[:, k]),
+                "selected": e.selected,
+            }
+            for e in entries
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -180,21 +208,16 @@ def _num(value: Any) -> float:
     return value
 
 
-def format_bytes(n: float) -> str:
-    """``12.3 KB`` style size; ``n/a`` when unknown.
+def format_bytes(n: float | None) -> str:
+    """``12.3 KB`` style size; ``n/a`` when unknown (``-1``: a teacher given as columns).
 
     Parameters
     ----------
-    n : float
+    n : float or None
     """
     if n is None or n < 0 or math.isnan(float(n)):
         return "n/a"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"  # pragma: no cover
+    return describe_size(int(n))
 
 
 def metric_cards(teacher: ModelEntry, student: ModelEntry) -> list[MetricCard]:
@@ -253,63 +276,9 @@ def teacher_cards(teacher: ModelEntry) -> list[MetricCard]:
     ]
 
 
-def class_score(entry: ModelEntry, k: int) -> np.ndarray:
-    """The model's score for class ``k`` on the test rows.
-
-    Parameters
-    ----------
-    entry : ModelEntry
-    k : int
-    """
-    return entry.test_proba[:, k]
-
-
-def ks_of(y_true: np.ndarray, score: np.ndarray, k: int) -> float:
-    """One-vs-rest KS of class ``k`` (the binary positive-class KS when ``k`` = 1 of 2).
-
-    Parameters
-    ----------
-    y_true : array of int
-    score : array of float
-    k : int
-    """
-    return ks_binary(np.asarray(y_true) == k, score)
-
-
-def candidates_frame(entries: list[ModelEntry], y_true: np.ndarray, k: int) -> pd.DataFrame:
-    """Size, latency and test KS (class ``k`` one-vs-rest) of the students, with the
-    Pareto-optimal ones flagged (:func:`hpmkd.curves.pareto_front`: no other costs no
-    more and is at least as good, being cheaper or better; unknown costs are never on it).
-
-    Parameters
-    ----------
-    entries : list of ModelEntry
-    y_true : array of int
-    k : int
-    """
-    rows = [
-        {
-            "name": e.name,
-            "role": e.role,
-            "family": e.family,
-            "size_bytes": e.size_bytes,
-            "latency_ms_1k": e.latency_ms_1k,
-            "test_ks": ks_of(y_true, class_score(e, k), k),
-            "selected": e.selected,
-        }
-        for e in entries
-    ]
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return frame
-    positions = np.arange(len(frame))
-    for cost, flag in (("size_bytes", "pareto_size"), ("latency_ms_1k", "pareto_latency")):
-        front = curves.pareto_front(frame[cost], frame["test_ks"])
-        frame[flag] = np.isin(positions, front)
-    return frame
-
-
-def model_inputs(distiller: AutoDistiller, entry: ModelEntry) -> tuple[Any, pd.DataFrame, Any]:
+def model_inputs(
+    dataset: DistillationDataset, result: RunResult, entry: ModelEntry
+) -> tuple[Any, pd.DataFrame, Callable[[pd.DataFrame], np.ndarray] | None]:
     """The model, its input rows for the test split, and a class-ordered predict function.
 
     Teachers read the raw table columns they were trained on; students read the
@@ -317,34 +286,37 @@ def model_inputs(distiller: AutoDistiller, entry: ModelEntry) -> tuple[Any, pd.D
 
     Parameters
     ----------
-    distiller : AutoDistiller
+    dataset : DistillationDataset
+        The run's dataset (``AutoDistiller.dataset``): the result holds no rows.
+    result : RunResult
     entry : ModelEntry
 
     Returns
     -------
     (model, X_test, predict)
-        ``predict(X)`` gives probabilities in class-index order.
+        ``predict(X)`` gives probabilities in class-index order; ``(None, empty, None)``
+        for a teacher given as probability columns.
     """
     from hpmkd.students import proba_in_class_order
     from hpmkd.teacher import teacher_probabilities
 
-    ds = distiller.dataset
-    test = distiller.result_.split.test
+    test = result.split.test
     if entry.role == "teacher":
-        teacher = next((t for t in ds.teachers if t.name == entry.teacher_name), None)
+        name = entry.result.teacher_name
+        teacher = next((t for t in dataset.teachers if t.name == name), None)
         if teacher is None or teacher.model is None:
             return None, pd.DataFrame(), None
-        cols = teacher.feature_columns(ds.frame, ds.features)
-        X = ds.frame.iloc[test][cols]
+        cols = teacher.feature_columns(dataset.frame, dataset.features)
 
         def predict_teacher(rows: pd.DataFrame) -> np.ndarray:
-            return teacher_probabilities(teacher, rows.reset_index(drop=True), cols, ds.classes)
+            return teacher_probabilities(
+                teacher, rows.reset_index(drop=True), cols, dataset.classes
+            )
 
-        return teacher.model, X, predict_teacher
-    model = entry.model
-    X = ds.X.iloc[test]
+        return teacher.model, dataset.frame.iloc[test][cols], predict_teacher
+    model = entry.result.model
 
     def predict_student(rows: pd.DataFrame) -> np.ndarray:
-        return proba_in_class_order(model, rows, ds.classes)
+        return proba_in_class_order(model, rows, dataset.classes)
 
-    return model, X, predict_student
+    return model, dataset.X.iloc[test], predict_student

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from hpmkd import curves
+from hpmkd.report import figures
 from hpmkd_app import cached, charts, compare, ui
 
 st.title("4 · Compare")
@@ -19,10 +21,11 @@ st.caption(
 
 def show(job: Any, distiller: Any) -> None:
     """The comparison of a finished run."""
-    teacher_entries = compare.teachers(distiller)
-    student_entries = compare.students(distiller)
-    labels = compare.class_labels(distiller)
-    y = compare.y_test(distiller)
+    result = distiller.result_
+    teacher_entries = compare.teachers(result)
+    student_entries = compare.students(result)
+    labels = compare.class_labels(result)
+    y = np.asarray(result.y_test, dtype=int)
 
     c1, c2, c3 = st.columns(3)
     student_names = [e.name for e in student_entries]
@@ -35,19 +38,24 @@ def show(job: Any, distiller: Any) -> None:
     teacher_name = c2.selectbox("Teacher", teacher_names, index=0, key="w_compare_teacher")
     if len(labels) > 2:
         k = c3.selectbox("Class (one-vs-rest charts)", list(range(len(labels))),
-                         format_func=lambda i: labels[i], key="w_compare_class")
+                         index=curves.default_class(y, len(labels)),
+                         format_func=lambda i: labels[i], key="w_compare_class",
+                         help="Shown first: the class with the fewest test rows.")
     else:
-        k = compare.default_class(len(labels))
+        k = curves.default_class(y, len(labels))
         c3.markdown(f"Charts show the positive class **{labels[k]}** vs **{labels[1 - k]}**.")
 
     student = next(e for e in student_entries if e.name == student_name)
     teacher = next(e for e in teacher_entries if e.name == teacher_name)
+    others = [e for e in teacher_entries + student_entries if e is not teacher and e is not student]
+    more = st.multiselect(
+        "More models in the charts", [e.name for e in others], key="w_compare_more",
+        help="Other candidates or teachers, drawn beside the teacher and the student.",
+    )
 
-    summary = distiller.summary()
-    verdict = (summary.get("distillation_gain") or {}).get("verdict")
-    if verdict:
+    if result.verdict is not None and result.twin is not None:
         st.info(f"**Distillation gain** (best student vs its hard-label twin "
-                f"`{summary.get('baseline_model')}`): {verdict}.")
+                f"`{result.twin.name}`): {result.verdict.text}.")
 
     # ------------------------------------------------------------------ metric cards
     st.subheader(f"{student.name} vs {teacher.name}")
@@ -63,38 +71,32 @@ def show(job: Any, distiller: Any) -> None:
             col.metric(card.label, card.value, help=card.help)
 
     # ------------------------------------------------------------------ charts
-    is_k = y == k
-    scores = {
-        teacher.name: compare.class_score(teacher, k),
-        student.name: compare.class_score(student, k),
-    }
+    shown = [teacher, student, *(e for e in others if e.name in more)]
+    inp = compare.chart_inputs(result, shown, k)
     label = labels[k]
 
+    def draw(where: Any, chart: figures.Chart, title: str, **layout: Any) -> None:
+        where.plotly_chart(charts.show(chart, title, **layout), width="stretch")
+
     left, right = st.columns(2)
-    left.plotly_chart(charts.roc_figure(is_k, scores, label), width="stretch")
-    right.plotly_chart(charts.calibration_figure(is_k, scores, label), width="stretch")
-    st.plotly_chart(charts.ks_figure(is_k, scores, label), width="stretch")
-    st.plotly_chart(charts.distribution_figure(is_k, scores, label), width="stretch")
-    left, right = st.columns(2)
-    left.plotly_chart(
-        charts.confusion_figure(y, {teacher.name: teacher.test_proba,
-                                    student.name: student.test_proba}, labels),
-        width="stretch",
-    )
-    right.plotly_chart(
-        charts.scatter_figure(scores[teacher.name], scores[student.name], is_k, teacher.name,
-                              student.name, label),
-        width="stretch",
-    )
+    draw(left, figures.roc_chart(inp), f"ROC curve — class {label} vs rest")
+    draw(right, figures.calibration_chart(inp), "Calibration")
+    draw(st, figures.ks_chart(inp), f"KS plot — score CDFs of class {label} vs the rest")
+    draw(st, figures.score_distribution_chart(inp), "Score distributions on the test rows")
+    # One panel per model: more than two models need the full width.
+    left, right = st.columns(2) if len(shown) == 2 else (st, st)
+    draw(left, figures.confusion_chart(inp), "Confusion matrices on the test rows")
+    scatter = figures.agreement_scatter_chart(inp)
+    draw(right, scatter, f"Agreement with the teacher: P(class {label})")
+    st.caption(scatter.caption)
 
     st.subheader("Every candidate: cost against test KS")
-    frame = compare.candidates_frame(student_entries, y, k)
-    teacher_ks = compare.ks_of(y, compare.class_score(teacher, k), k)
+    frame = compare.candidates_frame(teacher_entries + student_entries, y, k)
     left, right = st.columns(2)
-    left.plotly_chart(charts.pareto_figure(frame, "size_bytes", label,
-                                           (teacher.size_bytes, teacher_ks)), width="stretch")
-    right.plotly_chart(charts.pareto_figure(frame, "latency_ms_1k", label,
-                                            (teacher.latency_ms_1k, teacher_ks)), width="stretch")
+    for where, cost, title in ((left, "size_bytes", "Size vs test KS"),
+                               (right, "latency_ms_1k", "Latency vs test KS")):
+        chart = figures.pareto_chart(frame, "test_ks", costs=(cost,))
+        draw(where, chart, title, yaxis_title=f"test KS (class {label} vs rest)")
     st.caption("Pareto front: no other candidate is both cheaper and better on test KS. "
                "Selection used validation KS, so the selected student need not be on it.")
 
@@ -115,9 +117,8 @@ def show(job: Any, distiller: Any) -> None:
         st.plotly_chart(charts.importance_figure(results, methods), width="stretch")
         st.caption("Rows: an evenly spaced sample of at most 500 test rows (the same for both "
                    "models). Values are comparable within a model, not across methods.")
-    n_test = len(y)
-    st.caption(f"{n_test:,} test rows · classes {', '.join(labels)} · "
-               f"{int(np.sum(is_k)):,} of class {label}.")
+    st.caption(f"{len(y):,} test rows · classes {', '.join(labels)} · "
+               f"{int(np.sum(y == k)):,} of class {label}.")
 
 
 run = ui.finished_run()

@@ -16,7 +16,7 @@ st.caption("Take the student with you. The pickle holds a plain scikit-learn Pip
 
 def show(job: Any, distiller: Any) -> None:
     """The downloads of a finished run."""
-    entries = compare.students(distiller)
+    entries = compare.students(distiller.result_)
     names = [e.name for e in entries]
     name = st.selectbox("Model to download", names, index=0, key="w_export_model",
                         format_func=lambda n: f"{n}  ★ best" if n == names[0] else n)

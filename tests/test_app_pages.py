@@ -399,6 +399,11 @@ def test_compare_renders_cards_and_charts(finished_job):
     student = at.selectbox(key="w_compare_student")
     ok(student.set_value(student.options[-1]).run())  # the hard-label baseline
     assert len(at.get("plotly_chart")) >= 9
+    more = at.multiselect(key="w_compare_more")
+    ok(more.set_value(more.options[:2]).run())  # two more models in the same charts
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    roc = next(s for s in specs if "ROC curve" in s)
+    assert all(name in roc for name in more.value)
 
 
 def test_compare_multiclass_has_a_class_selector(make_frame, fit_teacher, tmp_path):

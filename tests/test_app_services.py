@@ -14,6 +14,7 @@ import pytest
 from hpmkd import DistillationDataset, HPMConfig, HPMKDInputError, curves
 from hpmkd.events import Event
 from hpmkd.metrics import ks_binary
+from hpmkd.report import figures
 from hpmkd.result import (
     AttentionRecord,
     CacheRecord,
@@ -335,8 +336,8 @@ def test_finished_run_panels_read_the_typed_result(finished):
 
 # ----------------------------------------------------------------- compare & charts
 def test_metric_cards_and_entries(finished):
-    teacher = compare.teachers(finished)[0]
-    students = compare.students(finished)
+    teacher = compare.teachers(finished.result_)[0]
+    students = compare.students(finished.result_)
     assert students[0].selected and students[0].name == finished.best_name
     assert students[-1].role == "baseline"
     cards = compare.metric_cards(teacher, students[0])
@@ -354,63 +355,77 @@ def test_metric_cards_and_entries(finished):
     expected = students[0].metrics["ks"] - teacher.metrics["ks"]
     assert ks_card.delta == f"{expected:+.3f} vs teacher"
     assert cards[5].delta_color == cards[6].delta_color == "inverse"
+    assert compare.format_bytes(-1) == "n/a" and compare.format_bytes(2048) == "2.0 KB"
 
 
-def test_charts_are_computed_from_the_record(finished):
-    y = compare.y_test(finished)
-    assert len(y) == finished.result_.split_sizes["test"]
-    teacher = compare.teachers(finished)[0]
-    student = compare.students(finished)[0]
+def test_charts_are_the_engines_builders_on_the_record(finished):
+    result = finished.result_
+    y = np.asarray(result.y_test)
+    assert len(y) == result.split_sizes["test"]
+    teacher = compare.teachers(result)[0]
+    student, other = compare.students(result)[:2]
     is_k = y == 1
     ks = curves.ks_curve(is_k, student.test_proba[:, 1]).ks
     assert ks == pytest.approx(ks_binary(is_k, student.test_proba[:, 1]))
     assert ks == pytest.approx(student.metrics["ks"])
-    scores = {teacher.name: teacher.test_proba[:, 1], student.name: student.test_proba[:, 1]}
-    for fig in (
-        charts.roc_figure(is_k, scores, "1"),
-        charts.ks_figure(is_k, scores, "1"),
-        charts.distribution_figure(is_k, scores, "1"),
-        charts.calibration_figure(is_k, scores, "1"),
-        charts.confusion_figure(y, {teacher.name: teacher.test_proba}, ["0", "1"]),
-        charts.scatter_figure(scores[teacher.name], scores[student.name], is_k, "t", "s", "1"),
-    ):
-        assert fig.data
-    frame = compare.candidates_frame(compare.students(finished), y, 1)
-    assert frame["pareto_size"].any()
-    fig = charts.pareto_figure(frame, "size_bytes", "1", (teacher.size_bytes, 0.4))
-    assert any(trace.name == "Pareto front" for trace in fig.data)
-    table = curves.calibration_bins(is_k, scores[student.name])
+    # Three models at once: the shared builders take any list of models.
+    inp = compare.chart_inputs(result, [teacher, student, other], 1)
+    assert inp.model_names == [teacher.name, student.name, other.name]
+    for build in figures.EVALUATION_CHARTS:
+        chart = build(inp)
+        fig = charts.show(chart, "title")
+        assert fig.data and fig.layout.title.text == "title"
+        assert "updatemenus" not in chart.figure["layout"]  # one class: no dropdown
+    ks_stats = figures.ks_chart(inp).stats["1"]
+    assert ks_stats[student.name]["ks"] == pytest.approx(student.metrics["ks"])
+    assert set(ks_stats) == {teacher.name, student.name, other.name}
+    roc = figures.roc_chart(inp).figure["data"]
+    colors = [t["line"]["color"] for t in roc]
+    assert colors == list(figures.MODEL_COLORS[:3])  # one palette: teacher blue, student orange
+    confusion = figures.confusion_chart(inp).stats[student.name]
+    assert np.trace(confusion) / np.sum(confusion) == pytest.approx(student.metrics["accuracy"])
+    scatter = figures.agreement_scatter_chart(inp).figure
+    assert len([k for k in scatter["layout"] if k.startswith("xaxis")]) == 2  # a panel each
+    table = curves.calibration_bins(is_k, student.test_proba[:, 1])
     assert table["rows"].sum() == len(y)
 
 
-def test_candidates_frame_flags_the_pareto_front(finished):
-    y = compare.y_test(finished)
-    frame = compare.candidates_frame(compare.students(finished), y, 1)
-    for cost, flag in (("size_bytes", "pareto_size"), ("latency_ms_1k", "pareto_latency")):
-        front = curves.pareto_front(frame[cost], frame["test_ks"])
-        assert list(np.flatnonzero(frame[flag])) == sorted(front)
-        # No flagged candidate has another that is cheaper and at least as good.
-        for i in front:
-            cheaper = frame[(frame[cost] > 0) & (frame[cost] < frame.loc[i, cost])]
-            assert not (cheaper["test_ks"] >= frame.loc[i, "test_ks"]).any()
+def test_pareto_chart_of_the_candidates(finished):
+    result = finished.result_
+    y = np.asarray(result.y_test)
+    entries = compare.teachers(result) + compare.students(result)
+    frame = compare.candidates_frame(entries, y, 1)
+    assert frame["test_ks"].tolist() == pytest.approx([e.metrics["ks"] for e in entries])
+    chart = figures.pareto_chart(frame, "test_ks", costs=("size_bytes",))
+    assert any(trace["name"] == "Pareto front" for trace in chart.figure["data"])
+    assert set(chart.stats) == {"size_bytes"}
+    cands = frame[~frame["source"].isin(["teacher", "baseline"])].reset_index(drop=True)
+    front = curves.pareto_front(cands["size_bytes"], cands["test_ks"])
+    assert chart.stats["size_bytes"] == [cands.loc[i, "name"] for i in front]
+    for i in front:  # no candidate is both smaller and at least as good as a front member
+        cheaper = cands[
+            (cands["size_bytes"] > 0) & (cands["size_bytes"] < cands.loc[i, "size_bytes"])
+        ]
+        assert not (cheaper["test_ks"] >= cands.loc[i, "test_ks"]).any()
 
 
 # ----------------------------------------------------------------- importance
 def test_feature_importance_names_its_method(finished):
-    students = compare.students(finished)
-    teacher = compare.teachers(finished)[0]
-    y = compare.y_test(finished)
+    run = finished.result_
+    students = compare.students(run)
+    teacher = compare.teachers(run)[0]
+    y = np.asarray(run.y_test)
     for entry, method in ((teacher, "SHAP (TreeExplainer)"),):
-        model, X, predict = compare.model_inputs(finished, entry)
+        model, X, predict = compare.model_inputs(finished.dataset, run, entry)
         result, _ = explain.feature_importance(model, X, y, 1, predict)
         assert result.method.startswith(method)
         assert list(result.values.index) == list(X.columns)
     by_family = {e.family: e for e in students}
-    model, X, predict = compare.model_inputs(finished, by_family["logreg"])
+    model, X, predict = compare.model_inputs(finished.dataset, run, by_family["logreg"])
     result, _ = explain.feature_importance(model, X, y, 1, predict)
     assert result.method.startswith("SHAP (LinearExplainer)")
     fallback = explain.permutation(predict, X.iloc[:80], y[:80], 1)
-    lgbm, X_lgbm, predict_lgbm = compare.model_inputs(finished, by_family["lgbm"])
+    lgbm, X_lgbm, predict_lgbm = compare.model_inputs(finished.dataset, run, by_family["lgbm"])
     assert explain.feature_importance(lgbm, X_lgbm, y, 1, predict_lgbm)[0].method.startswith(
         "SHAP (TreeExplainer)"
     )

@@ -2,13 +2,12 @@
 
 Runs real small legacy distillations (breast cancer: binary; wine: three classes) and
 checks the generated HTML against ``results_df`` and ``summary()``. HPM component
-sections are exercised with hand-made ``record.details`` following the documented schema
-(see ``hpm_details``), because the HPM engine fills them and legacy runs have none.
+sections are exercised with hand-made typed records of :mod:`hpmkd.result` (see
+``hpm_components``), because the HPM engine fills them and legacy runs have none.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime as dt
 import json
@@ -27,9 +26,27 @@ from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.linear_model import LogisticRegression
 
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig, curves
-from hpmkd import report_charts as rc
 from hpmkd.metrics import ks_binary
-from hpmkd.report import component_state, render_report, strip_generated_at, write_report
+from hpmkd.report import (
+    ComponentState,
+    component_state,
+    figures,
+    render_report,
+    strip_generated_at,
+    write_report,
+)
+from hpmkd.report.components import LEGACY_REASON
+from hpmkd.result import (
+    AttentionRecord,
+    CacheRecord,
+    ChainRecord,
+    Components,
+    ParallelRecord,
+    RunResult,
+    SelectionRecord,
+    TemperatureRecord,
+    WarmStartRecord,
+)
 
 T0 = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 T1 = dt.datetime(2031, 6, 7, 8, 9, 10, tzinfo=dt.UTC)
@@ -69,16 +86,15 @@ def make_multiclass_run() -> AutoDistiller:
     return distiller
 
 
-def hpm_details(distiller: AutoDistiller) -> dict[str, Any]:
-    """Realistic HPM component records (the documented ``record.details`` schema).
+def hpm_components(distiller: AutoDistiller) -> Components:
+    """Realistic typed HPM component records, as the HPM engine would record them.
 
     Configs and stages name real candidates of the run; meta-features are the dataset's
-    own; the rest (ranking scores, neighbours, weights) are hand-set like the HPM engine
-    would record them.
+    own; the rest (ranking scores, neighbours, weights) are hand-set.
     """
     res = distiller.results_df
     cands = res[~res["source"].isin(["teacher", "baseline"])].to_dict(orient="records")
-    configs = [
+    configs = tuple(
         {
             "label": c["name"],
             "family": c["family"],
@@ -93,8 +109,8 @@ def hpm_details(distiller: AutoDistiller) -> dict[str, Any]:
             ),
         }
         for i, c in enumerate(cands[:5])
-    ]
-    stages = [
+    )
+    stages = tuple(
         {
             "stage": i + 1,
             "name": c["name"],
@@ -108,95 +124,73 @@ def hpm_details(distiller: AutoDistiller) -> dict[str, Any]:
             "learned_from": "teacher" if i == 0 else f"teacher x 0.5 + stage {i} x 0.5",
         }
         for i, c in enumerate(cands[:3])
-    ]
-    return {
-        "selection": {
-            "enabled": True,
-            "meta_features": distiller.dataset.meta_features(),
-            "configs": configs,
-            "warm_started": True,
+    )
+    neighbours = (
+        {
+            "run_id": "run-0007",
+            "dataset": "credit_small.csv",
+            "distance": 0.12,
+            "best_config": {
+                "family": "lgbm",
+                "capacity": "small",
+                "temperature": 2.0,
+                "alpha": 0.5,
+            },
+            "best_val_metric": 0.612,
         },
-        "warm_start": {
-            "enabled": True,
-            "used": True,
-            "reason": "2 past runs within distance 0.35",
-            "neighbours": [
-                {
-                    "run_id": "run-0007",
-                    "dataset": "credit_small.csv",
-                    "distance": 0.12,
-                    "best_config": {
-                        "family": "lgbm",
-                        "capacity": "small",
-                        "temperature": 2.0,
-                        "alpha": 0.5,
-                    },
-                    "best_val_metric": 0.612,
-                },
-                {
-                    "run_id": "run-0011",
-                    "dataset": "churn.csv",
-                    "distance": 0.31,
-                    "best_config": {
-                        "family": "logreg",
-                        "capacity": "medium",
-                        "temperature": 1.0,
-                        "alpha": 0.9,
-                    },
-                    "best_val_metric": 0.548,
-                },
-            ],
+        {
+            "run_id": "run-0011",
+            "dataset": "churn.csv",
+            "distance": 0.31,
+            "best_config": {
+                "family": "logreg",
+                "capacity": "medium",
+                "temperature": 1.0,
+                "alpha": 0.9,
+            },
+            "best_val_metric": 0.548,
         },
-        "chain": {
-            "enabled": True,
-            "stages": stages,
-            "stop_reason": "stage 3 gained less than min_improvement 0.01",
+    )
+    decisions = (
+        {
+            "stage": 1,
+            "temperature": 2.0,
+            "reason": "best validation KS of 3 tried",
+            "feedback": {"1.0": 0.951, "2.0": 0.968, "4.0": 0.944},
         },
-        "temperature": {
-            "enabled": True,
-            "adaptive": True,
-            "decisions": [
-                {
-                    "stage": 1,
-                    "temperature": 2.0,
-                    "reason": "best validation KS of 3 tried",
-                    "feedback": {"1.0": 0.951, "2.0": 0.968, "4.0": 0.944},
-                },
-                {
-                    "candidate": cands[0]["name"],
-                    "temperature": 1.0,
-                    "reason": "flat feedback: kept the lowest",
-                    "feedback": {1.0: 0.97, 2.0: 0.97},
-                },
-            ],
+        {
+            "candidate": cands[0]["name"],
+            "temperature": 1.0,
+            "reason": "flat feedback: kept the lowest",
+            "feedback": {1.0: 0.97, 2.0: 0.97},
         },
-        "attention": {
-            "enabled": True,
-            "reason": "",
-            "members": ["teacher LGBMClassifier", cands[0]["name"]],
-            "mean_weights": {"teacher LGBMClassifier": 0.71, cands[0]["name"]: 0.29},
-            "val_metric_fused": 0.973,
-            "val_metric_mean": 0.965,
-            "note": "fused score is fitted on validation rows",
-        },
-        "cache": {"enabled": True, "hits": 5, "misses": 12},
-        "parallel": {"backend": "loky", "n_jobs": 2},
-    }
+    )
+    return Components(
+        selection=SelectionRecord(
+            meta_features=distiller.dataset.meta_features(), configs=configs, warm_started=True
+        ),
+        warm_start=WarmStartRecord(
+            used=True, reason="2 past runs within distance 0.35", neighbours=neighbours
+        ),
+        chain=ChainRecord(
+            stages=stages, stop_reason="stage 3 gained less than min_improvement 0.01"
+        ),
+        temperature=TemperatureRecord(adaptive=True, decisions=decisions),
+        attention=AttentionRecord(
+            members=("teacher LGBMClassifier", cands[0]["name"]),
+            mean_weights={"teacher LGBMClassifier": 0.71, cands[0]["name"]: 0.29},
+            val_metric_fused=0.973,
+            val_metric_mean=0.965,
+            note="fused score is fitted on validation rows",
+        ),
+        cache=CacheRecord(hits=5, misses=12),
+        parallel=ParallelRecord(backend="loky", n_jobs=2),
+    )
 
 
-class HandMadeComponents:
-    """Component records given as plain data (what ``Components.to_dict()`` returns)."""
-
-    def __init__(self, details: dict[str, Any]) -> None:
-        self.details = details
-
-    def to_dict(self) -> dict[str, Any]:
-        return copy.deepcopy(self.details)
-
-
-def with_details(distiller: AutoDistiller, details: dict[str, Any]):
-    """The finished run of ``distiller`` with hand-made component records."""
-    return dataclasses.replace(distiller.result_, components=HandMadeComponents(details))
+def with_components(distiller: AutoDistiller, components: Components) -> RunResult:
+    """The finished run of ``distiller`` with other component records."""
+    return dataclasses.replace(distiller.result_, components=components)
 
 
 class Node:
@@ -309,7 +303,7 @@ def binary_report(binary_run: AutoDistiller, tmp_path_factory) -> tuple[Path, st
 
 @pytest.fixture(scope="module")
 def hpm_report(binary_run: AutoDistiller) -> tuple[str, Node]:
-    text = render_report(with_details(binary_run, hpm_details(binary_run)), T0)
+    text = render_report(with_components(binary_run, hpm_components(binary_run)), T0)
     return text, parse(text)
 
 
@@ -581,7 +575,7 @@ def component_div(root: Node, key: str) -> Node:
     return root.find("div", data_component=key)
 
 
-def test_legacy_run_shows_every_component_off(binary_report) -> None:
+def test_legacy_run_shows_every_component_off(binary_run, binary_report) -> None:
     _, _, root = binary_report
     for key in COMPONENT_KEYS:
         div = component_div(root, key)
@@ -589,11 +583,15 @@ def test_legacy_run_shows_every_component_off(binary_report) -> None:
         assert "not part of the legacy method" in div.text
         assert not chart_ids(div)
     assert data_blob(root)["components"]["chain"]["on"] is False
+    # Records without a block of their own are shown as their plain data.
+    rule = binary_run.result_.components.selection_rule
+    other = json.loads(root.find("div", id="component-other").find("pre").text)
+    assert other == {"selection_rule": json.loads(json.dumps(rule.to_dict()))}
 
 
-def test_hpm_details_show_every_component(binary_run, hpm_report) -> None:
+def test_hpm_components_show_every_component(binary_run, hpm_report) -> None:
     text, root = hpm_report
-    details = hpm_details(binary_run)
+    components = hpm_components(binary_run)
     for key in COMPONENT_KEYS:
         assert component_div(root, key).attrs["data-state"] == "on", key
     assert chart_ids(component_div(root, "selection")) == ["chart-selection"]
@@ -602,33 +600,37 @@ def test_hpm_details_show_every_component(binary_run, hpm_report) -> None:
     assert chart_ids(component_div(root, "temperature")) == ["chart-temperature"]
     assert chart_ids(component_div(root, "attention")) == ["chart-attention"]
     selection = component_div(root, "selection").text
-    for config in details["selection"]["configs"]:
+    for config in components.selection.configs:
         assert config["label"] in selection and config["reason"] in selection
     assert "<script>alert" not in outside_plotly(text)
     chain = component_div(root, "chain").text
-    assert details["chain"]["stop_reason"] in chain
-    for stage in details["chain"]["stages"]:
+    assert components.chain.stop_reason in chain
+    for stage in components.chain.stages:
         assert stage["name"] in chain and f"{stage['val_metric']:.4f}" in chain
     temperature = component_div(root, "temperature").text
     assert "adapted from validation feedback" in temperature
     assert "best validation KS of 3 tried" in temperature
     assert "credit_small.csv" in component_div(root, "warm_start").text
-    assert "teacher x 0.5 + stage 1 x 0.5" in chain  # a field beyond the schema: shown too
+    assert "teacher x 0.5 + stage 1 x 0.5" in chain  # an entry field beyond the columns
     attention = component_div(root, "attention").text
     assert "0.9730" in attention and "0.9650" in attention
+    # A typed field the block does not lay out itself is listed under "Other recorded fields".
     assert "fused score is fitted on validation rows" in attention
     cache = component_div(root, "cache").text
     assert "29.4%" in cache  # 5 hits of 17 look-ups
     assert "loky" in component_div(root, "parallel").text
     figure = json.loads(root.find("script", id="figure-attention").text)
     assert figure["data"][0]["x"] == [0.71, 0.29]
+    assert not root.find_all("div", id="component-other")  # every record has a block
 
 
 def test_disabled_component_says_off_and_draws_nothing(binary_run) -> None:
-    details = hpm_details(binary_run)
-    details["chain"] = {"enabled": False, "reason": "use_progressive=False"}
-    details["attention"] = {"enabled": False, "reason": "use_multi_teacher=False"}
-    root = parse(render_report(with_details(binary_run, details), T0))
+    components = dataclasses.replace(
+        hpm_components(binary_run),
+        chain=ChainRecord(enabled=False, reason="use_progressive=False"),
+        attention=AttentionRecord(enabled=False, reason="use_multi_teacher=False"),
+    )
+    root = parse(render_report(with_components(binary_run, components), T0))
     for key, reason in (
         ("chain", "use_progressive=False"),
         ("attention", "use_multi_teacher=False"),
@@ -642,37 +644,49 @@ def test_disabled_component_says_off_and_draws_nothing(binary_run) -> None:
     assert component_div(root, "selection").attrs["data-state"] == "on"
 
 
-def test_partial_and_odd_records_render(binary_run) -> None:
-    details = {
-        "selection": {"enabled": True},
-        "warm_start": {"enabled": True, "used": False},
-        "chain": {"enabled": True, "stages": [{"stage": 1, "name": "only"}]},
-        "temperature": {"enabled": True, "decisions": [{"stage": 2, "temperature": 3.0}]},
-        "attention": {"members": ["a"]},
-        "cache": "hits=3",
-        "future_component": {"enabled": True, "note": EVIL},
-    }
-    text = render_report(with_details(binary_run, details), T0)
+def test_partial_records_render_with_nothing_recorded_messages(binary_run) -> None:
+    components = Components(
+        selection=SelectionRecord(),
+        warm_start=WarmStartRecord(used=False),
+        chain=ChainRecord(stages=()),
+        temperature=TemperatureRecord(decisions=({"stage": 2, "temperature": 3.0},)),
+        attention=AttentionRecord(members=("a",), note=EVIL),
+        cache=CacheRecord(enabled=False),
+    )
+    text = render_report(with_components(binary_run, components), T0)
     root = parse(text)
     assert "No configurations were recorded" in component_div(root, "selection").text
+    assert component_div(root, "warm_start").find("strong").text == "no"  # warm start used
     assert "No similar past runs" in component_div(root, "warm_start").text
+    assert "No chain stages were recorded" in component_div(root, "chain").text
     assert not chart_ids(component_div(root, "chain"))
     assert chart_ids(component_div(root, "temperature")) == ["chart-temperature"]
-    assert "No attention weights were recorded" in component_div(root, "attention").text
-    assert component_div(root, "cache").attrs["data-state"] == "off"
-    assert component_div(root, "parallel").attrs["data-state"] == "off"
-    assert "the run recorded nothing" not in component_div(root, "parallel").text
-    assert "future_component" in root.find("div", id="component-other").text
+    attention = component_div(root, "attention")
+    assert "No attention weights were recorded" in attention.text
+    assert EVIL in attention.text  # the note, escaped
+    cache = component_div(root, "cache")
+    assert cache.attrs["data-state"] == "off"
+    assert "switched off (no reason recorded)" in cache.text
+    assert "served from the cache" in cache.text
+    parallel = component_div(root, "parallel")
+    assert parallel.attrs["data-state"] == "off"
+    assert "not part of the legacy method" in parallel.text  # the run is a legacy one
     assert "<script>alert" not in outside_plotly(text)
 
 
 def test_component_state_contract() -> None:
-    assert component_state({}, "chain", "legacy")[0] is False
-    assert "legacy" in component_state({}, "chain", "legacy")[2]
-    assert component_state({}, "chain", "hpm")[2] == "the run recorded nothing for this component"
-    off = component_state({"chain": {"enabled": False, "reason": "r"}}, "chain", "hpm")
-    assert off[0] is False and off[2] == "r"
-    assert component_state({"chain": {"stages": []}}, "chain", "hpm")[0] is True
+    assert component_state(None, "legacy") == ComponentState(False, LEGACY_REASON)
+    assert "legacy" in component_state(None, "legacy").reason
+    missing = component_state(None, "hpm")
+    assert missing == ComponentState(False, "the run recorded nothing for this component")
+    assert component_state(ChainRecord(enabled=False, reason="r"), "hpm") == ComponentState(
+        False, "r"
+    )
+    assert component_state(ChainRecord(enabled=False), "hpm").reason == (
+        "switched off (no reason recorded)"
+    )
+    assert component_state(ChainRecord(stages=()), "hpm") == ComponentState(True)
+    assert component_state(ParallelRecord(enabled=False), "hpm").on  # no switch of its own
 
 
 # =========================================================================== multiclass
@@ -712,12 +726,14 @@ def test_scatter_subsamples_every_kth_row() -> None:
     y = (np.arange(n) % 3 == 0).astype(int)
     p = np.linspace(0.0, 1.0, n)
     proba = np.column_stack([1 - p, p])
-    inp = rc.ChartInputs(y, proba, proba[::-1].copy(), ["0", "1"], "t", "s")
-    chart = rc.agreement_scatter_chart(inp)
+    inp = figures.ChartInputs(
+        y=y, models=(("t", proba), ("s", proba[::-1].copy())), class_names=("0", "1")
+    )
+    chart = figures.agreement_scatter_chart(inp)
     shown = chart.stats["rows_shown"]
-    assert shown <= rc.MAX_SCATTER_POINTS + 1 and chart.stats["rows_total"] == n
-    assert list(curves.thin_indices(n, rc.MAX_SCATTER_POINTS)[:3]) == [0, 3, 6]
-    assert chart.figure == rc.agreement_scatter_chart(inp).figure
+    assert shown <= figures.MAX_SCATTER_POINTS + 1 and chart.stats["rows_total"] == n
+    assert list(curves.thin_indices(n, figures.MAX_SCATTER_POINTS)[:3]) == [0, 3, 6]
+    assert chart.figure == figures.agreement_scatter_chart(inp).figure
     assert "one row in every 3 " in chart.caption
 
 

@@ -52,7 +52,7 @@ def reports(tmp_path_factory) -> dict[str, tuple[Path, Any]]:
     multiclass = h.make_multiclass_run()
     return {
         "legacy": (binary.generate_report(folder / "legacy.html"), binary),
-        "hpm-details": (write_report(h.with_details(binary, h.hpm_details(binary)),
+        "hpm-details": (write_report(h.with_components(binary, h.hpm_components(binary)),
                                      folder / "hpm.html"), binary),
         "multiclass": (multiclass.generate_report(folder / "multiclass.html"), multiclass),
     }
