@@ -4,11 +4,11 @@ Exit codes: 0 success; 2 bad input (one ``error: ...`` line on stderr, nothing w
 1 an unexpected internal failure.
 
 Every argument is checked before any work, in this order: the arguments themselves, the
-output folder (can it be written?), ``--seed``, ``--test-size``, the input files, the
-settings (``--set``), then the data and the teachers (``DistillationDataset``) and the
-split. Outputs are written into a scratch folder ``.hpmkd-tmp-<pid>-<random>`` next to
-``--out`` and moved into place at the end; a scratch folder left by a killed run is
-removed by the next run that writes next to it.
+output folder (can it be written?), ``--seed``, ``--test-size``, the package ``--report``
+needs, the input files, the settings (``--set``), then the data and the teachers
+(``DistillationDataset``) and the split. Outputs are written into a scratch folder
+``.hpmkd-tmp-<pid>-<random>`` next to ``--out`` and moved into place at the end; a scratch
+folder left by a killed run is removed by the next run that writes next to it.
 """
 
 from __future__ import annotations
@@ -275,20 +275,20 @@ def distill(args: argparse.Namespace) -> int:
     from hpmkd.components.cache import IntelligentCache
     from hpmkd.data import check_random_state, check_test_size
 
-    # Before any work, cheapest first: where the outputs go, the numbers, the files,
-    # the settings; then the data, the teachers and the split.
+    # Before any work, cheapest first: where the outputs go, the numbers, the optional
+    # packages asked for, the files, the settings; then the data, the teachers, the split.
     out = check_output_folder(args.out)
     seed = check_random_state(args.seed, "--seed")
     check_test_size(args.test_size, "--test-size")
+    if args.report:
+        # A missing optional package is bad input, not a late failure.
+        require("plotly", "--report (the HTML report)")
     check_input_file(args.data, "Data file")
     if args.test_data:
         check_input_file(args.test_data, "Test data file")
     for teacher in args.teacher:
         check_input_file(teacher, "Teacher file")
     config = _parse_settings(args.settings)
-    if args.report:
-        # A missing optional package is bad input, not a late failure.
-        require("plotly", "--report (the HTML report)")
     drop = [c.strip() for c in args.drop.split(",")] if args.drop else None
     dataset = DistillationDataset(
         args.data,
