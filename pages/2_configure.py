@@ -14,11 +14,14 @@ st.caption(
 )
 
 UPLOAD_SIG, UPLOAD_ERROR = "hpmkd.config_upload_sig", "hpmkd.config_upload_error"
+#: Counts configuration files applied; the method and seed widgets change identity with it.
+FILES_APPLIED = "hpmkd.config_files_applied"
 
 
 def _versioned(key: str) -> str:
-    """A widget key that changes when the whole form is replaced (preset, file)."""
-    version = state.config_version()
+    """A widget key that changes when a configuration file sets the method and seed, so
+    the browser drops the value it holds for the old widget."""
+    version = int(st.session_state.get(FILES_APPLIED, 0))
     return key if version == 0 else f"{key}__{version}"
 
 
@@ -54,8 +57,7 @@ if upload is not None:
             st.session_state[UPLOAD_ERROR] = str(exc)
         else:
             state.replace_config_form(new_form)
-            # replace_config_form gave every widget below a new identity, so the method
-            # and seed widgets start from these values too.
+            st.session_state[FILES_APPLIED] = int(st.session_state.get(FILES_APPLIED, 0)) + 1
             if new_method is not None:
                 state.set_method(new_method)
             if new_seed is not None:
