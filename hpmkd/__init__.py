@@ -13,7 +13,8 @@ candidate; ``components/`` holds the six HPM-KD components (plus racing), each k
 nothing of a run; ``engine/`` runs the five phases; ``result`` is the frozen record of a
 finished run that the CLI, the report and the app read; ``report/`` writes the HTML
 report; ``distiller`` (:class:`AutoDistiller`) and ``estimator``
-(:class:`HPMKDClassifier`) are the faces; ``cli`` is the command line.
+(:class:`HPMKDClassifier`) are the faces; ``cli`` is the command line; ``settings`` reads
+the settings a server (the app) takes from its own environment, never from its users.
 """
 
 from __future__ import annotations
