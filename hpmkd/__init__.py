@@ -14,7 +14,8 @@ nothing of a run; ``engine/`` runs the five phases; ``result`` is the frozen rec
 finished run that the CLI, the report and the app read; ``report/`` writes the HTML
 report, and ``report/figures`` holds the plotly figure builders the app shares;
 ``distiller`` (:class:`AutoDistiller`) and ``estimator`` (:class:`HPMKDClassifier`) are the
-faces; ``cli`` is the command line.
+faces; ``cli`` is the command line; ``settings`` reads the settings a server (the app)
+takes from its own environment, never from its users.
 """
 
 from __future__ import annotations

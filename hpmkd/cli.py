@@ -2,12 +2,22 @@
 
 Exit codes: 0 success; 2 bad input (one ``error: ...`` line on stderr, nothing written);
 1 an unexpected internal failure.
+
+Every argument is checked before any work, in this order: the arguments themselves, the
+output folder (can it be written?), ``--seed``, ``--test-size``, the package ``--report``
+needs, the input files, the settings (``--set``), then the data and the teachers
+(``DistillationDataset``) and the split. Outputs are written into a scratch folder
+``.hpmkd-tmp-<pid>-<random>`` next to ``--out`` and moved into place at the end; a scratch
+folder left by a killed run is removed by the next run that writes next to it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -19,6 +29,11 @@ from hpmkd.events import Event
 from hpmkd.extras import require
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+#: Prefix of the scratch folders the outputs are written into before they are moved.
+SCRATCH_PREFIX = ".hpmkd-tmp-"
+#: A scratch folder older than this is stale even when its process id is in use again.
+STALE_SCRATCH_S = 6 * 3600
+_SCRATCH_NAME = re.compile(r"^\.hpmkd-tmp-(?:(?P<pid>[0-9]+)-)?[A-Za-z0-9_]+$")
 
 
 class _InputArgumentParser(argparse.ArgumentParser):
@@ -100,15 +115,180 @@ def _progress(event: Event) -> None:
         print(f"  {event.message}", file=sys.stderr)
 
 
+def check_output_folder(text: str) -> Path:
+    """Check that ``--out`` can be written, before any work; returns it as a path.
+
+    ``--out`` is a folder (created if missing, existing files in it are replaced). Writing
+    is tried for real: a probe folder is made and removed where the outputs will go (in
+    ``--out`` when it exists, and where the scratch folder is made next to it).
+
+    Raises
+    ------
+    HPMKDInputError
+        ``--out`` is a file, lies under a file, or the place cannot be written.
+    """
+    out = Path(text).expanduser()
+    if out.exists() and not out.is_dir():
+        raise HPMKDInputError(
+            f"--out {text!r} is an existing file, not a folder. Give a folder path (it is "
+            "created if missing), or move the file away."
+        )
+    if out.is_dir():
+        _probe_writable(out, text)
+    existing = out.absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise HPMKDInputError(
+            f"--out {text!r} cannot be created: {str(existing)!r} is a file, not a folder. "
+            "Give a folder path whose parents are folders."
+        )
+    _probe_writable(existing, text)
+    return out
+
+
+def _probe_writable(folder: Path, text: str) -> None:
+    try:
+        probe = tempfile.mkdtemp(prefix=".hpmkd-probe-", dir=folder)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise HPMKDInputError(
+            f"--out {text!r} cannot be written: creating a folder in {str(folder)!r} failed "
+            f"({exc.strerror or exc}). Choose a folder you can write to."
+        ) from None
+
+
+def check_input_file(text: str, what: str) -> Path:
+    """Check that an input path is an existing, readable file (not a folder).
+
+    Parameters
+    ----------
+    text : str
+        The path as given.
+    what : str
+        What it is ("Data file", "Teacher file"), for the message.
+    """
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise HPMKDInputError(f"{what} {text!r} does not exist. Check the path.")
+    if path.is_dir():
+        raise HPMKDInputError(
+            f"{what} {text!r} is a folder, not a file. Give the file inside it."
+        )
+    if not os.access(path, os.R_OK):
+        raise HPMKDInputError(
+            f"{what} {text!r} cannot be read (permission denied). Check its permissions."
+        )
+    return path
+
+
+def remove_stale_scratch(folder: Path, now: float | None = None) -> list[Path]:
+    """Remove scratch folders that killed runs left in ``folder``; returns them.
+
+    A scratch folder is this user's ``.hpmkd-tmp-<pid>-<random>`` folder whose process
+    no longer runs, or any ``.hpmkd-tmp-*`` folder of this user older than
+    :data:`STALE_SCRATCH_S` (a process id may be reused; writing outputs takes seconds).
+    Symbolic links and other users' folders are never touched.
+
+    Parameters
+    ----------
+    folder : Path
+        Where ``--out`` lives.
+    now : float, optional
+        ``time.time()`` (for tests).
+    """
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _SCRATCH_NAME.match(entry.name)
+        if not match:
+            continue
+        try:
+            info = entry.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            continue
+        pid = match.group("pid")
+        old = now - info.st_mtime > STALE_SCRATCH_S
+        if old or (pid is not None and not _process_runs(int(pid))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _process_runs(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def write_outputs(distiller, out: Path, report: bool) -> None:
+    """Write results, model, summary (and report) into ``out`` through a scratch folder.
+
+    The files are written into ``.hpmkd-tmp-<pid>-<random>`` next to ``out``; a new
+    ``out`` is then that folder renamed (atomic), an existing one receives the files.
+    A failure removes the scratch folder; a kill leaves it for the next run to remove
+    (:func:`remove_stale_scratch`, called before a run starts).
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+    try:
+        distiller.results_df.to_csv(scratch / "results.csv", index=False)
+        distiller.save_best_model(scratch / "best_model.joblib")
+        distiller.save_summary(scratch / "summary.json")
+        if report:
+            distiller.generate_report(scratch / "report.html")
+        scratch.chmod(0o777 & ~_umask())
+        if not out.exists():
+            try:
+                os.rename(scratch, out)
+                return
+            except OSError:
+                pass  # made meanwhile: move the files in
+        out.mkdir(parents=True, exist_ok=True)
+        for item in scratch.iterdir():
+            os.replace(item, out / item.name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def distill(args: argparse.Namespace) -> int:
     """Run ``hpmkd distill`` with parsed arguments; returns the exit code."""
     from hpmkd import AutoDistiller, DistillationDataset
     from hpmkd.components.cache import IntelligentCache
+    from hpmkd.data import check_random_state, check_test_size
 
-    config = _parse_settings(args.settings)
+    # Before any work, cheapest first: where the outputs go, the numbers, the optional
+    # packages asked for, the files, the settings; then the data, the teachers, the split.
+    out = check_output_folder(args.out)
+    seed = check_random_state(args.seed, "--seed")
+    check_test_size(args.test_size, "--test-size")
     if args.report:
-        # Before any work: a missing optional package is bad input, not a late failure.
+        # A missing optional package is bad input, not a late failure.
         require("plotly", "--report (the HTML report)")
+    check_input_file(args.data, "Data file")
+    if args.test_data:
+        check_input_file(args.test_data, "Test data file")
+    for teacher in args.teacher:
+        check_input_file(teacher, "Teacher file")
+    config = _parse_settings(args.settings)
     drop = [c.strip() for c in args.drop.split(",")] if args.drop else None
     dataset = DistillationDataset(
         args.data,
@@ -124,22 +304,13 @@ def distill(args: argparse.Namespace) -> int:
         raise HPMKDInputError(
             "No teacher given. Pass --teacher FILE (repeatable) or --teacher-proba-cols C1,C2."
         )
-    distiller = AutoDistiller(dataset, method=args.method, config=config, random_state=args.seed)
+    distiller = AutoDistiller(dataset, method=args.method, config=config, random_state=seed)
+    # Every check passed: clear what killed runs left next to --out, then work.
+    remove_stale_scratch(out.absolute().parent)
     callbacks = [] if args.quiet else [_progress]
     distiller.run(callbacks=callbacks)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     # Everything is written to a scratch folder first, so a failure leaves no partial output.
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".hpmkd-tmp-") as tmp:
-        scratch = Path(tmp)
-        distiller.results_df.to_csv(scratch / "results.csv", index=False)
-        distiller.save_best_model(scratch / "best_model.joblib")
-        distiller.save_summary(scratch / "summary.json")
-        if args.report:
-            distiller.generate_report(scratch / "report.html")
-        out.mkdir(parents=True, exist_ok=True)
-        for item in scratch.iterdir():
-            shutil.move(str(item), out / item.name)
+    write_outputs(distiller, out, args.report)
     if not args.quiet:
         m = distiller.best_metrics
         print(

@@ -92,7 +92,7 @@ class HPMConfig:
     cache_size_limit_gb: float = _setting(
         2.0, "float", "Cache size limit (GB)",
         "Size limit of the on-disk cache; least-recently-used entries are evicted beyond it.",
-        min=0, min_inclusive=False, unit="number of gigabytes", server=True,
+        min=0.01, unit="number of gigabytes", server=True,
     )
     min_improvement: float = _setting(
         0.01, "float", "Smallest gain of a chain stage",
@@ -124,7 +124,7 @@ class HPMConfig:
         2, "int", "Worker processes",
         "Worker processes when parallel training is on. More than the machine's cores "
         "only adds overhead.",
-        min=1, server=True,
+        min=1, max=256, server=True,
     )
     dask_scheduler: str | None = _setting(
         None, "optional_str", "Dask scheduler address",
@@ -180,9 +180,14 @@ class HPMConfig:
             value = getattr(self, spec.name)
             if isinstance(value, str):
                 value = tuple(v for v in value.split(",") if v)
-            if spec.kind == "float_list":
-                value = (float(v) for v in value)
-            object.__setattr__(self, spec.name, tuple(value))
+            try:
+                value = tuple(value)
+                if spec.kind == "float_list":
+                    value = tuple(float(v) for v in value)
+            except (TypeError, ValueError, OverflowError):
+                # Not a list of numbers: left as given for _validate to refuse by name.
+                pass
+            object.__setattr__(self, spec.name, value)
         self._validate()
 
     def _validate(self) -> None:

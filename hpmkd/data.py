@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,62 @@ from hpmkd.io import read_table
 from hpmkd.teacher import Teacher, make_teachers, teacher_probabilities
 
 MIN_ROWS_PER_CLASS = 5
+#: Allowed share of rows split off for test when no separate test table is given.
+TEST_SIZE_MIN, TEST_SIZE_MAX = 0.05, 0.5
+#: Largest seed: splits and students take seeds in [0, 2**32 - 1] (numpy's range).
+SEED_MAX = 2**32 - 1
+
+
+def check_random_state(value: object, name: str = "random_state") -> int:
+    """Return ``value`` as a seed, or say how it is wrong.
+
+    Parameters
+    ----------
+    value : object
+        A whole number from 0 to :data:`SEED_MAX`.
+    name : str
+        How the user gave it (``random_state``, ``--seed``), for the message.
+
+    Raises
+    ------
+    HPMKDInputError
+        Not a whole number, or outside the range.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise HPMKDInputError(
+            f"{name}={value!r} is not a whole number; use a seed from 0 to {SEED_MAX}."
+        )
+    if not 0 <= int(value) <= SEED_MAX:
+        raise HPMKDInputError(
+            f"{name}={value} is out of range; use a seed from 0 to {SEED_MAX}."
+        )
+    return int(value)
+
+
+def check_test_size(value: object, name: str = "test_size") -> float:
+    """Return ``value`` as the test share, or say how it is wrong.
+
+    Parameters
+    ----------
+    value : object
+        A share from :data:`TEST_SIZE_MIN` to :data:`TEST_SIZE_MAX`.
+    name : str
+        How the user gave it (``test_size``, ``--test-size``), for the message.
+
+    Raises
+    ------
+    HPMKDInputError
+    """
+    try:
+        share = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        share = math.nan
+    if not TEST_SIZE_MIN <= share <= TEST_SIZE_MAX:  # NaN is never inside
+        raise HPMKDInputError(
+            f"{name}={value} is invalid: use a share of the rows between {TEST_SIZE_MIN} and "
+            f"{TEST_SIZE_MAX} (0.2 holds a fifth of the rows out for the test)."
+        )
+    return share
 
 
 @dataclass(frozen=True)
@@ -87,9 +144,7 @@ class DistillationDataset:
     ) -> None:
         frame = _load(data)
         self.name = name or (Path(data).name if isinstance(data, (str, Path)) else "dataframe")
-        if not 0.05 <= float(test_size) <= 0.5:
-            raise HPMKDInputError(f"test_size={test_size} is invalid: use a share in [0.05, 0.5].")
-        self.test_size = float(test_size)
+        self.test_size = check_test_size(test_size)
         n_main = len(frame)
         if test_data is not None:
             test_frame = _load(test_data)
@@ -118,7 +173,9 @@ class DistillationDataset:
         self.frame = frame
         self.classes, self.y = _encode_target(frame[self.target], self.target)
         _check_class_counts(self.classes, self.y, self._is_test)
+        self.check_split()
         self.X = prepare_features(frame[self.features])
+        check_finite_features(self.X, "the data")
         self.categorical = [c for c in self.features if not _is_numeric(self.X[c])]
         self.numeric = [c for c in self.features if c not in self.categorical]
         self._fingerprint: str | None = None
@@ -179,12 +236,67 @@ class DistillationDataset:
         return self.teacher_probas[name or self.teachers[0].name]
 
     # ------------------------------------------------------------------ splits
+    def check_split(self, validation_split: float | None = None) -> None:
+        """Check that a stratified split can put every class in every part.
+
+        A stratified split needs at least as many rows in each part as there are
+        classes. Called with the test part only when the dataset is made, and by
+        :class:`~hpmkd.AutoDistiller` with the run's ``validation_split`` before any work.
+
+        Parameters
+        ----------
+        validation_split : float, optional
+            Share of the non-test rows held out for validation; ``None`` checks the test
+            part only.
+
+        Raises
+        ------
+        HPMKDInputError
+            Names the part that is too small, the smallest classes and what to do.
+        """
+        n_classes = self.n_classes
+        parts: list[tuple[str, int, str]] = []
+        n_rest = int((~self._is_test).sum())
+        if not self._is_test.any():
+            n_test = math.ceil(self.test_size * self.n_rows)
+            n_rest = self.n_rows - n_test
+            parts.append(("test", n_test, f"test_size {self.test_size:g} of {self.n_rows} rows"))
+        if validation_split is not None:
+            n_val = math.ceil(float(validation_split) * n_rest)
+            parts.append((
+                "validation", n_val,
+                f"validation_split {float(validation_split):g} of {n_rest} non-test rows",
+            ))
+            parts.append(("train", n_rest - n_val, f"the {n_rest} non-test rows less validation"))
+        else:
+            parts.append(("non-test", n_rest, "the rows left after the test part"))
+        short = [(name, n, how) for name, n, how in parts if n < n_classes]
+        if not short:
+            return
+        name, n, how = short[0]
+        counts = np.bincount(self.y, minlength=n_classes)
+        order = np.argsort(counts, kind="stable")[:5]
+        smallest = ", ".join(f"{self.classes[i]!r} ({int(counts[i])} rows)" for i in order)
+        raise HPMKDInputError(
+            f"Too few rows per class to split: the target {self.target!r} has {n_classes} "
+            f"classes but the {name} part would hold only {n} rows ({how}), and a stratified "
+            f"split needs at least one row of every class in each part. Smallest classes: "
+            f"{smallest}. Add rows, merge rare classes into fewer classes, or choose a target "
+            "with fewer classes."
+        )
+
     def split(self, validation_split: float = 0.2, random_state: int = 42) -> Split:
         """Stratified, seeded train / validation / test positions.
 
         The test part is ``test_data`` when given, else ``test_size`` of the rows; the
         validation part is ``validation_split`` of the remaining rows.
+
+        Raises
+        ------
+        HPMKDInputError
+            A part would be too small to hold every class (see :meth:`check_split`).
         """
+        self.check_split(validation_split)
         positions = np.arange(self.n_rows)
         if self._is_test.any():
             test = positions[self._is_test]
@@ -263,7 +375,42 @@ class DistillationDataset:
             raise HPMKDInputError(
                 f"The rows to predict lack feature column(s) {', '.join(map(repr, missing))}."
             )
-        return prepare_features(X[self.features])
+        prepared = prepare_features(X[self.features])
+        check_finite_features(prepared, "the rows to predict")
+        return prepared
+
+
+def check_finite_features(X: pd.DataFrame, where: str) -> None:
+    """Refuse ``inf`` and ``-inf`` in numeric feature columns (NaN, a missing value, is
+    allowed: students and teachers handle missing values).
+
+    Parameters
+    ----------
+    X : DataFrame
+        Prepared features (numeric columns as float).
+    where : str
+        What the rows are ("the data", "the rows to predict"), for the message.
+
+    Raises
+    ------
+    HPMKDInputError
+        Names each column with infinite values and how many rows hold them.
+    """
+    numeric = [c for c in X.columns if _is_numeric(X[c])]
+    if not numeric:
+        return
+    infinite = np.isinf(X[numeric].to_numpy(dtype=float))
+    if not infinite.any():
+        return
+    per_column = infinite.sum(axis=0)
+    bad = [(c, int(n)) for c, n in zip(numeric, per_column, strict=True) if n]
+    shown = ", ".join(f"{c!r} ({n} row{'s' if n > 1 else ''})" for c, n in bad[:10])
+    more = f" and {len(bad) - 10} more column(s)" if len(bad) > 10 else ""
+    raise HPMKDInputError(
+        f"Feature column(s) {shown}{more} in {where} hold infinite values (inf or -inf) in "
+        f"{int(infinite.any(axis=1).sum())} row(s). Replace them with finite numbers, or "
+        "leave those cells empty to mark them missing (missing values are allowed)."
+    )
 
 
 def prepare_features(X: pd.DataFrame) -> pd.DataFrame:

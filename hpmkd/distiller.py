@@ -12,7 +12,7 @@ import pandas as pd
 
 from hpmkd import engine
 from hpmkd.config import HPMConfig
-from hpmkd.data import DistillationDataset
+from hpmkd.data import DistillationDataset, check_random_state
 from hpmkd.errors import HPMKDInputError
 from hpmkd.events import Callback, EventBus
 from hpmkd.extras import require
@@ -81,7 +81,9 @@ class AutoDistiller:
         self.dataset = dataset
         self.method = method
         self.config = config if config is not None else HPMConfig()
-        self.random_state = random_state
+        self.random_state = check_random_state(random_state)
+        # Before any work: every class must fit in the train, validation and test parts.
+        dataset.check_split(self.config.validation_split)
         self.result_: RunResult | None = None
         self.results_df: pd.DataFrame | None = None
 

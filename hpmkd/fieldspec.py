@@ -7,6 +7,7 @@ module is a leaf: it knows nothing of ``HPMConfig`` and imports nothing from the
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -92,11 +93,14 @@ class FieldSpec:
 
     # ------------------------------------------------------------------ checking
     def in_bounds(self, number: float) -> bool:
-        """Whether ``number`` lies within ``min``/``max`` (inclusive flags honoured).
+        """Whether ``number`` is finite and lies within ``min``/``max`` (inclusive flags
+        honoured).
 
-        Written as "is inside" tests so that NaN, which compares false, is never inside
-        a bound.
+        NaN and infinities are never inside: a setting is always a real, finite number
+        (an unbounded field accepts any finite value, never ``inf``).
         """
+        if isinstance(number, float) and not math.isfinite(number):
+            return False
         if self.min is not None and not (
             number >= self.min if self.min_inclusive else number > self.min
         ):
@@ -117,12 +121,12 @@ class FieldSpec:
             # bool is an int subclass; it has always been accepted and still is.
             return isinstance(value, int) and self.in_bounds(value)
         if self.kind in ("float", "optional_float"):
-            try:
-                return self.in_bounds(float(value))
-            except (TypeError, ValueError):
-                return False
+            return _is_number(value) and self.in_bounds(float(value))
         if self.kind == "float_list":
-            return bool(value) and all(self.in_bounds(float(v)) for v in value)
+            return (
+                isinstance(value, tuple) and bool(value)
+                and all(_is_number(v) and self.in_bounds(float(v)) for v in value)
+            )
         if self.kind == "choice":
             return value in self.choices
         if self.kind == "multi_choice":
@@ -164,6 +168,15 @@ class FieldSpec:
             f"{self.help} Allowed: {self.allowed()}. Default: {self.default_text()}. "
             f"Used by: {used}."
         )
+
+
+def _is_number(value: Any) -> bool:
+    """Whether ``value`` converts to a float (a number or numeric text)."""
+    try:
+        float(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
 
 
 def format_value(value: Any) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -32,6 +33,16 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise HPMKDInputError(f"Data file {str(path)!r} does not exist. Check the path.")
+    if path.is_dir():
+        raise HPMKDInputError(
+            f"Data path {str(path)!r} is a folder, not a file. Give the CSV or Parquet file "
+            "inside it."
+        )
+    if not os.access(path, os.R_OK):
+        raise HPMKDInputError(
+            f"Data file {str(path)!r} cannot be read (permission denied). Check its "
+            "permissions, or copy it somewhere you can read."
+        )
     if path.stat().st_size == 0:
         raise HPMKDInputError(f"Data file {path.name!r} is empty (0 bytes).")
     if path.suffix.lower() in PARQUET_SUFFIXES:
@@ -78,7 +89,16 @@ def _read_csv_bytes(source: Path | io.BytesIO, sample: bytes, name: str) -> pd.D
             "(comma or semicolon separated) or Parquet."
         )
     delimiter = _detect_delimiter(text)
-    header = _first_record(text, delimiter)
+    # The whole header record, read from the source itself: a header longer than the
+    # sample (thousands of columns) would otherwise be cut, and pandas renames duplicates
+    # ('a', 'a' -> 'a', 'a.1') silently.
+    try:
+        header = _header_record(source, encoding, delimiter)
+    except csv.Error as exc:
+        raise HPMKDInputError(
+            f"The header row of data file {name!r} could not be read as CSV: {exc}. Check "
+            "the quoting of the column names."
+        ) from exc
     if not header or all(not h.strip() for h in header):
         raise HPMKDInputError(f"Data file {name!r} has no header row with column names.")
     _check_duplicate_columns([h.strip() for h in header], name)
@@ -132,9 +152,22 @@ def _detect_delimiter(text: str) -> str:
         return best if counts[best] > 0 else ","
 
 
-def _first_record(text: str, delimiter: str) -> list[str]:
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    return next(reader, [])
+def _header_record(source: Path | io.BytesIO, encoding: str, delimiter: str) -> list[str]:
+    """The first CSV record of ``source``, however long (quoted line breaks included)."""
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+        wrapper = io.TextIOWrapper(source, encoding=encoding, errors="replace", newline="")
+        try:
+            return _first_record(wrapper, delimiter)
+        finally:
+            wrapper.detach()  # keep the BytesIO open for pandas
+            source.seek(0)
+    with source.open(encoding=encoding, errors="replace", newline="") as handle:
+        return _first_record(handle, delimiter)
+
+
+def _first_record(handle: io.TextIOBase, delimiter: str) -> list[str]:
+    return next(csv.reader(handle, delimiter=delimiter), [])
 
 
 def _control_share(text: str) -> float:

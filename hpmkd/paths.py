@@ -8,6 +8,7 @@ a pickle runs code, so no other local user may write (or read) there.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from hpmkd.errors import HPMKDInputError
@@ -15,8 +16,13 @@ from hpmkd.errors import HPMKDInputError
 __all__ = ["hpmkd_home", "private_dir"]
 
 
-def hpmkd_home() -> Path:
+def hpmkd_home(environ: Mapping[str, str] | None = None) -> Path:
     """The directory under which hpmkd keeps its cache and optimization memory.
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        The environment to read; default ``os.environ``.
 
     Returns
     -------
@@ -25,10 +31,11 @@ def hpmkd_home() -> Path:
         absolute path (the XDG spec says to ignore relative ones); otherwise
         ``~/.cache/hpmkd``. The directory is not created here; see :func:`private_dir`.
     """
-    explicit = os.environ.get("HPMKD_HOME", "").strip()
+    env = os.environ if environ is None else environ
+    explicit = env.get("HPMKD_HOME", "").strip()
     if explicit:
         return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    xdg = env.get("XDG_CACHE_HOME", "").strip()
     if xdg and Path(xdg).is_absolute():
         return Path(xdg) / "hpmkd"
     return Path.home() / ".cache" / "hpmkd"

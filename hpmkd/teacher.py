@@ -9,6 +9,7 @@ classes matching the target's.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -238,13 +239,29 @@ def teacher_probabilities(
 def _align_classes(
     raw: np.ndarray, teacher_classes: list[Any], classes: list[Any], name: str
 ) -> np.ndarray:
-    """Reorder the teacher's columns to the dataset's class order, matching by value."""
-    as_text = [str(c) for c in teacher_classes]
-    wanted = [str(c) for c in classes]
-    if sorted(as_text) != sorted(wanted) or len(set(as_text)) != len(as_text):
+    """Reorder the teacher's columns to the dataset's class order, matching by value.
+
+    Numbers match by numeric value (a teacher fitted on 0.0/1.0 fits a target 0/1); when
+    both sides are text, text matches exact text; a number and a text label match when the
+    text reads as that number ("1" and 1: a CSV carries no types). Booleans match only
+    booleans, so "yes"/"no" or True/False never pass for 1/0.
+    """
+    as_text = [_label_text(c) for c in teacher_classes]
+    wanted_text = [_label_text(c) for c in classes]
+    if all(isinstance(c, str) for c in [*teacher_classes, *classes]):
+        teacher_keys: list[Any] = list(as_text)  # text on both sides: exact text
+        wanted_keys: list[Any] = list(wanted_text)
+    else:
+        teacher_keys = [_label_key(c) for c in teacher_classes]
+        wanted_keys = [_label_key(c) for c in classes]
+    if (
+        len(set(teacher_keys)) != len(teacher_keys)
+        or len(teacher_keys) != len(wanted_keys)
+        or set(teacher_keys) != set(wanted_keys)
+    ):
         raise HPMKDInputError(
             f"Teacher {name!r} was trained on classes [{', '.join(as_text)}] but the target "
-            f"column has classes [{', '.join(wanted)}]. Pick the target the teacher was "
+            f"column has classes [{', '.join(wanted_text)}]. Pick the target the teacher was "
             "trained on, or a teacher trained on this target."
         )
     if raw.shape[1] != len(as_text):
@@ -252,7 +269,39 @@ def _align_classes(
             f"Teacher {name!r} returned {raw.shape[1]} probability columns for "
             f"{len(as_text)} classes."
         )
-    return raw[:, [as_text.index(c) for c in wanted]]
+    return raw[:, [teacher_keys.index(k) for k in wanted_keys]]
+
+
+def _label_text(label: Any) -> str:
+    """A class label as shown in messages (``1.0`` as ``1.0``, ``"yes"`` as ``yes``)."""
+    return str(label.item() if isinstance(label, np.generic) else label)
+
+
+def _label_key(label: Any) -> tuple[str, Any]:
+    """What a class label is compared by when the two sides are not both text: its
+    numeric value (Python's ``1 == 1.0``), or its text.
+
+    Booleans stay booleans (``True`` is a label of its own, not the number 1). Text that
+    reads as a finite number compares as that number, so a target read from a CSV as
+    integers matches a teacher fitted on the same labels as text.
+    """
+    if isinstance(label, np.generic):
+        label = label.item()
+    if isinstance(label, bool):
+        return ("bool", label)
+    if isinstance(label, int):
+        return ("number", label)
+    if isinstance(label, float):
+        return ("number", label) if math.isfinite(label) else ("text", str(label))
+    text = str(label).strip()
+    for parse in (int, float):
+        try:
+            number = parse(text)
+        except ValueError:
+            continue
+        if math.isfinite(number):
+            return ("number", number)
+    return ("text", str(label))
 
 
 def _check_proba(values: np.ndarray, n_rows: int, n_classes: int, what: str) -> None:

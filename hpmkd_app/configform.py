@@ -10,16 +10,26 @@ Labels, help, bounds and choices come from the engine's field specs
 (``HPMConfig.field_specs()``); this module only adds presentation (widget kind, group,
 step, number format, placeholder). A field added to ``HPMConfig`` later gets a widget
 without changing this module.
+
+Server fields (spec ``server=True``: worker count, Dask scheduler, cache and memory
+folders, cache size) are never on the form and never read from the browser: a scheduler
+address runs code in the server process and a folder makes the server write wherever it
+may. :func:`to_config` takes them from the server's own settings
+(:class:`hpmkd.settings.ServerSettings`, environment variables), and a configuration file
+a person uploads (:func:`form_from_json`) is refused when it names one.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from hpmkd.config import HPMConfig
 from hpmkd.distiller import METHODS
+from hpmkd.errors import HPMKDInputError
 from hpmkd.fieldspec import FieldSpec
+from hpmkd.settings import ServerSettings, refuse_server_fields
 
 #: Widget kinds: checkbox, slider (int), int, float, float_optional, choice, multichoice,
 #: floats (comma-separated text), text_optional (blank = default), text (fallback).
@@ -41,10 +51,8 @@ _GROUPS = {
     "Search": ("max_configs", "n_trials", "families", "temperatures", "alphas",
                "selection_metric", "selection_rule", "validation_split", "time_budget_s"),
     "Components": ("use_progressive", "max_chain_stages", "min_improvement",
-                   "use_adaptive_temperature", "use_multi_teacher", "use_memory", "use_cache",
-                   "cache_size_limit_gb"),
-    "Compute and storage": ("use_parallel", "n_jobs", "dask_scheduler", "memory_dir",
-                            "cache_dir"),
+                   "use_adaptive_temperature", "use_multi_teacher", "use_memory", "use_cache"),
+    "Compute": ("use_parallel",),
 }
 
 #: Widget kind of each spec kind; an int field with both bounds is a slider instead.
@@ -58,12 +66,13 @@ _WIDGET_OF_KIND = {
 _PRESENTATION: dict[str, dict[str, Any]] = {
     "validation_split": {"step": 0.05},
     "min_improvement": {"step": 0.005, "format": "%.3f"},
-    "cache_size_limit_gb": {"step": 0.5},
     "time_budget_s": {"step": 10.0},
-    "dask_scheduler": {"placeholder": "tcp://host:8786 (blank: none)"},
-    "memory_dir": {"placeholder": "blank: $HPMKD_HOME/memory"},
-    "cache_dir": {"placeholder": "blank: $HPMKD_HOME/cache"},
 }
+
+#: Keys of a configuration file besides the config fields: the method and the seed.
+JSON_EXTRA_KEYS = ("method", "random_state")
+#: Seeds the app accepts (the Configure page's seed input uses the same bounds).
+SEED_MAX = 2**31 - 1
 
 #: A small, fast search for a first look (a few seconds on the sample data).
 QUICK_PRESET: dict[str, Any] = {
@@ -103,7 +112,8 @@ class FormField:
     format : str or None
     placeholder : str
     server : bool
-        A setting of the machine that runs the work (the spec's ``server`` flag).
+        A setting of the machine that runs the work (the spec's ``server`` flag); such
+        fields are never in :func:`field_specs`, which lists what the form shows.
     """
 
     name: str
@@ -158,8 +168,9 @@ def form_field(spec: FieldSpec) -> FormField:
 
 
 def field_specs() -> list[FormField]:
-    """A :class:`FormField` for every ``HPMConfig`` field, in declaration order."""
-    return [form_field(spec) for spec in HPMConfig.field_specs()]
+    """A :class:`FormField` for every field the form shows, in declaration order: every
+    ``HPMConfig`` field except the server's (spec ``server=True``)."""
+    return [form_field(spec) for spec in HPMConfig.field_specs() if not spec.server]
 
 
 def groups() -> list[str]:
@@ -234,19 +245,118 @@ def form_to_values(form: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def to_config(form: dict[str, Any]) -> HPMConfig:
-    """Validate the form into an :class:`~hpmkd.HPMConfig`.
+def to_config(form: dict[str, Any], settings: ServerSettings | None = None) -> HPMConfig:
+    """Validate the form into an :class:`~hpmkd.HPMConfig` with the server's settings.
+
+    The experiment fields come from the form; the server fields (workers, scheduler,
+    folders, cache size) from ``settings``, never from the form.
 
     Parameters
     ----------
     form : dict
+    settings : ServerSettings, optional
+        Default :meth:`ServerSettings.from_env() <hpmkd.settings.ServerSettings.from_env>`.
 
     Raises
     ------
     HPMKDInputError
-        The engine's message for the first invalid value.
+        The engine's message for the first invalid value; the form names a server field;
+        or a server setting is invalid (the message names its environment variable).
     """
-    return HPMConfig.from_dict(form_to_values(form))
+    settings = settings if settings is not None else ServerSettings.from_env()
+    return settings.config(form_to_values(form))
+
+
+def experiment_values(config: HPMConfig) -> dict[str, Any]:
+    """The fields of ``config`` a person chooses (no server field), JSON-friendly.
+
+    Parameters
+    ----------
+    config : HPMConfig
+    """
+    shown = {s.name for s in field_specs()}
+    return {k: v for k, v in config.to_dict().items() if k in shown}
+
+
+def config_json(config: HPMConfig, method: str, seed: int) -> bytes:
+    """The configuration file the Configure page offers: method, seed and the experiment
+    fields (what :func:`form_from_json` reads back).
+
+    Parameters
+    ----------
+    config : HPMConfig
+    method : str
+    seed : int
+    """
+    payload = {"method": method, "random_state": int(seed), **experiment_values(config)}
+    return json.dumps(payload, indent=2).encode()
+
+
+def form_from_json(
+    data: bytes, filename: str, form: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], str | None, int | None]:
+    """Read an uploaded configuration file into form values, a method and a seed.
+
+    The file is a JSON object of config fields, optionally with ``method`` and
+    ``random_state`` (the shape :func:`config_json` writes); fields it leaves out keep
+    their value in ``form``.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's content.
+    filename : str
+        For messages.
+    form : dict, optional
+        The current form (default: the defaults).
+
+    Returns
+    -------
+    (dict, str or None, int or None)
+        The new form, and the file's method and seed when it has them.
+
+    Raises
+    ------
+    HPMKDInputError
+        Not JSON, not an object, a server field (workers, scheduler, folders, cache size:
+        the server's own), an unknown field, an invalid method, seed or value.
+    """
+    where = f"the configuration file {filename!r}"
+    try:
+        values = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HPMKDInputError(
+            f"The configuration file {filename!r} is not valid JSON ({exc}). Upload a file "
+            "saved with 'Download the configuration'."
+        ) from None
+    if not isinstance(values, dict):
+        raise HPMKDInputError(
+            f"The configuration file {filename!r} holds a JSON {type(values).__name__}, "
+            "not an object of field names and values."
+        )
+    refuse_server_fields(values, where)
+    method = values.pop("method", None)
+    if method is not None and method not in METHODS:
+        raise HPMKDInputError(
+            f"The configuration file {filename!r} has method={method!r}; choose one of "
+            f"{', '.join(METHODS)}."
+        )
+    seed = values.pop("random_state", None)
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX
+    ):
+        raise HPMKDInputError(
+            f"The configuration file {filename!r} has random_state={seed!r}; use a whole "
+            f"number from 0 to {SEED_MAX}."
+        )
+    # Validate the file's values on their own first, so the message names the file's value.
+    try:
+        config = HPMConfig.from_dict(values)
+    except HPMKDInputError as exc:
+        raise HPMKDInputError(f"In the configuration file {filename!r}: {exc}") from None
+    new_form = dict(form if form is not None else default_form())
+    new_form.update(config_to_form({k: getattr(config, k) for k in values}))
+    return new_form, method, seed
 
 
 def apply_preset(form: dict[str, Any], preset: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from hpmkd import choose_method
+from hpmkd import HPMKDInputError, choose_method
 from hpmkd_app import configform, state, tables, ui
 
 st.title("2 · Configure")
@@ -12,6 +12,18 @@ st.caption(
     "Every option of the run. Defaults follow the HPM-KD specification; hover a field's "
     "ⓘ for what it does. Values are kept when you switch pages."
 )
+
+UPLOAD_SIG, UPLOAD_ERROR = "hpmkd.config_upload_sig", "hpmkd.config_upload_error"
+#: Counts configuration files applied; the method and seed widgets change identity with it.
+FILES_APPLIED = "hpmkd.config_files_applied"
+
+
+def _versioned(key: str) -> str:
+    """A widget key that changes when a configuration file sets the method and seed, so
+    the browser drops the value it holds for the old widget."""
+    version = int(st.session_state.get(FILES_APPLIED, 0))
+    return key if version == 0 else f"{key}__{version}"
+
 
 form = state.config_form()
 
@@ -26,12 +38,41 @@ if c2.button("Reset to defaults", icon=":material/restart_alt:"):
     state.replace_config_form(configform.default_form())
     st.rerun()
 
+# ------------------------------------------------------------------ configuration file
+upload = st.file_uploader(
+    "Load a configuration file (.json)", type=["json"], key="config_upload",
+    help="A file saved with 'Download the configuration' below: the method, the seed and "
+    "the run's options. Worker processes, the Dask scheduler, the cache and memory folders "
+    "and the cache size are the server's settings and cannot be set from a file.",
+)
+if upload is not None:
+    signature = (upload.file_id, upload.name, upload.size)
+    if st.session_state.get(UPLOAD_SIG) != signature:
+        st.session_state[UPLOAD_SIG] = signature
+        st.session_state.pop(UPLOAD_ERROR, None)
+        try:
+            new_form, new_method, new_seed = configform.form_from_json(
+                upload.getvalue(), upload.name, form)
+        except HPMKDInputError as exc:
+            st.session_state[UPLOAD_ERROR] = str(exc)
+        else:
+            state.replace_config_form(new_form)
+            st.session_state[FILES_APPLIED] = int(st.session_state.get(FILES_APPLIED, 0)) + 1
+            if new_method is not None:
+                state.set_method(new_method)
+            if new_seed is not None:
+                state.set_seed(new_seed)
+            st.rerun()
+    if st.session_state.get(UPLOAD_ERROR):
+        st.error(st.session_state[UPLOAD_ERROR])
+
 # ------------------------------------------------------------------ method
 st.subheader("Method")
 methods = configform.method_options()
 method = st.radio(
     "Distillation method", methods, index=methods.index(state.method()),
-    format_func=lambda m: configform.METHOD_LABELS.get(m, m), horizontal=True, key="w_method",
+    format_func=lambda m: configform.METHOD_LABELS.get(m, m), horizontal=True,
+    key=_versioned("w_method"),
 )
 if method != state.method():
     state.set_method(method)
@@ -51,7 +92,8 @@ if not configform.hpm_available() and resolved == "hpm":
                "fail. Choose **legacy**.")
 
 seed = st.number_input("Random seed (splits, trials, students)", min_value=0,
-                       max_value=2**31 - 1, value=state.seed(), step=1, key="w_seed")
+                       max_value=configform.SEED_MAX, value=state.seed(), step=1,
+                       key=_versioned("w_seed"))
 if int(seed) != state.seed():
     state.set_seed(int(seed))
 
@@ -60,6 +102,10 @@ specs = configform.field_specs()
 values = dict(form)
 for group in configform.groups():
     st.subheader(group)
+    if group == "Compute":
+        st.caption("The worker processes, the Dask scheduler, the cache and memory folders "
+                   "and the cache size are the server's settings (its HPMKD_* environment "
+                   "variables), not options of a run.")
     group_specs = [s for s in specs if s.group == group]
     cols = st.columns(2)
     for i, spec in enumerate(group_specs):
@@ -123,5 +169,11 @@ else:
             st.caption("Changed here but not used by legacy: " + ", ".join(ignored) + ".")
     st.success("The configuration is valid.")
     with st.expander("Configuration as JSON"):
-        st.json({"method": method, "random_state": state.seed(), **config.to_dict()})
+        st.json({"method": method, "random_state": state.seed(),
+                 **configform.experiment_values(config)})
+        st.caption("Worker processes, the Dask scheduler, the cache and memory folders and "
+                   "the cache size are set by the server, not here.")
+    st.download_button("Download the configuration", configform.config_json(
+        config, method, state.seed()), file_name="hpmkd_config.json",
+        mime="application/json", icon=":material/download:")
     ui.page_link("distill", "Next: Distill")

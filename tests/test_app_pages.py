@@ -19,6 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from hpmkd import AutoDistiller, HPMConfig
+from hpmkd.settings import ENV_VARS, ServerSettings
 from hpmkd_app import configform, jobs, state, tables, teachers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,8 +234,9 @@ def test_every_config_field_has_a_widget_and_changes_are_stored(sample):
                                                  state.METHOD: "auto"}).run())
     keys = {w.key for kind in ("checkbox", "slider", "number_input", "selectbox",
                                "multiselect", "text_input") for w in getattr(at, kind)}
-    for name in HPMConfig.field_names():
-        assert f"cfg_{name}" in keys, name
+    for spec in HPMConfig.field_specs():
+        # Every field a person chooses has a widget; the server's own have none.
+        assert (f"cfg_{spec.name}" in keys) != spec.server, spec.name
     assert "picks **hpm**" in texts(at.caption)
     for spec in HPMConfig.field_specs():  # the widgets' bounds and labels are the specs'
         widgets = [w for kind in ("slider", "number_input") for w in getattr(at, kind)
@@ -296,6 +298,135 @@ def test_presets_replace_the_form():
     assert at.session_state[state.CONFIG]["max_configs"] == 4
     ok(button(at, "Reset to defaults").click().run())
     assert at.session_state[state.CONFIG] == configform.default_form()
+
+
+# ----------------------------------------------------------------- server settings
+SERVER_FIELDS = ("n_jobs", "dask_scheduler", "cache_dir", "memory_dir", "cache_size_limit_gb")
+
+
+def _all_widgets(at: AppTest) -> list:
+    kinds = ("checkbox", "slider", "number_input", "selectbox", "multiselect", "text_input",
+             "text_area", "radio", "select_slider", "date_input", "time_input")
+    return [w for kind in kinds for w in getattr(at, kind)]
+
+
+def test_the_form_has_no_server_field():
+    at = ok(page("configure").run())
+    widgets = _all_widgets(at)
+    assert widgets
+    for widget in widgets:
+        text = f"{widget.key} {widget.label}".lower()
+        for name in SERVER_FIELDS:
+            assert name not in text, (name, widget.key)
+        for word in ("scheduler", "folder", "worker", "directory", "cache size"):
+            assert word not in text, (word, widget.key)
+    assert not set(SERVER_FIELDS) & set(at.session_state[state.CONFIG])
+    assert "server's settings" in texts(at.caption)
+
+
+def _upload_config(at: AppTest, payload: dict | bytes, name: str = "config.json") -> AppTest:
+    import json
+
+    content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    at.file_uploader(key="config_upload").set_value((name, content, "application/json"))
+    return ok(at.run())
+
+
+@pytest.mark.parametrize(
+    ("payload", "named"),
+    [
+        ({"dask_scheduler": "tcp://attacker:8786", "use_parallel": True},
+         ["dask_scheduler", "HPMKD_DASK_SCHEDULER"]),
+        ({"cache_dir": "/etc", "memory_dir": "/root/.ssh"},
+         ["memory_dir, cache_dir", "HPMKD_MEMORY_DIR, HPMKD_CACHE_DIR"]),
+        ({"n_jobs": 64, "cache_size_limit_gb": 500}, ["n_jobs", "HPMKD_MAX_JOBS"]),
+    ],
+    ids=["scheduler", "folders", "workers-and-size"],
+)
+def test_a_config_file_with_server_fields_is_refused(payload, named):
+    at = ok(page("configure").run())
+    before = dict(at.session_state[state.CONFIG])
+    at = _upload_config(at, {"max_configs": 3, **payload})
+    error = texts(at.error)
+    assert "belong to the server" in error and "config.json" in error
+    for words in named:
+        assert words in error
+    assert at.session_state[state.CONFIG] == before  # nothing of the file was applied
+    ok(at.run())  # the same upload is not re-read on every rerun; the message stays
+    assert "belong to the server" in texts(at.error)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{not json", "is not valid JSON"),
+        (b"[1, 2]", "not an object of field names"),
+        (b'{"max_config": 3}', "Did you mean max_configs"),
+        (b'{"temperatures": [1, NaN]}', "HPMConfig.temperatures"),
+        (b'{"random_state": -5}', "random_state=-5"),
+        (b'{"method": "deep"}', "method='deep'"),
+    ],
+)
+def test_a_bad_config_file_shows_what_is_wrong(content, message):
+    at = _upload_config(ok(page("configure").run()), content, name="mine.json")
+    assert message in texts(at.error) and "mine.json" in texts(at.error)
+
+
+def test_a_config_file_round_trips_method_seed_and_options():
+    config = configform.to_config({**configform.default_form(), "max_configs": 6,
+                                   "temperatures": "1.5, 3", "use_parallel": True})
+    content = configform.config_json(config, "legacy", 1234)
+    assert not set(SERVER_FIELDS) & set(__import__("json").loads(content))
+    at = _upload_config(ok(page("configure").run()), content)
+    assert not at.error
+    form = at.session_state[state.CONFIG]
+    assert form["max_configs"] == 6 and form["temperatures"] == "1.5, 3"
+    assert form["use_parallel"] is True
+    assert at.session_state[state.METHOD] == "legacy" and at.session_state[state.SEED] == 1234
+    version = at.session_state[state.CONFIG_VERSION]
+    assert at.slider(key=configform.widget_key("max_configs", version)).value == 6
+    assert at.number_input(key="w_seed__1").value == 1234  # new widgets, the file's values
+    assert at.radio(key="w_method__1").value == "legacy"
+
+
+def test_a_run_from_the_app_uses_the_servers_settings(sample, tmp_path, monkeypatch):
+    home = tmp_path / "server-home"
+    monkeypatch.setenv("HPMKD_HOME", str(home))
+    monkeypatch.setenv(ENV_VARS["n_jobs"], "1")
+    for name in ("cache_dir", "memory_dir", "dask_scheduler"):
+        monkeypatch.delenv(ENV_VARS[name], raising=False)
+    evil = tmp_path / "chosen-by-the-browser"
+    form = {**QUICK_LEGACY, "max_configs": 2, "use_progressive": False, "use_parallel": True,
+            "families": ["logreg"]}
+    at = preset(page("distill"), sample, **{state.CONFIG: form, state.METHOD: "hpm",
+                                             state.SEED: 31337})
+    # Nothing in the URL reaches the config: only ?job= is read, and only as a run id.
+    for name in ("cache_dir", "memory_dir"):
+        at.query_params[name] = str(evil / name)
+    at.query_params["dask_scheduler"] = "tcp://127.0.0.1:1"
+    at.query_params["n_jobs"] = "64"
+    ok(at.run())
+    at.checkbox(key="w_fresh").check()
+    ok(button(at, "Start distillation").click().run())
+    job = _wait_for(at)
+    assert job.status == "done", job.error
+    settings = ServerSettings.from_env()
+    assert settings.cache_dir == home / "cache" and settings.memory_dir == home / "memory"
+    config = job.config
+    assert config.cache_dir == str(home / "cache") and config.memory_dir == str(home / "memory")
+    assert config.dask_scheduler is None and config.n_jobs == 1
+    assert config.cache_size_limit_gb == HPMConfig().cache_size_limit_gb
+    assert any((home / "cache").iterdir()), "the run's cache files are in the server's folder"
+    assert (home / "memory" / "memory.sqlite").is_file()
+    assert job.distiller.result_.components.parallel.to_dict() == {"backend": "loky",
+                                                                   "n_jobs": 1}
+    assert not evil.exists()
+
+
+def test_an_invalid_server_setting_is_reported_by_name(monkeypatch):
+    monkeypatch.setenv(ENV_VARS["n_jobs"], "lots")
+    at = ok(page("configure").run())
+    assert "Server setting HPMKD_MAX_JOBS='lots' is invalid" in texts(at.error)
 
 
 # ----------------------------------------------------------------- distill

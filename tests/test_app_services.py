@@ -25,6 +25,7 @@ from hpmkd.result import (
     TemperatureRecord,
     WarmStartRecord,
 )
+from hpmkd.settings import ServerSettings
 from hpmkd_app import (
     charts,
     compare,
@@ -39,9 +40,13 @@ from hpmkd_app import (
 )
 from hpmkd_app import teachers as teacher_lib
 
-QUICK = configform.to_config(
-    configform.apply_preset(configform.default_form(), configform.QUICK_PRESET)
-)
+
+def quick():
+    """The quick preset as a config, with the server settings of the test session
+    (read when called: HPMKD_HOME points at the tests' private folder by then)."""
+    return configform.to_config(
+        configform.apply_preset(configform.default_form(), configform.QUICK_PRESET)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +62,7 @@ def finished(sample, tmp_path_factory):
     source = teacher_lib.reference_source(settings, info)
     dataset = teacher_lib.build_dataset(sample, "target", features, [source], lambda s: model)
     job = jobs.start_job(
-        dataset, QUICK, method="legacy", seed=42, cache_dir=tmp_path_factory.mktemp("runs")
+        dataset, quick(), method="legacy", seed=42, cache_dir=tmp_path_factory.mktemp("runs")
     )
     assert job.wait(60) and job.status == "done", job.error
     return job.distiller
@@ -156,12 +161,15 @@ def test_file_teacher_loads_through_the_restricted_loader(sample, fit_teacher):
 # ----------------------------------------------------------------- config form
 def test_config_form_round_trips_every_field():
     specs = configform.field_specs()
-    assert [s.name for s in specs] == HPMConfig.field_names()
+    assert [s.name for s in specs] == [
+        s.name for s in HPMConfig.field_specs() if not s.server]
     assert all(s.kind in configform.WIDGET_KINDS for s in specs)
     assert all(s.help for s in specs), "every field shows its docstring"
-    assert configform.to_config(configform.default_form()) == HPMConfig()
-    form = configform.config_to_form(QUICK.to_dict())
-    assert configform.to_config(form) == QUICK
+    # The form's defaults are HPMConfig's; the server fields are the server's settings.
+    server = ServerSettings.from_env()
+    assert configform.to_config(configform.default_form()) == HPMConfig(**server.values())
+    form = configform.config_to_form(quick().to_dict())
+    assert configform.to_config(form) == quick()
 
 
 def test_config_form_errors_are_the_engine_messages():
@@ -172,7 +180,11 @@ def test_config_form_errors_are_the_engine_messages():
         configform.to_config({**form, "families": []})
     with pytest.raises(HPMKDInputError, match="no field 'max_config'"):
         configform.to_config({**form, "max_config": 3})
-    assert configform.to_config({**form, "cache_dir": "  "}).cache_dir is None
+    for name, value in (("cache_dir", "/tmp/x"), ("dask_scheduler", "tcp://h:1"),
+                        ("n_jobs", 1), ("memory_dir", None)):
+        # Even a session-state form that somehow holds one is refused, never applied.
+        with pytest.raises(HPMKDInputError, match=f"sets {name}, which belong to the server"):
+            configform.to_config({**form, name: value})
     assert configform.unused_by_legacy({**form, "n_trials": 5}) == ["n_trials"]
 
 

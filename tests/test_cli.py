@@ -198,3 +198,89 @@ def test_real_subprocess_run(inputs, tmp_path, project_root, venv_python):
     assert summary["method"] == "legacy"
     assert summary["config"]["n_trials"] == 2
     assert len(pd.read_csv(out / "results.csv")) == 6
+
+
+# ----------------------------------------------------------------------------- interrupted writes
+_KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from hpmkd.cli import write_outputs
+
+class Distiller:  # writes like AutoDistiller, then the process is killed mid-way
+    class results_df:
+        @staticmethod
+        def to_csv(path, index=False):
+            Path(path).write_text("name,val_ks\\n")
+    def save_best_model(self, path):
+        Path(path).write_bytes(b"partial model")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+write_outputs(Distiller(), Path(sys.argv[1]), report=False)
+"""
+
+
+def test_a_run_killed_while_writing_is_cleaned_by_the_next_run(
+    inputs, tmp_path, capsys, project_root, venv_python
+):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(project_root)}
+    killed = subprocess.run([str(venv_python), "-c", _KILLED_WRITER, str(out)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr  # really killed by SIGKILL
+    left = list(tmp_path.glob(".hpmkd-tmp-*"))
+    assert len(left) == 1 and left[0].name.startswith(".hpmkd-tmp-")
+    assert (left[0] / "best_model.joblib").read_bytes() == b"partial model"
+    assert not out.exists()  # the killed run published nothing
+
+    code, err = run_cli(
+        capsys,
+        ["distill", str(inputs["data"]), "--target", "target", "--teacher", str(inputs["teacher"]),
+         "--method", "legacy", "--set", "families=tree", "--set", "temperatures=2",
+         "--set", "alphas=0.5", "--quiet", "--out", str(out)],
+    )
+    assert code == 0, err
+    _check_outputs(out)  # complete, and no scratch folder left next to it
+
+
+def test_only_stale_scratch_folders_of_this_user_are_removed(tmp_path):
+    import time
+
+    from hpmkd.cli import STALE_SCRATCH_S, remove_stale_scratch
+
+    dead_pid = 2**22 + 12345  # above Linux's pid_max: no process has it
+    live = tmp_path / f".hpmkd-tmp-{os.getpid()}-abc123"          # this process: in use
+    dead = tmp_path / f".hpmkd-tmp-{dead_pid}-abc123"             # its process is gone
+    old_style = tmp_path / ".hpmkd-tmp-k2j4_x9a"                  # no pid: age decides
+    old_live = tmp_path / f".hpmkd-tmp-{os.getpid()}-old999"      # pid reused, but old
+    unrelated = tmp_path / ".hpmkd-tmp-notes"                     # a file, not a folder
+    other = tmp_path / "hpmkd-tmp-1-x"                            # not hidden: not ours
+    for folder in (live, dead, old_style, old_live, other):
+        folder.mkdir()
+        (folder / "results.csv").write_text("x")
+    unrelated.write_text("keep")
+    now = time.time()
+    old = now - STALE_SCRATCH_S - 60
+    os.utime(old_live, (old, old))
+    assert set(remove_stale_scratch(tmp_path, now=now)) == {dead, old_live}
+    assert not dead.exists() and not old_live.exists()
+    assert live.exists() and old_style.exists() and unrelated.exists() and other.exists()
+    os.utime(old_style, (old, old))
+    assert remove_stale_scratch(tmp_path, now=now) == [old_style]
+    assert live.exists()
+
+
+def test_out_that_already_exists_receives_the_files(inputs, tmp_path, capsys):
+    out = tmp_path / "existing"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    code, err = run_cli(
+        capsys,
+        ["distill", str(inputs["data"]), "--target", "target", "--teacher", str(inputs["teacher"]),
+         "--method", "legacy", "--set", "families=tree", "--set", "temperatures=2",
+         "--set", "alphas=0.5", "--quiet", "--out", str(out)],
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best_model.joblib", "notes.txt", "results.csv", "summary.json"]
+    assert (out / "notes.txt").read_text() == "mine"
+    assert not list(tmp_path.glob(".hpmkd-tmp-*"))

@@ -87,6 +87,31 @@ def test_validator_accepts_the_bounds_and_rejects_just_outside(spec):
     assert _rejects(spec.name, 3.0 if spec.kind == "int" else _as_value(spec, math.nan))
 
 
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.kind in ("float", "optional_float",
+                                                                  "float_list")],
+                         ids=lambda s: s.name)
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+def test_every_real_number_field_refuses_nan_and_infinities(spec, number):
+    value = _as_value(spec, number)
+    assert _rejects(spec.name, value) == (
+        f"HPMConfig.{spec.name}={value!r} is invalid: {spec.requirement()}."
+    )
+    text = {math.nan: "nan", math.inf: "inf", -math.inf: "-inf"}[number]
+    with pytest.raises(HPMKDInputError, match=f"HPMConfig.{spec.name}="):
+        HPMConfig.from_dict({spec.name: text})  # as --set KEY=nan would give it
+
+
+def test_a_list_field_of_text_is_refused_by_name():
+    assert _rejects("temperatures", ("hot",)).startswith("HPMConfig.temperatures=('hot',)")
+    assert _rejects("alphas", 0.5).startswith("HPMConfig.alphas=0.5 is invalid")
+
+
+def test_a_cache_too_small_to_hold_anything_is_refused():
+    # 1e-12 GB is 0 bytes: the cache could not open. The bound says what is sensible.
+    assert _rejects("cache_size_limit_gb", 1e-12).endswith("of at least 0.01.")
+    assert HPMConfig(cache_size_limit_gb=0.01).cache_size_limit_gb == 0.01
+
+
 @pytest.mark.parametrize("spec", [s for s in SPECS if s.choices], ids=lambda s: s.name)
 def test_validator_accepts_each_choice_and_nothing_else(spec):
     for choice in spec.choices:
@@ -112,9 +137,9 @@ def test_messages_tests_and_users_rely_on_are_unchanged():
         "HPMConfig.validation_split=2 is invalid: use a share between 0.05 and 0.5."
     )
     assert "use a number in [0, 1)" in _rejects("min_improvement", 1.0)
-    assert "use a positive number of gigabytes" in _rejects("cache_size_limit_gb", 0)
+    assert "use a number of gigabytes of at least 0.01" in _rejects("cache_size_limit_gb", 0)
     assert "positive number of seconds or leave it unset" in _rejects("time_budget_s", 0)
-    assert "use a whole number of at least 1" in _rejects("n_jobs", 0)
+    assert "use a whole number from 1 to 256" in _rejects("n_jobs", 0)
     assert "choose one of ks, auc" in _rejects("selection_metric", "gini")
 
 
@@ -127,8 +152,10 @@ def test_set_text_of_the_default_reads_back_as_the_default(spec):
 # ---------------------------------------------------------------------- the app form
 def test_form_widgets_take_bounds_choices_and_labels_from_the_specs():
     fields = configform.field_specs()
-    assert [f.name for f in fields] == [s.name for s in SPECS]
-    for field, spec in zip(fields, SPECS, strict=True):
+    shown = [s for s in SPECS if not s.server]  # server fields are never on the form
+    assert [f.name for f in fields] == [s.name for s in shown]
+    assert not {f.name for f in fields} & SERVER_FIELDS
+    for field, spec in zip(fields, shown, strict=True):
         assert (field.min, field.max) == (spec.min, spec.max), spec.name
         assert field.options == spec.choices
         assert field.label == spec.label

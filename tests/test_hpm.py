@@ -408,10 +408,21 @@ def test_cache_off_retrains_every_time(home, fit_counter, dataset_a):
     assert second.best_name == first.best_name
 
 
-def test_tiny_cache_limit_still_runs_correctly(home, fit_counter, dataset_a):
+def test_tiny_cache_limit_still_runs_correctly(home, fit_counter, dataset_a, monkeypatch):
     reference = run_hpm(dataset_a, **ISOLATED)
     fit_counter.clear()
-    config = {**SMALL, "use_memory": False, "cache_size_limit_gb": 1e-6}
+    # HPMConfig refuses limits below 0.01 GB (a cache that holds nothing is a mistake);
+    # this test wants eviction on every write, so it opens the run's cache at 1 KiB.
+    from hpmkd.components.cache import IntelligentCache
+
+    tiny = 1024
+
+    def tiny_cache(config):
+        return IntelligentCache(config.cache_dir, size_limit_bytes=tiny,
+                                enabled=config.use_cache)
+
+    monkeypatch.setattr(IntelligentCache, "from_config", staticmethod(tiny_cache))
+    config = {**SMALL, "use_memory": False}
     runs = []
     for _ in range(2):
         runs.append(run_hpm(dataset_a, **config))
@@ -425,7 +436,7 @@ def test_tiny_cache_limit_still_runs_correctly(home, fit_counter, dataset_a):
             candidate_rows(reference.results_df), candidate_rows(run.results_df), cols
         )
         stats = run.result_.components.cache
-        assert stats.size_limit_bytes == int(1e-6 * 1024**3)
+        assert stats.size_limit_bytes == tiny
     assert not candidate_rows(runs[1].results_df)["from_cache"].all()
 
 
