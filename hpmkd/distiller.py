@@ -17,7 +17,7 @@ from hpmkd.errors import HPMKDInputError
 from hpmkd.events import Callback, EventBus
 from hpmkd.extras import require
 from hpmkd.result import RunResult
-from hpmkd.results import metrics_dict
+from hpmkd.results_table import metrics_dict
 from hpmkd.students import proba_in_class_order
 
 METHODS = ("auto", "hpm", "legacy")

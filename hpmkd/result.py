@@ -27,7 +27,7 @@ from hpmkd._version import __version__
 from hpmkd.config import HPMConfig
 from hpmkd.data import Split
 from hpmkd.evaluate import CandidateResult
-from hpmkd.results import build_results_df, metrics_dict, to_jsonable
+from hpmkd.results_table import build_results_df, metrics_dict, to_jsonable
 
 #: A gain in test KS within this margin is reported as no measurable difference.
 GAIN_MARGIN = 0.005

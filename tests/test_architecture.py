@@ -24,10 +24,11 @@ PACKAGE = PROJECT_ROOT / "hpmkd"
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("hpmkd._version", "hpmkd.errors", "hpmkd.fieldspec", "hpmkd.paths", "hpmkd.events"),
     ("hpmkd.extras", "hpmkd.metrics", "hpmkd.curves", "hpmkd.config", "hpmkd.io"),
+    ("hpmkd.settings",),
     ("hpmkd.safe_load",),
     ("hpmkd.teacher", "hpmkd.students"),
     ("hpmkd.data", "hpmkd.evaluate"),
-    ("hpmkd.results", "hpmkd.parallel"),
+    ("hpmkd.results_table", "hpmkd.parallel"),
     ("hpmkd.components",),
     ("hpmkd.result",),
     ("hpmkd.engine",),
@@ -79,7 +80,9 @@ def floor_of(name: str) -> int:
     best, floor = -1, None
     for index, prefixes in enumerate(FLOORS):
         for prefix in prefixes:
-            if (name == prefix or name.startswith(prefix + ".")) and len(prefix) > best:
+            # The face "hpmkd" is one module, not a prefix of the whole package.
+            inside = prefix != "hpmkd" and name.startswith(prefix + ".")
+            if (name == prefix or inside) and len(prefix) > best:
                 best, floor = len(prefix), index
     assert floor is not None, f"{name} has no floor in FLOORS: add it"
     return floor

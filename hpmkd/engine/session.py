@@ -32,7 +32,7 @@ from hpmkd.events import EventBus
 from hpmkd.metrics import compute_metrics
 from hpmkd.parallel import Executor, Job
 from hpmkd.result import AttentionRecord, PhaseSpan
-from hpmkd.results import candidate_row
+from hpmkd.results_table import candidate_row
 from hpmkd.students import StudentSpec
 
 

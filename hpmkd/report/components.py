@@ -29,7 +29,7 @@ from hpmkd.result import (
     TemperatureRecord,
     WarmStartRecord,
 )
-from hpmkd.results import to_jsonable
+from hpmkd.results_table import to_jsonable
 
 #: (field of ``Components``, heading, the component's class) of each component block.
 COMPONENTS = (

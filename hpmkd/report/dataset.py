@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hpmkd.report.context import ReportContext
 from hpmkd.report.fmt import esc, fmt, kv_table, plain, table
-from hpmkd.results import to_jsonable
+from hpmkd.results_table import to_jsonable
 
 
 def section_dataset(ctx: ReportContext) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from hpmkd.report.figures.base import finite
-from hpmkd.results import to_jsonable
+from hpmkd.results_table import to_jsonable
 
 
 def esc(value: Any) -> str:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from hpmkd.report.context import ReportContext
 from hpmkd.report.fmt import data_value, esc, finite, fmt
-from hpmkd.results import SPLIT_METRICS, to_jsonable
+from hpmkd.results_table import SPLIT_METRICS, to_jsonable
 
 #: (column of ``results_df``, header, kind); kind ``text`` and ``bool`` sort as text, the
 #: others as numbers and are formatted by :func:`hpmkd.report.fmt.fmt`.

@@ -8,7 +8,7 @@ from typing import Any
 from hpmkd.report.context import ReportContext
 from hpmkd.report.fmt import data_value, esc, finite, fmt, kv_table
 from hpmkd.result import compression
-from hpmkd.results import SPLIT_METRICS, metrics_dict
+from hpmkd.results_table import SPLIT_METRICS, metrics_dict
 
 #: Row labels of the summary table.
 METRIC_LABELS = {

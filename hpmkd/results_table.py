@@ -1,4 +1,5 @@
-"""Plain-data records of a run and the ``results_df`` built from them."""
+"""The results table (``results_df``): one row per candidate, teacher and twin, and the
+JSON-friendly metric dicts built from the same records."""
 
 from __future__ import annotations
 
