@@ -272,8 +272,8 @@ def _umask() -> int:
 def distill(args: argparse.Namespace) -> int:
     """Run ``hpmkd distill`` with parsed arguments; returns the exit code."""
     from hpmkd import AutoDistiller, DistillationDataset
+    from hpmkd.checks import check_random_state, check_test_size
     from hpmkd.components.cache import IntelligentCache
-    from hpmkd.data import check_random_state, check_test_size
 
     # Before any work, cheapest first: where the outputs go, the numbers, the optional
     # packages asked for, the files, the settings; then the data, the teachers, the split.

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from hpmkd import engine
+from hpmkd.checks import check_random_state
 from hpmkd.config import HPMConfig
-from hpmkd.data import DistillationDataset, check_random_state
+from hpmkd.data import DistillationDataset
 from hpmkd.errors import HPMKDInputError
 from hpmkd.events import Callback, EventBus
 from hpmkd.extras import require

@@ -25,6 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from hpmkd.checks import SEED_MAX
 from hpmkd.config import HPMConfig
 from hpmkd.distiller import METHODS
 from hpmkd.errors import HPMKDInputError
@@ -72,7 +73,6 @@ _PRESENTATION: dict[str, dict[str, Any]] = {
 #: Keys of a configuration file besides the config fields: the method and the seed.
 JSON_EXTRA_KEYS = ("method", "random_state")
 #: Seeds the app accepts (the Configure page's seed input uses the same bounds).
-SEED_MAX = 2**31 - 1
 
 #: A small, fast search for a first look (a few seconds on the sample data).
 QUICK_PRESET: dict[str, Any] = {
