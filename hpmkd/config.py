@@ -28,7 +28,7 @@ from hpmkd.fieldspec import (
 )
 
 SELECTION_METRICS = ("ks", "auc", "accuracy", "f1", "fidelity", "rank_fidelity")
-SELECTION_RULES = ("smallest_tied", "best")
+SELECTION_RULES = ("smaller_if_noninferior", "best")
 STUDENT_FAMILIES = ("logreg", "tree", "lgbm", "mlp")
 
 
@@ -108,10 +108,11 @@ class HPMConfig:
         choices=SELECTION_METRICS, methods=HPM_AND_LEGACY,
     )
     selection_rule: str = _setting(
-        "smallest_tied", "choice", "Selection rule",
-        "best: the highest validation metric. smallest_tied: the smallest candidate not "
-        "clearly worse than that one on paired bootstrap resamples of the validation rows "
-        "(guards against the winner's curse of many candidates on few rows).",
+        "smaller_if_noninferior", "choice", "Selection rule",
+        "best: the highest validation metric. smaller_if_noninferior: that candidate, unless "
+        "one at least min_saving times smaller is non-inferior to it within "
+        "noninferiority_margin (one-sided bound on paired bootstrap resamples of the "
+        "validation rows, Bonferroni over the candidates compared).",
         choices=SELECTION_RULES, methods=HPM_AND_LEGACY,
     )
     time_budget_s: float | None = _setting(
@@ -161,15 +162,28 @@ class HPMConfig:
         min=0, min_inclusive=False, unit="temperatures", methods=HPM_AND_LEGACY,
     )
     alphas: tuple[float, ...] = _setting(
-        (0.9, 0.5, 0.1), "float_list", "Teacher weights (alpha)",
+        (0.9, 0.5, 0.1, 0.0), "float_list", "Teacher weights (alpha)",
         "Weight of the teacher's soft targets against the true labels (1 = teacher only, "
-        "0 = labels only). Soft targets do not always help, so the default spans both.",
+        "0 = labels only). Soft targets do not always help, so the default spans both and "
+        "includes 0: when the teacher does not help, a hard-label student wins.",
         min=0, max=1, unit="weights", methods=HPM_AND_LEGACY,
     )
     max_chain_stages: int = _setting(
         4, "int", "Most chain stages",
         "Most stages of the progressive chain; it usually stops earlier on min_improvement.",
         min=1, max=10,
+    )
+    min_saving: float = _setting(
+        2.0, "float", "Smallest saving worth a smaller student",
+        "With smaller_if_noninferior, a candidate replaces the top validation candidate only "
+        "if it is at least this many times smaller (pickled size) and non-inferior.",
+        min=1, min_inclusive=False, max=1000, unit="ratio", methods=HPM_AND_LEGACY,
+    )
+    noninferiority_margin: float = _setting(
+        0.01, "float", "Non-inferiority margin",
+        "With smaller_if_noninferior, how much lower (in the selection metric) a smaller "
+        "candidate may score than the top one and still count as non-inferior.",
+        min=0, max=0.2, unit="difference", methods=HPM_AND_LEGACY,
     )
 
     def __post_init__(self) -> None:

@@ -1,18 +1,23 @@
 """Train one candidate and score it: the single place where a student meets the data.
 
-``TrainingContext`` holds the split data and the soft-target source; ``train_candidate``
-is a pure function of it and a :class:`~hpmkd.students.StudentSpec`, so the same code runs
-sequentially, in joblib workers and on Dask workers.
+``TrainingContext`` holds the training and validation rows and the soft-target source;
+``train_candidate`` is a pure function of it and a :class:`~hpmkd.students.StudentSpec`,
+so the same code runs sequentially, in joblib workers and on Dask workers.
+
+The test rows are not in the context: a candidate is fitted on the training rows,
+calibrated and scored on the validation rows, and only the compare phase reads the test
+rows, once, for the selected student, the teachers and the twin (:func:`score_on_test`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
 from hpmkd.students import (
@@ -26,27 +31,44 @@ from hpmkd.students import (
 
 @dataclass
 class TrainingContext:
-    """Everything a candidate needs, already split.
+    """Everything a candidate needs: training and validation rows (never test rows).
 
-    ``teacher_*`` are the probabilities students learn from (one teacher, a mean, or the
-    attention-fused target); ``reference_*`` are the probabilities agreement metrics
-    (fidelity, KL) are measured against: the primary teacher.
+    ``teacher_train`` are the probabilities students learn from (one teacher, a mean, or
+    the attention-fused target); ``reference_val`` are the probabilities agreement
+    metrics (fidelity, KL) are measured against: the primary teacher.
     """
 
     X_train: pd.DataFrame
     y_train: np.ndarray
     X_val: pd.DataFrame
     y_val: np.ndarray
-    X_test: pd.DataFrame
-    y_test: np.ndarray
     teacher_train: np.ndarray
     reference_val: np.ndarray
-    reference_test: np.ndarray
     classes: list[Any]
     numeric: list[str]
     categorical: list[str]
     seed: int = 42
     n_threads: int = 1
+
+
+@dataclass(frozen=True)
+class TestRows:
+    """The test rows, read once by the compare phase.
+
+    ``reference`` are the primary teacher's probabilities on them (agreement metrics).
+    """
+
+    X: pd.DataFrame
+    y: np.ndarray
+    reference: np.ndarray
+    classes: list[Any]
+
+
+#: ``test`` of a candidate that was not scored on the test rows.
+NOT_ON_TEST = (
+    "not scored on the test rows: they are read once, for the selected student, the "
+    "teacher(s) and the twin; rank candidates by their validation figures"
+)
 
 
 @dataclass
@@ -61,13 +83,13 @@ class CandidateResult:
     source: str
     spec: StudentSpec | None
     val: dict[str, Any]
-    test: dict[str, Any]
     fit_seconds: float
     size_bytes: int
     latency_ms_1k: float
     val_proba: np.ndarray
-    test_proba: np.ndarray
     model: Any = None
+    test: dict[str, Any] = field(default_factory=lambda: {"undefined": {"all": NOT_ON_TEST}})
+    test_proba: np.ndarray | None = None
     from_cache: bool = False
     train_rows: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -82,7 +104,8 @@ def train_candidate(
     teacher_train: np.ndarray | None = None,
     full: bool = True,
 ) -> CandidateResult:
-    """Fit ``spec`` on the soft targets of the training rows and score it.
+    """Fit ``spec`` on the soft targets of the training rows, calibrate it on the
+    validation rows and score it there.
 
     Parameters
     ----------
@@ -96,7 +119,8 @@ def train_candidate(
         Probabilities to learn from instead of ``ctx.teacher_train`` (the chain passes
         a mix of the teacher and the previous stage).
     full : bool
-        ``False`` (screening) skips test metrics, size and latency.
+        ``False`` (screening) skips calibration, size and latency: a screening fit is
+        only ranked by a validation metric that calibration does not change.
     """
     source_proba = ctx.teacher_train if teacher_train is None else teacher_train
     targets = soft_targets(source_proba, ctx.y_train, spec.temperature, spec.alpha)
@@ -105,8 +129,39 @@ def train_candidate(
         spec.family, spec.params, ctx.numeric, ctx.categorical, ctx.seed, ctx.n_threads
     )
     fit_on_soft_targets(model, ctx.X_train, targets, ctx.classes)
+    if full:
+        model = calibrate(model, ctx)
     fit_seconds = time.perf_counter() - start
     return score_model(model, ctx, name or spec.label(), source, spec, fit_seconds, full=full)
+
+
+def calibrate(model: Any, ctx: TrainingContext) -> Any:
+    """``model`` with its probabilities calibrated on the validation rows.
+
+    A student fitted at temperature T > 1 (or to a mix of soft targets and labels) learned
+    flattened probabilities; temperature scaling, one scalar on the log-probabilities
+    fitted by log-loss on rows no candidate trained on, undoes that. It keeps the
+    arg-max class and the order of the rows' scores, so accuracy, F1 and binary KS/AUC
+    are unchanged, while ECE, Brier and KL improve. The result is a plain scikit-learn
+    ``CalibratedClassifierCV`` around the frozen student (it loads without hpmkd).
+
+    A model that did not see every class (a class with no weight in its targets) is
+    returned as it is: the calibrator needs the same classes as the labels.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    if [str(c) for c in model.classes_] != [str(c) for c in ctx.classes]:
+        return model
+    present = np.unique(ctx.y_val)
+    if len(present) != len(ctx.classes):
+        return model
+    # The student's classes are ctx.classes in the same order (checked above).
+    labels = np.asarray(model.classes_)[ctx.y_val]
+    calibrated = CalibratedClassifierCV(FrozenEstimator(model), method="temperature")
+    with threadpool_limits(limits=1):
+        calibrated.fit(ctx.X_val, labels)
+    return calibrated
 
 
 def score_model(
@@ -118,31 +173,41 @@ def score_model(
     fit_seconds: float,
     full: bool = True,
 ) -> CandidateResult:
-    """Validation and test metrics, size and latency of a fitted model.
+    """Validation metrics, size and latency (timed on validation rows) of a fitted model.
 
-    With ``full=False`` only validation metrics are computed (test metrics are NaN).
+    With ``full=False`` only validation metrics are computed.
     """
     val_proba = proba_in_class_order(model, ctx.X_val, ctx.classes)
     if full:
-        test_proba = proba_in_class_order(model, ctx.X_test, ctx.classes)
-        test = compute_metrics(ctx.y_test, test_proba, ctx.reference_test)
-        size, latency = size_bytes(model), latency_ms_1k(single_thread_predictor(model), ctx.X_test)
+        size, latency = size_bytes(model), latency_ms_1k(single_thread_predictor(model), ctx.X_val)
     else:
-        test_proba = np.empty((0, len(ctx.classes)))
-        test, size, latency = {"undefined": {"all": "screening fit"}}, -1, float("nan")
+        size, latency = -1, float("nan")
     return CandidateResult(
         name=name,
         source=source,
         spec=spec,
         val=compute_metrics(ctx.y_val, val_proba, ctx.reference_val),
-        test=test,
         fit_seconds=fit_seconds,
         size_bytes=size,
         latency_ms_1k=latency,
         val_proba=val_proba,
-        test_proba=test_proba,
         model=model,
         train_rows=len(ctx.y_train),
+    )
+
+
+def score_on_test(result: CandidateResult, rows: TestRows) -> CandidateResult:
+    """``result`` with its test metrics, from its model's predictions on the test rows.
+
+    Parameters
+    ----------
+    result : CandidateResult
+        A trained student (with ``model``).
+    rows : TestRows
+    """
+    proba = proba_in_class_order(result.model, rows.X, rows.classes)
+    return replace(
+        result, test=compute_metrics(rows.y, proba, rows.reference), test_proba=proba
     )
 
 
@@ -150,8 +215,7 @@ def subsample_context(
     ctx: TrainingContext, rows: int, seed: int, validation: bool = True
 ) -> TrainingContext:
     """A context with a stratified, seeded subsample of at most ``rows`` training rows
-    (and validation rows too when ``validation``); the test rows are kept."""
-    from dataclasses import replace
+    (and validation rows too when ``validation``)."""
 
     def pick(y: np.ndarray) -> np.ndarray:
         if len(y) <= rows:

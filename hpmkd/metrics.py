@@ -11,6 +11,11 @@ Names carry their meaning (see DESIGN.md):
 - ``rank_fidelity``: Spearman correlation of student and teacher scores (binary: the
   positive-class score; multiclass: mean over classes).
 - ``kl_to_teacher``: mean KL(teacher || student) in nats.
+- ``ece``: expected calibration error of the predicted class: rows binned by the
+  probability of their arg-max class into ``ECE_BINS`` equal-width bins; the mean over
+  bins, weighted by rows, of |share correct - mean probability|. Lower is better.
+- ``brier``: binary, mean (p_positive - y)^2; multiclass, mean over rows of the summed
+  squared error over classes. Lower is better.
 - ``size_bytes``: size of the pickled model.
 - ``latency_ms_1k``: median wall time, in milliseconds, of ``predict_proba`` on 1,000 rows,
   on one thread (OpenMP/BLAS pools limited to 1, so teacher and student are timed alike
@@ -33,9 +38,12 @@ from scipy.stats import spearmanr
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 QUALITY_METRICS = ("accuracy", "f1", "auc", "ks")
+CALIBRATION_METRICS = ("ece", "brier")
 AGREEMENT_METRICS = ("fidelity", "rank_fidelity", "kl_to_teacher")
 COST_METRICS = ("size_bytes", "latency_ms_1k")
-ALL_METRICS = QUALITY_METRICS + AGREEMENT_METRICS + COST_METRICS
+ALL_METRICS = QUALITY_METRICS + CALIBRATION_METRICS + AGREEMENT_METRICS + COST_METRICS
+#: Equal-width probability bins of ``ece``.
+ECE_BINS = 10
 
 _EPS = 1e-12
 
@@ -89,6 +97,42 @@ def ks_score(y_true: np.ndarray, proba: np.ndarray) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
+def expected_calibration_error(
+    y_true: np.ndarray, proba: np.ndarray, n_bins: int = ECE_BINS
+) -> float:
+    """ECE of the predicted class (see the module docstring).
+
+    Parameters
+    ----------
+    y_true : array of int
+        Class indices.
+    proba : array of shape (n_samples, n_classes)
+    n_bins : int
+        Equal-width bins over [0, 1] of the predicted class's probability.
+    """
+    proba = _as_2d(proba)
+    confidence = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == np.asarray(y_true)).astype(float)
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    rows = np.bincount(bins, minlength=n_bins)
+    used = rows > 0
+    gap = np.abs(
+        np.bincount(bins, weights=correct, minlength=n_bins)[used]
+        - np.bincount(bins, weights=confidence, minlength=n_bins)[used]
+    )
+    return float(gap.sum() / len(confidence))
+
+
+def brier_score(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Brier score (see the module docstring)."""
+    proba = _as_2d(proba)
+    y_true = np.asarray(y_true).astype(int)
+    if proba.shape[1] == 2:
+        return float(np.mean((proba[:, 1] - (y_true == 1)) ** 2))
+    onehot = np.eye(proba.shape[1])[y_true]
+    return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+
+
 def kl_to_teacher(teacher_proba: np.ndarray, student_proba: np.ndarray) -> float:
     """Mean KL(teacher || student) over rows, in nats, with probabilities clipped at 1e-12."""
     p = np.clip(_as_2d(teacher_proba), _EPS, 1.0)
@@ -131,7 +175,7 @@ def compute_metrics(
     Returns
     -------
     dict
-        ``accuracy, f1, auc, ks, fidelity, rank_fidelity, kl_to_teacher`` and
+        ``accuracy, f1, auc, ks, ece, brier, fidelity, rank_fidelity, kl_to_teacher`` and
         ``undefined``, a dict from metric name to the reason it is NaN.
     """
     y_true = np.asarray(y_true).astype(int)
@@ -161,6 +205,8 @@ def compute_metrics(
             out["auc"] = math.nan
             undefined["auc"] = "not every class is present in the labels"
         out["ks"] = ks_score(y_true, proba)
+    out["ece"] = expected_calibration_error(y_true, proba)
+    out["brier"] = brier_score(y_true, proba)
     if teacher_proba is None:
         for name in AGREEMENT_METRICS:
             out[name] = math.nan

@@ -24,13 +24,11 @@ import numpy as np
 import pandas as pd
 
 from hpmkd._version import __version__
+from hpmkd.components.selection_rule import SelectionDecision
 from hpmkd.config import HPMConfig
 from hpmkd.data import Split
 from hpmkd.evaluate import CandidateResult
 from hpmkd.results_table import build_results_df, metrics_dict, to_jsonable
-
-#: A gain in test KS within this margin is reported as no measurable difference.
-GAIN_MARGIN = 0.005
 
 
 # =========================================================================== components
@@ -62,6 +60,7 @@ class SelectionRecord(ComponentRecord):
     screen_scores: Mapping[str, float] | None = None
     alpha_scores: Mapping[str, float] | None = None
     screen_seconds: float | None = None
+    temperature_scores: Mapping[str, float] | None = None
     configs: tuple[Mapping[str, Any], ...] | None = None
     warm_started: bool | None = None
 
@@ -121,7 +120,6 @@ class AttentionRecord(ComponentRecord):
     slopes: Mapping[str, float] | None = None
     val_metric_fused: float | None = None
     val_metric_mean: float | None = None
-    test_metric_fused: float | None = None
     student: str | None = None
     note: str | None = None
 
@@ -151,22 +149,6 @@ class ParallelRecord(ComponentRecord):
         out = super().to_dict()
         out.pop("enabled", None)
         return out
-
-
-@dataclass(frozen=True)
-class SelectionDecision:
-    """Phase 5: which candidate was selected under ``selection_rule``, and why."""
-
-    rule: str
-    top_by_validation: str
-    selected: str
-    reason: str
-    smaller_candidates_checked: tuple[Mapping[str, Any], ...] = ()
-    threshold: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data."""
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -205,43 +187,65 @@ class PhaseSpan:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """Distillation gain: the selected student against its hard-label twin on test rows.
+class Difference:
+    """The selected student against another model on the test rows, in one metric.
 
-    ``gains`` maps ``ks``, ``auc``, ``accuracy``, ``f1`` to student minus twin (``None``
-    when undefined); ``text`` is the plain-words verdict.
+    ``difference`` is student minus other; ``low``/``high`` bound its 95% paired
+    bootstrap interval (percentile, ``VERDICT_BOOT`` resamples of the test rows);
+    ``outcome`` is ``higher`` or ``lower`` when the interval excludes 0, else ``no
+    measurable difference``.
+    """
+
+    against: str
+    against_name: str
+    metric: str
+    student: float
+    other: float
+    difference: float
+    low: float
+    high: float
+    n_rows: int
+    outcome: str
+
+    def sentence(self) -> str:
+        """The comparison in words, with its interval and the test size."""
+        return (
+            f"test {self.metric} {self.student:.4f} vs {self.other:.4f} ({self.against_name}):"
+            f" {self.difference:+.4f}, 95% interval [{self.low:+.4f}, {self.high:+.4f}] on "
+            f"{self.n_rows:,} test rows"
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Distillation gain, measured: the selected student against its hard-label twin and
+    against the teacher, in the selection metric and in KS, each with its interval.
+
+    ``gains`` maps ``ks``, ``auc``, ``accuracy``, ``f1`` to student minus twin (point
+    values, ``None`` when undefined); ``outcome`` is ``helped``, ``no measurable
+    difference`` or ``hurt`` (soft targets against hard labels, in the selection metric);
+    ``text`` says it in words.
     """
 
     gains: Mapping[str, float | None]
+    differences: tuple[Difference, ...]
+    outcome: str
     text: str
 
-    @classmethod
-    def of(cls, student: CandidateResult, twin: CandidateResult | None) -> Verdict | None:
-        """The verdict of ``student`` against ``twin`` (``None`` without a twin)."""
-        if twin is None:
-            return None
-        s, b = metrics_dict(student), metrics_dict(twin)
-        gains = {
-            m: None if s.get(m) is None or b.get(m) is None else s[m] - b[m]
-            for m in ("ks", "auc", "accuracy", "f1")
-        }
-        ks = gains["ks"]
-        if ks is None:
-            text = "undefined (KS could not be computed)"
-        elif ks > GAIN_MARGIN:
-            text = "distillation helped: the student beats its hard-label twin on test KS"
-        elif ks < -GAIN_MARGIN:
-            text = (
-                "soft targets did not help: the hard-label twin scores higher on test KS "
-                "than the selected student"
-            )
-        else:
-            text = f"no measurable gain from soft targets on test KS (within {GAIN_MARGIN})"
-        return cls(gains=gains, text=text)
+    def against(self, who: str, metric: str) -> Difference | None:
+        """The comparison with ``twin`` or ``teacher`` in ``metric``, if made."""
+        return next(
+            (d for d in self.differences if d.against == who and d.metric == metric), None
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """``summary.json["distillation_gain"]``: the gains and ``verdict``."""
-        return {**self.gains, "verdict": self.text}
+        """``summary.json["distillation_gain"]``."""
+        return {
+            **self.gains,
+            "outcome": self.outcome,
+            "verdict": self.text,
+            "comparisons": [dataclasses.asdict(d) for d in self.differences],
+        }
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from hpmkd.evaluate import CandidateResult
-from hpmkd.metrics import AGREEMENT_METRICS, QUALITY_METRICS
+from hpmkd.metrics import AGREEMENT_METRICS, CALIBRATION_METRICS, QUALITY_METRICS
 
-SPLIT_METRICS = QUALITY_METRICS + AGREEMENT_METRICS
+SPLIT_METRICS = QUALITY_METRICS + CALIBRATION_METRICS + AGREEMENT_METRICS
 RESULT_COLUMNS = (
     ["name", "source", "family", "capacity", "params", "temperature", "alpha", "trial"]
     + [f"val_{m}" for m in SPLIT_METRICS]

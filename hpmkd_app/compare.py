@@ -61,7 +61,8 @@ class ModelEntry:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        """Test metrics (``accuracy, f1, auc, ks, fidelity, rank_fidelity, kl_to_teacher``)."""
+        """Test metrics (``accuracy, f1, auc, ks, ece, brier, fidelity, rank_fidelity,
+        kl_to_teacher``)."""
         return self.result.test
 
     @property
@@ -192,6 +193,18 @@ _CARD_METRICS = (
         "Share of test rows where the model predicts the teacher's class (the teacher: 1).",
     ),
     (
+        "ece",
+        "ECE",
+        "inverse",
+        "Expected calibration error of the predicted class on the test rows (lower is better).",
+    ),
+    (
+        "brier",
+        "Brier",
+        "inverse",
+        "Brier score of the probabilities on the test rows (lower is better).",
+    ),
+    (
         "kl_to_teacher",
         "KL to teacher",
         "inverse",
@@ -221,7 +234,7 @@ def format_bytes(n: float | None) -> str:
 
 
 def metric_cards(teacher: ModelEntry, student: ModelEntry) -> list[MetricCard]:
-    """Cards for accuracy, F1, AUC, KS, fidelity, KL, size and latency with deltas.
+    """Cards for accuracy, F1, AUC, KS, ECE, Brier, fidelity, KL, size and latency with deltas.
 
     Parameters
     ----------
@@ -232,7 +245,7 @@ def metric_cards(teacher: ModelEntry, student: ModelEntry) -> list[MetricCard]:
     undefined = student.metrics.get("undefined") or {}
     for key, label, color, help_text in _CARD_METRICS:
         s, t = _num(student.metrics.get(key)), _num(teacher.metrics.get(key))
-        digits = 4 if key == "kl_to_teacher" else 3
+        digits = 4 if key in ("kl_to_teacher", "ece", "brier") else 3
         if math.isnan(s):
             why = undefined.get(key, "undefined")
             cards.append(MetricCard(label, "n/a", None, "off", f"{help_text} ({why})"))

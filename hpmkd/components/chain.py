@@ -124,7 +124,11 @@ class ProgressiveDistillationChain:
                 teacher_train=source,
             )
             score = result.val.get(self.metric, math.nan)
-            self.scheduler.observe(self.family, decision.temperature, score, capacity)
+            # Each stage learns from a different source: not comparable with other
+            # stages, so it is its own group.
+            self.scheduler.observe(
+                self.family, decision.temperature, score, capacity, self.alpha, f"stage {index}"
+            )
             gain = score - best_score if math.isfinite(best_score) else math.nan
             kept = not math.isfinite(best_score) or gain >= self.min_improvement
             outcome.stages.append(result)
@@ -139,7 +143,6 @@ class ProgressiveDistillationChain:
                     "alpha": self.alpha,
                     "learned_from": self._source_label(index),
                     "val_metric": score,
-                    "test_metric": result.test.get(self.metric, math.nan),
                     "gain": gain,
                     "kept": kept,
                 }

@@ -89,6 +89,9 @@ class AdaptiveConfigurationManager:
         self.alpha_scores_: dict[float, float] = {}
         self.screen_seconds_: float = 0.0
         self.noise_: float = 0.0
+        self.temperature_scores_: dict[float, float] = {}
+        self.temperature_alpha_: float | None = None
+        self.temperature_family_: tuple[str, str] | None = None
 
     # ------------------------------------------------------------------ screening
     def capacities(self, n_train: int) -> tuple[str, ...]:
@@ -98,7 +101,8 @@ class AdaptiveConfigurationManager:
     def screen(
         self, ctx: TrainingContext, fit: Callable[..., CandidateResult] | None = None
     ) -> dict[tuple[str, str], float]:
-        """Score every family x capacity, then every alpha, with cheap real fits.
+        """Score every family x capacity, then every alpha, then every temperature, with
+        cheap real fits.
 
         ``fit(spec, ctx, source=..., full=False)`` trains one screening candidate (the
         distiller passes its cached trainer); default: train directly.
@@ -114,13 +118,14 @@ class AdaptiveConfigurationManager:
         # Scale of sampling noise of a KS/AUC-like score on the screening validation rows
         # (the KS two-sample statistic's standard scale): gaps below it are not real.
         self.noise_ = float(np.sqrt((n1 + n2) / max(n1 * n2, 1)))
-        t_mid = float(np.median(self.config.temperatures))
-        a_mid = float(np.median(self.config.alphas))
+        # Middle values that are on the grids (a median of an even count may not be).
+        t_mid = sorted(self.config.temperatures)[len(self.config.temperatures) // 2]
+        a_mid = sorted(self.config.alphas)[len(self.config.alphas) // 2]
         n = len(small.y_train)
 
-        def screen_score(family: str, capacity: str, alpha: float) -> float:
+        def screen_score(family: str, capacity: str, alpha: float, t: float = t_mid) -> float:
             params = trial_params(family, capacity, 0, n, self.random_state)
-            spec = StudentSpec(family, capacity, t_mid, alpha, 0, params)
+            spec = StudentSpec(family, capacity, t, alpha, 0, params)
             return _score(fit(spec, small, source="screen", full=False).val.get(metric))
 
         for family, capacity in itertools.product(
@@ -133,6 +138,20 @@ class AdaptiveConfigurationManager:
                 self.alpha_scores_[alpha] = self.screen_scores_[(best_family, best_capacity)]
                 continue
             self.alpha_scores_[alpha] = screen_score(best_family, best_capacity, alpha)
+        # Temperature sweep: the same configuration (family, capacity, alpha, parameters)
+        # at every temperature, so the scheduler sees temperature effects with nothing
+        # else varying. At alpha 0 the temperature does nothing, so a soft alpha is used.
+        soft = [a for a in self.alpha_scores_ if a > 0]
+        if soft:
+            best_soft = max(soft, key=self.alpha_scores_.get)
+            self.temperature_alpha_ = best_soft
+            self.temperature_family_ = (best_family, best_capacity)
+            for t in self.config.temperatures:
+                self.temperature_scores_[t] = (
+                    self.alpha_scores_[best_soft]
+                    if t == t_mid
+                    else screen_score(best_family, best_capacity, best_soft, t)
+                )
         self.screen_seconds_ = time.perf_counter() - start
         return self.screen_scores_
 

@@ -132,6 +132,13 @@ class PairedBootstrap:
                 )
         return np.concatenate(parts)
 
+    def differences(self, candidate: np.ndarray) -> np.ndarray:
+        """Incumbent minus candidate score on each resample (resamples where either is
+        undefined are left out)."""
+        a, b = self._incumbent, self._scores(candidate)
+        valid = ~(np.isnan(a) | np.isnan(b))
+        return a[valid] - b[valid]
+
     def share_worse(self, candidate: np.ndarray) -> float:
         """Share of resamples where ``candidate`` scores below the incumbent (ties half)."""
         a, b = self._incumbent, self._scores(candidate)

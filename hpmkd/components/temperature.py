@@ -1,17 +1,21 @@
 """``MetaTemperatureScheduler``: distillation temperatures chosen from validation feedback.
 
-Every trained candidate reports ``(family, capacity, temperature, validation score)``.
-Scores of different capacities are not comparable (a larger student scores higher at any
-temperature), so feedback is the score's *residual* within its family x capacity group
-(score minus the group's mean); groups with one measurement carry no information about
-temperature and are left out. The scheduler suggests the next temperature for a family:
+Every trained candidate reports ``(family, capacity, alpha, parameters, temperature,
+validation score)``. A temperature effect is only read where nothing else varies: scores
+are compared within groups of *identical* configurations (same family, capacity, alpha
+and hyper-parameters) measured at two or more temperatures, as the residual from the
+group's mean. Phase 1 measures such a group on purpose (the temperature sweep of
+:class:`~hpmkd.components.config_manager.AdaptiveConfigurationManager`); candidates at
+alpha 0 carry no temperature information and are ignored.
 
-1. explore: while fewer than three distinct temperatures have been measured (for the
-   family, else overall), take the next untried value of the starting grid;
-2. exploit: otherwise fit a quadratic in ``log T`` to the measured scores (weighted
-   least squares, the best scores dominate) and take its maximum, kept within the
-   measured range widened by a factor of two; a fit without a maximum (convex or flat)
-   falls back to the best measured temperature.
+The scheduler suggests the next temperature for a family:
+
+1. with no comparable feedback, or feedback whose spread is within the sampling noise of
+   the metric (``noise``), it cycles the fixed starting grid and says so;
+2. otherwise it fits a quadratic in ``log T`` to the residuals (weighted least squares,
+   the best scores dominate) and takes its maximum, kept within the measured range
+   widened by a factor of two; a fit without a maximum falls back to the best measured
+   temperature.
 
 Each suggestion carries the reason and the feedback it used, so the temperature of every
 candidate is explained in the results. With ``adaptive=False`` the scheduler cycles the
@@ -57,57 +61,74 @@ class MetaTemperatureScheduler:
         ``False`` cycles ``start`` without using feedback.
     """
 
-    def __init__(self, start: tuple[float, ...] = (1.0, 2.0, 4.0), adaptive: bool = True):
+    def __init__(
+        self,
+        start: tuple[float, ...] = (1.0, 2.0, 4.0),
+        adaptive: bool = True,
+        noise: float = 0.0,
+    ) -> None:
         self.start = tuple(float(t) for t in start)
         self.adaptive = adaptive
-        self._observations: list[tuple[str, str, float, float]] = []
+        self.noise = float(noise)
+        self._observations: list[tuple[str, tuple, float, float]] = []
         self._cycle = 0
 
-    def observe(self, family: str, temperature: float, score: float, capacity: str = "") -> None:
-        """Record a measured validation score (higher is better; NaN is ignored)."""
-        if score is None or math.isnan(score):
+    def observe(
+        self,
+        family: str,
+        temperature: float,
+        score: float,
+        capacity: str = "",
+        alpha: float | None = None,
+        params: str = "",
+    ) -> None:
+        """Record a measured validation score (higher is better; NaN and alpha 0, where
+        the temperature has no effect, are ignored). ``capacity``, ``alpha`` and
+        ``params`` (any text identifying the hyper-parameters and rows) define which
+        scores are comparable."""
+        if score is None or math.isnan(score) or alpha == 0:
             return
-        self._observations.append((family, capacity, float(temperature), float(score)))
+        group = (family, capacity, alpha, params)
+        self._observations.append((family, group, float(temperature), float(score)))
 
     def feedback(self, family: str | None = None) -> dict[float, float]:
-        """Mean score residual (within family x capacity) at each measured temperature,
-        for one family or all."""
-        groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
-        for fam, cap, t, s in self._observations:
+        """Mean score residual at each measured temperature, within groups of identical
+        configurations measured at two or more temperatures (one family or all)."""
+        groups: dict[tuple, list[tuple[float, float]]] = {}
+        for fam, group, t, s in self._observations:
             if family is None or fam == family:
-                groups.setdefault((fam, cap), []).append((t, s))
+                groups.setdefault(group, []).append((t, s))
         sums: dict[float, list[float]] = {}
         for items in groups.values():
-            if len(items) < 2:
+            if len({t for t, _ in items}) < 2:
                 continue
             mean = float(np.mean([s for _, s in items]))
             for t, s in items:
                 sums.setdefault(t, []).append(s - mean)
         return {t: float(np.mean(v)) for t, v in sums.items()}
 
+    def _grid(self, reason: str, data: dict[float, float]) -> TemperatureDecision:
+        t = self.start[self._cycle % len(self.start)]
+        self._cycle += 1
+        return TemperatureDecision(t, reason, data)
+
     def suggest(self, family: str) -> TemperatureDecision:
         """The temperature to train the next ``family`` student with."""
         if not self.adaptive:
-            t = self.start[self._cycle % len(self.start)]
-            self._cycle += 1
-            return TemperatureDecision(t, "fixed grid (use_adaptive_temperature is off)")
+            return self._grid("fixed grid (use_adaptive_temperature is off)", {})
         own = self.feedback(family)
-        scope, data = (family, own) if len(own) >= 3 else ("all families", self.feedback())
-        measured = {t for fam, _, t, _ in self._observations if fam == family}
-        untried = [t for t in self.start if t not in measured]
-        if len(measured) < 3 and untried:
-            return TemperatureDecision(
-                untried[0],
-                f"explore: T={untried[0]:g} not yet measured for {family} "
-                f"({len(measured)} measured)",
+        scope, data = (family, own) if len(own) >= 2 else ("all families", self.feedback())
+        if len(data) < 2:
+            return self._grid(
+                "no comparable feedback (no configuration measured at two temperatures "
+                "with nothing else changed): fixed grid",
                 data,
             )
-        if len(data) < 2:
-            # Measured, but never twice at one capacity: no comparable feedback yet.
-            t = self.start[len(self._observations) % len(self.start)]
-            return TemperatureDecision(
-                t,
-                "no comparable feedback yet (each capacity measured once): cycle the grid",
+        spread = max(data.values()) - min(data.values())
+        if spread <= self.noise:
+            return self._grid(
+                f"no signal: temperature effects ({scope}) span {spread:.4f}, within the "
+                f"metric's sampling noise {self.noise:.4f}: fixed grid",
                 data,
             )
         return self._exploit(data, scope)

@@ -1,7 +1,8 @@
-"""Phase 5, compare: pick the selected student on the validation split, score the teachers
-on the same rows, and train the selected student's hard-label twin.
+"""Phase 5, compare: pick the student on the validation split, train its hard-label twin
+with the same tuning budget, and read the test rows once: for the selected student, the
+teacher(s) and the twin, with paired-bootstrap intervals on their differences.
 
-Test metrics are reported, never used to choose.
+Nothing before this phase reads the test rows, and nothing here feeds back into a choice.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ import hashlib
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
+
+from hpmkd.components.racing import PairedBootstrap
+from hpmkd.components.selection_rule import SelectionDecision, rank_key, select_student
 from hpmkd.engine.session import RunSession
-from hpmkd.evaluate import CandidateResult, TrainingContext
+from hpmkd.evaluate import CandidateResult, TestRows, TrainingContext, score_on_test
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
-from hpmkd.result import SelectionDecision
-from hpmkd.students import StudentSpec
+from hpmkd.result import Difference, Verdict
+from hpmkd.results_table import metrics_dict
+from hpmkd.students import StudentSpec, trial_params
 from hpmkd.teacher import Teacher
 
-#: ``smallest_tied``: a smaller candidate is tied with the top one unless it scores below
-#: it in at least this share of paired bootstrap resamples of the validation rows.
-TIE_THRESHOLD = 0.9
+#: Paired resamples of the test rows behind each verdict interval.
+VERDICT_BOOT = 1000
 
 
 @dataclass(frozen=True)
@@ -30,32 +35,37 @@ class Comparison:
     decision: SelectionDecision
     teachers: tuple[CandidateResult, ...]
     twin: CandidateResult | None
+    verdict: Verdict | None
 
 
 def compare_candidates(session: RunSession) -> Comparison:
-    """Select the student, score the teachers and train the hard-label twin."""
+    """Select the student, train its twin, score student, teachers and twin on test."""
     with session.phase("compare"):
         if not session.candidates:
             raise RuntimeError(
                 "No candidate was trained (the time budget ran out before the first one)."
             )
-        selected, decision = select_student(session)
-        test_rows = hashlib.sha256(session.split.test.tobytes()).hexdigest()
-        dataset = session.dataset
-        teachers = tuple(
-            replace(
-                session.memo(
-                    "teacher_score",
-                    # The fingerprint covers the teachers' probabilities on every row.
-                    (dataset.fingerprint(), t.name, type(t.model).__name__, test_rows),
-                    lambda t=t: _score_teacher(session, t),
-                ),
-                teacher_name=t.name,
-            )
-            for t in dataset.teachers
+        cfg = session.config
+        selected, decision = select_student(
+            session.candidates,
+            session.ctx.y_val,
+            session.ctx.reference_val,
+            cfg.selection_metric,
+            cfg.selection_rule,
+            cfg.min_saving,
+            cfg.noninferiority_margin,
+            session.random_state,
         )
         twin = _twin(session, selected)
-        metric = session.config.selection_metric
+        # The one read of the test rows.
+        rows = session.test_rows()
+        chosen = selected
+        selected = score_on_test(chosen, rows)
+        session.candidates = [selected if c is chosen else c for c in session.candidates]
+        twin = score_on_test(twin, rows) if twin is not None else None
+        teachers = _score_teachers(session, rows)
+        verdict = _verdict(session, selected, twin, teachers[0], rows)
+        metric = cfg.selection_metric
         session.bus.emit(
             "info",
             phase="compare",
@@ -65,69 +75,30 @@ def compare_candidates(session: RunSession) -> Comparison:
             ),
             best=selected.name,
         )
-    return Comparison(selected, decision, teachers, twin)
+    return Comparison(selected, decision, teachers, twin, verdict)
 
 
-def select_student(session: RunSession) -> tuple[CandidateResult, SelectionDecision]:
-    """The selected student under ``config.selection_rule``, and the decision record.
-
-    ``best``: the highest validation metric (ties: smaller model). ``smallest_tied``
-    (default): the smallest candidate that is not clearly worse than that top candidate
-    — not below it in at least 90% of paired bootstrap resamples of the validation rows.
-    With many candidates and few validation rows the top score is partly luck (the
-    winner's curse); among statistically tied candidates the smallest is both the better
-    guess and the better student to ship.
-    """
-    cfg = session.config
-    metric = cfg.selection_metric
-    top = session.best_so_far()
-    chosen, tied_checked = top, []
-    if cfg.selection_rule == "smallest_tied":
-        smaller = sorted(
-            (c for c in session.candidates if 0 <= c.size_bytes < top.size_bytes),
-            key=lambda c: (c.size_bytes, -session.selection_key(c)[0]),
-        )
-        for candidate in smaller:
-            share = session.share_worse(top, candidate, n_boot=200)
-            tied_checked.append({"name": candidate.name, "share_worse": share})
-            if share < TIE_THRESHOLD:
-                chosen = candidate
-                break
-    if chosen is top:
-        reason = f"highest validation {metric} ({top.val.get(metric, math.nan):.4f})" + (
-            ""
-            if cfg.selection_rule == "best"
-            else "; no smaller candidate is statistically tied with it"
-        )
-    else:
-        reason = (
-            f"smallest candidate statistically tied with the top validation {metric} "
-            f"({top.name}: {top.val.get(metric, math.nan):.4f}; this one "
-            f"{chosen.val.get(metric, math.nan):.4f}, below it in only "
-            f"{tied_checked[-1]['share_worse']:.0%} of paired bootstrap resamples), "
-            f"{top.size_bytes / max(chosen.size_bytes, 1):.1f}x smaller"
-        )
-    decision = SelectionDecision(
-        rule=cfg.selection_rule,
-        top_by_validation=top.name,
-        selected=chosen.name,
-        reason=reason,
-        smaller_candidates_checked=tuple(tied_checked),
-        threshold=TIE_THRESHOLD,
-    )
-    return chosen, decision
-
-
+# ----------------------------------------------------------------------------- twin
 def _twin(session: RunSession, selected: CandidateResult) -> CandidateResult | None:
-    """Same family, capacity and hyper-parameters as ``selected``, trained on hard labels
-    from the same rows it learned from."""
+    """The selected student's family and capacity on hard labels, from the rows it learned
+    from, with the same tuning budget: every trial the configuration had, the best on
+    validation kept."""
     spec = selected.spec
     if spec is None:
         return None
-    hard = StudentSpec(spec.family, spec.capacity, 1.0, 0.0, spec.trial, dict(spec.params))
-    return session.fit(
-        hard, _twin_context(session, selected), source="baseline", name=f"baseline {hard.label()}"
-    )
+    n_trials = session.config.n_trials if session.plan.adaptive else 1
+    n_train = len(session.split.train)
+    ctx = _twin_context(session, selected)
+    trials = []
+    for trial in range(n_trials):
+        params = (
+            dict(spec.params)
+            if trial == spec.trial
+            else trial_params(spec.family, spec.capacity, trial, n_train, session.random_state)
+        )
+        hard = StudentSpec(spec.family, spec.capacity, 1.0, 0.0, trial, params)
+        trials.append(session.fit(hard, ctx, source="baseline", name=f"baseline {hard.label()}"))
+    return max(trials, key=lambda c: rank_key(c, session.config.selection_metric))
 
 
 def _twin_context(session: RunSession, selected: CandidateResult) -> TrainingContext:
@@ -138,7 +109,25 @@ def _twin_context(session: RunSession, selected: CandidateResult) -> TrainingCon
     return session.ctx
 
 
-def _score_teacher(session: RunSession, teacher: Teacher) -> CandidateResult:
+# ----------------------------------------------------------------------------- teachers
+def _score_teachers(session: RunSession, rows: TestRows) -> tuple[CandidateResult, ...]:
+    dataset = session.dataset
+    test_rows = hashlib.sha256(session.split.test.tobytes()).hexdigest()
+    return tuple(
+        replace(
+            session.memo(
+                "teacher_score",
+                # The fingerprint covers the teachers' probabilities on every row.
+                (dataset.fingerprint(), t.name, type(t.model).__name__, test_rows),
+                lambda t=t: _score_teacher(session, t, rows),
+            ),
+            teacher_name=t.name,
+        )
+        for t in dataset.teachers
+    )
+
+
+def _score_teacher(session: RunSession, teacher: Teacher, rows: TestRows) -> CandidateResult:
     ds, split, ctx = session.dataset, session.split, session.ctx
     proba = ds.teacher_probas[teacher.name]
     val_p, test_p = proba[split.validation], proba[split.test]
@@ -153,8 +142,8 @@ def _score_teacher(session: RunSession, teacher: Teacher) -> CandidateResult:
         name=f"teacher {teacher.name}",
         source="teacher",
         spec=None,
-        val=compute_metrics(ds.y[split.validation], val_p, ctx.reference_val),
-        test=compute_metrics(ds.y[split.test], test_p, ctx.reference_test),
+        val=compute_metrics(ctx.y_val, val_p, ctx.reference_val),
+        test=compute_metrics(rows.y, test_p, rows.reference),
         fit_seconds=math.nan,
         size_bytes=size,
         latency_ms_1k=latency,
@@ -163,4 +152,79 @@ def _score_teacher(session: RunSession, teacher: Teacher) -> CandidateResult:
         model=teacher.model,
         extra={"family": type(teacher.model).__name__ if teacher.model else "proba_cols"},
         teacher_name=teacher.name,
+    )
+
+
+# ----------------------------------------------------------------------------- verdict
+def _verdict(
+    session: RunSession,
+    student: CandidateResult,
+    twin: CandidateResult | None,
+    teacher: CandidateResult,
+    rows: TestRows,
+) -> Verdict | None:
+    if twin is None:
+        return None
+    metric = session.config.selection_metric
+    metrics = list(dict.fromkeys([metric, "ks"]))
+    differences = tuple(
+        _difference(session, student, other, who, m, rows)
+        for who, other in (("twin", twin), ("teacher", teacher))
+        for m in metrics
+    )
+    s, t = metrics_dict(student), metrics_dict(twin)
+    gains = {
+        m: None if s.get(m) is None or t.get(m) is None else s[m] - t[m]
+        for m in ("ks", "auc", "accuracy", "f1")
+    }
+    main = next(d for d in differences if d.against == "twin" and d.metric == metric)
+    outcome = {"higher": "helped", "lower": "hurt"}.get(main.outcome, main.outcome)
+    if math.isnan(main.difference):
+        outcome, text = "undefined", f"undefined ({metric} could not be computed on test)"
+    elif outcome == "helped":
+        text = "distillation helped: the student beats its hard-label twin"
+    elif outcome == "hurt":
+        text = "soft targets hurt: the hard-label twin scores higher than the student"
+    else:
+        text = "no measurable difference between the student and its hard-label twin"
+    if student.spec is not None and student.spec.alpha == 0:
+        text += " (the selected student itself learned from the labels only, alpha 0)"
+    return Verdict(gains=gains, differences=differences, outcome=outcome,
+                   text=f"{text}: {main.sentence()}")
+
+
+def _difference(
+    session: RunSession,
+    student: CandidateResult,
+    other: CandidateResult,
+    who: str,
+    metric: str,
+    rows: TestRows,
+) -> Difference:
+    a = float(student.test.get(metric, math.nan))
+    b = float(other.test.get(metric, math.nan))
+    low = high = math.nan
+    if not (math.isnan(a) or math.isnan(b)):
+        boot = PairedBootstrap(
+            rows.y, other.test_proba, metric, rows.reference, n_boot=VERDICT_BOOT,
+            seed=session.random_state,
+        )
+        spread = -boot.differences(student.test_proba)  # student minus other
+        if len(spread):
+            low, high = (float(v) for v in np.percentile(spread, [2.5, 97.5]))
+    if math.isnan(low):
+        outcome = "undefined"
+    else:
+        outcome = "higher" if low > 0 else "lower" if high < 0 else "no measurable difference"
+    return Difference(
+        against=who,
+        against_name=other.name,
+        metric=metric,
+        student=a,
+        other=b,
+        difference=a - b,
+        low=low,
+        high=high,
+        n_rows=len(rows.y),
+        outcome=outcome,
     )

@@ -53,11 +53,8 @@ def _ensemble(session: RunSession) -> AttentionRecord:
     val_members += [c.val_proba for c in students]
     train_members = [p[split.train] for p in ds.teacher_probas.values()]
     train_members += [proba_in_class_order(c.model, ctx.X_train, ctx.classes) for c in students]
-    test_members = [p[split.test] for p in ds.teacher_probas.values()]
-    test_members += [c.test_proba for c in students]
     attention = AttentionWeightedMultiTeacher().fit(val_members, ctx.y_val)
     fused_val = attention.fuse(val_members)
-    fused_test = attention.fuse(test_members)
     metric = cfg.selection_metric
     plain_val = np.mean(val_members, axis=0)
     base = session.best_so_far().spec
@@ -80,7 +77,6 @@ def _ensemble(session: RunSession) -> AttentionRecord:
         },
         val_metric_fused=compute_metrics(ctx.y_val, fused_val)[metric],
         val_metric_mean=compute_metrics(ctx.y_val, plain_val)[metric],
-        test_metric_fused=compute_metrics(ctx.y_test, fused_test)[metric],
         student=result.name,
         note="the fused ensemble's validation score is fitted on validation rows; "
         "the distilled student trained on the fused targets is the selectable candidate",

@@ -30,7 +30,6 @@ from hpmkd.result import (
     ParallelRecord,
     RunResult,
     TemperatureRecord,
-    Verdict,
     versions,
 )
 
@@ -120,10 +119,10 @@ def run(
         components=components,
         phases=dict(session.phases),
         timeline=tuple(session.timeline),
-        verdict=Verdict.of(comparison.selected, comparison.twin),
+        verdict=comparison.verdict,
         split=session.split,
         y_val=session.ctx.y_val,
-        y_test=session.ctx.y_test,
+        y_test=dataset.y[session.split.test],
         stopped_by_budget=session.stopped_by_budget,
         config=config,
         random_state=random_state,

@@ -41,12 +41,16 @@ def select_configurations(
 
 
 def _grid(session: RunSession) -> list[SelectedConfig]:
+    """Every family x temperature x alpha at medium capacity; at alpha 0 (labels only)
+    the temperature does nothing, so that student is trained once per family."""
     cfg = session.config
+    first_t = cfg.temperatures[0]
     return [
         SelectedConfig(
             family, "medium", t, a, score=math.nan, reason="legacy grid: every combination"
         )
         for family, t, a in itertools.product(cfg.families, cfg.temperatures, cfg.alphas)
+        if a > 0 or t == first_t
     ]
 
 
@@ -76,6 +80,15 @@ def _adaptive(
         )
     manager = AdaptiveConfigurationManager(cfg, session.random_state)
     manager.screen(session.ctx, session.fit)
+    # The temperature sweep is the scheduler's controlled comparison; the screening noise
+    # scale says which temperature effects are real.
+    session.scheduler.noise = manager.noise_ / 2
+    if manager.temperature_family_ is not None:
+        family, capacity = manager.temperature_family_
+        for t, score in manager.temperature_scores_.items():
+            session.scheduler.observe(
+                family, t, score, capacity, manager.temperature_alpha_, "screening sweep"
+            )
     selected = manager.select(
         meta,
         warm.configs if warm is not None and warm.used else (),
@@ -87,6 +100,7 @@ def _adaptive(
         screen_scores={f"{f}-{c}": s for (f, c), s in manager.screen_scores_.items()},
         alpha_scores={f"{a:g}": s for a, s in manager.alpha_scores_.items()},
         screen_seconds=manager.screen_seconds_,
+        temperature_scores={f"{t:g}": v for t, v in manager.temperature_scores_.items()},
         configs=tuple(s.to_dict() for s in selected),
         warm_started=any(s.warm_started for s in selected),
     )

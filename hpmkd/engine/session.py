@@ -24,10 +24,11 @@ import numpy as np
 from hpmkd.components.cache import IntelligentCache
 from hpmkd.components.multi_teacher import AttentionWeightedMultiTeacher
 from hpmkd.components.racing import PairedBootstrap
+from hpmkd.components.selection_rule import rank_key
 from hpmkd.components.temperature import MetaTemperatureScheduler
 from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset, Split
-from hpmkd.evaluate import CandidateResult, TrainingContext, train_candidate
+from hpmkd.evaluate import CandidateResult, TestRows, TrainingContext, train_candidate
 from hpmkd.events import EventBus
 from hpmkd.metrics import compute_metrics
 from hpmkd.parallel import Executor, Job
@@ -171,15 +172,19 @@ class RunSession:
             y_train=ds.y[split.train],
             X_val=ds.X.iloc[split.validation],
             y_val=ds.y[split.validation],
-            X_test=ds.X.iloc[split.test],
-            y_test=ds.y[split.test],
             teacher_train=source[split.train],
             reference_val=reference[split.validation],
-            reference_test=reference[split.test],
             classes=ds.classes,
             numeric=ds.numeric,
             categorical=ds.categorical,
             seed=self.random_state,
+        )
+
+    def test_rows(self) -> TestRows:
+        """The test rows, for the compare phase only (no other phase reads them)."""
+        ds, test = self.dataset, self.split.test
+        return TestRows(
+            X=ds.X.iloc[test], y=ds.y[test], reference=ds.teacher_proba()[test], classes=ds.classes
         )
 
     def _student_source_proba(self, split: Split) -> np.ndarray:
@@ -207,9 +212,7 @@ class RunSession:
     # ----------------------------------------------------------------- comparison
     def selection_key(self, result: CandidateResult) -> tuple[float, float]:
         """Higher is better: the validation metric, then smaller size."""
-        value = result.val.get(self.config.selection_metric, math.nan)
-        value = -math.inf if value is None or math.isnan(value) else float(value)
-        return (value, -float(result.size_bytes))
+        return rank_key(result, self.config.selection_metric)
 
     def best_so_far(self) -> CandidateResult:
         """The candidate with the highest :meth:`selection_key`."""

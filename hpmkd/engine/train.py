@@ -12,6 +12,7 @@ with one trial per configuration, in order, and no halving.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,6 +175,8 @@ def _train_round(
                 result.spec.temperature,
                 result.val.get(cfg.selection_metric, math.nan),
                 result.spec.capacity,
+                result.spec.alpha,
+                f"{json.dumps(result.spec.params, sort_keys=True)} rows={result.train_rows}",
             )
     return out
 

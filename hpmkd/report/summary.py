@@ -18,6 +18,8 @@ METRIC_LABELS = {
     "ks": "KS",
     "fidelity": "fidelity (same class as teacher)",
     "rank_fidelity": "rank fidelity (Spearman vs teacher)",
+    "ece": "ECE (expected calibration error; lower is better)",
+    "brier": "Brier score (lower is better)",
     "kl_to_teacher": "KL(teacher ‖ model), nats",
     "size_bytes": "size (pickled bytes)",
     "latency_ms_1k": "latency (ms per 1,000 rows)",

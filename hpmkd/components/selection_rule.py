@@ -1,0 +1,183 @@
+"""The selection rule: which trained candidate becomes the student.
+
+``best``: the highest validation score (ties: the smaller model).
+
+``smaller_if_noninferior`` (default): the highest validation score, unless a candidate at
+least ``min_saving`` times smaller is *non-inferior* to it: the one-sided upper
+confidence bound of (top score - candidate score) on the validation rows is below
+``margin``. The bound is the paired difference plus z times its bootstrap standard error
+(``N_BOOT`` paired resamples of the validation rows, normal approximation), at level
+``LEVEL / m`` for the m candidates that offer the saving (Bonferroni), so the chance that
+any inferior candidate is declared non-inferior stays below ``LEVEL``. Among the
+non-inferior candidates the one with the largest saving wins (ties: the higher validation
+score). A candidate trained on a subsample (a successive-halving rung) never competes
+with the same configuration trained on all rows: its only saving would be the rows.
+
+The decision record carries the numbers: margin, level, m, and for each candidate checked
+its saving, score difference and upper bound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from hpmkd.components.racing import PairedBootstrap
+from hpmkd.evaluate import CandidateResult
+
+SELECTION_RULES = ("smaller_if_noninferior", "best")
+#: Family-wise one-sided error level of the non-inferiority checks.
+LEVEL = 0.05
+#: Paired bootstrap resamples behind each standard error.
+N_BOOT = 400
+
+
+@dataclass(frozen=True)
+class SelectionDecision:
+    """Which candidate was selected under the rule, and why, with the numbers.
+
+    ``checked`` lists each candidate that offered the saving: ``name``, ``saving``,
+    ``difference`` (top minus it, validation), ``upper_bound`` (``None`` when the point
+    difference already missed the margin) and ``noninferior``.
+    """
+
+    rule: str
+    top_by_validation: str
+    selected: str
+    reason: str
+    checked: tuple[Mapping[str, object], ...] = ()
+    margin: float | None = None
+    min_saving: float | None = None
+    level: float | None = None
+    n_compared: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain data."""
+        return dataclasses.asdict(self)
+
+
+def score_of(result: CandidateResult, metric: str) -> float:
+    """The validation score (``-inf`` when undefined, so it never wins)."""
+    value = result.val.get(metric, math.nan)
+    return -math.inf if value is None or math.isnan(value) else float(value)
+
+
+def rank_key(result: CandidateResult, metric: str) -> tuple[float, float]:
+    """Higher is better: the validation score, then the smaller model."""
+    return (score_of(result, metric), -float(result.size_bytes))
+
+
+def saving(top: CandidateResult, other: CandidateResult) -> float:
+    """How many times smaller (pickled bytes) ``other`` is than ``top``.
+
+    Size, not latency: a latency measured on a busy machine varies several-fold between
+    identical models, which would make the same seed pick different students.
+    """
+    if top.size_bytes > 0 and other.size_bytes > 0:
+        return top.size_bytes / other.size_bytes
+    return 1.0
+
+
+def select_student(
+    candidates: Sequence[CandidateResult],
+    y_val: np.ndarray,
+    reference_val: np.ndarray | None,
+    metric: str,
+    rule: str,
+    min_saving: float,
+    margin: float,
+    seed: int,
+) -> tuple[CandidateResult, SelectionDecision]:
+    """The selected candidate and the record of the decision (see the module docstring).
+
+    Parameters
+    ----------
+    candidates : sequence of CandidateResult
+        Trained candidates with validation probabilities, sizes and latencies.
+    y_val : array of int
+        Class indices of the validation rows.
+    reference_val : array, optional
+        Teacher probabilities on the validation rows (agreement metrics).
+    metric : str
+        The selection metric (higher is better).
+    rule : {"smaller_if_noninferior", "best"}
+    min_saving : float
+        Smallest size or latency ratio worth giving up the top candidate for.
+    margin : float
+        Non-inferiority margin, in units of ``metric``.
+    seed : int
+        Seed of the bootstrap resamples.
+    """
+    top = max(candidates, key=lambda c: rank_key(c, metric))
+    top_score = score_of(top, metric)
+    if rule == "best" or not math.isfinite(top_score):
+        return top, SelectionDecision(
+            rule=rule,
+            top_by_validation=top.name,
+            selected=top.name,
+            reason=f"highest validation {metric} ({top_score:.4f})",
+        )
+    full_rows = max(c.train_rows for c in candidates)
+    on_all_rows = {c.spec.key() for c in candidates if c.spec and c.train_rows == full_rows}
+    eligible = [
+        c
+        for c in candidates
+        if c is not top
+        and saving(top, c) >= min_saving
+        and not (c.train_rows < full_rows and c.spec and c.spec.key() in on_all_rows)
+    ]
+    eligible.sort(key=lambda c: (-saving(top, c), -score_of(c, metric)))
+    m = len(eligible)
+    z = NormalDist().inv_cdf(1 - LEVEL / m) if m else math.nan
+    bootstrap = None
+    checked, passed = [], []
+    for c in eligible:
+        diff = top_score - score_of(c, metric)
+        entry = {"name": c.name, "saving": saving(top, c), "difference": diff}
+        if diff >= margin:
+            # The point estimate already misses the margin: no bound can be below it.
+            entry.update(upper_bound=None, noninferior=False)
+        else:
+            if bootstrap is None:
+                bootstrap = PairedBootstrap(
+                    y_val, top.val_proba, metric, reference_val, n_boot=N_BOOT, seed=seed
+                )
+            spread = bootstrap.differences(c.val_proba)
+            upper = diff + z * float(np.std(spread, ddof=1))
+            entry.update(upper_bound=upper, noninferior=upper < margin)
+            if upper < margin:
+                passed.append(c)
+        checked.append(entry)
+    record = {
+        "rule": rule,
+        "top_by_validation": top.name,
+        "checked": tuple(checked),
+        "margin": margin,
+        "min_saving": min_saving,
+        "level": LEVEL,
+        "n_compared": m,
+    }
+    if not passed:
+        why = (
+            f"no candidate is {min_saving:g}x smaller"
+            if not m
+            else f"none of the {m} candidate(s) at least {min_saving:g}x smaller is "
+            f"non-inferior within {margin:g} {metric}"
+        )
+        reason = f"highest validation {metric} ({top_score:.4f}); {why}"
+        return top, SelectionDecision(selected=top.name, reason=reason, **record)
+    chosen = passed[0]
+    entry = next(e for e in checked if e["name"] == chosen.name)
+    reason = (
+        f"{entry['saving']:.1f}x smaller than the top validation candidate "
+        f"{top.name} and non-inferior to it: validation {metric} {score_of(chosen, metric):.4f}"
+        f" vs {top_score:.4f}, one-sided upper bound of the difference "
+        f"{entry['upper_bound']:.4f} < margin {margin:g} (level {LEVEL:g}, Bonferroni over "
+        f"{m} candidate(s) at least {min_saving:g}x smaller)"
+    )
+    return chosen, SelectionDecision(selected=chosen.name, reason=reason, **record)
