@@ -14,6 +14,7 @@ plain :func:`joblib.load` (which runs any code in the file), skops with every ty
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import lightgbm
@@ -74,17 +75,21 @@ def _load_xgboost_native(path: Path, display: str) -> object:
     model = xgboost.XGBClassifier()
     try:
         model.load_model(str(path))
-        objective = str(model.get_booster().attr("objective") or model.objective or "")
-        config_objective = _xgboost_objective(model)
+        objective = _xgboost_objective(model)
+    except TypeError as exc:  # XGBoost: "Loading an estimator with different type"
+        raise _file_error(
+            display,
+            f"it is an XGBoost model that is not a classifier ({exc})",
+            "Use a model trained with XGBClassifier (a binary: or multi: objective).",
+        ) from exc
     except xgboost.core.XGBoostError as exc:
-        reason = " ".join(str(exc).replace(str(path), display).split())[:300]
+        reason = _xgboost_reason(exc, path, display)
         raise _file_error(
             display,
             f"it is not a valid XGBoost model (XGBoost says: {reason})",
             "Save the fitted model with model.save_model('model.json') (or '.ubj') and "
             "upload that file.",
         ) from exc
-    objective = config_objective or objective
     if not objective.startswith(_XGBOOST_CLASSIFIER_OBJECTIVES):
         raise _file_error(
             display,
@@ -92,6 +97,13 @@ def _load_xgboost_native(path: Path, display: str) -> object:
             "Use a model trained with a binary: or multi: objective (XGBClassifier).",
         )
     return model
+
+
+def _xgboost_reason(exc: BaseException, path: Path, display: str) -> str:
+    """XGBoost's message without its log prefix, native stack trace and our temp path."""
+    text = str(exc).split("Stack trace:")[0].replace(str(path), display)
+    text = re.sub(r"^\[[\d:]+\] \S+: ", "", text.strip())
+    return " ".join(text.split())[:300]
 
 
 def _xgboost_objective(model: object) -> str:
