@@ -47,8 +47,8 @@ _FUNCTION_ADVICE: Final = (
     "A FunctionTransformer in a model file may only hold func=None (a passthrough) or one "
     "of the numpy functions np.log, np.log1p, np.log2, np.log10, np.exp, np.expm1, np.sqrt, "
     "np.square, np.abs, np.sign, np.clip, np.nan_to_num, np.round (and a few more listed in "
-    "the README). Refit the pipeline with one of those, or export the model as .skops, or "
-    "give the teacher's probabilities as columns of the data (--teacher-proba-cols). "
+    "the README). Refit the pipeline with one of those, or give the teacher's "
+    "probabilities as columns of the data (--teacher-proba-cols). "
     + _TRUST_ADVICE
 )
 

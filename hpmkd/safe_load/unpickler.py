@@ -223,11 +223,21 @@ class _RestrictedMixin:
             pickle._Unpickler.load_build(self)  # type: ignore[arg-type]
 
 
+# Modules whose names in a pickle mean the file carries code (lambdas, local functions).
+_CODE_PICKLERS = frozenset({"cloudpickle", "dill", "types", "marshal", "copyreg"})
+
+
 def _name_error(display: str, module: str, name: str) -> UnsafeModelError:
+    code = (
+        " (the file stores Python code, such as a lambda or a locally defined function, "
+        "as cloudpickle and dill do)"
+        if module.split(".")[0] in _CODE_PICKLERS
+        else ""
+    )
     return UnsafeModelError(
-        f"Refused to load '{display}': it references '{module}.{name}', which is not on the "
-        "list of classes and functions allowed in model files, so the file was NOT loaded "
-        f"and nothing in it was run. {_ADVICE}"
+        f"Refused to load '{display}': it references '{module}.{name}'{code}, which is not on "
+        "the list of classes and functions allowed in model files, so the file was NOT "
+        f"loaded and nothing in it was run. {_ADVICE}"
     )
 
 
