@@ -164,14 +164,6 @@ def make_teachers(
                 model = load_model_file(path, trusted=trusted)
             except ValueError as exc:
                 raise HPMKDInputError(str(exc)) from exc
-            except Exception as exc:  # a trusted load runs the file's own code
-                if not trusted:
-                    raise
-                raise HPMKDInputError(
-                    f"Teacher file {path.name!r} failed to load with joblib (trusted load): "
-                    f"{type(exc).__name__}: {exc}. Load it in Python yourself to see why, "
-                    "e.g. a module the model needs is not importable here."
-                ) from exc
             if not (_is_lgb_booster(model) or callable(getattr(model, "predict_proba", None))):
                 raise HPMKDInputError(
                     f"Teacher file {path.name!r} holds a {type(model).__name__}, not a "

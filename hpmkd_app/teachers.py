@@ -165,14 +165,6 @@ def load_model_bytes(data: bytes, filename: str, trusted: bool = False) -> Any:
         model = restricted_load(data, filename, trusted=trusted)
     except ValueError as exc:  # UnsafeModelError, ModelFileError
         raise HPMKDInputError(str(exc)) from exc
-    except Exception as exc:  # a trusted load runs the file's own code
-        if not trusted:
-            raise
-        raise HPMKDInputError(
-            f"Model file {filename!r} failed to load with joblib (trusted load): "
-            f"{type(exc).__name__}: {exc}. A module the model needs may not be importable "
-            "on this server."
-        ) from exc
     if not (is_booster(model) or callable(getattr(model, "predict_proba", None))):
         raise HPMKDInputError(
             f"Model file {filename!r} holds a {type(model).__name__}, not a classifier with "

@@ -460,3 +460,137 @@ def test_app_upload_refuses_gadget(
     with pytest.raises(HPMKDInputError, match=app_teachers.TRUST_ENV):
         app_teachers.load_model_bytes(data, "evil.joblib", trusted=True)
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------------------------------
+# The escape hatch: a user's own file on their own machine
+# ---------------------------------------------------------------------------------------
+
+
+def test_api_trusted_loads_plainly_and_says_so(user_module: dict) -> None:
+    from hpmkd import DistillationDataset
+
+    frame = user_module["X"].assign(y=user_module["y"])
+    with pytest.raises(HPMKDInputError, match=r'calls "mymodule\.clean"'):
+        DistillationDataset(frame, target="y", teacher=str(user_module["path"]))
+    assert not user_module["imported"].exists()
+    dataset = DistillationDataset(frame, target="y", teacher=str(user_module["path"]),
+                                  trusted=True)
+    # Plain joblib: the module was imported (its code ran), and the function is used.
+    assert user_module["imported"].exists() and user_module["called"].exists()
+    assert dataset.teacher_trusted is True and dataset.teachers[0].trusted is True
+    assert np.array_equal(dataset.teacher_proba(), user_module["expected"])
+    # A trusted load that cannot import what the file needs says so, as input error.
+    sys.modules.pop("mymodule", None)
+    sys.path.remove(str(user_module["folder"]))
+    with pytest.raises(HPMKDInputError, match=r"unrestricted \(trusted\) load failed.*mymodule"):
+        DistillationDataset(frame, target="y", teacher=str(user_module["path"]), trusted=True)
+
+
+def test_cli_trust_teacher_flag(
+    user_module: dict, tmp_path: Path, project_root: Path, venv_python: Path
+) -> None:
+    import json
+
+    X, y = _frame(300)
+    data = tmp_path / "data.csv"
+    X.assign(y=y).to_csv(data, index=False)
+    out = tmp_path / "out"
+    small = ["--method", "legacy", "--set", "families=tree", "--set", "temperatures=1",
+             "--set", "alphas=0.5", "--set", "n_trials=1"]
+    done = _cli(
+        [str(data), "--target", "y", "--teacher", str(user_module["path"]), "--trust-teacher",
+         *small, "--out", str(out)],
+        tmp_path, project_root, venv_python, extra_path=str(user_module["folder"]),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    first = done.stderr.splitlines()[0]
+    assert first.startswith("warning: --trust-teacher") and "runs any code" in first
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["teacher_trusted"] is True
+    assert user_module["imported"].exists()  # plain joblib imported the user's module
+    # The same run without the flag is refused (see above); a restricted run records false.
+    safe_teacher = tmp_path / "safe.joblib"
+    joblib.dump(_pipeline(None), safe_teacher)
+    out2 = tmp_path / "out2"
+    done = _cli([str(data), "--target", "y", "--teacher", str(safe_teacher), *small,
+                 "--quiet", "--out", str(out2)], tmp_path, project_root, venv_python)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr == ""
+    assert json.loads((out2 / "summary.json").read_text())["teacher_trusted"] is False
+
+
+def test_app_trust_needs_the_server_setting(
+    user_module: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpmkd_app.tables import LoadedTable
+
+    data = user_module["path"].read_bytes()
+    for value in ("", "0", "no", "off", "2"):
+        assert not app_teachers.trust_uploads_allowed({app_teachers.TRUST_ENV: value})
+    assert app_teachers.trust_uploads_allowed({app_teachers.TRUST_ENV: "1"})
+    monkeypatch.delenv(app_teachers.TRUST_ENV, raising=False)
+    with pytest.raises(HPMKDInputError, match=r'calls "mymodule\.clean"'):
+        app_teachers.load_model_bytes(data, "custom.joblib")
+    with pytest.raises(HPMKDInputError, match="does not load uploaded model files"):
+        app_teachers.load_model_bytes(data, "custom.joblib", trusted=True)
+    assert not user_module["imported"].exists()
+
+    monkeypatch.setenv(app_teachers.TRUST_ENV, "1")
+    model = app_teachers.load_model_bytes(data, "custom.joblib", trusted=True)
+    assert user_module["imported"].exists()
+    source = app_teachers.file_source(data, "custom.joblib", trusted=True)
+    assert "trusted" in source.describe() and source.key() != app_teachers.file_source(
+        data, "custom.joblib").key()
+    frame = user_module["X"].assign(y=user_module["y"])
+    table = LoadedTable(frame, "t.csv", "d" * 64, 1, "upload")
+    dataset = app_teachers.build_dataset(table, "y", COLUMNS, [source], lambda s: model)
+    assert dataset.teacher_trusted is True
+    untrusted = app_teachers.file_source(data, "custom.joblib")
+    dataset = app_teachers.build_dataset(table, "y", COLUMNS, [untrusted], lambda s: model)
+    assert dataset.teacher_trusted is False
+
+
+def test_app_page_offers_trust_only_when_the_server_opted_in(
+    user_module: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from hpmkd_app import state, tables
+
+    table = tables.load_table_bytes(
+        user_module["X"].assign(y=user_module["y"]).to_csv(index=False).encode(), "t.csv"
+    )
+    upload = ("custom.joblib", user_module["path"].read_bytes(), "application/octet-stream")
+    page = str(Path(__file__).resolve().parents[1] / "pages" / "1_data.py")
+
+    def run(env: str | None, tick: bool) -> AppTest:
+        if env is None:
+            monkeypatch.delenv(app_teachers.TRUST_ENV, raising=False)
+        else:
+            monkeypatch.setenv(app_teachers.TRUST_ENV, env)
+        at = AppTest.from_file(page, default_timeout=60)
+        at.session_state[state.TABLE] = table
+        at.session_state[state.TARGET] = "y"
+        at.session_state[state.FEATURES] = list(COLUMNS)
+        at.session_state[state.TEACHERS] = []
+        at.run()
+        if tick:
+            at.checkbox(key="w_trust_teacher").check()
+        at.file_uploader(key="teacher_upload").set_value(upload)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    default = run(None, tick=False)
+    assert not [c for c in default.checkbox if c.key == "w_trust_teacher"]
+    assert 'calls "mymodule.clean"' in "\n".join(e.value for e in default.error)
+    assert default.session_state[state.TEACHERS] == []
+    assert not user_module["imported"].exists()
+
+    opted_in = run("1", tick=True)
+    warning = "\n".join(w.value for w in opted_in.warning)
+    assert app_teachers.TRUST_ENV in warning and "runs any code" in warning
+    sources = opted_in.session_state[state.TEACHERS]
+    assert [(s.name, s.trusted) for s in sources] == [("custom.joblib", True)]
+    assert user_module["imported"].exists()

@@ -116,10 +116,19 @@ def _xgboost_objective(model: object) -> str:
 
 def _load_trusted(path: Path, display: str, suffix: str) -> object:
     """Load a pickle/joblib or skops file unrestricted: it may run code from the file."""
-    if suffix == ".skops":
-        import skops.io
+    try:
+        if suffix == ".skops":
+            import skops.io
 
-        return skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
-    import joblib
+            return skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+        import joblib
 
-    return joblib.load(path)
+        return joblib.load(path)
+    except Exception as exc:  # the file's own code, or a module it needs, failed
+        raise _file_error(
+            display,
+            f"even an unrestricted (trusted) load failed: {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:300]}",
+            "Every module and class the model was saved with must be importable here: "
+            "install the package, or add the folder of your own module to PYTHONPATH.",
+        ) from exc

@@ -147,8 +147,8 @@ def _children(obj: Any, path: Path) -> Iterator[tuple[Any, Path, str | None]]:
 def _refuse_name(obj: _Unresolved, path: Path, attribute: str | None) -> _Refused:
     where = describe_path(path) + (f" (attribute {attribute!r})" if attribute else "")
     return _Refused(
-        f"{where} holds '{obj.dotted}', which is not on the list of classes and functions "
-        "allowed in model files",
+        f"{where} holds '{obj.dotted}', which is not on the list of classes allowed in model "
+        "files (nor of the functions they may hold)",
         crafted=False,
     )
 

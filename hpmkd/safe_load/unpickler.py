@@ -236,8 +236,8 @@ def _name_error(display: str, module: str, name: str) -> UnsafeModelError:
     )
     return UnsafeModelError(
         f"Refused to load '{display}': it references '{module}.{name}'{code}, which is not on "
-        "the list of classes and functions allowed in model files, so the file was NOT "
-        f"loaded and nothing in it was run. {_ADVICE}"
+        "the list of classes allowed in model files (nor of the functions they may hold), "
+        f"so the file was NOT loaded and nothing in it was run. {_ADVICE}"
     )
 
 
