@@ -209,3 +209,20 @@ def test_exported_hpmkd_student_loads_as_a_teacher_from_bytes(fitted: dict[str, 
     joblib.dump(model, buffer)
     loaded = load_model_bytes(buffer.getvalue(), "best_model.joblib")
     assert np.array_equal(loaded.predict_proba(X), expected)
+
+
+def test_lz4_file_without_lz4_says_what_to_install(
+    fitted: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not HAS_LZ4:
+        pytest.skip("lz4 is not installed, so joblib cannot write lz4-compressed files")
+    import joblib.compressor
+
+    from hpmkd.safe_load import ModelFileError
+
+    path = tmp_path / "teacher.joblib"
+    _save(fitted["logistic_onehot_drop"][0], path, "joblib_lz4")
+    monkeypatch.setattr(joblib.compressor, "lz4", None)  # as on a machine without lz4
+    expected = r"teacher\.joblib.*compressed with lz4.*pip install lz4"
+    with pytest.raises(ModelFileError, match=expected):
+        load_model_file(path)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import joblib.compressor
 import numpy as np
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from joblib.numpy_pickle_utils import _detect_compressor, _validate_fileobject_and_memmap
@@ -338,11 +339,19 @@ def _sniff(head: bytes) -> str:
 
 def _load_pickle(path: Path, display: str) -> object:
     with open(path, "rb") as raw:
-        if _detect_compressor(raw) == "compat":
+        compressor = _detect_compressor(raw)
+        if compressor == "compat":
             raise _file_error(
                 display,
                 "it was written by joblib older than 0.10, whose format is not supported",
                 "Load it in a trusted environment and save it again with a current joblib.",
+            )
+        if compressor == "lz4" and getattr(joblib.compressor, "lz4", None) is None:
+            raise _file_error(
+                display,
+                "it is compressed with lz4, which is not installed here",
+                "Install it with pip install lz4, or save the model again with "
+                "joblib.dump(model, path, compress=3) (zlib).",
             )
         # Reuse joblib's detection of zlib/gzip/bz2/lzma/xz compression.
         with _validate_fileobject_and_memmap(raw, str(path), None) as (stream, _mmap_mode):
