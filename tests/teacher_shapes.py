@@ -403,3 +403,9 @@ def fit_shape(name: str, table: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
     with warnings.catch_warnings(action="ignore"):  # tiny fits: convergence warnings
         model.fit(X, y)
     return model, X
+
+
+def fit_teacher_on(model: Any, X: pd.DataFrame, y: Any) -> Any:
+    """``model.fit(X, y)`` with the tiny-fit warnings silenced."""
+    with warnings.catch_warnings(action="ignore"):
+        return model.fit(X, y)

@@ -226,3 +226,36 @@ def test_lz4_file_without_lz4_says_what_to_install(
     expected = r"teacher\.joblib.*compressed with lz4.*pip install lz4"
     with pytest.raises(ModelFileError, match=expected):
         load_model_file(path)
+
+
+def test_exported_student_is_a_teacher_for_the_cli(
+    table: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Issue 10: hpmkd's own best_model.joblib was refused as a teacher. Distill once,
+    # then give the exported student to a second run as its teacher.
+    import json
+
+    from hpmkd.cli import main
+
+    # No bool column: an exported student reads bools as the text hpmkd made of them
+    # ("True"), so it cannot score a raw bool column (a limit of the student, not the loader).
+    columns = [*shapes.ID, *shapes.NUMERIC, *shapes.TEXT]
+    data = tmp_path / "churn.csv"
+    table[[*columns, "churn"]].to_csv(data, index=False)
+    teacher = tmp_path / "teacher.joblib"
+    joblib.dump(shapes.fit_teacher_on(shapes._pipe(shapes._tree_prep(), shapes._lgbm()),
+                                      table[columns], table["churn"]), teacher)
+    small = ["--method", "legacy", "--set", "families=tree,lgbm", "--set", "temperatures=1",
+             "--set", "alphas=0.5", "--set", "n_trials=1", "--drop", "customer_id", "--quiet"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    code = main(["distill", str(data), "--target", "churn", "--teacher", str(teacher), *small,
+                 "--out", str(first)])
+    assert code == 0, capsys.readouterr().err
+    student = joblib.load(first / "best_model.joblib")
+    assert "FunctionTransformer" in _classes_in(student)  # the passthrough that was refused
+    code = main(["distill", str(data), "--target", "churn", "--teacher",
+                 str(first / "best_model.joblib"), *small, "--out", str(second)])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((second / "summary.json").read_text())
+    assert summary["teacher_trusted"] is False
+    assert list(summary["teachers"]) == ["best_model.joblib"]
