@@ -3,8 +3,9 @@
 Every shape in :mod:`teacher_shapes` (Pipelines with ColumnTransformer passthrough,
 encoders, imputers, LightGBM, XGBoost, scikit-learn ensembles, meta-estimators, hpmkd's
 own students; binary and multiclass) is saved the ways people save models - joblib and
-pickle, protocols 4 and 5, joblib compressed with zlib and lz4 - and must load with
-:func:`hpmkd.safe_load.load_model_file` and give exactly the original ``predict_proba``.
+pickle, protocols 4 and 5, joblib compressed with zlib and lz4, and skops - and must load
+with :func:`hpmkd.safe_load.load_model_file` and give exactly the original
+``predict_proba``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ FORMATS = {
     "joblib_lz4": {"compress": ("lz4", 3)},
     "pickle_p4": {"pickle": 4},
     "pickle_p5": {"pickle": 5},
+    "skops": {"skops": True},
 }
 
 # Classes the corpus must contain somewhere (issue 10's list): checked on the fitted
@@ -96,7 +98,11 @@ def _needs(name: str) -> None:
 
 def _save(model: Any, path: Path, fmt: str) -> None:
     how = FORMATS[fmt]
-    if "pickle" in how:
+    if "skops" in how:
+        import skops.io
+
+        skops.io.dump(model, path)
+    elif "pickle" in how:
         with open(path, "wb") as handle:
             pickle.dump(model, handle, protocol=how["pickle"])
     else:
@@ -143,7 +149,7 @@ def test_shape_loads_and_predicts_identically(
     if fmt == "joblib_lz4" and not HAS_LZ4:
         pytest.skip("lz4 is not installed, so joblib cannot write lz4-compressed files")
     model, X, expected = fitted[name]
-    path = tmp_path / f"{name}.joblib"
+    path = tmp_path / f"{name}.{'skops' if fmt == 'skops' else 'joblib'}"
     _save(model, path, fmt)
     loaded = load_model_file(path)
     assert type(loaded) is type(model)

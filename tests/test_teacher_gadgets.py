@@ -389,6 +389,24 @@ def test_crafted_splines_are_refused() -> None:
     assert "B-spline" in _refusal(pipe)
 
 
+def test_skops_files_get_the_same_function_checks(tmp_path: Path) -> None:
+    skops_io = pytest.importorskip("skops.io")
+    # skops trusts numpy ufuncs by default; a FunctionTransformer may hold only ours.
+    path = tmp_path / "add.skops"
+    skops_io.dump(_pipeline(np.add), path)
+    with pytest.raises(UnsafeModelError) as info:
+        load_model_file(path)
+    assert f'{STEP} is a FunctionTransformer that calls "numpy.add"' in str(info.value)
+    path = tmp_path / "system.skops"
+    skops_io.dump(_pipeline(os.system), path)
+    with pytest.raises(UnsafeModelError, match=r"posix\.system"):
+        load_model_file(path)
+    path = tmp_path / "log1p.skops"
+    skops_io.dump(_pipeline(np.log1p, kw_args={"out": np.zeros((60, 2))}), path)
+    with pytest.raises(UnsafeModelError, match="out"):
+        load_model_file(path)
+
+
 # ---------------------------------------------------------------------------------------
 # The same refusals from the CLI and the app
 # ---------------------------------------------------------------------------------------
