@@ -211,6 +211,16 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
             def clean(X):
                 pathlib.Path({str(called)!r}).touch()
                 return X
+
+            from sklearn.base import BaseEstimator, TransformerMixin
+
+            class Shift(TransformerMixin, BaseEstimator):
+                def fit(self, X, y=None):
+                    return self
+
+                def transform(self, X):
+                    pathlib.Path({str(called)!r}).touch()
+                    return X + 1
             """
         )
     )
@@ -224,11 +234,15 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
     path = tmp_path / "custom.joblib"
     joblib.dump(pipe, path)
     expected = pipe.predict_proba(X)
+    custom_class = tmp_path / "custom_class.joblib"
+    joblib.dump(Pipeline([("shift", mymodule.Shift()), ("model", LogisticRegression())])
+                .fit(X, y), custom_class)
     sys.modules.pop("mymodule", None)  # forgotten: loading must not bring it back
     imported.unlink()
     called.unlink()
     yield {
         "path": path,
+        "custom_class": custom_class,
         "folder": folder,
         "imported": imported,
         "called": called,
@@ -249,6 +263,16 @@ def test_users_own_function_is_refused_naming_step_and_function(user_module: dic
     assert "--trust-teacher" in message and "--teacher-proba-cols" in message
     assert "crafted" not in message  # a user's own function is not an attack
     # Importable, yet never imported (importing alone would run its code).
+    assert "mymodule" not in sys.modules
+    assert not user_module["imported"].exists() and not user_module["called"].exists()
+
+
+def test_users_own_class_is_refused_naming_the_step(user_module: dict) -> None:
+    with pytest.raises(UnsafeModelError) as info:
+        load_model_file(user_module["custom_class"])
+    message = str(info.value)
+    assert 'step "shift" is a "mymodule.Shift" object' in message, message
+    assert "not on the list of classes allowed" in message and "--trust-teacher" in message
     assert "mymodule" not in sys.modules
     assert not user_module["imported"].exists() and not user_module["called"].exists()
 
@@ -355,6 +379,16 @@ def test_functions_are_never_called_while_loading(tmp_path: Path) -> None:
         "partial of an allowed class": _call(
             _global("functools", "partial"), _global("lightgbm.basic", "Booster")
         ),
+        # An object of a refused class is inert: calling it is refused too.
+        "object of a refused class, called": _call(
+            _global("os", "system") + pickle.EMPTY_TUPLE + pickle.NEWOBJ,
+            _s(f"touch {marker}"),
+        ),
+        "object of a refused class, used as a class": _global("os", "system")
+        + pickle.EMPTY_TUPLE
+        + pickle.NEWOBJ
+        + pickle.EMPTY_TUPLE
+        + pickle.NEWOBJ,
     }
     for label, body in payloads.items():
         with pytest.raises(UnsafeModelError, match=r"evil\.pkl.*NOT loaded"):

@@ -16,8 +16,9 @@ so after loading, :func:`check_loaded` visits every object reachable from the mo
   of an ``interp1d``, are theirs, not the file's);
 - decision trees, boosting-tree predictors and B-splines are validated again (for
   ``.skops`` files this is the only check);
-- a name the unpickler did not admit (:class:`~hpmkd.safe_load.names._Unresolved`) is
-  refused, naming where the model uses it.
+- a name the unpickler did not admit (:class:`~hpmkd.safe_load.names._Unresolved`), or
+  an object of such a class (``_UnresolvedObject``), is refused, naming where the model
+  uses it.
 
 Refusals name the place as a step path, e.g. ``step "prep" -> "num"``: the names of
 Pipeline steps, ColumnTransformer transformers, and the estimators inside
@@ -42,7 +43,7 @@ from hpmkd.safe_load.allowlist import (
     _TREE_PREDICTOR_CLASS,
 )
 from hpmkd.safe_load.errors import _FUNCTION_ADVICE, _Refused
-from hpmkd.safe_load.names import _Unresolved
+from hpmkd.safe_load.names import _Unresolved, _UnresolvedObject
 from hpmkd.safe_load.state_checks import (
     _check_bspline_state,
     _check_kwargs,
@@ -92,7 +93,7 @@ def _callable_name(obj: object) -> str:
 
 def _is_component(obj: object) -> bool:
     """Objects whose name belongs in a step path (estimators and transformers)."""
-    return isinstance(obj, BaseEstimator)
+    return isinstance(obj, (BaseEstimator, _UnresolvedObject))
 
 
 def _has_names(value: object) -> bool:
@@ -153,9 +154,7 @@ def _refuse_name(obj: _Unresolved, path: Path, attribute: str | None) -> _Refuse
     )
 
 
-def _check_function(
-    ft: Any, slot: str, kwargs_slot: str, path: Path
-) -> None:
+def _check_function(ft: Any, slot: str, kwargs_slot: str, path: Path) -> None:
     """One function slot of a FunctionTransformer and its keyword arguments."""
     state = vars(ft)
     func, kwargs = state.get(slot), state.get(kwargs_slot)
@@ -170,7 +169,10 @@ def _check_function(
         try:
             _check_partial_state(func.__reduce__()[2])
         except _Refused as exc:
-            raise _Refused(f"{where} is a FunctionTransformer whose {slot}: {exc}") from exc
+            raise _Refused(
+                f"{where} is a FunctionTransformer calling a functools.partial that is not "
+                f"allowed: {exc}"
+            ) from exc
         allowed = frozenset()
     else:
         raise _Refused(
@@ -209,6 +211,13 @@ def _check_object(obj: Any, path: Path, attribute: str | None) -> bool:
     """Check one object; return whether its children still need visiting."""
     if isinstance(obj, _Unresolved):
         raise _refuse_name(obj, path, attribute)
+    if isinstance(obj, _UnresolvedObject):
+        where = describe_path(path) + (f" (attribute {attribute!r})" if attribute else "")
+        raise _Refused(
+            f'{where} is a "{obj.cls.dotted}" object, and that class is not on the list of '
+            "classes allowed in model files",
+            crafted=False,
+        )
     kind = type(obj)
     if kind is FunctionTransformer:
         _check_function_transformer(obj, path)
@@ -262,5 +271,6 @@ def check_loaded(root: object, unresolved: Iterable[_Unresolved] = ()) -> None:
             if not (skip_ft_slots and child[2] in _FUNCTION_TRANSFORMER_SLOTS)
         ]
         stack.extend(reversed(children))
-    for name in unresolved:
-        raise _refuse_name(name, (), None)
+    first = next(iter(unresolved), None)
+    if first is not None:
+        raise _refuse_name(first, (), None)

@@ -50,3 +50,24 @@ class _Unresolved:
 
     def __reduce__(self) -> Any:  # never let a refused name be pickled onwards
         raise TypeError(f"{self.dotted} was refused and cannot be pickled")
+
+
+class _UnresolvedObject:
+    """An inert stand-in for an *instance* of a class the allow list does not admit.
+
+    Pickles create objects of a class with NEWOBJ (``cls.__new__(cls)``) and then set
+    their state with BUILD.  For a refused class the unpickler makes this instead and
+    throws the state away, so that the refusal can name the pipeline step holding it
+    (``step "prep" is a "mymodule.MyScaler" object``).  Nothing of the class is run.
+    """
+
+    __slots__ = ("cls",)
+
+    def __init__(self, cls: _Unresolved) -> None:
+        self.cls = cls
+
+    def __repr__(self) -> str:
+        return f"<refused {self.cls.dotted} object>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError(f"a {self.cls.dotted} object was refused and cannot be pickled")

@@ -8,11 +8,12 @@ extension registry) are re-dispatched through guarded handlers that use
 :mod:`~hpmkd.safe_load.numpy_guards` and :mod:`~hpmkd.safe_load.state_checks`.
 
 A name that is not admitted becomes an inert :class:`~hpmkd.safe_load.names._Unresolved`
-instead of an immediate refusal: calling or building it is refused on the spot (naming
-it), and a file that merely *holds* it is refused once loading ends, by
-:func:`~hpmkd.safe_load.graph_checks.check_loaded`, which can then say where
-(``step "prep" is a FunctionTransformer that calls "mymodule.clean"``).  Nothing is
-imported for such a name.  Dotted names are refused at once.
+instead of an immediate refusal, and an object of such a class (NEWOBJ) an inert
+:class:`~hpmkd.safe_load.names._UnresolvedObject` whose state is dropped.  Calling
+either is refused on the spot (naming it); a file that merely *holds* one is refused
+once loading ends, by :func:`~hpmkd.safe_load.graph_checks.check_loaded`, which can then
+say where (``step "prep" is a FunctionTransformer that calls "mymodule.clean"``).
+Nothing is imported for such a name.  Dotted names are refused at once.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from hpmkd.safe_load.errors import (
     _require,
 )
 from hpmkd.safe_load.graph_checks import check_loaded
-from hpmkd.safe_load.names import _Unresolved
+from hpmkd.safe_load.names import _Unresolved, _UnresolvedObject
 from hpmkd.safe_load.numpy_guards import _build_dtype, _is_dtype, _PendingDType
 from hpmkd.safe_load.state_checks import (
     _check_array_state,
@@ -104,7 +105,9 @@ class _RestrictedMixin:
         return stand_in
 
     def _refuse_unresolved(self, obj: object) -> None:
-        """Calling or building a refused name: refuse now, naming it."""
+        """Calling a refused name (or an object standing for one): refuse now, naming it."""
+        if type(obj) is _UnresolvedObject:
+            obj = obj.cls
         if type(obj) is _Unresolved:
             raise _name_error(self._display_name, obj.module, obj.name)
 
@@ -130,12 +133,25 @@ class _RestrictedMixin:
         pickle._Unpickler.dispatch[pickle.REDUCE[0]](self)  # type: ignore[attr-defined]
 
     def _load_newobj(self) -> None:
+        if self._new_unresolved(2):
+            return
         self._check_new(self.stack[-2])
         pickle._Unpickler.dispatch[pickle.NEWOBJ[0]](self)  # type: ignore[attr-defined]
 
     def _load_newobj_ex(self) -> None:
+        if self._new_unresolved(3):
+            return
         self._check_new(self.stack[-3])
         pickle._Unpickler.dispatch[pickle.NEWOBJ_EX[0]](self)  # type: ignore[attr-defined]
+
+    def _new_unresolved(self, depth: int) -> bool:
+        """NEWOBJ of a refused class: an inert stand-in object, its arguments dropped."""
+        cls = self.stack[-depth]
+        if type(cls) is not _Unresolved:
+            return False
+        del self.stack[-depth:]
+        self.stack.append(_UnresolvedObject(cls))
+        return True
 
     def _check_new(self, cls: Any) -> None:
         self._refuse_unresolved(cls)
@@ -196,6 +212,9 @@ class _RestrictedMixin:
     def _build_common(self) -> bool:
         """Validate a BUILD; return True when it was fully handled here."""
         state, inst = self.stack[-1], self.stack[-2]
+        if type(inst) is _UnresolvedObject:  # the state of a refused class: dropped
+            self.stack.pop()
+            return True
         self._refuse_unresolved(inst)
         if type(inst) is _PendingDType:
             _require(inst.real is None, "a numpy dtype is rebuilt twice")
