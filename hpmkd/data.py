@@ -121,10 +121,9 @@ class DistillationDataset:
             )
         frame = frame.loc[~missing_target].reset_index(drop=True)
         self._is_test = is_test[~missing_target]
-        self.teacher_trusted = bool(trusted)
-        self.teachers: list[Teacher] = make_teachers(
-            teacher, teacher_proba_cols, trusted=self.teacher_trusted
-        )
+        self.teachers: list[Teacher] = make_teachers(teacher, teacher_proba_cols, trusted=trusted)
+        # Only a model can have been loaded unrestricted, not probability columns.
+        self.teacher_trusted = any(t.trusted for t in self.teachers)
         proba_cols = [c for t in self.teachers for c in (t.proba_cols or [])]
         self.features = _choose_features(frame, self.target, features, drop, proba_cols)
         self.frame = frame

@@ -37,7 +37,7 @@ class Teacher:
     proba_cols : list of str or None
         Columns holding the probabilities, one per class in class order.
     trusted : bool
-        The model file was loaded unrestricted (``trusted=True``), running any code in it.
+        The model was loaded unrestricted (``trusted=True``), running any code in its file.
     """
 
     name: str
@@ -171,7 +171,10 @@ def make_teachers(
                 )
             teachers.append(Teacher(name=path.name, kind="file", model=model, trusted=trusted))
         else:
-            teachers.append(Teacher(name=type(item).__name__, kind="object", model=item))
+            # trusted=True with objects: the caller loaded them unrestricted (the app does).
+            teachers.append(
+                Teacher(name=type(item).__name__, kind="object", model=item, trusted=trusted)
+            )
     if teacher_proba_cols:
         cols = (
             [c.strip() for c in teacher_proba_cols.split(",") if c.strip()]

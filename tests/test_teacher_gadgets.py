@@ -532,6 +532,12 @@ def test_api_trusted_loads_plainly_and_says_so(user_module: dict) -> None:
     assert user_module["imported"].exists() and user_module["called"].exists()
     assert dataset.teacher_trusted is True and dataset.teachers[0].trusted is True
     assert np.array_equal(dataset.teacher_proba(), user_module["expected"])
+    # Probability columns are never "loaded": trusted=True changes nothing for them.
+    with_proba = frame.assign(p0=0.4, p1=0.6)
+    only_columns = DistillationDataset(
+        with_proba, target="y", teacher_proba_cols=["p0", "p1"], trusted=True
+    )
+    assert only_columns.teacher_trusted is False
     # A trusted load that cannot import what the file needs says so, as input error.
     sys.modules.pop("mymodule", None)
     sys.path.remove(str(user_module["folder"]))
