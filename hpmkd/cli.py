@@ -61,8 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FILE",
-        help="teacher model file (.joblib/.pkl via the restricted loader, LightGBM .txt, "
-        ".skops); repeat for several teachers",
+        help="teacher model file: .joblib/.pkl/.pickle (restricted loader), LightGBM "
+        ".txt/.lgb, XGBoost .json/.ubj, .skops; repeat for several teachers",
+    )
+    p.add_argument(
+        "--trust-teacher",
+        action="store_true",
+        help="load the --teacher files with plain joblib, without the restricted loader. "
+        "This RUNS ANY CODE in them: only for your own files on your own machine. "
+        "Recorded as teacher_trusted in summary.json",
     )
     p.add_argument(
         "--teacher-proba-cols",
@@ -290,6 +297,12 @@ def distill(args: argparse.Namespace) -> int:
         check_input_file(teacher, "Teacher file")
     config = _parse_settings(args.settings)
     drop = [c.strip() for c in args.drop.split(",")] if args.drop else None
+    if args.trust_teacher and args.teacher:
+        print(
+            "warning: --trust-teacher: loading the teacher file(s) with plain joblib, which "
+            "runs any code in them; do this only with your own files",
+            file=sys.stderr,
+        )
     dataset = DistillationDataset(
         args.data,
         target=args.target,
@@ -299,6 +312,7 @@ def distill(args: argparse.Namespace) -> int:
         test_data=args.test_data,
         drop=drop,
         cache=IntelligentCache.from_config(config),
+        trusted=args.trust_teacher,
     )
     if not dataset.has_teacher:
         raise HPMKDInputError(

@@ -50,7 +50,8 @@ class DistillationDataset:
         Columns that are not features (ids, leaks).
     teacher : object, path, or list of them, optional
         Fitted classifiers with ``predict_proba`` and/or model files (``.joblib``,
-        ``.pkl``, LightGBM ``.txt``, ``.skops``); files are loaded by the restricted loader.
+        ``.pkl``, ``.pickle``, LightGBM ``.txt``, XGBoost ``.json``/``.ubj``, ``.skops``);
+        files are loaded by the restricted loader (:mod:`hpmkd.safe_load`).
     teacher_proba_cols : list of str, optional
         Columns already holding a teacher's probabilities, one per class in class order.
     test_data : DataFrame, str or Path, optional
@@ -62,6 +63,11 @@ class DistillationDataset:
     cache : IntelligentCache, optional
         Memoizes the teachers' probabilities (keyed by the feature values and the pickled
         teacher), so reloading the same data and teacher does not predict again.
+    trusted : bool, default False
+        Load the teacher *files* with plain joblib instead of the restricted loader,
+        which runs any code in them. Only for your own files on your own machine; the
+        run summary records it as ``teacher_trusted``. Also set it when ``teacher`` holds
+        models you loaded that way yourself, so the summary says so.
 
     Attributes
     ----------
@@ -76,6 +82,8 @@ class DistillationDataset:
     teachers : list of Teacher
     teacher_probas : dict of str to ndarray
         Each teacher's probabilities on every row, columns in ``classes`` order.
+    teacher_trusted : bool
+        Whether teacher files were loaded unrestricted (``trusted=True``).
     """
 
     def __init__(
@@ -90,6 +98,7 @@ class DistillationDataset:
         test_size: float = 0.2,
         name: str | None = None,
         cache: Any = None,
+        trusted: bool = False,
     ) -> None:
         frame = _load(data)
         self.name = name or (Path(data).name if isinstance(data, (str, Path)) else "dataframe")
@@ -116,7 +125,9 @@ class DistillationDataset:
             )
         frame = frame.loc[~missing_target].reset_index(drop=True)
         self._is_test = is_test[~missing_target]
-        self.teachers: list[Teacher] = make_teachers(teacher, teacher_proba_cols)
+        self.teachers: list[Teacher] = make_teachers(teacher, teacher_proba_cols, trusted=trusted)
+        # Only a model can have been loaded unrestricted, not probability columns.
+        self.teacher_trusted = any(t.trusted for t in self.teachers)
         proba_cols = [c for t in self.teachers for c in (t.proba_cols or [])]
         self.features = choose_features(frame, self.target, features, drop, proba_cols)
         self.frame = frame

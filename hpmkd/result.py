@@ -259,6 +259,7 @@ class DatasetFacts:
     dropped_missing_target: int
     fingerprint: str
     profile: Mapping[str, Any]
+    teacher_trusted: bool = False
 
 
 @dataclass(frozen=True)
@@ -358,6 +359,7 @@ class RunResult:
             "config": self.config.to_dict(),
             "random_state": self.random_state,
             "dropped_missing_target": self.dataset.dropped_missing_target,
+            "teacher_trusted": self.dataset.teacher_trusted,
             "details": self.components.to_dict(),
             "versions": dict(self.versions),
         }

@@ -37,12 +37,15 @@ class Teacher:
         The fitted model (``None`` for probability columns).
     proba_cols : list of str or None
         Columns holding the probabilities, one per class in class order.
+    trusted : bool
+        The model was loaded unrestricted (``trusted=True``), running any code in its file.
     """
 
     name: str
     kind: str
     model: Any = None
     proba_cols: list[str] | None = None
+    trusted: bool = False
 
     def feature_columns(self, frame: pd.DataFrame, default: list[str]) -> list[str]:
         """Columns of ``frame`` the teacher reads, checking they all exist."""
@@ -130,7 +133,9 @@ def _is_lgb_booster(model: Any) -> bool:
 
 
 def make_teachers(
-    teacher: Any = None, teacher_proba_cols: list[str] | str | None = None
+    teacher: Any = None,
+    teacher_proba_cols: list[str] | str | None = None,
+    trusted: bool = False,
 ) -> list[Teacher]:
     """Turn the user's teacher arguments into :class:`Teacher` records.
 
@@ -140,6 +145,10 @@ def make_teachers(
         Fitted models and/or model file paths.
     teacher_proba_cols : list of str or comma-separated str, optional
         Probability columns already in the data, one per class in class order.
+    trusted : bool, default False
+        Load model files with plain joblib instead of the restricted loader (see
+        :func:`hpmkd.safe_load.load_model_file`): runs any code in them. Only for your
+        own files on your own machine.
     """
     items = teacher if isinstance(teacher, (list, tuple)) else [teacher]
     teachers: list[Teacher] = []
@@ -153,7 +162,7 @@ def make_teachers(
             from hpmkd.safe_load import load_model_file
 
             try:
-                model = load_model_file(path)
+                model = load_model_file(path, trusted=trusted)
             except ValueError as exc:
                 raise HPMKDInputError(str(exc)) from exc
             if not (_is_lgb_booster(model) or callable(getattr(model, "predict_proba", None))):
@@ -161,9 +170,12 @@ def make_teachers(
                     f"Teacher file {path.name!r} holds a {type(model).__name__}, not a "
                     "classifier with predict_proba. Save the fitted classifier itself."
                 )
-            teachers.append(Teacher(name=path.name, kind="file", model=model))
+            teachers.append(Teacher(name=path.name, kind="file", model=model, trusted=trusted))
         else:
-            teachers.append(Teacher(name=type(item).__name__, kind="object", model=item))
+            # trusted=True with objects: the caller loaded them unrestricted (the app does).
+            teachers.append(
+                Teacher(name=type(item).__name__, kind="object", model=item, trusted=trusted)
+            )
     if teacher_proba_cols:
         cols = (
             [c.strip() for c in teacher_proba_cols.split(",") if c.strip()]

@@ -46,7 +46,7 @@ class Outcome:
 
 
 @st.cache_resource(max_entries=16, show_spinner="Loading the model file ...")
-def load_teacher_model(digest: str, filename: str, _data: bytes) -> Outcome:
+def load_teacher_model(digest: str, filename: str, _data: bytes, trusted: bool = False) -> Outcome:
     """The model in an uploaded file, through the restricted loader.
 
     Parameters
@@ -56,9 +56,11 @@ def load_teacher_model(digest: str, filename: str, _data: bytes) -> Outcome:
     filename : str
     _data : bytes
         The file's content (not hashed).
+    trusted : bool, default False
+        Load unrestricted; refused unless the server allows it (part of the cache key).
     """
     try:
-        return Outcome(teacher_lib.load_model_bytes(_data, filename))
+        return Outcome(teacher_lib.load_model_bytes(_data, filename, trusted=trusted))
     except ValueError as exc:
         return Outcome(error=str(exc))
 
@@ -116,7 +118,7 @@ def teacher_model(source: TeacherSource, table: LoadedTable) -> Any:
     from hpmkd.errors import HPMKDInputError
 
     if source.kind == "file":
-        out = load_teacher_model(source.digest, source.filename, source.data)
+        out = load_teacher_model(source.digest, source.filename, source.data, source.trusted)
     elif source.kind == "reference":
         if source.settings.get("data_digest") != table.digest:
             raise HPMKDInputError(

@@ -120,6 +120,9 @@ def add_teacher(source: TeacherSource) -> None:
     source : TeacherSource
     """
     kept = [s for s in teacher_sources() if s.key() != source.key()]
+    if source.kind == "file":  # the same file loaded restricted or trusted: keep the last
+        kept = [s for s in kept if (s.kind, s.name, s.digest) != ("file", source.name,
+                                                                    source.digest)]
     if source.kind in ("reference", "proba_cols"):
         kept = [s for s in kept if s.kind != source.kind]
     st.session_state[TEACHERS] = [*kept, source]
@@ -139,8 +142,9 @@ def remove_teacher(index: int) -> None:
 
 
 def teacher_errors() -> dict[str, str]:
-    """Outcome of each model upload already checked, by upload file id (``""`` when the
-    model loaded, else the error text)."""
+    """Outcome of each model upload already checked, by upload file id and loading mode
+    (``"<file id>:restricted"`` or ``":trusted"``; ``""`` when the model loaded, else the
+    error text)."""
     return st.session_state.setdefault(TEACHER_ERRORS, {})
 
 

@@ -7,12 +7,17 @@ state.
 
 Uploaded model files are loaded **only** through :func:`hpmkd.safe_load.load_model_bytes`
 (the restricted loader); this module never calls ``pickle``/``joblib`` on user bytes.
+The one exception is opt-in per server: started with the environment variable
+``HPMKD_APP_TRUST_UPLOADED_TEACHERS=1`` (:data:`TRUST_ENV`), the upload page offers to
+load the user's own files unrestricted (``trusted=True``), which runs any code in them.
+Only for an app a single person runs on their own machine; the default refuses.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +33,9 @@ from hpmkd.errors import HPMKDInputError
 from hpmkd_app.tables import LoadedTable, digest_bytes
 
 #: Model file types the teacher uploader accepts.
-MODEL_FILE_TYPES = ("joblib", "pkl", "pickle", "txt", "lgb", "skops")
+MODEL_FILE_TYPES = ("joblib", "pkl", "pickle", "txt", "lgb", "json", "ubj", "skops")
+#: Server setting that lets users load their own uploads unrestricted (off by default).
+TRUST_ENV = "HPMKD_APP_TRUST_UPLOADED_TEACHERS"
 #: Trees of the reference teacher.
 REFERENCE_TREES = 300
 #: Share of rows the engine holds out for test when no test file is given.
@@ -55,6 +62,8 @@ class TeacherSource:
     settings : dict
         Reference teacher: data digest, target, features, seed, validation split, test
         size, trees (everything that decides its training rows and its model).
+    trusted : bool
+        The file is loaded unrestricted (only possible when the server allows it).
     """
 
     kind: str
@@ -64,11 +73,12 @@ class TeacherSource:
     digest: str = ""
     proba_cols: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
+    trusted: bool = False
 
     def key(self) -> tuple:
         """Hashable identity used as part of the dataset cache key."""
         if self.kind == "file":
-            return ("file", self.name, self.digest)
+            return ("file", self.name, self.digest, "trusted" if self.trusted else "restricted")
         if self.kind == "proba_cols":
             return ("proba_cols", self.proba_cols)
         return ("reference", self.name, tuple(sorted(_hashable(self.settings).items())))
@@ -76,7 +86,8 @@ class TeacherSource:
     def describe(self) -> str:
         """One line for the teacher list."""
         if self.kind == "file":
-            return f"model file {self.filename} ({len(self.data):,} bytes)"
+            how = ", loaded unrestricted (trusted)" if self.trusted else ""
+            return f"model file {self.filename} ({len(self.data):,} bytes{how})"
         if self.kind == "proba_cols":
             return f"probability columns {', '.join(self.proba_cols)}"
         s = self.settings
@@ -96,25 +107,50 @@ def _hashable(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- uploads
-def load_model_bytes(data: bytes, filename: str) -> Any:
+def trust_uploads_allowed(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this server lets users load their own uploads unrestricted.
+
+    True only when the server was started with ``HPMKD_APP_TRUST_UPLOADED_TEACHERS=1``
+    (or ``true``/``yes``); anything else, including unset, means no.
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        The environment to read (default ``os.environ``).
+    """
+    value = (os.environ if environ is None else environ).get(TRUST_ENV, "")
+    return value.strip().lower() in {"1", "true", "yes"}
+
+
+def load_model_bytes(data: bytes, filename: str, trusted: bool = False) -> Any:
     """Load an uploaded model file through the restricted loader.
 
     Parameters
     ----------
     data : bytes
     filename : str
+    trusted : bool, default False
+        Load it unrestricted (plain joblib; runs any code in the file). Refused unless
+        the server allows it (:func:`trust_uploads_allowed`).
 
     Returns
     -------
     object
-        The model (a fitted classifier or a LightGBM ``Booster``).
+        The model (a fitted classifier, a LightGBM ``Booster`` or an XGBoost classifier).
 
     Raises
     ------
     HPMKDInputError
-        The loader refused the file (unsafe content, unknown format) or the object is
-        not a classifier with ``predict_proba``.
+        The loader refused the file (unsafe content, unknown format), the object is not
+        a classifier with ``predict_proba``, or a trusted load is asked for on a server
+        that does not allow it.
     """
+    if trusted and not trust_uploads_allowed():
+        raise HPMKDInputError(
+            "This server does not load uploaded model files unrestricted: it was not started "
+            f"with {TRUST_ENV}=1. The file was not loaded. Save the model with supported "
+            "classes, or run the app on your own machine with that setting."
+        )
     try:
         from hpmkd.safe_load import load_model_bytes as restricted_load
     except ImportError as exc:
@@ -126,7 +162,7 @@ def load_model_bytes(data: bytes, filename: str) -> Any:
     if not data:
         raise HPMKDInputError(f"Model file {filename!r} is empty (0 bytes).")
     try:
-        model = restricted_load(data, filename)
+        model = restricted_load(data, filename, trusted=trusted)
     except ValueError as exc:  # UnsafeModelError, ModelFileError
         raise HPMKDInputError(str(exc)) from exc
     if not (is_booster(model) or callable(getattr(model, "predict_proba", None))):
@@ -149,16 +185,23 @@ def is_booster(model: Any) -> bool:
     return isinstance(model, lightgbm.Booster)
 
 
-def file_source(data: bytes, filename: str) -> TeacherSource:
+def file_source(data: bytes, filename: str, trusted: bool = False) -> TeacherSource:
     """A teacher source for an uploaded model file (not yet loaded).
 
     Parameters
     ----------
     data : bytes
     filename : str
+    trusted : bool, default False
+        Load it unrestricted (see :func:`load_model_bytes`).
     """
     return TeacherSource(
-        kind="file", name=filename, filename=filename, data=data, digest=digest_bytes(data)
+        kind="file",
+        name=filename,
+        filename=filename,
+        data=data,
+        digest=digest_bytes(data),
+        trusted=bool(trusted),
     )
 
 
@@ -401,6 +444,8 @@ def build_dataset(
         teacher_proba_cols=list(proba[0].proba_cols) if proba else None,
         test_size=TEST_SIZE,
         name=table.name,
+        # Recorded in the run summary: a teacher here was loaded unrestricted.
+        trusted=any(s.trusted for s in models),
     )
     _rename_teachers(dataset, [s.name for s in models] + ["proba_cols"] * len(proba))
     return dataset

@@ -143,24 +143,42 @@ def show(table: tables.LoadedTable) -> None:
 
     with tab_files:
         files = st.file_uploader(
-            "Model files: joblib/pickle, LightGBM .txt, skops",
+            "Model files: joblib/pickle, LightGBM .txt, XGBoost .json/.ubj, skops",
             type=list(teachers.MODEL_FILE_TYPES), accept_multiple_files=True, key="teacher_upload",
             help="Pickle and joblib files are opened by a restricted loader that accepts only "
-            "known model classes; anything else is refused without running it.",
+            "known model classes (scikit-learn, LightGBM, XGBoost); anything else is refused "
+            "without running it.",
         )
-        # Each upload (file id) is checked once: a teacher removed below stays removed
-        # while its file is still shown in the uploader; uploading it again re-adds it.
+        trusted = False
+        if teachers.trust_uploads_allowed():
+            # Only on a server started with HPMKD_APP_TRUST_UPLOADED_TEACHERS=1.
+            st.warning(
+                "This app was started with trusted uploads allowed "
+                f"({teachers.TRUST_ENV}=1). Loading a file unrestricted **runs any code in "
+                "it** on this machine: tick the box only for your own files.",
+                icon=":material/warning:",
+            )
+            trusted = st.checkbox(
+                "Load my model files without restrictions (runs code in them)",
+                key="w_trust_teacher",
+                help="For your own files that the restricted loader refuses (custom classes "
+                "or functions). The run summary records teacher_trusted: true.",
+            )
+        # Each upload (file id) is checked once per loading mode: a teacher removed below
+        # stays removed while its file is still shown in the uploader; uploading it again
+        # re-adds it.
         outcomes = state.teacher_errors()
         for f in files or []:
-            if f.file_id not in outcomes:
+            check = f"{f.file_id}:{'trusted' if trusted else 'restricted'}"
+            if check not in outcomes:
                 data = f.getvalue()
-                source = teachers.file_source(data, f.name)
-                loaded = cached.load_teacher_model(source.digest, f.name, data)
+                source = teachers.file_source(data, f.name, trusted=trusted)
+                loaded = cached.load_teacher_model(source.digest, f.name, data, trusted)
                 if loaded.ok:
                     state.add_teacher(source)
-                outcomes[f.file_id] = loaded.error or ""
-            if outcomes[f.file_id]:
-                st.error(outcomes[f.file_id])
+                outcomes[check] = loaded.error or ""
+            if outcomes[check]:
+                st.error(outcomes[check])
             else:
                 st.caption(f"✓ {f.name} checked")
 

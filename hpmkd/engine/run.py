@@ -134,6 +134,7 @@ def run(
             dropped_missing_target=dataset.n_dropped_missing_target,
             fingerprint=dataset.fingerprint(),
             profile=dataset.profile(),
+            teacher_trusted=bool(getattr(dataset, "teacher_trusted", False)),
         ),
         versions=versions(),
     )

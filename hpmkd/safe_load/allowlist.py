@@ -12,12 +12,22 @@ type names ``.skops`` files may additionally trust (:data:`_SKOPS_TRUSTABLE`).
 To admit a new class, add it to the right tuple below (estimators, internal
 helper classes, or Cython pickling helpers) and check :data:`_BUILDABLE`,
 :data:`_NEVER_CALL` and :data:`_SKOPS_TRUSTABLE`, which are derived from them.
+
+Functions a model may *hold* (never call while loading) are listed separately:
+:data:`FUNCTION_TRANSFORMER_FUNCTIONS` - the numpy functions a ``FunctionTransformer``
+may apply, with the keyword arguments each may be given - and the few helpers
+scikit-learn and SciPy store inside fitted objects (:data:`_REFERENCED_FUNCTION_PATHS`).
+Which object may hold which function is checked after loading, by
+:mod:`~hpmkd.safe_load.graph_checks`.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import importlib
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import lightgbm
@@ -36,26 +46,34 @@ from sklearn.ensemble import (
     StackingClassifier,
     VotingClassifier,
 )
-from sklearn.impute import MissingIndicator, SimpleImputer
+from sklearn.impute import KNNImputer, MissingIndicator, SimpleImputer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import (
+    FunctionTransformer,
+    KBinsDiscretizer,
     LabelBinarizer,
     LabelEncoder,
     MaxAbsScaler,
     MinMaxScaler,
     OneHotEncoder,
     OrdinalEncoder,
+    PolynomialFeatures,
+    PowerTransformer,
+    QuantileTransformer,
     RobustScaler,
+    SplineTransformer,
     StandardScaler,
+    TargetEncoder,
 )
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier
 
+from hpmkd.safe_load.errors import _require
 from hpmkd.safe_load.names import _key, _optional
 from hpmkd.safe_load.numpy_guards import (
     _pending_dtype,
@@ -90,15 +108,24 @@ _ESTIMATOR_CLASSES: Final[tuple[type, ...]] = (
     StackingClassifier,
     DummyClassifier,
     Pipeline,
+    FeatureUnion,
     ColumnTransformer,
     make_column_selector,
+    FunctionTransformer,
     StandardScaler,
     MinMaxScaler,
     MaxAbsScaler,
     RobustScaler,
+    PowerTransformer,
+    QuantileTransformer,
     OneHotEncoder,
     OrdinalEncoder,
+    TargetEncoder,
+    KBinsDiscretizer,
+    PolynomialFeatures,
+    SplineTransformer,
     SimpleImputer,
+    KNNImputer,
     MissingIndicator,
     LabelEncoder,
     LabelBinarizer,
@@ -136,6 +163,8 @@ _INTERNAL_CLASS_PATHS: Final[tuple[tuple[str, str], ...]] = (
     ("sklearn.metrics._dist_metrics", "ManhattanDistance64"),
     ("sklearn.metrics._dist_metrics", "ChebyshevDistance64"),
     ("sklearn.metrics._dist_metrics", "MinkowskiDistance64"),
+    # SplineTransformer keeps one B-spline per feature (state checked at BUILD).
+    ("scipy.interpolate._bsplines", "BSpline"),
 )
 
 # Cython pickling helpers of the classes above.  They only create an instance
@@ -153,6 +182,59 @@ _INTERNAL_FUNCTION_PATHS: Final[tuple[tuple[str, str], ...]] = (
     ("numpy.random._pickle", "__randomstate_ctor"),
     ("numpy.random._pickle", "__bit_generator_ctor"),
     ("numpy.random._pickle", "__generator_ctor"),
+)
+
+# Functions fitted objects hold as values and that genuine pickles never call while
+# loading (so they are also in _NEVER_CALL); where each may sit is checked after
+# loading.  HistGradientBoosting with categorical columns keeps
+# FunctionTransformer(functools.partial(check_array, ...)); a SciPy BSpline keeps
+# its array namespace's asarray.
+_REFERENCED_FUNCTION_PATHS: Final[tuple[tuple[str, str], ...]] = (
+    ("sklearn.utils.validation", "check_array"),
+    ("scipy._lib.array_api_compat.numpy._aliases", "asarray"),
+)
+
+#: Numpy functions a ``FunctionTransformer`` may hold as ``func``/``inverse_func``,
+#: by name, with the keyword arguments (``kw_args``/``inv_kw_args``) each accepts.
+#: Ufuncs take none: ``out=``/``where=`` would let a file write into arrays.
+FUNCTION_TRANSFORMER_FUNCTIONS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
+    {
+        **dict.fromkeys(
+            (
+                "log", "log1p", "log2", "log10", "exp", "expm1", "exp2", "sqrt", "cbrt",
+                "square", "absolute", "fabs", "sign", "negative", "reciprocal", "tanh",
+                "arctan", "arcsinh", "floor", "ceil", "rint", "trunc",
+            ),
+            frozenset(),
+        ),
+        "clip": frozenset({"a_min", "a_max", "min", "max"}),
+        "nan_to_num": frozenset({"nan", "posinf", "neginf", "copy"}),
+        "round": frozenset({"decimals"}),
+    }
+)
+
+#: The same functions as objects (identity is what counts), with their keywords.
+_FUNCTION_TRANSFORMER_OBJECTS: Final[dict[int, tuple[Any, str, frozenset[str]]]] = {
+    id(func): (func, name, kwargs)
+    for name, kwargs in FUNCTION_TRANSFORMER_FUNCTIONS.items()
+    if (func := getattr(np, name, None)) is not None
+}
+
+# Abstract numpy types, e.g. make_column_selector(dtype_include=np.number).
+_NUMPY_ABSTRACT_TYPES: Final[tuple[type, ...]] = (
+    np.generic,
+    np.number,
+    np.integer,
+    np.signedinteger,
+    np.unsignedinteger,
+    np.inexact,
+    np.floating,
+    np.complexfloating,
+    np.object_,
+    np.str_,
+    np.bytes_,
+    np.datetime64,
+    np.timedelta64,
 )
 
 _XGBOOST_CLASS_PATHS: Final[tuple[tuple[str, str], ...]] = (
@@ -178,6 +260,14 @@ _XGBOOST_CLASSES: Final[tuple[type, ...]] = tuple(_xgboost_classes())
 _TREE_CLASS: Final = _optional("sklearn.tree._tree", "Tree")
 _TREE_PREDICTOR_CLASS: Final = _optional(
     "sklearn.ensemble._hist_gradient_boosting.predictor", "TreePredictor"
+)
+_BSPLINE_CLASS: Final = _optional("scipy.interpolate._bsplines", "BSpline")
+_CHECK_ARRAY: Final = _optional("sklearn.utils.validation", "check_array")
+_SCIPY_NUMPY_ASARRAY: Final = _optional("scipy._lib.array_api_compat.numpy._aliases", "asarray")
+_REFERENCED_FUNCTIONS: Final[tuple[Any, ...]] = tuple(
+    func
+    for func in (_optional(m, n) for m, n in _REFERENCED_FUNCTION_PATHS)
+    if func is not None
 )
 _NUMPY_RANDOM_CLASSES: Final[tuple[type, ...]] = (
     MT19937,
@@ -206,6 +296,38 @@ _NUMPY_SCALAR_TYPES: Final[tuple[type, ...]] = (
 )
 
 
+# -- Stand-ins for the two function-making reconstructors --------------------
+
+
+def _safe_partial(func: object, *args: object) -> functools.partial:
+    """``functools.partial`` as genuine model pickles use it: of ``check_array`` only.
+
+    The keywords arrive later with BUILD and are checked there
+    (:func:`~hpmkd.safe_load.state_checks._check_partial_state`).
+    """
+    _require(
+        _CHECK_ARRAY is not None and func is _CHECK_ARRAY and not args,
+        "it wraps a function other than scikit-learn's check_array in functools.partial",
+    )
+    return functools.partial(func)  # type: ignore[arg-type]
+
+
+def _safe_ufunc_reconstruct(module: object, name: object) -> Any:
+    """``numpy.core._ufunc_reconstruct`` (how numpy < 1.20 pickled ufuncs), allowed ufuncs only.
+
+    The real function imports any module and returns any attribute.
+    """
+    named = type(module) is str and type(name) is str
+    entry = _ALLOW_TABLE.get((module, name)) if named else None  # type: ignore[arg-type]
+    _require(
+        module == "numpy" and isinstance(entry, np.ufunc),
+        f"it rebuilds the function {module}.{name} with _ufunc_reconstruct, which is not allowed"
+        if named
+        else "it calls numpy's _ufunc_reconstruct with unusual arguments",
+    )
+    return entry
+
+
 # -- The table --------------------------------------------------------------
 
 
@@ -218,16 +340,22 @@ def _build_allow_table() -> dict[tuple[str, str], Any]:
         *_XGBOOST_CLASSES,
         *_NUMPY_RANDOM_CLASSES,
         *_NUMPY_SCALAR_TYPES,
+        *_NUMPY_ABSTRACT_TYPES,
         NumpyArrayWrapper,  # joblib's placeholder for arrays stored after the pickle
         np.ndarray,  # only ever an argument (see _NEVER_CALL), never called
         collections.OrderedDict,
         collections.defaultdict,
     ):
         table[_key(cls)] = cls
-    for module, name in _INTERNAL_FUNCTION_PATHS:
+    for module, name in (*_INTERNAL_FUNCTION_PATHS, *_REFERENCED_FUNCTION_PATHS):
         func = _optional(module, name)
         if func is not None:
             table[(module, name)] = func
+    # Numpy functions a FunctionTransformer may hold, as pickle names them
+    # ("numpy", "log1p"); numpy < 1.20 wrote ufuncs as _ufunc_reconstruct(module, name).
+    for func, name, _kwargs in _FUNCTION_TRANSFORMER_OBJECTS.values():
+        table[("numpy", name)] = func
+    table[("functools", "partial")] = _safe_partial
     # Builtins genuine pickles reference (protocol 2 spells them "__builtin__",
     # mapped below).  Constructors of plain values only - never getattr, eval,
     # exec, __import__, open, compile, ...
@@ -239,6 +367,8 @@ def _build_allow_table() -> dict[tuple[str, str], Any]:
         table[(f"{core}.multiarray", "scalar")] = _safe_scalar
         table[(f"{core}.numeric", "_frombuffer")] = _safe_frombuffer
     table[("numpy", "dtype")] = _pending_dtype
+    for core in ("numpy._core", "numpy.core"):
+        table[(core, "_ufunc_reconstruct")] = _safe_ufunc_reconstruct
     table[("copyreg", "_reconstructor")] = _safe_reconstructor
     table[("_codecs", "encode")] = _safe_latin1_encode
     dotted = [pair for pair in table if "." in pair[1]]
@@ -264,6 +394,7 @@ _BUILDABLE: Final[frozenset[type]] = frozenset(
         RandomState,
         NumpyArrayWrapper,
         np.ndarray,  # state is validated separately, see _check_array_state
+        functools.partial,  # only partial(check_array, ...), see _check_partial_state
     }
 )
 
@@ -271,15 +402,22 @@ _BUILDABLE: Final[frozenset[type]] = frozenset(
 # dtype, buffer) builds object arrays from raw bytes, and the Boosters'
 # constructors read arbitrary paths (e.g. /dev/zero).  Genuine pickles create
 # Boosters with NEWOBJ (no __init__) and never construct ndarray directly.
-# TreePredictor is rebuilt with NEWOBJ + BUILD so that its node table is
-# validated; calling it would skip the check.
+# TreePredictor and BSpline are rebuilt with NEWOBJ + BUILD so that their state
+# is validated; calling them would skip the check.  Functions that models only
+# hold (FunctionTransformer functions, check_array, asarray) and abstract numpy
+# types are never called while loading: np.clip(a, lo, hi, out) would write
+# into an array that was already checked.
 _NEVER_CALL: Final[tuple[Any, ...]] = tuple(
     obj
     for obj in (
         np.ndarray,
         lightgbm.Booster,
         _TREE_PREDICTOR_CLASS,
+        _BSPLINE_CLASS,
         *(cls for cls in _XGBOOST_CLASSES if cls.__name__ == "Booster"),
+        *(func for func, _name, _kwargs in _FUNCTION_TRANSFORMER_OBJECTS.values()),
+        *_REFERENCED_FUNCTIONS,
+        *_NUMPY_ABSTRACT_TYPES,
     )
     if obj is not None
 )
@@ -290,11 +428,17 @@ _NEVER_NEW: Final[tuple[Any, ...]] = (np.ndarray,)
 # "numpy.dtype" is added because skops (which does not trust it by default) stores a
 # dtype as an empty .npy array read with allow_pickle=False, i.e. via numpy's
 # validating constructor - unlike pickle's dtype.__setstate__ (see _PendingDType).
+# The functions and types models hold are named as skops names them; where they
+# sit is checked after loading, as for pickles.
 _SKOPS_TRUSTABLE: Final[frozenset[str]] = frozenset(
-    f"{cls.__module__}.{cls.__qualname__}"
-    for cls in (
+    f"{obj.__module__}.{obj.__qualname__}"
+    for obj in (
         *(_BUILDABLE - {np.ndarray, NumpyArrayWrapper}),
         collections.OrderedDict,
         collections.defaultdict,
+        *_NUMPY_ABSTRACT_TYPES,
+        *_REFERENCED_FUNCTIONS,
     )
-) | {"numpy.dtype"}
+) | {"numpy.dtype", "builtins.object"} | {
+    f"numpy.{name}" for name in FUNCTION_TRANSFORMER_FUNCTIONS
+}

@@ -5,6 +5,8 @@ file, dispatch to :mod:`~hpmkd.safe_load.unpickler` or
 :mod:`~hpmkd.safe_load.formats`, and turn every failure into
 :class:`~hpmkd.safe_load.errors.UnsafeModelError` or
 :class:`~hpmkd.safe_load.errors.ModelFileError` with a message naming the file.
+``trusted=True`` skips the restrictions for pickle/joblib and skops files (plain
+``joblib.load``): only for a user's own file on their own machine.
 """
 
 from __future__ import annotations
@@ -15,19 +17,26 @@ from pathlib import Path
 from typing import Final
 
 from hpmkd.safe_load.errors import (
-    _ADVICE,
     ModelFileError,
     UnsafeModelError,
     _file_error,
     _Refused,
 )
-from hpmkd.safe_load.formats import _load_lightgbm_text, _load_skops
+from hpmkd.safe_load.formats import (
+    _load_lightgbm_text,
+    _load_skops,
+    _load_trusted,
+    _load_xgboost_native,
+)
 from hpmkd.safe_load.unpickler import _load_pickle
 
 PICKLE_EXTENSIONS: Final = frozenset({".joblib", ".pkl", ".pickle"})
 LIGHTGBM_TEXT_EXTENSIONS: Final = frozenset({".txt", ".lgb"})
+XGBOOST_EXTENSIONS: Final = frozenset({".json", ".ubj"})
 SKOPS_EXTENSIONS: Final = frozenset({".skops"})
-SUPPORTED_EXTENSIONS: Final = PICKLE_EXTENSIONS | LIGHTGBM_TEXT_EXTENSIONS | SKOPS_EXTENSIONS
+SUPPORTED_EXTENSIONS: Final = (
+    PICKLE_EXTENSIONS | LIGHTGBM_TEXT_EXTENSIONS | XGBOOST_EXTENSIONS | SKOPS_EXTENSIONS
+)
 
 
 def _describe_failure(exc: BaseException) -> str:
@@ -41,7 +50,7 @@ def _describe_failure(exc: BaseException) -> str:
     return f"the file is corrupt or not a saved model ({type(exc).__name__}: {text[:200]})"
 
 
-def _load_path(path: Path, display: str) -> object:
+def _load_path(path: Path, display: str, trusted: bool = False) -> object:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_EXTENSIONS:
         raise _file_error(
@@ -60,23 +69,31 @@ def _load_path(path: Path, display: str) -> object:
     if size == 0:
         raise _file_error(display, "the file is empty", "Upload the saved model file again.")
     try:
+        if trusted and suffix in PICKLE_EXTENSIONS | SKOPS_EXTENSIONS:
+            return _load_trusted(path, display, suffix)
         if suffix in PICKLE_EXTENSIONS:
             return _load_pickle(path, display)
         if suffix in LIGHTGBM_TEXT_EXTENSIONS:
             return _load_lightgbm_text(path, display)
+        if suffix in XGBOOST_EXTENSIONS:
+            return _load_xgboost_native(path, display)
         return _load_skops(path, display)
     except (UnsafeModelError, ModelFileError):
         raise
     except _Refused as exc:
+        if exc.crafted:
+            problem = f"{exc}. This is how crafted (malicious) files look, so"
+        else:
+            problem = f"{exc}, so"
         raise UnsafeModelError(
-            f"Refused to load '{display}': {exc}. This is how crafted (malicious) files "
-            f"look, so the file was NOT loaded and nothing in it was run. {_ADVICE}"
+            f"Refused to load '{display}': {problem} the file was NOT loaded and nothing in "
+            f"it was run. {exc.advice}"
         ) from exc
     except Exception as exc:  # anything else from the readers means "unreadable file"
         raise _file_error(display, _describe_failure(exc)) from exc
 
 
-def load_model_file(path: str | os.PathLike[str]) -> object:
+def load_model_file(path: str | os.PathLike[str], *, trusted: bool = False) -> object:
     """Load an untrusted teacher model file without running code from it.
 
     Parameters
@@ -84,8 +101,14 @@ def load_model_file(path: str | os.PathLike[str]) -> object:
     path : str or os.PathLike
         Path to the model.  The extension selects the format: ``.joblib``,
         ``.pkl`` or ``.pickle`` (restricted unpickling; joblib compression is
-        detected automatically), ``.txt`` or ``.lgb`` (LightGBM text model) and
-        ``.skops``.
+        detected automatically), ``.txt`` or ``.lgb`` (LightGBM text model),
+        ``.json`` or ``.ubj`` (XGBoost native model, needs ``hpmkd[xgboost]``)
+        and ``.skops``.
+    trusted : bool, default False
+        Load pickle/joblib files with plain :func:`joblib.load` and ``.skops``
+        files trusting every type, without any restriction.  **This runs any
+        code in the file.**  Only for your own file on your own machine; never
+        for a file someone else gave you or uploaded.
 
     Returns
     -------
@@ -93,14 +116,17 @@ def load_model_file(path: str | os.PathLike[str]) -> object:
         The loaded model.  Pickles may legitimately contain non-models (a dict,
         a list); callers must check for ``predict_proba`` themselves.  LightGBM
         text models come back as :class:`lightgbm.Booster`, which has
-        ``predict`` but not ``predict_proba``.
+        ``predict`` but not ``predict_proba``; XGBoost native models as a fitted
+        ``xgboost.XGBClassifier``.
 
     Raises
     ------
     UnsafeModelError
         The file references a class or function that is not on the allow
-        list (:data:`ALLOWED_GLOBALS`), or uses allowed pieces in a way only
-        crafted files do.  Nothing from the file was executed.
+        list (:data:`ALLOWED_GLOBALS`), a ``FunctionTransformer`` in it holds a
+        function other than ``None`` or an allowed numpy function
+        (:data:`FUNCTION_TRANSFORMER_FUNCTIONS`), or it uses allowed pieces in a
+        way only crafted files do.  Nothing from the file was executed.
     ModelFileError
         The file is missing, empty, truncated, corrupt, in an unsupported
         format, or has an unsupported extension.
@@ -114,10 +140,10 @@ def load_model_file(path: str | os.PathLike[str]) -> object:
     untrusted teachers in a separate, resource-limited process.
     """
     path = Path(path)
-    return _load_path(path, str(path))
+    return _load_path(path, str(path), trusted=trusted)
 
 
-def load_model_bytes(data: bytes, filename: str) -> object:
+def load_model_bytes(data: bytes, filename: str, *, trusted: bool = False) -> object:
     """Load an uploaded model from memory via a private temporary file.
 
     Parameters
@@ -127,6 +153,9 @@ def load_model_bytes(data: bytes, filename: str) -> object:
     filename : str
         The name the user gave the file.  Only its extension is used to pick
         the format (never as a path); the name appears in error messages.
+    trusted : bool, default False
+        As for :func:`load_model_file`: runs any code in the file.  A server
+        must never set it for uploads from people it does not trust.
 
     Returns
     -------
@@ -151,4 +180,4 @@ def load_model_bytes(data: bytes, filename: str) -> object:
         path = Path(tmp) / f"upload{suffix}"
         with open(path, "wb") as handle:
             handle.write(data)
-        return _load_path(path, display)
+        return _load_path(path, display, trusted=trusted)

@@ -4,19 +4,150 @@ numpy and scikit-learn trust the state a pickle gives them when BUILD runs
 ``__setstate__``: a short object list is read past its end, and out-of-range node
 indices in a decision tree make prediction read (and feature importances write)
 outside the tree's memory.  The unpickler calls these checks on every BUILD of an
-ndarray, a ``sklearn.tree._tree.Tree`` or a HistGradientBoosting ``TreePredictor``.
+ndarray, a ``sklearn.tree._tree.Tree``, a HistGradientBoosting ``TreePredictor``, a
+SciPy ``BSpline`` (whose evaluation is C code trusting its knots) and a
+``functools.partial`` (which scikit-learn only ever makes of ``check_array``).
+:mod:`~hpmkd.safe_load.graph_checks` runs the same checks again on the loaded
+objects, which is what covers ``.skops`` files.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
+from hpmkd.safe_load.allowlist import (
+    _CHECK_ARRAY,
+    _NUMPY_ABSTRACT_TYPES,
+    _NUMPY_SCALAR_TYPES,
+    _SCIPY_NUMPY_ASARRAY,
+)
 from hpmkd.safe_load.errors import _require
 from hpmkd.safe_load.numpy_guards import _is_dtype, _is_shape
+
+# Keyword arguments of check_array that scikit-learn fixes with functools.partial
+# (HistGradientBoosting: dtype and ensure_all_finite).  Not "estimator": an object.
+_CHECK_ARRAY_KWARGS: Final = frozenset(
+    {
+        "accept_sparse",
+        "accept_large_sparse",
+        "dtype",
+        "order",
+        "copy",
+        "force_writeable",
+        "force_all_finite",
+        "ensure_all_finite",
+        "ensure_non_negative",
+        "ensure_2d",
+        "allow_nd",
+        "ensure_min_samples",
+        "ensure_min_features",
+        "input_name",
+    }
+)
+_SCALAR_VALUE_TYPES: Final = (bool, int, float, str, type(None))
+_TYPE_VALUES: Final = frozenset({*_NUMPY_SCALAR_TYPES, *_NUMPY_ABSTRACT_TYPES, object})
+
+
+def _is_plain_value(value: object, arrays: bool = False, depth: int = 0) -> bool:
+    """Whether ``value`` is plain data a model may pass as a keyword argument.
+
+    Scalars, numpy scalars, numpy scalar *types* (``dtype=np.float64``), short lists
+    or tuples of those, and - with ``arrays`` - numeric arrays (clip bounds per column).
+    Never an object, a function or an object array.
+    """
+    if type(value) in _SCALAR_VALUE_TYPES:
+        return True
+    if isinstance(value, np.generic):
+        return not isinstance(value, np.object_)
+    if isinstance(value, type):
+        return value in _TYPE_VALUES
+    if type(value) is np.ndarray:
+        return arrays and not value.dtype.hasobject and value.ndim <= 2
+    if type(value) in (list, tuple) and depth == 0:
+        return len(value) <= 64 and all(_is_plain_value(v, arrays, depth + 1) for v in value)
+    return False
+
+
+def _check_kwargs(kwargs: object, allowed: frozenset[str], where: str, arrays: bool) -> None:
+    """Keyword arguments: ``None`` or a dict of allowed names to plain values."""
+    if kwargs is None:
+        return
+    _require(type(kwargs) is dict, f"{where} has keyword arguments that are not a dict")
+    unknown = sorted(str(key) for key in kwargs if key not in allowed)  # type: ignore[union-attr]
+    _require(
+        not unknown,
+        f"{where} passes the keyword argument(s) {', '.join(unknown)[:200]}, "
+        "which are not allowed there",
+    )
+    _require(
+        all(_is_plain_value(v, arrays) for v in kwargs.values()),  # type: ignore[union-attr]
+        f"{where} passes a keyword argument that is not a plain number, string or array",
+    )
+
+
+def _check_partial_state(state: object) -> None:
+    """A ``functools.partial`` state: ``(check_array, (), {plain keywords}, None)``.
+
+    scikit-learn makes exactly this (HistGradientBoosting with categorical columns);
+    any other function, positional arguments or object-valued keywords are refused.
+    """
+    _require(
+        type(state) is tuple and len(state) == 4,  # type: ignore[arg-type]
+        "a functools.partial has a malformed state",
+    )
+    func, args, kwargs, namespace = state  # type: ignore[misc]
+    _require(
+        _CHECK_ARRAY is not None and func is _CHECK_ARRAY and args == () and type(args) is tuple,
+        "it wraps a function other than scikit-learn's check_array in functools.partial",
+    )
+    _require(namespace is None or namespace == {}, "a functools.partial carries extra attributes")
+    _check_kwargs(kwargs, _CHECK_ARRAY_KWARGS, "a functools.partial of check_array", arrays=False)
+
+
+def _check_bspline_state(state: object) -> None:
+    """Validate a SciPy ``BSpline`` state as its constructor would (BUILD skips it).
+
+    The spline is evaluated by C code that trusts the knots, the coefficients and
+    the degree to be consistent.
+    """
+    _require(type(state) is dict, "a B-spline has a malformed state")
+    state_dict: dict[str, Any] = state  # type: ignore[assignment]
+    known = {"_t", "_c", "k", "extrapolate", "axis", "_asarray"}
+    _require(set(state_dict) <= known, "a B-spline has unexpected attributes")
+    t, c, k = state_dict.get("_t"), state_dict.get("_c"), state_dict.get("k")
+    axis, extrapolate = state_dict.get("axis", 0), state_dict.get("extrapolate", True)
+    _require(
+        "_asarray" not in state_dict or state_dict["_asarray"] is _SCIPY_NUMPY_ASARRAY,
+        "a B-spline holds an unexpected array function",
+    )
+    _require(
+        type(t) is np.ndarray
+        and t.dtype == np.float64
+        and t.ndim == 1
+        and type(c) is np.ndarray
+        and c.dtype in (np.float64, np.complex128)
+        and c.ndim >= 1
+        and type(k) in (int, np.int64)
+        and type(axis) in (int, np.int64)
+        and (type(extrapolate) is bool or (type(extrapolate) is str and extrapolate == "periodic")),
+        "a B-spline has a malformed state",
+    )
+    k, axis = int(k), int(axis)  # type: ignore[arg-type]
+    n = t.shape[0] - k - 1  # type: ignore[union-attr]
+    _require(
+        k >= 0
+        and 0 <= axis < c.ndim  # type: ignore[union-attr]
+        and n >= k + 1
+        and bool(np.all(np.isfinite(t)))
+        and bool(np.all(np.diff(t) >= 0))
+        and np.unique(t[k : n + 1]).shape[0] >= 2  # type: ignore[index]
+        and c.shape[0] >= n,  # type: ignore[union-attr]
+        "a B-spline has knots, coefficients and degree that do not fit together",
+    )
 
 
 def _check_array_state(array: np.ndarray, state: object) -> None:

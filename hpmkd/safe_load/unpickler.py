@@ -6,36 +6,61 @@ out what :mod:`~hpmkd.safe_load.allowlist` admits, and the opcodes that can touc
 memory directly (object creation, BUILD, container mutation, memo reads, the
 extension registry) are re-dispatched through guarded handlers that use
 :mod:`~hpmkd.safe_load.numpy_guards` and :mod:`~hpmkd.safe_load.state_checks`.
+
+A name that is not admitted becomes an inert :class:`~hpmkd.safe_load.names._Unresolved`
+instead of an immediate refusal, and an object of such a class (NEWOBJ) an inert
+:class:`~hpmkd.safe_load.names._UnresolvedObject` whose state is dropped.  Calling
+either is refused on the spot (naming it); a file that merely *holds* one is refused
+once loading ends, by :func:`~hpmkd.safe_load.graph_checks.check_loaded`, which can then
+say where (``step "prep" is a FunctionTransformer that calls "mymodule.clean"``).
+Nothing is imported for such a name.  Dotted names are refused at once.
 """
 
 from __future__ import annotations
 
 import _compat_pickle
+import functools
 import pickle
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import joblib.compressor
 import numpy as np
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from joblib.numpy_pickle_utils import _detect_compressor, _validate_fileobject_and_memmap
 
 from hpmkd.safe_load.allowlist import (
     _ALLOW_TABLE,
+    _BSPLINE_CLASS,
     _BUILDABLE,
     _NEVER_CALL,
     _NEVER_NEW,
     _TREE_CLASS,
     _TREE_PREDICTOR_CLASS,
 )
-from hpmkd.safe_load.errors import _ADVICE, UnsafeModelError, _file_error, _Refused, _require
+from hpmkd.safe_load.errors import (
+    _ADVICE,
+    ModelFileError,
+    UnsafeModelError,
+    _file_error,
+    _Refused,
+    _require,
+)
+from hpmkd.safe_load.graph_checks import check_loaded
+from hpmkd.safe_load.names import _Unresolved, _UnresolvedObject
 from hpmkd.safe_load.numpy_guards import _build_dtype, _is_dtype, _PendingDType
 from hpmkd.safe_load.state_checks import (
     _check_array_state,
+    _check_bspline_state,
+    _check_partial_state,
     _check_tree_predictor_state,
     _check_tree_state,
 )
+
+# Refused names kept per file: far more than any file needs to show what it wanted.
+_MAX_UNRESOLVED = 1000
 
 _Dispatch = dict[int, Callable[[Any], None]]
 
@@ -50,9 +75,14 @@ class _RestrictedMixin:
     stack: list[Any]
     proto: int
     _display_name: str
+    _unresolved: list[_Unresolved]
 
     def find_class(self, module: str, name: str) -> Any:
-        """Return the allowed object for ``(module, name)``; refuse anything else."""
+        """Return the allowed object for ``(module, name)``, else an inert stand-in.
+
+        Dotted names are refused at once; any other name that is not admitted becomes
+        an :class:`_Unresolved` that can be held but never called or built.
+        """
         sys.audit("pickle.find_class", module, name)  # as the standard unpickler does
         # Python-2 style names ("__builtin__", "copy_reg") that protocol 2 writes,
         # mapped exactly as the standard unpickler maps them.
@@ -63,15 +93,23 @@ class _RestrictedMixin:
                 module = _compat_pickle.IMPORT_MAPPING[module]
         # A dot in the name would be resolved attribute by attribute
         # ("sklearn" + "os.system"); such names are never on the list.
-        if "." not in name:
-            obj = _ALLOW_TABLE.get((module, name))
-            if obj is not None:
-                return obj
-        raise UnsafeModelError(
-            f"Refused to load '{self._display_name}': it references '{module}.{name}', "
-            "which is not on the list of classes allowed in model files, so the file was "
-            f"NOT loaded and nothing in it was run. {_ADVICE}"
-        )
+        if "." in name:
+            raise _name_error(self._display_name, module, name)
+        obj = _ALLOW_TABLE.get((module, name))
+        if obj is not None:
+            return obj
+        if len(self._unresolved) >= _MAX_UNRESOLVED:
+            raise _name_error(self._display_name, module, name)
+        stand_in = _Unresolved(module, name)
+        self._unresolved.append(stand_in)
+        return stand_in
+
+    def _refuse_unresolved(self, obj: object) -> None:
+        """Calling a refused name (or an object standing for one): refuse now, naming it."""
+        if type(obj) is _UnresolvedObject:
+            obj = obj.cls
+        if type(obj) is _Unresolved:
+            raise _name_error(self._display_name, obj.module, obj.name)
 
     def persistent_load(self, pid: Any) -> Any:
         """Model files never use persistent ids; refuse them."""
@@ -85,23 +123,38 @@ class _RestrictedMixin:
     # -- object creation ----------------------------------------------------
 
     def _instantiate(self, klass: Any, args: list[Any]) -> None:  # INST and OBJ
+        self._refuse_unresolved(klass)
         _require(not any(klass is obj for obj in _NEVER_CALL), _call_msg(klass))
         super()._instantiate(klass, args)  # type: ignore[misc]
 
     def _load_reduce(self) -> None:
+        self._refuse_unresolved(self.stack[-2])
         _require(not any(self.stack[-2] is obj for obj in _NEVER_CALL), _call_msg(self.stack[-2]))
         pickle._Unpickler.dispatch[pickle.REDUCE[0]](self)  # type: ignore[attr-defined]
 
     def _load_newobj(self) -> None:
+        if self._new_unresolved(2):
+            return
         self._check_new(self.stack[-2])
         pickle._Unpickler.dispatch[pickle.NEWOBJ[0]](self)  # type: ignore[attr-defined]
 
     def _load_newobj_ex(self) -> None:
+        if self._new_unresolved(3):
+            return
         self._check_new(self.stack[-3])
         pickle._Unpickler.dispatch[pickle.NEWOBJ_EX[0]](self)  # type: ignore[attr-defined]
 
-    @staticmethod
-    def _check_new(cls: Any) -> None:
+    def _new_unresolved(self, depth: int) -> bool:
+        """NEWOBJ of a refused class: an inert stand-in object, its arguments dropped."""
+        cls = self.stack[-depth]
+        if type(cls) is not _Unresolved:
+            return False
+        del self.stack[-depth:]
+        self.stack.append(_UnresolvedObject(cls))
+        return True
+
+    def _check_new(self, cls: Any) -> None:
+        self._refuse_unresolved(cls)
         _require(
             isinstance(cls, type) and not any(cls is obj for obj in _NEVER_NEW),
             _call_msg(cls),
@@ -159,6 +212,10 @@ class _RestrictedMixin:
     def _build_common(self) -> bool:
         """Validate a BUILD; return True when it was fully handled here."""
         state, inst = self.stack[-1], self.stack[-2]
+        if type(inst) is _UnresolvedObject:  # the state of a refused class: dropped
+            self.stack.pop()
+            return True
+        self._refuse_unresolved(inst)
         if type(inst) is _PendingDType:
             _require(inst.real is None, "a numpy dtype is rebuilt twice")
             inst.real = _build_dtype(inst.spec, state)
@@ -175,11 +232,33 @@ class _RestrictedMixin:
             _check_tree_state(inst, state)
         elif _TREE_PREDICTOR_CLASS is not None and type(inst) is _TREE_PREDICTOR_CLASS:
             _check_tree_predictor_state(state)
+        elif _BSPLINE_CLASS is not None and type(inst) is _BSPLINE_CLASS:
+            _check_bspline_state(state)
+        elif type(inst) is functools.partial:
+            _check_partial_state(state)
         return False
 
     def _load_build(self) -> None:
         if not self._build_common():
             pickle._Unpickler.load_build(self)  # type: ignore[arg-type]
+
+
+# Modules whose names in a pickle mean the file carries code (lambdas, local functions).
+_CODE_PICKLERS = frozenset({"cloudpickle", "dill", "types", "marshal", "copyreg"})
+
+
+def _name_error(display: str, module: str, name: str) -> UnsafeModelError:
+    code = (
+        " (the file stores Python code, such as a lambda or a locally defined function, "
+        "as cloudpickle and dill do)"
+        if module.split(".")[0] in _CODE_PICKLERS
+        else ""
+    )
+    return UnsafeModelError(
+        f"Refused to load '{display}': it references '{module}.{name}'{code}, which is not on "
+        "the list of classes allowed in model files (nor of the functions they may hold), "
+        f"so the file was NOT loaded and nothing in it was run. {_ADVICE}"
+    )
 
 
 def _describe(obj: object) -> str:
@@ -218,9 +297,10 @@ class _NestedUnpickler(_RestrictedMixin, pickle._Unpickler):  # type: ignore[nam
     _install_handlers(dispatch)
     dispatch[pickle.BUILD[0]] = _RestrictedMixin._load_build
 
-    def __init__(self, file: Any, display_name: str) -> None:
+    def __init__(self, file: Any, display_name: str, unresolved: list[_Unresolved]) -> None:
         super().__init__(file)
         self._display_name = display_name
+        self._unresolved = unresolved
 
 
 class _RestrictedUnpickler(_RestrictedMixin, NumpyUnpickler):
@@ -232,6 +312,7 @@ class _RestrictedUnpickler(_RestrictedMixin, NumpyUnpickler):
     def __init__(self, file_handle: Any, display_name: str) -> None:
         super().__init__("", file_handle, ensure_native_byte_order=True, mmap_mode=None)
         self._display_name = display_name
+        self._unresolved = []
 
     def _load_joblib_build(self) -> None:
         if self._build_common():
@@ -244,7 +325,8 @@ class _RestrictedUnpickler(_RestrictedMixin, NumpyUnpickler):
             wrapper = self.stack.pop()
             _require(_is_dtype(wrapper.dtype), "a joblib array has no valid dtype")
             if wrapper.dtype.hasobject:
-                array = _NestedUnpickler(self.file_handle, self._display_name).load()
+                nested = _NestedUnpickler(self.file_handle, self._display_name, self._unresolved)
+                array = nested.load()
                 _require(
                     type(array) is np.ndarray and array.dtype.hasobject,
                     "a joblib object array is malformed",
@@ -263,7 +345,7 @@ def _sniff(head: bytes) -> str:
     if head.startswith((b"tree\n", b"tree\r\n")):
         return "it is a LightGBM text model (give it a .txt extension)"
     if head[:1] in (b"{", b"["):
-        return "it looks like JSON, which is not a supported model format"
+        return "it looks like JSON (an XGBoost model? then give it a .json extension)"
     is_text = all(32 <= byte < 127 or byte in b"\r\n\t" for byte in head)
     if is_text and any(sep in head.split(b"\n", 1)[0] for sep in (b",", b";", b"\t")):
         return "it looks like a table (CSV text), not a saved model"
@@ -276,11 +358,19 @@ def _sniff(head: bytes) -> str:
 
 def _load_pickle(path: Path, display: str) -> object:
     with open(path, "rb") as raw:
-        if _detect_compressor(raw) == "compat":
+        compressor = _detect_compressor(raw)
+        if compressor == "compat":
             raise _file_error(
                 display,
                 "it was written by joblib older than 0.10, whose format is not supported",
                 "Load it in a trusted environment and save it again with a current joblib.",
+            )
+        if compressor == "lz4" and getattr(joblib.compressor, "lz4", None) is None:
+            raise _file_error(
+                display,
+                "it is compressed with lz4, which is not installed here",
+                "Install it with pip install lz4, or save the model again with "
+                "joblib.dump(model, path, compress=3) (zlib).",
             )
         # Reuse joblib's detection of zlib/gzip/bz2/lzma/xz compression.
         with _validate_fileobject_and_memmap(raw, str(path), None) as (stream, _mmap_mode):
@@ -296,4 +386,17 @@ def _load_pickle(path: Path, display: str) -> object:
                     problem,
                     "Save the model with joblib.dump or pickle.dump (protocol 2 or newer).",
                 )
-            return _RestrictedUnpickler(stream, display).load()
+            unpickler = _RestrictedUnpickler(stream, display)
+            try:
+                loaded = unpickler.load()
+            except (UnsafeModelError, ModelFileError):
+                raise
+            except Exception as exc:
+                # A file that names something we refuse and then breaks is refused for
+                # that name: the name is what the user can act on.
+                if unpickler._unresolved:
+                    first = unpickler._unresolved[0]
+                    raise _name_error(display, first.module, first.name) from exc
+                raise
+    check_loaded(loaded, unpickler._unresolved)
+    return loaded
