@@ -164,6 +164,14 @@ def calibrate(model: Any, ctx: TrainingContext) -> Any:
     return calibrated
 
 
+def uncalibrated(model: Any) -> Any:
+    """The fitted student inside a model :func:`calibrate` wrapped (else ``model``)."""
+    frozen = getattr(model, "estimator", None)
+    if type(model).__name__ == "CalibratedClassifierCV" and frozen is not None:
+        return getattr(frozen, "estimator", frozen)
+    return model
+
+
 def score_model(
     model: Any,
     ctx: TrainingContext,

@@ -239,5 +239,5 @@ def model_download(job_id: str, name: str, _distiller: Any) -> bytes:
     """
     from hpmkd_app import compare, exports
 
-    entry = next(e for e in compare.students(_distiller.result_) if e.name == name)
+    entry = next(e for e in compare.candidates(_distiller.result_) if e.name == name)
     return exports.model_bytes(entry.result.model)

@@ -87,7 +87,24 @@ def teachers(result: RunResult) -> list[ModelEntry]:
 
 
 def students(result: RunResult) -> list[ModelEntry]:
-    """Every candidate, the selected one first, then the hard-label baseline.
+    """The models with test figures: the selected student, then its hard-label twin.
+
+    The test rows are read once, for these and the teachers; the other candidates are
+    compared on validation only (:func:`candidates_frame`).
+
+    Parameters
+    ----------
+    result : RunResult
+    """
+    out = [ModelEntry(result.selected, "student", selected=True)]
+    if result.twin is not None:
+        out.append(ModelEntry(result.twin, "baseline"))
+    return out
+
+
+def candidates(result: RunResult) -> list[ModelEntry]:
+    """Every trained candidate (the selected one first), then the twin: what the export
+    page offers. Only the selected student and the twin carry test figures.
 
     Parameters
     ----------
@@ -130,20 +147,20 @@ def chart_inputs(result: RunResult, entries: Sequence[ModelEntry], k: int) -> Ch
     )
 
 
-def candidates_frame(entries: Sequence[ModelEntry], y_true: np.ndarray, k: int) -> pd.DataFrame:
+def candidates_frame(result: RunResult, k: int) -> pd.DataFrame:
     """One row per model for :func:`hpmkd.report.figures.pareto_chart`: name, source,
-    family, size, latency, selected, and ``test_ks``, the test KS of class ``k`` one-vs-rest
-    (for a binary target the run's KS).
+    family, size, latency, selected, and ``val_ks``, the validation KS of class ``k``
+    one-vs-rest (for a binary target the run's KS). Candidates are ranked on validation
+    rows only: the test rows are read once, for the selected student, teachers and twin.
 
     Parameters
     ----------
-    entries : sequence of ModelEntry
-        Teachers and baseline are drawn for reference, never on a front.
-    y_true : array of int
-        Class indices of the test rows.
+    result : RunResult
+        Teachers and the twin are drawn for reference, never on a front.
     k : int
     """
-    is_k = np.asarray(y_true) == k
+    is_k = np.asarray(result.y_val) == k
+    entries = teachers(result) + candidates(result)
     return pd.DataFrame(
         [
             {
@@ -152,7 +169,7 @@ def candidates_frame(entries: Sequence[ModelEntry], y_true: np.ndarray, k: int) 
                 "family": e.family,
                 "size_bytes": e.size_bytes,
                 "latency_ms_1k": e.latency_ms_1k,
-                "test_ks": ks_binary(is_k, e.test_proba[:, k]),
+                "val_ks": ks_binary(is_k, np.asarray(e.result.val_proba)[:, k]),
                 "selected": e.selected,
             }
             for e in entries
@@ -187,12 +204,6 @@ _CARD_METRICS = (
     ("auc", "AUC", "normal", "ROC AUC on the test rows (macro one-vs-rest if multiclass)."),
     ("ks", "KS", "normal", "Max |TPR - FPR| of the class score on the test rows."),
     (
-        "fidelity",
-        "Fidelity",
-        "normal",
-        "Share of test rows where the model predicts the teacher's class (the teacher: 1).",
-    ),
-    (
         "ece",
         "ECE",
         "inverse",
@@ -203,6 +214,12 @@ _CARD_METRICS = (
         "Brier",
         "inverse",
         "Brier score of the probabilities on the test rows (lower is better).",
+    ),
+    (
+        "fidelity",
+        "Fidelity",
+        "normal",
+        "Share of test rows where the model predicts the teacher's class (the teacher: 1).",
     ),
     (
         "kl_to_teacher",

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpmkd.evaluate import uncalibrated
+
 #: Most test rows explained.
 MAX_ROWS = 500
 #: Rows explained by the (slow) generic permutation explainer.
@@ -67,9 +69,14 @@ def sample_positions(n: int, limit: int = MAX_ROWS) -> np.ndarray:
 
 
 def _split_model(model: Any) -> tuple[Any, Any]:
-    """(preprocessing or None, final estimator) of a pipeline or a bare model."""
+    """(preprocessing or None, final estimator) of a pipeline or a bare model.
+
+    A calibrated student is explained through the student it wraps: temperature scaling
+    divides every row's log-odds by the same number, so it changes no ranking of features.
+    """
     from sklearn.pipeline import Pipeline
 
+    model = uncalibrated(model)
     if isinstance(model, Pipeline):
         return (model[:-1] if len(model.steps) > 1 else None), model[-1]
     return None, model

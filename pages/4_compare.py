@@ -13,8 +13,9 @@ from hpmkd_app import cached, charts, compare, ui
 
 st.title("4 · Compare")
 st.caption(
-    "Everything here is measured on the **test rows**, which no selection step saw. "
-    "The best student was chosen on the validation rows."
+    "The cards and charts are measured on the **test rows**, which no selection step saw; "
+    "they are read once, for the selected student, its hard-label twin and the teacher(s). "
+    "The other candidates are compared on the validation rows below."
 )
 
 
@@ -32,7 +33,8 @@ def show(job: Any, distiller: Any) -> None:
     student_name = c1.selectbox(
         "Student", student_names, index=0, key="w_compare_student",
         format_func=lambda n: f"{n}  ★ best" if n == student_entries[0].name else n,
-        help="The selected best student, any other candidate, or the hard-label baseline.",
+        help="The selected best student or its hard-label twin (the models with test "
+        "figures; other candidates are ranked on validation below).",
     )
     teacher_names = [e.name for e in teacher_entries]
     teacher_name = c2.selectbox("Teacher", teacher_names, index=0, key="w_compare_teacher")
@@ -50,7 +52,7 @@ def show(job: Any, distiller: Any) -> None:
     others = [e for e in teacher_entries + student_entries if e is not teacher and e is not student]
     more = st.multiselect(
         "More models in the charts", [e.name for e in others], key="w_compare_more",
-        help="Other candidates or teachers, drawn beside the teacher and the student.",
+        help="The twin or other teachers, drawn beside the teacher and the student.",
     )
 
     if result.verdict is not None and result.twin is not None:
@@ -90,15 +92,16 @@ def show(job: Any, distiller: Any) -> None:
     draw(right, scatter, f"Agreement with the teacher: P(class {label})")
     st.caption(scatter.caption)
 
-    st.subheader("Every candidate: cost against test KS")
-    frame = compare.candidates_frame(teacher_entries + student_entries, y, k)
+    st.subheader("Every candidate: cost against validation KS")
+    frame = compare.candidates_frame(result, k)
     left, right = st.columns(2)
-    for where, cost, title in ((left, "size_bytes", "Size vs test KS"),
-                               (right, "latency_ms_1k", "Latency vs test KS")):
-        chart = figures.pareto_chart(frame, "test_ks", costs=(cost,))
-        draw(where, chart, title, yaxis_title=f"test KS (class {label} vs rest)")
-    st.caption("Pareto front: no other candidate is both cheaper and better on test KS. "
-               "Selection used validation KS, so the selected student need not be on it.")
+    for where, cost, title in ((left, "size_bytes", "Size vs validation KS"),
+                               (right, "latency_ms_1k", "Latency vs validation KS")):
+        chart = figures.pareto_chart(frame, "val_ks", costs=(cost,))
+        draw(where, chart, title, yaxis_title=f"validation KS (class {label} vs rest)")
+    st.caption("Pareto front: no other candidate is both cheaper and better on validation KS. "
+               "Candidates are ranked on the validation rows only; the test rows were read "
+               "once, for the selected student, its twin and the teacher(s).")
 
     # ------------------------------------------------------------------ importance
     st.subheader("Feature importance")

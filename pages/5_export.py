@@ -9,18 +9,26 @@ import streamlit as st
 from hpmkd_app import cached, compare, exports, state, ui
 
 st.title("5 · Export")
-st.caption("Take the student with you. The pickle holds a plain scikit-learn Pipeline "
-           "(scikit-learn and LightGBM classes only): it loads without hpmkd.")
+st.caption("Take the student with you. The pickle holds a plain scikit-learn model (the "
+           "student Pipeline, calibrated on the validation rows; scikit-learn and LightGBM "
+           "classes only): it loads without hpmkd.")
 
 
 
 def show(job: Any, distiller: Any) -> None:
     """The downloads of a finished run."""
-    entries = compare.students(distiller.result_)
+    entries = compare.candidates(distiller.result_)
     names = [e.name for e in entries]
     name = st.selectbox("Model to download", names, index=0, key="w_export_model",
                         format_func=lambda n: f"{n}  ★ best" if n == names[0] else n)
     entry = next(e for e in entries if e.name == name)
+    if not entry.selected and entry.role != "baseline":
+        st.warning(
+            f"`{name}` is not the selected student. Its test figures are not available: the "
+            "test rows were read once, for the selected student, its twin and the teacher(s). "
+            "Its validation figures are in the results CSV, and they were part of the "
+            "selection, so they are optimistic for the candidate that happened to score best."
+        )
     filename = f"student_{exports.safe_filename(name)}.joblib"
 
     st.subheader("Downloads")

@@ -108,35 +108,35 @@ def _private_hpmkd_home(tmp_path_factory: pytest.TempPathFactory):
 
 
 def expected_selection(distiller) -> str:
-    """Re-derive the selected candidate's name from the run record (selection rule check).
+    """Check the run's selection against its rule and return the selected name.
 
-    ``best``: highest validation KS, ties to the smaller model. ``smallest_tied``: among
-    candidates smaller than that top one, by size, the first not below it in at least 90%
-    of paired bootstrap resamples of the validation rows; else the top one.
+    ``best``: highest validation score, ties to the smaller model.
+    ``smaller_if_noninferior``: that top candidate, unless a candidate at least
+    ``min_saving`` times smaller was shown non-inferior (its recorded one-sided bound is
+    below the margin); then the one with the largest saving.
     """
-    from hpmkd.components.racing import share_worse
-
-    record, config = distiller.result_, distiller.config
+    result, config = distiller.result_, distiller.config
     metric = config.selection_metric
 
     def key(c):
         return (c.val[metric], -c.size_bytes)
 
-    top = max(record.candidates, key=key)
+    top = max(result.candidates, key=key)
+    decision = result.components.selection_rule
+    assert decision.top_by_validation == top.name
     if config.selection_rule == "best":
         return top.name
-    smaller = sorted(
-        (c for c in record.candidates if 0 <= c.size_bytes < top.size_bytes),
-        key=lambda c: (c.size_bytes, -c.val[metric]),
-    )
-    for c in smaller:
-        share = share_worse(
-            record.y_val, top.val_proba, c.val_proba, metric,
-            record.teachers[0].val_proba, n_boot=200, seed=distiller.random_state,
-        )
-        if share < 0.9:
-            return c.name
-    return top.name
+    passed = [e for e in decision.checked if e["noninferior"]]
+    for entry in decision.checked:
+        candidate = next(c for c in result.candidates if c.name == entry["name"])
+        assert top.size_bytes / candidate.size_bytes >= config.min_saving
+        assert entry["difference"] == top.val[metric] - candidate.val[metric]
+        if entry["noninferior"]:
+            assert entry["difference"] < config.noninferiority_margin
+            assert entry["upper_bound"] < config.noninferiority_margin
+    if not passed:
+        return top.name
+    return max(passed, key=lambda e: e["saving"])["name"]
 
 
 @pytest.fixture

@@ -358,6 +358,8 @@ def test_metric_cards_and_entries(finished):
         "F1",
         "AUC",
         "KS",
+        "ECE",
+        "Brier",
         "Fidelity",
         "KL to teacher",
         "Size",
@@ -366,7 +368,9 @@ def test_metric_cards_and_entries(finished):
     ks_card = cards[3]
     expected = students[0].metrics["ks"] - teacher.metrics["ks"]
     assert ks_card.delta == f"{expected:+.3f} vs teacher"
-    assert cards[5].delta_color == cards[6].delta_color == "inverse"
+    assert cards[4].delta_color == cards[7].delta_color == cards[8].delta_color == "inverse"
+    # Only the selected student and its twin have test figures (the test rows are read once).
+    assert [e.role for e in students] == ["student", "baseline"]
     assert compare.format_bytes(-1) == "n/a" and compare.format_bytes(2048) == "2.0 KB"
 
 
@@ -375,7 +379,7 @@ def test_charts_are_the_engines_builders_on_the_record(finished):
     y = np.asarray(result.y_test)
     assert len(y) == result.split_sizes["test"]
     teacher = compare.teachers(result)[0]
-    student, other = compare.students(result)[:2]
+    student, other = compare.students(result)[:2]  # the selected student and its twin
     is_k = y == 1
     ks = curves.ks_curve(is_k, student.test_proba[:, 1]).ks
     assert ks == pytest.approx(ks_binary(is_k, student.test_proba[:, 1]))
@@ -405,26 +409,28 @@ def test_charts_are_the_engines_builders_on_the_record(finished):
 def test_pareto_chart_of_the_candidates(finished):
     result = finished.result_
     y = np.asarray(result.y_test)
-    entries = compare.teachers(result) + compare.students(result)
-    frame = compare.candidates_frame(entries, y, 1)
-    assert frame["test_ks"].tolist() == pytest.approx([e.metrics["ks"] for e in entries])
-    chart = figures.pareto_chart(frame, "test_ks", costs=("size_bytes",))
+    entries = compare.teachers(result) + compare.candidates(result)
+    frame = compare.candidates_frame(result, 1)
+    # Ranked on validation: every candidate has a validation KS, none needs test rows.
+    assert frame["val_ks"].tolist() == pytest.approx([e.result.val["ks"] for e in entries])
+    assert len(y) == result.split_sizes["test"]
+    chart = figures.pareto_chart(frame, "val_ks", costs=("size_bytes",))
     assert any(trace["name"] == "Pareto front" for trace in chart.figure["data"])
     assert set(chart.stats) == {"size_bytes"}
     cands = frame[~frame["source"].isin(["teacher", "baseline"])].reset_index(drop=True)
-    front = curves.pareto_front(cands["size_bytes"], cands["test_ks"])
+    front = curves.pareto_front(cands["size_bytes"], cands["val_ks"])
     assert chart.stats["size_bytes"] == [cands.loc[i, "name"] for i in front]
     for i in front:  # no candidate is both smaller and at least as good as a front member
         cheaper = cands[
             (cands["size_bytes"] > 0) & (cands["size_bytes"] < cands.loc[i, "size_bytes"])
         ]
-        assert not (cheaper["test_ks"] >= cands.loc[i, "test_ks"]).any()
+        assert not (cheaper["val_ks"] >= cands.loc[i, "val_ks"]).any()
 
 
 # ----------------------------------------------------------------- importance
 def test_feature_importance_names_its_method(finished):
     run = finished.result_
-    students = compare.students(run)
+    students = compare.candidates(run)
     teacher = compare.teachers(run)[0]
     y = np.asarray(run.y_test)
     for entry, method in ((teacher, "SHAP (TreeExplainer)"),):

@@ -25,9 +25,8 @@ def _context(n_rows: int = 1500, seed: int = 0) -> TrainingContext:
     return TrainingContext(
         X_train=ds.X.iloc[split.train], y_train=ds.y[split.train],
         X_val=ds.X.iloc[split.validation], y_val=ds.y[split.validation],
-        X_test=ds.X.iloc[split.test], y_test=ds.y[split.test],
         teacher_train=proba[split.train], reference_val=proba[split.validation],
-        reference_test=proba[split.test], classes=ds.classes,
+        classes=ds.classes,
         numeric=ds.numeric, categorical=ds.categorical, seed=42,
     ), ds
 
@@ -124,8 +123,8 @@ def test_different_data_changes_the_ranking():
     p = ds.teacher_proba()
     ctx_xor = TrainingContext(
         ds.X.iloc[split.train], ds.y[split.train], ds.X.iloc[split.validation],
-        ds.y[split.validation], ds.X.iloc[split.test], ds.y[split.test], p[split.train],
-        p[split.validation], p[split.test], ds.classes, ds.numeric, ds.categorical, 42,
+        ds.y[split.validation], p[split.train], p[split.validation], ds.classes, ds.numeric,
+        ds.categorical, 42,
     )
     cfg = HPMConfig(max_configs=4)
     m_lin = AdaptiveConfigurationManager(cfg, 42)

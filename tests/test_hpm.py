@@ -190,8 +190,11 @@ def test_results_df_has_one_row_per_candidate_teacher_and_baseline(base_run):
     assert len(df) == len(rows) + 2
     baseline = df[df["source"] == "baseline"].iloc[0]
     assert baseline["alpha"] == 0.0
-    for col in ("val_ks", "test_ks", "val_auc", "test_auc", "size_bytes", "latency_ms_1k"):
+    for col in ("val_ks", "val_auc", "val_ece", "val_brier", "size_bytes", "latency_ms_1k"):
         assert rows[col].notna().all(), col
+    # The test rows are read once: only the selected student has test figures.
+    assert rows.loc[rows["selected"], ["test_ks", "test_ece"]].notna().all().all()
+    assert rows.loc[~rows["selected"], ["test_ks", "test_auc"]].isna().all().all()
     assert ((rows["val_ks"] >= 0) & (rows["val_ks"] <= 1)).all()
     assert (rows["size_bytes"] > 0).all() and (rows["fit_seconds"] > 0).all()
     # Candidates are distinct models, not copies of one row.
@@ -250,7 +253,7 @@ def test_chain_rows_carry_the_stage_metrics(base_run):
     assert len(stages) >= 1 and len(chain_rows) == len(stages)
     assert chain_rows["name"].tolist() == [s["name"] for s in stages]
     assert chain_rows["val_ks"].tolist() == [s["val_metric"] for s in stages]
-    assert chain_rows["test_ks"].tolist() == [s["test_metric"] for s in stages]
+    assert all("test_metric" not in s for s in stages)
     assert chain_rows["temperature"].tolist() == [s["temperature"] for s in stages]
     assert chain_rows["capacity"].tolist() == [s["capacity"] for s in stages]
     assert chain.stop_reason

@@ -142,18 +142,18 @@ def _numbers(values: list[str | None]) -> list[float]:
 def test_clicking_a_header_sorts_the_leaderboard(opened, reports) -> None:
     page = opened("legacy").page
     df = reports["legacy"][1].results_df
-    before = _numbers(_column(page, "test_ks"))
-    assert before == pytest.approx(df["test_ks"].tolist())
-    header = page.locator("#leaderboard th[data-col='test_ks']")
+    before = _numbers(_column(page, "val_ks"))
+    assert before == pytest.approx(df["val_ks"].tolist())
+    header = page.locator("#leaderboard th[data-col='val_ks']")
     header.click()
     assert header.get_attribute("aria-sort") == "ascending"
-    ascending = _numbers(_column(page, "test_ks"))
+    ascending = _numbers(_column(page, "val_ks"))
     assert ascending == sorted(ascending)
     assert ascending != before
-    assert sorted(ascending) == sorted(df["test_ks"].tolist())
+    assert sorted(ascending) == sorted(df["val_ks"].tolist())
     header.click()
     assert header.get_attribute("aria-sort") == "descending"
-    descending = _numbers(_column(page, "test_ks"))
+    descending = _numbers(_column(page, "val_ks"))
     assert descending == sorted(descending, reverse=True)
     # NaN (empty data-value) sorts last in both directions; text columns sort as text.
     temperature = page.locator("#leaderboard th[data-col='temperature']")

@@ -7,14 +7,50 @@ import math
 from hpmkd.components.temperature import MetaTemperatureScheduler
 
 
-def test_explores_the_start_grid_before_exploiting():
+def test_without_comparable_feedback_it_cycles_the_grid_and_says_so():
     s = MetaTemperatureScheduler((1.0, 2.0, 4.0))
     first = s.suggest("lgbm")
-    assert first.temperature == 1.0 and first.reason.startswith("explore")
-    s.observe("lgbm", 1.0, 0.70)
-    assert s.suggest("lgbm").temperature == 2.0
-    s.observe("lgbm", 2.0, 0.71)
-    assert s.suggest("lgbm").temperature == 4.0
+    assert first.temperature == 1.0 and "no comparable feedback" in first.reason
+    # Different configurations at different temperatures are not a comparison.
+    s.observe("lgbm", 1.0, 0.70, "small", 0.5, "trial 0")
+    s.observe("lgbm", 2.0, 0.75, "small", 0.9, "trial 0")
+    s.observe("lgbm", 4.0, 0.80, "small", 0.5, "trial 1")
+    assert s.feedback("lgbm") == {}
+    assert [s.suggest("lgbm").temperature for _ in range(2)] == [2.0, 4.0]
+
+
+def test_alpha_and_trial_effects_are_not_credited_to_temperature():
+    s = MetaTemperatureScheduler((1.0, 2.0, 4.0))
+    # Within each identical configuration T=1 is best; alpha 0.9 and trial 1 score higher
+    # overall and happened to run at higher temperatures.
+    for alpha, params, base, temps in (
+        (0.5, "trial 0", 0.60, (1.0, 2.0)),
+        (0.9, "trial 1", 0.90, (2.0, 4.0)),
+    ):
+        for t in temps:
+            s.observe("lgbm", t, base - 0.05 * (t != temps[0]), "small", alpha, params)
+    feedback = s.feedback("lgbm")
+    assert feedback[1.0] > feedback[4.0]
+    assert s.suggest("lgbm").temperature <= 2.0
+
+
+def test_effects_within_the_noise_fall_back_to_the_grid():
+    s = MetaTemperatureScheduler((1.0, 2.0, 4.0), noise=0.02)
+    for t, score in [(1.0, 0.700), (2.0, 0.705), (4.0, 0.710)]:
+        s.observe("tree", t, score, "small", 0.5, "sweep")
+    decision = s.suggest("tree")
+    assert "no signal" in decision.reason and decision.temperature == 1.0
+    loud = MetaTemperatureScheduler((1.0, 2.0, 4.0), noise=0.001)
+    for t, score in [(1.0, 0.700), (2.0, 0.705), (4.0, 0.710)]:
+        loud.observe("tree", t, score, "small", 0.5, "sweep")
+    assert "no signal" not in loud.suggest("tree").reason
+
+
+def test_alpha_zero_carries_no_temperature_information():
+    s = MetaTemperatureScheduler((1.0, 2.0))
+    s.observe("tree", 1.0, 0.6, "small", 0.0, "x")
+    s.observe("tree", 2.0, 0.9, "small", 0.0, "x")
+    assert s.feedback() == {}
 
 
 def test_suggestion_follows_the_feedback():

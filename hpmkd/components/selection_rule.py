@@ -113,7 +113,14 @@ def select_student(
     seed : int
         Seed of the bootstrap resamples.
     """
-    top = max(candidates, key=lambda c: rank_key(c, metric))
+    full_rows = max(c.train_rows for c in candidates)
+    on_all_rows = {c.spec.key() for c in candidates if c.spec and c.train_rows == full_rows}
+
+    def shadowed(c: CandidateResult) -> bool:
+        # The same configuration also trained on all rows: its only saving is the rows.
+        return c.train_rows < full_rows and c.spec is not None and c.spec.key() in on_all_rows
+
+    top = max(candidates, key=lambda c: (score_of(c, metric), not shadowed(c), -c.size_bytes))
     top_score = score_of(top, metric)
     if rule == "best" or not math.isfinite(top_score):
         return top, SelectionDecision(
@@ -122,14 +129,8 @@ def select_student(
             selected=top.name,
             reason=f"highest validation {metric} ({top_score:.4f})",
         )
-    full_rows = max(c.train_rows for c in candidates)
-    on_all_rows = {c.spec.key() for c in candidates if c.spec and c.train_rows == full_rows}
     eligible = [
-        c
-        for c in candidates
-        if c is not top
-        and saving(top, c) >= min_saving
-        and not (c.train_rows < full_rows and c.spec and c.spec.key() in on_all_rows)
+        c for c in candidates if c is not top and saving(top, c) >= min_saving and not shadowed(c)
     ]
     eligible.sort(key=lambda c: (-saving(top, c), -score_of(c, metric)))
     m = len(eligible)

@@ -10,7 +10,8 @@ from hpmkd.report.context import ReportContext
 from hpmkd.report.fmt import esc, fmt, table
 
 #: The quality metric of the Pareto chart (a ``results_df`` column, higher is better).
-PARETO_METRIC = "test_ks"
+#: Candidates are ranked on validation figures only (the test rows are read once).
+PARETO_METRIC = "val_ks"
 
 
 def chart_inputs(ctx: ReportContext) -> figures.ChartInputs:

@@ -100,7 +100,9 @@ def section_leaderboard(ctx: ReportContext) -> str:
     return (
         "<p>Every candidate, the teacher(s) and the same-size hard-label baseline, as in "
         "<code>results_df</code>. Click a column header to sort; type to filter rows. The "
-        f"selected student is highlighted. Selection used validation {esc(ctx.metric)}."
+        f"selected student is highlighted. Selection used validation {esc(ctx.metric)}; "
+        "test figures exist only for the selected student, the teacher(s) and the twin "
+        "(the test rows are read once, so no candidate was ranked on them)."
         "</p><p class='filter'><label for='leaderboard-filter'>Filter rows: </label>"
         "<input type='search' id='leaderboard-filter' placeholder='e.g. lgbm, chain, "
         "T=2' autocomplete='off'> <span id='leaderboard-count'></span></p>"

@@ -46,6 +46,7 @@ from sklearn.ensemble import (
     StackingClassifier,
     VotingClassifier,
 )
+from sklearn.frozen import FrozenEstimator
 from sklearn.impute import KNNImputer, MissingIndicator, SimpleImputer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
@@ -131,6 +132,9 @@ _ESTIMATOR_CLASSES: Final[tuple[type, ...]] = (
     LabelBinarizer,
     lightgbm.LGBMClassifier,
     lightgbm.Booster,
+    # hpmkd's own students are calibrated on validation rows by temperature scaling:
+    # CalibratedClassifierCV(FrozenEstimator(student), method="temperature").
+    FrozenEstimator,
 )
 
 # Private helper classes that fitted estimators keep as attributes.  Found by
@@ -139,6 +143,7 @@ _INTERNAL_CLASS_PATHS: Final[tuple[tuple[str, str], ...]] = (
     ("sklearn.tree._tree", "Tree"),
     ("sklearn.calibration", "_CalibratedClassifier"),
     ("sklearn.calibration", "_SigmoidCalibration"),
+    ("sklearn.calibration", "_TemperatureScaling"),
     ("sklearn.ensemble._hist_gradient_boosting.binning", "_BinMapper"),
     ("sklearn.ensemble._hist_gradient_boosting.predictor", "TreePredictor"),
     ("sklearn.neural_network._stochastic_optimizers", "AdamOptimizer"),

@@ -1,0 +1,112 @@
+"""The selection rule ``smaller_if_noninferior``: a smaller student replaces the top
+validation candidate only with a real saving and a non-inferiority bound below the margin."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hpmkd.components.selection_rule import saving, select_student
+from hpmkd.evaluate import CandidateResult
+from hpmkd.metrics import compute_metrics
+from hpmkd.students import StudentSpec
+
+N_VAL = 600
+
+
+def _labels(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2, N_VAL)
+
+
+def _candidate(name, y, signal, noise_seed, size, rows=1000, spec=None) -> CandidateResult:
+    rng = np.random.default_rng(noise_seed)
+    score = 1 / (1 + np.exp(-(signal * (2 * y - 1) + rng.normal(size=len(y)))))
+    proba = np.column_stack([1 - score, score])
+    return CandidateResult(
+        name=name, source="config", spec=spec, val=compute_metrics(y, proba),
+        fit_seconds=0.0, size_bytes=size, latency_ms_1k=1.0, val_proba=proba,
+        train_rows=rows,
+    )
+
+
+def _select(candidates, y, margin=0.01, min_saving=2.0):
+    return select_student(candidates, y, None, "ks", "smaller_if_noninferior",
+                          min_saving, margin, seed=0)
+
+
+def test_worse_candidates_with_under_the_minimum_saving_are_never_picked():
+    # Property: over many random candidate sets, the pick is the top candidate, or one at
+    # least min_saving smaller whose recorded bound is below the margin.
+    for case in range(60):
+        rng = np.random.default_rng(case)
+        y = _labels(case)
+        candidates = [
+            _candidate(f"c{i}", y, rng.uniform(0.5, 1.5), 1000 * case + i,
+                       int(rng.integers(1_000, 100_000)))
+            for i in range(int(rng.integers(2, 8)))
+        ]
+        chosen, decision = _select(candidates, y, margin=float(rng.uniform(0, 0.05)))
+        top = max(candidates, key=lambda c: (c.val["ks"], -c.size_bytes))
+        if chosen is not top:
+            assert saving(top, chosen) >= 2.0
+            entry = next(e for e in decision.checked if e["name"] == chosen.name)
+            assert entry["noninferior"] and entry["upper_bound"] < decision.margin
+        strictly_worse_small_saving = [
+            c for c in candidates
+            if c.val["ks"] < top.val["ks"] and saving(top, c) < 2.0
+        ]
+        assert chosen not in strictly_worse_small_saving
+
+
+def test_a_much_smaller_equivalent_model_is_chosen_and_the_reason_has_the_numbers():
+    y = _labels(1)
+    big = _candidate("big", y, 1.2, 1, 100_000)
+    # Nearly the same predictions, a little worse on validation, 10x smaller.
+    for seed in range(100):
+        jitter = np.random.default_rng(seed).normal(scale=0.01, size=N_VAL)
+        score = np.clip(big.val_proba[:, 1] + jitter, 0, 1)
+        proba = np.column_stack([1 - score, score])
+        ks = compute_metrics(y, proba)["ks"]
+        if big.val["ks"] - 0.005 < ks < big.val["ks"]:
+            break
+    small = CandidateResult(
+        name="small", source="config", spec=None, val=compute_metrics(y, proba),
+        fit_seconds=0.0, size_bytes=10_000, latency_ms_1k=1.0, val_proba=proba,
+        train_rows=1000,
+    )
+    chosen, decision = _select([big, small], y, margin=0.02)
+    assert chosen is small
+    assert decision.n_compared == 1 and decision.checked[0]["noninferior"]
+    for text in ("10.0x smaller", "upper bound", "margin 0.02", "Bonferroni"):
+        assert text in decision.reason
+
+
+def test_a_clearly_worse_smaller_model_is_not_chosen():
+    y = _labels(2)
+    big = _candidate("big", y, 2.0, 1, 100_000)
+    weak = _candidate("weak", y, 0.3, 2, 1_000)
+    chosen, decision = _select([big, weak], y, margin=0.01)
+    assert chosen is big
+    assert decision.checked[0]["noninferior"] is False
+    assert "none of the 1 candidate(s)" in decision.reason
+
+
+def test_a_halving_rung_never_beats_the_same_config_on_all_rows_by_size():
+    y = _labels(3)
+    spec = StudentSpec("tree", "small", 1.0, 0.5, 0, {})
+    full = _candidate("full", y, 1.2, 1, 100_000, rows=4000, spec=spec)
+    rung = _candidate("rung", y, 1.2, 1, 10_000, rows=1000, spec=spec)
+    chosen, decision = _select([full, rung], y, margin=0.05)
+    assert chosen is full and decision.n_compared == 0
+
+
+@pytest.mark.parametrize("rule", ["best", "smaller_if_noninferior"])
+def test_undefined_scores_never_win(rule):
+    y = _labels(4)
+    good = _candidate("good", y, 1.0, 1, 50_000)
+    bad = _candidate("bad", y, 1.0, 2, 1_000)
+    bad.val["ks"] = math.nan
+    chosen, _ = select_student([good, bad], y, None, "ks", rule, 2.0, 0.5, 0)
+    assert chosen is good
