@@ -15,8 +15,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import os
 from dataclasses import dataclass, fields
 from typing import Any
+
+import numpy as np
 
 from hpmkd.errors import HPMKDInputError
 from hpmkd.fieldspec import (
@@ -173,27 +176,23 @@ class HPMConfig:
     )
 
     def __post_init__(self) -> None:
-        # Tuples keep the config hashable and frozen even when lists are passed.
         for spec in _SPECS.values():
-            if spec.kind not in ("multi_choice", "float_list"):
-                continue
-            value = getattr(self, spec.name)
-            if isinstance(value, str):
-                value = tuple(v for v in value.split(",") if v)
-            try:
-                value = tuple(value)
-                if spec.kind == "float_list":
-                    value = tuple(float(v) for v in value)
-            except (TypeError, ValueError, OverflowError):
-                # Not a list of numbers: left as given for _validate to refuse by name.
-                pass
-            object.__setattr__(self, spec.name, value)
+            object.__setattr__(self, spec.name, _normalize(spec, getattr(self, spec.name)))
         self._validate()
+        # Real-number fields hold floats (an int such as time_budget_s=60 was accepted).
+        for spec in _SPECS.values():
+            value = getattr(self, spec.name)
+            if spec.kind in ("float", "optional_float") and value is not None:
+                object.__setattr__(self, spec.name, float(value))
+            elif spec.kind == "float_list":
+                object.__setattr__(self, spec.name, tuple(float(v) for v in value))
 
     def _validate(self) -> None:
         # Every constraint lives in the field specs; no field needs a bespoke check today.
         for spec in _SPECS.values():
             value = getattr(self, spec.name)
+            if not spec.has_type(value):
+                raise HPMKDInputError(_type_message(spec, value))
             if not spec.accepts(value):
                 raise HPMKDInputError(
                     f"HPMConfig.{spec.name}={value!r} is invalid: {spec.requirement()}."
@@ -265,6 +264,62 @@ def settings_help() -> str:
         Plain text meant for an ``argparse`` epilog under ``RawDescriptionHelpFormatter``.
     """
     return help_text(HPMConfig.field_specs())
+
+
+def _normalize(spec: FieldSpec, value: Any) -> Any:
+    """The value in the Python type the spec checks, where that loses nothing.
+
+    NumPy scalars become Python scalars, a list or array of a list field a tuple (hashable
+    and frozen), a path of a text field its text. Anything else is left as given, for
+    :meth:`HPMConfig._validate` to refuse by name; text is never split or parsed here
+    (that is :meth:`HPMConfig.from_dict`'s job).
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if spec.kind in ("multi_choice", "float_list"):
+        if isinstance(value, (list, tuple, np.ndarray)):
+            value = tuple(v.item() if isinstance(v, np.generic) else v for v in value)
+    elif spec.kind in ("str", "optional_str") and isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    return value
+
+
+def _type_message(spec: FieldSpec, value: Any) -> str:
+    """Why ``value`` has the wrong type for ``spec``, and what to give instead."""
+    start = f"HPMConfig.{spec.name}={value!r} is invalid"
+    if spec.kind in ("multi_choice", "float_list"):
+        if isinstance(value, str):
+            return (
+                f"{start}: a single string, not a list; pass a list such as "
+                f"{_list_example(spec, value)} (comma-separated text is read only by "
+                "HPMConfig.from_dict and --set)."
+            )
+        if isinstance(value, tuple):
+            bad = next(v for v in value if not spec.has_type((v,)))
+            return f"{start}: item {bad!r} is {_type_name(bad)}; {spec.requirement()}."
+        return f"{start}: {_type_name(value)}, not a list; {spec.requirement()}."
+    return f"{start}: {_type_name(value)}; {spec.requirement()}."
+
+
+def _type_name(value: Any) -> str:
+    """What a value is, in words: "a bool", "an int", "text (str)"."""
+    if isinstance(value, str):
+        return "text (str)"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**1023:
+        return "a whole number too large for a float"
+    name = type(value).__name__
+    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
+
+
+def _list_example(spec: FieldSpec, text: str) -> str:
+    """The list a comma-separated ``text`` stands for (the default's when it reads as
+    none): ``['lgbm']`` for ``'lgbm'``."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        example = [float(t) for t in items] if spec.kind == "float_list" else items
+    except ValueError:
+        example = []
+    return repr(example or list(spec.default))
 
 
 def _unknown_message(key: str) -> str:

@@ -107,31 +107,52 @@ class FieldSpec:
             return False
         return self.max is None or (number <= self.max if self.max_inclusive else number < self.max)
 
+    def has_type(self, value: Any) -> bool:
+        """Whether ``value`` has the Python type of the field's kind (bounds and choices
+        aside).
+
+        ``bool``: a bool. ``int``: an int that is not a bool (``True`` is not a count).
+        ``float``: an int or float, not a bool. ``float_list``: a tuple of those.
+        ``choice``, ``str``: text. ``multi_choice``: a tuple of text. ``optional_*``:
+        also ``None``. Text is never a number here: ``HPMConfig.from_dict`` converts the
+        text of ``--set`` and forms before the value reaches the field.
+        """
+        if value is None and self.optional:
+            return True
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if self.kind == "int":
+            return isinstance(value, int) and not isinstance(value, bool)
+        if self.kind in ("float", "optional_float"):
+            return _is_real(value)
+        if self.kind == "float_list":
+            return isinstance(value, tuple) and all(_is_real(v) for v in value)
+        if self.kind == "multi_choice":
+            return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+        return isinstance(value, str)  # choice, str, optional_str
+
     def accepts(self, value: Any) -> bool:
-        """Whether ``value`` is valid for this field.
+        """Whether ``value`` is valid for this field: the right type (:meth:`has_type`),
+        within the bounds, among the choices, and no empty list.
 
         Parameters
         ----------
         value : object
             The field's value after ``HPMConfig`` normalized it (lists made tuples).
         """
-        if value is None and self.optional:
+        if not self.has_type(value):
+            return False
+        if value is None:
             return True
-        if self.kind == "int":
-            # bool is an int subclass; it has always been accepted and still is.
-            return isinstance(value, int) and self.in_bounds(value)
-        if self.kind in ("float", "optional_float"):
-            return _is_number(value) and self.in_bounds(float(value))
+        if self.kind in ("int", "float", "optional_float"):
+            return self.in_bounds(value)
         if self.kind == "float_list":
-            return (
-                isinstance(value, tuple) and bool(value)
-                and all(_is_number(v) and self.in_bounds(float(v)) for v in value)
-            )
+            return bool(value) and all(self.in_bounds(v) for v in value)
         if self.kind == "choice":
             return value in self.choices
         if self.kind == "multi_choice":
             return bool(value) and all(v in self.choices for v in value)
-        return True  # bool and str: any value (historically unchecked)
+        return True  # bool and str: any value of the type
 
     # ------------------------------------------------------------------ words
     def allowed(self) -> str:
@@ -170,11 +191,14 @@ class FieldSpec:
         )
 
 
-def _is_number(value: Any) -> bool:
-    """Whether ``value`` converts to a float (a number or numeric text)."""
+def _is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number: an int or a float (not a bool, not text, not an
+    int too large to be a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
     try:
         float(value)
-    except (TypeError, ValueError, OverflowError):
+    except OverflowError:
         return False
     return True
 
