@@ -51,6 +51,9 @@ class FieldSpec:
     server : bool
         A setting of the machine that runs the work (workers, folders, cache size)
         rather than of the experiment.
+    requires : tuple of str
+        Switches (``bool`` fields) that must all be on for this field to have any effect:
+        ``n_jobs`` requires ``use_parallel``. ``HPMConfig.ineffective_fields`` reads it.
     name : str
         The field name; filled in by ``HPMConfig``.
     default : object
@@ -68,6 +71,7 @@ class FieldSpec:
     choices: tuple[str, ...] = ()
     unit: str = "number"
     server: bool = False
+    requires: tuple[str, ...] = ()
     name: str = ""
     default: Any = None
 
@@ -183,12 +187,18 @@ class FieldSpec:
         return format_value(self.default)
 
     def describe(self) -> str:
-        """Help, allowed values, default and methods in one paragraph."""
+        """Help, allowed values, default, methods and the switches it needs in one
+        paragraph."""
         used = " and ".join(self.methods)
+        needs = f" Only with {self.needs_text()}." if self.requires else ""
         return (
             f"{self.help} Allowed: {self.allowed()}. Default: {self.default_text()}. "
-            f"Used by: {used}."
+            f"Used by: {used}.{needs}"
         )
+
+    def needs_text(self) -> str:
+        """The switches the field needs, as ``--set`` text: "use_parallel=true"."""
+        return " and ".join(f"{name}=true" for name in self.requires)
 
 
 def _is_real(value: Any) -> bool:
@@ -259,12 +269,14 @@ def help_text(specs: Sequence[FieldSpec], width: int = 88) -> str:
         "settings: --set KEY=VALUE, repeatable. Lists are comma-separated; 'none' unsets "
         "an optional value. Each entry reads KEY=DEFAULT, label, [the methods that use "
         "it; 'server' marks a setting of the machine that runs the work, not of the "
-        "experiment]."
+        "experiment; 'needs' names the switches without which it has no effect]. A "
+        "setting without effect on the run is reported as a 'warning:' line."
     )
     lines = [*textwrap.wrap(intro, width=width), ""]
     indent = " " * 6
     for spec in specs:
         tags = ", ".join(spec.methods) + ("; server" if spec.server else "")
+        tags += f"; needs {spec.needs_text()}" if spec.requires else ""
         lines.append(f"  {spec.name}={spec.default_text()}  {spec.label} [{tags}]")
         lines.extend(textwrap.wrap(
             f"Allowed: {spec.allowed()}. {spec.help}", width=width,

@@ -244,6 +244,73 @@ def test_set_text_of_the_default_reads_back_as_the_default(spec):
     assert getattr(config, spec.name) == getattr(HPMConfig(), spec.name)
 
 
+# ---------------------------------------------------------------------- fields without effect
+def test_fields_are_only_reported_when_changed_and_unused():
+    assert HPMConfig().ineffective_fields("hpm") == []
+    assert HPMConfig().ineffective_fields("legacy") == []
+    hpm_only = [s for s in SPECS if s.methods == ("hpm",)]
+    assert len(hpm_only) == 15 and len(SPECS) == 22  # "legacy ignores 15 of 22"
+    changed = {s.name: _changed(s) for s in hpm_only}
+    config = HPMConfig(**changed)
+    assert [name for name, _ in config.ineffective_fields("legacy")] == list(changed)
+    assert all(why == "the legacy method does not use it"
+               for _, why in config.ineffective_fields("legacy"))
+    assert [name for name, _ in config.ineffective_fields("legacy", include_server=False)] == [
+        name for name in changed if name not in SERVER_FIELDS]
+    assert [name for name, _ in config.ineffective_fields("legacy", also_used=("use_cache",))
+            ] == [name for name in changed if name != "use_cache"]
+    with pytest.raises(HPMKDInputError, match="method='auto' is not a method that runs"):
+        config.ineffective_fields("auto")
+
+
+def _changed(spec: FieldSpec):
+    """A valid value of the field other than its default."""
+    return {
+        "bool": lambda: not spec.default,
+        "int": lambda: int(spec.min) if spec.default != spec.min else int(spec.min) + 1,
+        "float": lambda: spec.default * 2 if spec.accepts(spec.default * 2) else spec.default / 2,
+        "optional_float": lambda: 30.0,
+        "optional_str": lambda: "tcp://127.0.0.1:1" if spec.name == "dask_scheduler" else "/x",
+    }[spec.kind]()
+
+
+NEEDS = {
+    "n_jobs": ("use_parallel",), "dask_scheduler": ("use_parallel",),
+    "min_improvement": ("use_progressive",), "max_chain_stages": ("use_progressive",),
+    "cache_dir": ("use_cache",), "cache_size_limit_gb": ("use_cache",),
+    "memory_dir": ("use_memory",),
+}
+
+
+def test_the_switches_a_field_needs_are_data_on_its_spec():
+    assert {s.name: s.requires for s in SPECS if s.requires} == NEEDS
+    for name, (switch,) in NEEDS.items():
+        spec = HPMConfig.field_spec(name)
+        assert f"Only with {switch}=true." in spec.describe()
+        off = HPMConfig(**{name: _changed(spec), switch: False})
+        assert off.ineffective_fields("hpm") == [(name, f"{switch} is False")], name
+        assert off.ineffective_messages("hpm")[0].startswith(
+            f"HPMConfig.{name}={_changed(spec)!r} has no effect: {switch} is False; set "
+            f"{switch}=True, or leave {name} ")
+        on = HPMConfig(**{name: _changed(spec), switch: True})
+        assert on.ineffective_fields("hpm") == [], name
+
+
+def test_a_field_said_to_need_a_switch_really_does_nothing_without_it(tmp_path):
+    from hpmkd.components.cache import IntelligentCache
+    from hpmkd.components.memory import InMemoryStore, SharedOptimizationMemory
+    from hpmkd.parallel import Executor
+
+    executor = Executor.from_config(HPMConfig(n_jobs=4, dask_scheduler="tcp://127.0.0.1:1"))
+    assert executor.describe() == {"backend": "sequential", "n_jobs": 1}
+    cache = IntelligentCache.from_config(
+        HPMConfig(use_cache=False, cache_dir=str(tmp_path / "c"), cache_size_limit_gb=5))
+    assert cache.directory is None and not (tmp_path / "c").exists()
+    memory = SharedOptimizationMemory.from_config(
+        HPMConfig(use_memory=False, memory_dir=str(tmp_path / "m")))
+    assert isinstance(memory.store, InMemoryStore) and not (tmp_path / "m").exists()
+
+
 # ---------------------------------------------------------------------- the app form
 def test_form_widgets_take_bounds_choices_and_labels_from_the_specs():
     fields = configform.field_specs()
