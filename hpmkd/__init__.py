@@ -24,7 +24,12 @@ from hpmkd._version import __version__
 from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset
 from hpmkd.distiller import AutoDistiller, choose_method
-from hpmkd.errors import HPMKDInputError, MethodNotAvailableError, RunCancelled
+from hpmkd.errors import (
+    HPMKDConfigWarning,
+    HPMKDInputError,
+    MethodNotAvailableError,
+    RunCancelled,
+)
 from hpmkd.estimator import HPMKDClassifier
 from hpmkd.events import Event
 
@@ -34,6 +39,7 @@ __all__ = [
     "Event",
     "HPMConfig",
     "HPMKDClassifier",
+    "HPMKDConfigWarning",
     "HPMKDInputError",
     "MethodNotAvailableError",
     "RunCancelled",

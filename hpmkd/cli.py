@@ -1,7 +1,9 @@
 """``hpmkd distill``: the command-line face of the engine.
 
 Exit codes: 0 success; 2 bad input (one ``error: ...`` line on stderr, nothing written);
-1 an unexpected internal failure.
+1 an unexpected internal failure. A setting that has no effect on the method that runs
+(``HPMConfig.ineffective_messages``) is a ``warning: ...`` line on stderr before the work;
+the run goes on.
 
 Every argument is checked before any work, in this order: the arguments themselves, the
 output folder (can it be written?), ``--seed``, ``--test-size``, the package ``--report``
@@ -21,14 +23,18 @@ import stat
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from hpmkd.config import HPMConfig, settings_help
-from hpmkd.errors import HPMKDInputError, RunCancelled
+from hpmkd.errors import HPMKDConfigWarning, HPMKDInputError, RunCancelled
 from hpmkd.events import Event
 from hpmkd.extras import require
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+#: Config fields the CLI reads itself, whatever the method: the teachers' probabilities
+#: are cached with them before the run (``DistillationDataset(cache=...)``).
+CLI_USED_FIELDS = ("use_cache", "cache_dir", "cache_size_limit_gb")
 #: Prefix of the scratch folders the outputs are written into before they are moved.
 SCRATCH_PREFIX = ".hpmkd-tmp-"
 #: A scratch folder older than this is stale even when its process id is in use again.
@@ -319,10 +325,18 @@ def distill(args: argparse.Namespace) -> int:
             "No teacher given. Pass --teacher FILE (repeatable) or --teacher-proba-cols C1,C2."
         )
     distiller = AutoDistiller(dataset, method=args.method, config=config, random_state=seed)
+    # Settings without effect on the method that runs: said once, before the work, as
+    # warnings (not errors: the run is still what was asked for, minus those settings).
+    method, _ = distiller.resolve_method()
+    for message in config.ineffective_messages(method, also_used=CLI_USED_FIELDS):
+        print(f"warning: {message}", file=sys.stderr)
     # Every check passed: clear what killed runs left next to --out, then work.
     remove_stale_scratch(out.absolute().parent)
     callbacks = [] if args.quiet else [_progress]
-    distiller.run(callbacks=callbacks)
+    with warnings.catch_warnings():
+        # Printed above in the CLI's own words (run() warns the Python API's users).
+        warnings.simplefilter("ignore", HPMKDConfigWarning)
+        distiller.run(callbacks=callbacks)
     # Everything is written to a scratch folder first, so a failure leaves no partial output.
     write_outputs(distiller, out, args.report)
     if not args.quiet:

@@ -15,8 +15,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import os
 from dataclasses import dataclass, fields
 from typing import Any
+
+import numpy as np
 
 from hpmkd.errors import HPMKDInputError
 from hpmkd.fieldspec import (
@@ -92,13 +95,13 @@ class HPMConfig:
     cache_size_limit_gb: float = _setting(
         2.0, "float", "Cache size limit (GB)",
         "Size limit of the on-disk cache; least-recently-used entries are evicted beyond it.",
-        min=0.01, unit="number of gigabytes", server=True,
+        min=0.01, unit="number of gigabytes", server=True, requires=("use_cache",),
     )
     min_improvement: float = _setting(
         0.01, "float", "Smallest gain of a chain stage",
         "The progressive chain stops when a stage improves the validation metric by less. "
         "Lower it to let the chain grow longer.",
-        min=0, max=1, max_inclusive=False,
+        min=0, max=1, max_inclusive=False, requires=("use_progressive",),
     )
     selection_metric: str = _setting(
         "ks", "choice", "Selection metric",
@@ -125,13 +128,13 @@ class HPMConfig:
         2, "int", "Worker processes",
         "Worker processes when parallel training is on. More than the machine's cores "
         "only adds overhead.",
-        min=1, max=256, server=True,
+        min=1, max=256, server=True, requires=("use_parallel",),
     )
     dask_scheduler: str | None = _setting(
         None, "optional_str", "Dask scheduler address",
         "Address of a Dask scheduler (tcp://host:8786); with parallel training on, "
         "candidates train there. Needs the hpmkd[dask] extra. Unset: local processes.",
-        server=True,
+        server=True, requires=("use_parallel",),
     )
     use_memory: bool = _setting(
         True, "bool", "Optimization memory",
@@ -141,12 +144,12 @@ class HPMConfig:
     memory_dir: str | None = _setting(
         None, "optional_str", "Memory folder",
         "Folder of the optimization memory. Unset: $HPMKD_HOME/memory.",
-        server=True,
+        server=True, requires=("use_memory",),
     )
     cache_dir: str | None = _setting(
         None, "optional_str", "Cache folder",
         "Folder of the disk cache. Unset: $HPMKD_HOME/cache.",
-        server=True,
+        server=True, requires=("use_cache",),
     )
     families: tuple[str, ...] = _setting(
         STUDENT_FAMILIES, "multi_choice", "Student families",
@@ -171,7 +174,7 @@ class HPMConfig:
     max_chain_stages: int = _setting(
         4, "int", "Most chain stages",
         "Most stages of the progressive chain; it usually stops earlier on min_improvement.",
-        min=1, max=10,
+        min=1, max=10, requires=("use_progressive",),
     )
     min_saving: float = _setting(
         2.0, "float", "Smallest saving worth a smaller student",
@@ -187,27 +190,23 @@ class HPMConfig:
     )
 
     def __post_init__(self) -> None:
-        # Tuples keep the config hashable and frozen even when lists are passed.
         for spec in _SPECS.values():
-            if spec.kind not in ("multi_choice", "float_list"):
-                continue
-            value = getattr(self, spec.name)
-            if isinstance(value, str):
-                value = tuple(v for v in value.split(",") if v)
-            try:
-                value = tuple(value)
-                if spec.kind == "float_list":
-                    value = tuple(float(v) for v in value)
-            except (TypeError, ValueError, OverflowError):
-                # Not a list of numbers: left as given for _validate to refuse by name.
-                pass
-            object.__setattr__(self, spec.name, value)
+            object.__setattr__(self, spec.name, _normalize(spec, getattr(self, spec.name)))
         self._validate()
+        # Real-number fields hold floats (an int such as time_budget_s=60 was accepted).
+        for spec in _SPECS.values():
+            value = getattr(self, spec.name)
+            if spec.kind in ("float", "optional_float") and value is not None:
+                object.__setattr__(self, spec.name, float(value))
+            elif spec.kind == "float_list":
+                object.__setattr__(self, spec.name, tuple(float(v) for v in value))
 
     def _validate(self) -> None:
         # Every constraint lives in the field specs; no field needs a bespoke check today.
         for spec in _SPECS.values():
             value = getattr(self, spec.name)
+            if not spec.has_type(value):
+                raise HPMKDInputError(_type_message(spec, value))
             if not spec.accepts(value):
                 raise HPMKDInputError(
                     f"HPMConfig.{spec.name}={value!r} is invalid: {spec.requirement()}."
@@ -257,6 +256,85 @@ class HPMConfig:
                 raise HPMKDInputError(_unknown_message(key))
         return cls(**{k: _convert(_SPECS[k], v) for k, v in values.items()})
 
+    def ineffective_fields(
+        self, method: str, include_server: bool = True, also_used: tuple[str, ...] = ()
+    ) -> list[tuple[str, str]]:
+        """Fields changed from their default that have no effect on a run of ``method``.
+
+        A field has no effect when the method does not use it (its spec's ``methods``:
+        ``legacy`` ignores every hpm-only field) or when a switch it needs is off (its
+        spec's ``requires``: ``n_jobs`` and ``dask_scheduler`` without ``use_parallel``,
+        ``min_improvement`` and ``max_chain_stages`` without ``use_progressive``,
+        ``cache_dir`` and ``cache_size_limit_gb`` without ``use_cache``, ``memory_dir``
+        without ``use_memory``). Fields left at their default are never listed.
+
+        Parameters
+        ----------
+        method : {"hpm", "legacy"}
+            The method that runs (``auto`` resolved; see ``AutoDistiller.resolve_method``).
+        include_server : bool, default True
+            Whether to list server fields (spec ``server=True``); the app, where the
+            server sets them, leaves them out.
+        also_used : tuple of str, default ()
+            Fields the caller reads itself, whatever the method: the CLI caches the
+            teachers' probabilities with ``use_cache``, ``cache_dir`` and
+            ``cache_size_limit_gb`` before any method runs. Their switches still count.
+
+        Returns
+        -------
+        list of (str, str)
+            ``(field, why)`` in declaration order, e.g. ``("n_jobs", "use_parallel is
+            False")``.
+        """
+        methods = sorted({m for spec in _SPECS.values() for m in spec.methods})
+        if method not in methods:
+            raise HPMKDInputError(
+                f"method={method!r} is not a method that runs; use one of "
+                f"{', '.join(methods)} (resolve 'auto' first)."
+            )
+        out = []
+        for spec in _SPECS.values():
+            if (spec.server and not include_server) or getattr(self, spec.name) == spec.default:
+                continue
+            if method not in spec.methods and spec.name not in also_used:
+                out.append((spec.name, f"the {method} method does not use it"))
+                continue
+            off = [name for name in spec.requires if not getattr(self, name)]
+            if off:
+                out.append((spec.name, " and ".join(f"{name} is False" for name in off)))
+        return out
+
+    def ineffective_messages(
+        self, method: str, include_server: bool = True, also_used: tuple[str, ...] = ()
+    ) -> list[str]:
+        """:meth:`ineffective_fields` as sentences for a warning: what, why, what to do.
+
+        ``"HPMConfig.n_jobs=4 has no effect: use_parallel is False; set
+        use_parallel=True, or leave n_jobs at its default (2)."``
+
+        Parameters
+        ----------
+        method : {"hpm", "legacy"}
+        include_server : bool, default True
+        also_used : tuple of str, default ()
+            See :meth:`ineffective_fields`.
+        """
+        out = []
+        for name, why in self.ineffective_fields(method, include_server, also_used):
+            spec = _SPECS[name]
+            if why.startswith("the "):  # the method does not use it
+                fix = f"use method {' or '.join(repr(m) for m in spec.methods)}"
+            else:
+                fix = "set " + " and ".join(
+                    f"{r}=True" for r in spec.requires if not getattr(self, r)
+                )
+            leave = "unset" if spec.default is None else f"at its default ({spec.default!r})"
+            out.append(
+                f"HPMConfig.{name}={getattr(self, name)!r} has no effect: {why}; {fix}, "
+                f"or leave {name} {leave}."
+            )
+        return out
+
     def with_updates(self, **changes: Any) -> HPMConfig:
         """Return a copy with ``changes`` applied (validated like ``from_dict``)."""
         return HPMConfig.from_dict({**self.to_dict(), **changes})
@@ -279,6 +357,62 @@ def settings_help() -> str:
         Plain text meant for an ``argparse`` epilog under ``RawDescriptionHelpFormatter``.
     """
     return help_text(HPMConfig.field_specs())
+
+
+def _normalize(spec: FieldSpec, value: Any) -> Any:
+    """The value in the Python type the spec checks, where that loses nothing.
+
+    NumPy scalars become Python scalars, a list or array of a list field a tuple (hashable
+    and frozen), a path of a text field its text. Anything else is left as given, for
+    :meth:`HPMConfig._validate` to refuse by name; text is never split or parsed here
+    (that is :meth:`HPMConfig.from_dict`'s job).
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if spec.kind in ("multi_choice", "float_list"):
+        if isinstance(value, (list, tuple, np.ndarray)):
+            value = tuple(v.item() if isinstance(v, np.generic) else v for v in value)
+    elif spec.kind in ("str", "optional_str") and isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    return value
+
+
+def _type_message(spec: FieldSpec, value: Any) -> str:
+    """Why ``value`` has the wrong type for ``spec``, and what to give instead."""
+    start = f"HPMConfig.{spec.name}={value!r} is invalid"
+    if spec.kind in ("multi_choice", "float_list"):
+        if isinstance(value, str):
+            return (
+                f"{start}: a single string, not a list; pass a list such as "
+                f"{_list_example(spec, value)} (comma-separated text is read only by "
+                "HPMConfig.from_dict and --set)."
+            )
+        if isinstance(value, tuple):
+            bad = next(v for v in value if not spec.has_type((v,)))
+            return f"{start}: item {bad!r} is {_type_name(bad)}; {spec.requirement()}."
+        return f"{start}: {_type_name(value)}, not a list; {spec.requirement()}."
+    return f"{start}: {_type_name(value)}; {spec.requirement()}."
+
+
+def _type_name(value: Any) -> str:
+    """What a value is, in words: "a bool", "an int", "text (str)"."""
+    if isinstance(value, str):
+        return "text (str)"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**1023:
+        return "a whole number too large for a float"
+    name = type(value).__name__
+    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
+
+
+def _list_example(spec: FieldSpec, text: str) -> str:
+    """The list a comma-separated ``text`` stands for (the default's when it reads as
+    none): ``['lgbm']`` for ``'lgbm'``."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        example = [float(t) for t in items] if spec.kind == "float_list" else items
+    except ValueError:
+        example = []
+    return repr(example or list(spec.default))
 
 
 def _unknown_message(key: str) -> str:
@@ -328,6 +462,10 @@ def _field_spec(field: dataclasses.Field) -> FieldSpec:
 
 
 _SPECS: dict[str, FieldSpec] = {f.name: _field_spec(f) for f in fields(HPMConfig)}
+for _spec in _SPECS.values():
+    for _name in _spec.requires:
+        if _name not in _SPECS or _SPECS[_name].kind != "bool":
+            raise TypeError(f"HPMConfig.{_spec.name} requires {_name!r}, which is no switch")
 HPMConfig.__doc__ = (
     inspect.cleandoc(HPMConfig.__doc__ or "") + "\n\n" + docstring_parameters(_SPECS.values())
 )

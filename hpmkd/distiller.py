@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from hpmkd import engine
 from hpmkd.checks import check_random_state
 from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset
-from hpmkd.errors import HPMKDInputError
+from hpmkd.errors import HPMKDConfigWarning, HPMKDInputError
 from hpmkd.events import Callback, EventBus
 from hpmkd.extras import require
 from hpmkd.result import RunResult
@@ -102,6 +103,12 @@ class AutoDistiller:
         callbacks : list of callables, optional
             Each receives every :class:`~hpmkd.events.Event` (phase start/end, finished
             candidates with their metrics, run start/end).
+
+        Warns
+        -----
+        HPMKDConfigWarning
+            Once per config field that is set but has no effect on the method that runs
+            (:meth:`HPMConfig.ineffective_messages`); the run goes on.
         """
         if not self.dataset.has_teacher:
             raise HPMKDInputError(
@@ -109,6 +116,8 @@ class AutoDistiller:
                 "teacher_proba_cols=[...] to DistillationDataset."
             )
         method, reason = self.resolve_method()
+        for message in self.config.ineffective_messages(method):
+            warnings.warn(message, HPMKDConfigWarning, stacklevel=2)
         self.result_ = engine.run(
             self.dataset, self.config, method, reason, self.random_state, EventBus(callbacks)
         )

@@ -20,5 +20,11 @@ class MethodNotAvailableError(HPMKDInputError):
     Dask for ``dask_scheduler``); the message names the package and the extra to install."""
 
 
+class HPMKDConfigWarning(UserWarning):
+    """A configuration field is set but has no effect on the run (the method does not use
+    it, or a switch it needs is off). The message names the field, its value, why it has
+    no effect and what to change; the run goes on."""
+
+
 class RunCancelled(Exception):
     """Raised by a callback to stop a run between candidates."""

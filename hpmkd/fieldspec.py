@@ -51,6 +51,9 @@ class FieldSpec:
     server : bool
         A setting of the machine that runs the work (workers, folders, cache size)
         rather than of the experiment.
+    requires : tuple of str
+        Switches (``bool`` fields) that must all be on for this field to have any effect:
+        ``n_jobs`` requires ``use_parallel``. ``HPMConfig.ineffective_fields`` reads it.
     name : str
         The field name; filled in by ``HPMConfig``.
     default : object
@@ -68,6 +71,7 @@ class FieldSpec:
     choices: tuple[str, ...] = ()
     unit: str = "number"
     server: bool = False
+    requires: tuple[str, ...] = ()
     name: str = ""
     default: Any = None
 
@@ -107,31 +111,52 @@ class FieldSpec:
             return False
         return self.max is None or (number <= self.max if self.max_inclusive else number < self.max)
 
+    def has_type(self, value: Any) -> bool:
+        """Whether ``value`` has the Python type of the field's kind (bounds and choices
+        aside).
+
+        ``bool``: a bool. ``int``: an int that is not a bool (``True`` is not a count).
+        ``float``: an int or float, not a bool. ``float_list``: a tuple of those.
+        ``choice``, ``str``: text. ``multi_choice``: a tuple of text. ``optional_*``:
+        also ``None``. Text is never a number here: ``HPMConfig.from_dict`` converts the
+        text of ``--set`` and forms before the value reaches the field.
+        """
+        if value is None and self.optional:
+            return True
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if self.kind == "int":
+            return isinstance(value, int) and not isinstance(value, bool)
+        if self.kind in ("float", "optional_float"):
+            return _is_real(value)
+        if self.kind == "float_list":
+            return isinstance(value, tuple) and all(_is_real(v) for v in value)
+        if self.kind == "multi_choice":
+            return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+        return isinstance(value, str)  # choice, str, optional_str
+
     def accepts(self, value: Any) -> bool:
-        """Whether ``value`` is valid for this field.
+        """Whether ``value`` is valid for this field: the right type (:meth:`has_type`),
+        within the bounds, among the choices, and no empty list.
 
         Parameters
         ----------
         value : object
             The field's value after ``HPMConfig`` normalized it (lists made tuples).
         """
-        if value is None and self.optional:
+        if not self.has_type(value):
+            return False
+        if value is None:
             return True
-        if self.kind == "int":
-            # bool is an int subclass; it has always been accepted and still is.
-            return isinstance(value, int) and self.in_bounds(value)
-        if self.kind in ("float", "optional_float"):
-            return _is_number(value) and self.in_bounds(float(value))
+        if self.kind in ("int", "float", "optional_float"):
+            return self.in_bounds(value)
         if self.kind == "float_list":
-            return (
-                isinstance(value, tuple) and bool(value)
-                and all(_is_number(v) and self.in_bounds(float(v)) for v in value)
-            )
+            return bool(value) and all(self.in_bounds(v) for v in value)
         if self.kind == "choice":
             return value in self.choices
         if self.kind == "multi_choice":
             return bool(value) and all(v in self.choices for v in value)
-        return True  # bool and str: any value (historically unchecked)
+        return True  # bool and str: any value of the type
 
     # ------------------------------------------------------------------ words
     def allowed(self) -> str:
@@ -162,19 +187,28 @@ class FieldSpec:
         return format_value(self.default)
 
     def describe(self) -> str:
-        """Help, allowed values, default and methods in one paragraph."""
+        """Help, allowed values, default, methods and the switches it needs in one
+        paragraph."""
         used = " and ".join(self.methods)
+        needs = f" Only with {self.needs_text()}." if self.requires else ""
         return (
             f"{self.help} Allowed: {self.allowed()}. Default: {self.default_text()}. "
-            f"Used by: {used}."
+            f"Used by: {used}.{needs}"
         )
 
+    def needs_text(self) -> str:
+        """The switches the field needs, as ``--set`` text: "use_parallel=true"."""
+        return " and ".join(f"{name}=true" for name in self.requires)
 
-def _is_number(value: Any) -> bool:
-    """Whether ``value`` converts to a float (a number or numeric text)."""
+
+def _is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number: an int or a float (not a bool, not text, not an
+    int too large to be a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
     try:
         float(value)
-    except (TypeError, ValueError, OverflowError):
+    except OverflowError:
         return False
     return True
 
@@ -235,12 +269,14 @@ def help_text(specs: Sequence[FieldSpec], width: int = 88) -> str:
         "settings: --set KEY=VALUE, repeatable. Lists are comma-separated; 'none' unsets "
         "an optional value. Each entry reads KEY=DEFAULT, label, [the methods that use "
         "it; 'server' marks a setting of the machine that runs the work, not of the "
-        "experiment]."
+        "experiment; 'needs' names the switches without which it has no effect]. A "
+        "setting without effect on the run is reported as a 'warning:' line."
     )
     lines = [*textwrap.wrap(intro, width=width), ""]
     indent = " " * 6
     for spec in specs:
         tags = ", ".join(spec.methods) + ("; server" if spec.server else "")
+        tags += f"; needs {spec.needs_text()}" if spec.requires else ""
         lines.append(f"  {spec.name}={spec.default_text()}  {spec.label} [{tags}]")
         lines.extend(textwrap.wrap(
             f"Allowed: {spec.allowed()}. {spec.help}", width=width,

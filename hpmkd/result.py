@@ -67,11 +67,13 @@ class SelectionRecord(ComponentRecord):
 
 @dataclass(frozen=True)
 class WarmStartRecord(ComponentRecord):
-    """What ``SharedOptimizationMemory`` offered phase 1."""
+    """What ``SharedOptimizationMemory`` offered phase 1; ``runs`` are the ids of the past
+    runs whose settings phase 1 kept (``summary.json["warm_start_runs"]``)."""
 
     used: bool | None = None
     configs: tuple[Mapping[str, Any], ...] | None = None
     neighbours: tuple[Mapping[str, Any], ...] | None = None
+    runs: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -358,6 +360,11 @@ class RunResult:
             "stopped_by_time_budget": self.stopped_by_budget,
             "config": self.config.to_dict(),
             "random_state": self.random_state,
+            # Past runs that warm-started this one: with the memory on, reproducing the
+            # run needs a memory that holds them (see README, "Reproducing a run").
+            "warm_start_runs": list(self.components.warm_start.runs or ())
+            if self.components.warm_start is not None
+            else [],
             "dropped_missing_target": self.dataset.dropped_missing_target,
             "teacher_trusted": self.dataset.teacher_trusted,
             "details": self.components.to_dict(),

@@ -402,17 +402,25 @@ def hpm_available() -> bool:
         return False
 
 
-def unused_by_legacy(form: dict[str, Any], defaults: dict[str, Any] | None = None) -> list[str]:
-    """Fields changed from their default that the legacy method ignores.
+def ineffective_messages(config: HPMConfig, method: str | None) -> list[str]:
+    """Why settings of the form have no effect on the run the page would start.
+
+    The engine's own messages (:meth:`HPMConfig.ineffective_messages`), for the fields a
+    person chooses: server fields are the server's (never on the form), so they are left
+    out.
 
     Parameters
     ----------
-    form : dict
-    defaults : dict, optional
-        Default form (``default_form()`` when omitted).
+    config : HPMConfig
+        The validated form.
+    method : {"hpm", "legacy"} or None
+        The method that would run (``auto`` resolved on the data); ``None`` when ``auto``
+        cannot be resolved yet (no data): then the settings without effect whichever
+        method ``auto`` picks, in the words of ``hpm``.
     """
-    defaults = defaults or default_form()
-    return [
-        name for name, value in form.items()
-        if name not in LEGACY_FIELDS and defaults.get(name) != value
-    ]
+    if method is not None:
+        return config.ineffective_messages(method, include_server=False)
+    fields = config.ineffective_fields("hpm", include_server=False)
+    messages = config.ineffective_messages("hpm", include_server=False)
+    under_legacy = {name for name, _ in config.ineffective_fields("legacy", include_server=False)}
+    return [m for (name, _), m in zip(fields, messages, strict=True) if name in under_legacy]

@@ -164,9 +164,11 @@ else:
             f"{len(config.alphas)} alphas) and uses only "
             f"{', '.join(configform.LEGACY_FIELDS)}."
         )
-        ignored = configform.unused_by_legacy(values)
-        if ignored:
-            st.caption("Changed here but not used by legacy: " + ", ".join(ignored) + ".")
+    ineffective = configform.ineffective_messages(config, resolved)
+    if ineffective:
+        which = f"this **{resolved}** run" if resolved else "the run, whichever method auto picks"
+        st.warning(f"Settings without effect on {which}:\n\n"
+                   + "\n".join(f"- {message}" for message in ineffective))
     st.success("The configuration is valid.")
     with st.expander("Configuration as JSON"):
         st.json({"method": method, "random_state": state.seed(),

@@ -263,6 +263,29 @@ def test_every_config_field_has_a_widget_and_changes_are_stored(sample):
     assert "legacy** trains a grid" in texts(at.info)
 
 
+def test_settings_without_effect_are_warned_for_the_method_that_would_run(sample, monkeypatch):
+    monkeypatch.setenv(ENV_VARS["n_jobs"], "4")  # the server's n_jobs; parallel is off
+    at = ok(preset(page("configure"), sample).run())  # the quick preset, legacy
+    (warning,) = at.warning
+    assert warning.value.startswith("Settings without effect on this **legacy** run:")
+    for name, value in (("max_configs", 4), ("n_trials", 1), ("max_chain_stages", 2)):
+        assert (f"- HPMConfig.{name}={value} has no effect: the legacy method does not use "
+                f"it; use method 'hpm'") in warning.value, name
+    assert "n_jobs" not in warning.value  # a server field: the server's business
+    assert "The configuration is valid." in texts(at.success)  # a warning, not an error
+
+    ok(at.radio(key="w_method").set_value("auto").run())  # 1,000 rows: auto picks hpm
+    assert "picks **hpm**" in texts(at.caption)
+    assert not at.warning  # hpm uses every setting of the preset
+    ok(at.checkbox(key="cfg_use_progressive").uncheck().run())
+    (warning,) = at.warning
+    assert warning.value == (
+        "Settings without effect on this **hpm** run:\n\n- HPMConfig.max_chain_stages=2 has no "
+        "effect: use_progressive is False; set use_progressive=True, or leave "
+        "max_chain_stages at its default (4)."
+    )
+
+
 def test_config_survives_page_switches():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     ok(at.run())

@@ -185,7 +185,28 @@ def test_config_form_errors_are_the_engine_messages():
         # Even a session-state form that somehow holds one is refused, never applied.
         with pytest.raises(HPMKDInputError, match=f"sets {name}, which belong to the server"):
             configform.to_config({**form, name: value})
-    assert configform.unused_by_legacy({**form, "n_trials": 5}) == ["n_trials"]
+
+
+
+def test_the_form_warns_of_settings_without_effect_but_never_of_server_fields():
+    settings = ServerSettings.from_env({"HPMKD_MAX_JOBS": "4"})  # n_jobs=4, no parallel
+    form = configform.default_form()
+    config = configform.to_config({**form, "n_trials": 5, "use_progressive": False,
+                                   "max_chain_stages": 2}, settings)  # fmt: skip
+    assert config.n_jobs == 4 and ("n_jobs", "use_parallel is False") in (
+        config.ineffective_fields("hpm"))
+    hpm = configform.ineffective_messages(config, "hpm")
+    assert hpm == [
+        "HPMConfig.max_chain_stages=2 has no effect: use_progressive is False; set "
+        "use_progressive=True, or leave max_chain_stages at its default (4)."
+    ]
+    legacy = configform.ineffective_messages(config, "legacy")
+    assert [m.split("=")[0] for m in legacy] == [
+        "HPMConfig.n_trials", "HPMConfig.use_progressive", "HPMConfig.max_chain_stages"]
+    assert all("the legacy method does not use it; use method 'hpm'" in m for m in legacy)
+    # auto before the data is known: only what has no effect under either method.
+    assert configform.ineffective_messages(config, None) == hpm
+    assert configform.ineffective_messages(configform.to_config(form, settings), None) == []
 
 
 # ----------------------------------------------------------------- progress

@@ -180,6 +180,42 @@ def test_bad_setting_value_exits_2(inputs, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_settings_without_effect_are_warning_lines_before_the_work(inputs, tmp_path, capsys):
+    out = tmp_path / "warned"
+    code, err = run_cli(
+        capsys,
+        ["distill", str(inputs["data"]), "--target", "target", "--teacher", str(inputs["teacher"]),
+         "--method", "legacy", *SMALL, "--set", "max_configs=8", "--set", "use_cache=false",
+         "--set", f"cache_dir={tmp_path / 'cache'}", "--out", str(out)],
+    )
+    assert code == 0, err
+    _check_outputs(out)
+    lines = err.splitlines()
+    warned = [line for line in lines if line.startswith("warning: ")]
+    assert warned == [
+        "warning: HPMConfig.max_configs=8 has no effect: the legacy method does not use it; "
+        "use method 'hpm', or leave max_configs at its default (16).",
+        # The CLI caches the teachers' probabilities with use_cache and cache_dir whatever
+        # the method, so only the switch that is off makes cache_dir pointless.
+        f"warning: HPMConfig.cache_dir={str(tmp_path / 'cache')!r} has no effect: use_cache "
+        "is False; set use_cache=True, or leave cache_dir unset.",
+    ]
+    assert lines.index(warned[-1]) < min(i for i, line in enumerate(lines) if "[grid]" in line)
+    assert "error" not in err.lower() and "HPMKDConfigWarning" not in err  # said once, plainly
+    assert not (tmp_path / "cache").exists()
+
+    # --quiet silences progress, not warnings; a config whose settings all apply says nothing.
+    code, err = run_cli(
+        capsys,
+        ["distill", str(inputs["data"]), "--target", "target", "--teacher", str(inputs["teacher"]),
+         "--method", "legacy", *SMALL, "--set", "n_trials=2", "--quiet", "--out", str(out)],
+    )
+    assert code == 0 and err == (
+        "warning: HPMConfig.n_trials=2 has no effect: the legacy method does not use it; use "
+        "method 'hpm', or leave n_trials at its default (3).\n"
+    )
+
+
 # ----------------------------------------------------------------------------- subprocess
 def test_real_subprocess_run(inputs, tmp_path, project_root, venv_python):
     out = tmp_path / "sub"

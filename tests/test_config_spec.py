@@ -112,6 +112,101 @@ def test_a_cache_too_small_to_hold_anything_is_refused():
     assert HPMConfig(cache_size_limit_gb=0.01).cache_size_limit_gb == 0.01
 
 
+#: Values of the wrong type for each kind (every one of them used to be a mistake the
+#: validator let through, or could be).
+WRONG_TYPES = {
+    "bool": ["no", "true", 1, 0, None, 1.0],
+    "int": [2.5, 3.0, True, "8", None],
+    "float": ["0.2", True, None, [0.2]],
+    "optional_float": ["60", True, [60.0]],
+    "choice": [1, None, ["ks"], b"ks"],
+    "multi_choice": ["lgbm", "lgbm,tree", {"lgbm"}, ("lgbm", 3), None, 5],
+    "float_list": ["1,2", [1, "a"], ["2"], [True], {1.0}, None, 2.0],
+    "str": [3, True, b"x"],
+    "optional_str": [3, True, b"x", ["tcp://a:1"]],
+}
+
+
+def test_every_kind_has_wrong_type_cases():
+    assert set(WRONG_TYPES) == set(KINDS)
+
+
+@pytest.mark.parametrize(
+    ("spec", "value"),
+    [(s, v) for s in SPECS for v in WRONG_TYPES[s.kind]],
+    ids=lambda x: x.name if isinstance(x, FieldSpec) else repr(x),
+)
+def test_every_field_refuses_values_of_the_wrong_type(spec, value):
+    message = _rejects(spec.name, value)
+    # List fields hold tuples, so a list given to one is shown as the tuple it became.
+    listy = spec.kind in ("multi_choice", "float_list") and isinstance(value, list)
+    shown = tuple(value) if listy else value
+    assert message.startswith(f"HPMConfig.{spec.name}={shown!r} is invalid: "), message
+    assert spec.requirement() in message or "not a list; pass a list such as" in message
+
+
+def test_type_messages_say_what_the_value_is_and_what_to_give():
+    assert _rejects("use_progressive", "no") == (
+        "HPMConfig.use_progressive='no' is invalid: text (str); use true or false."
+    )
+    assert _rejects("max_configs", 2.5) == (
+        "HPMConfig.max_configs=2.5 is invalid: a float; use a whole number from 1 to 64."
+    )
+    assert _rejects("max_configs", True) == (
+        "HPMConfig.max_configs=True is invalid: a bool; use a whole number from 1 to 64."
+    )
+    assert _rejects("families", "lgbm") == (
+        "HPMConfig.families='lgbm' is invalid: a single string, not a list; pass a list "
+        "such as ['lgbm'] (comma-separated text is read only by HPMConfig.from_dict and "
+        "--set)."
+    )
+    assert _rejects("temperatures", [1, "a"]) == (
+        "HPMConfig.temperatures=(1, 'a') is invalid: item 'a' is text (str); use one or "
+        "more positive temperatures."
+    )
+    # A set has no order, and the grid's order (and so a run) would depend on it.
+    assert "a set, not a list" in _rejects("families", {"lgbm", "tree"})
+
+
+def test_text_is_converted_by_from_dict_and_the_cli_only():
+    # from_dict (--set, forms, configuration files) reads text for every kind ...
+    config = HPMConfig.from_dict({
+        "use_progressive": "no", "max_configs": "8", "validation_split": "0.25",
+        "time_budget_s": "60", "families": "lgbm", "temperatures": "1,2",
+        "selection_metric": "auc", "dask_scheduler": "none",
+    })  # fmt: skip
+    assert (config.use_progressive, config.max_configs, config.validation_split) == (
+        False, 8, 0.25)
+    assert (config.families, config.temperatures, config.time_budget_s) == (
+        ("lgbm",), (1.0, 2.0), 60.0)
+    # ... and refuses text it cannot read, naming the field.
+    with pytest.raises(HPMKDInputError, match=r"HPMConfig.max_configs: cannot read '2.5'"):
+        HPMConfig.from_dict({"max_configs": "2.5"})
+    with pytest.raises(HPMKDInputError, match=r"HPMConfig.use_cache: cannot read 'maybe'"):
+        HPMConfig.from_dict({"use_cache": "maybe"})
+
+
+def test_values_of_the_right_type_are_normalized():
+    from pathlib import Path
+
+    import numpy as np
+
+    config = HPMConfig(
+        max_configs=np.int64(5), use_cache=np.bool_(False), time_budget_s=60,
+        validation_split=np.float32(0.25), temperatures=np.array([1, 2]),
+        families=["lgbm", np.str_("tree")], memory_dir=Path("/tmp/hpmkd-memory"),
+    )  # fmt: skip
+    assert type(config.max_configs) is int and config.max_configs == 5
+    assert config.use_cache is False
+    assert type(config.time_budget_s) is float and config.time_budget_s == 60.0
+    assert type(config.validation_split) is float
+    assert config.temperatures == (1.0, 2.0) and all(type(t) is float for t in config.temperatures)
+    assert config.families == ("lgbm", "tree") and type(config.families[1]) is str
+    assert config.memory_dir == "/tmp/hpmkd-memory"
+    assert config == HPMConfig.from_dict(config.to_dict())  # a round trip changes nothing
+    hash(config)
+
+
 @pytest.mark.parametrize("spec", [s for s in SPECS if s.choices], ids=lambda s: s.name)
 def test_validator_accepts_each_choice_and_nothing_else(spec):
     for choice in spec.choices:
@@ -147,6 +242,73 @@ def test_messages_tests_and_users_rely_on_are_unchanged():
 def test_set_text_of_the_default_reads_back_as_the_default(spec):
     config = HPMConfig.from_dict({spec.name: format_value(spec.default)})
     assert getattr(config, spec.name) == getattr(HPMConfig(), spec.name)
+
+
+# ---------------------------------------------------------------------- fields without effect
+def test_fields_are_only_reported_when_changed_and_unused():
+    assert HPMConfig().ineffective_fields("hpm") == []
+    assert HPMConfig().ineffective_fields("legacy") == []
+    hpm_only = [s for s in SPECS if s.methods == ("hpm",)]
+    assert len(hpm_only) == 15 and len(SPECS) == 22  # "legacy ignores 15 of 22"
+    changed = {s.name: _changed(s) for s in hpm_only}
+    config = HPMConfig(**changed)
+    assert [name for name, _ in config.ineffective_fields("legacy")] == list(changed)
+    assert all(why == "the legacy method does not use it"
+               for _, why in config.ineffective_fields("legacy"))
+    assert [name for name, _ in config.ineffective_fields("legacy", include_server=False)] == [
+        name for name in changed if name not in SERVER_FIELDS]
+    assert [name for name, _ in config.ineffective_fields("legacy", also_used=("use_cache",))
+            ] == [name for name in changed if name != "use_cache"]
+    with pytest.raises(HPMKDInputError, match="method='auto' is not a method that runs"):
+        config.ineffective_fields("auto")
+
+
+def _changed(spec: FieldSpec):
+    """A valid value of the field other than its default."""
+    return {
+        "bool": lambda: not spec.default,
+        "int": lambda: int(spec.min) if spec.default != spec.min else int(spec.min) + 1,
+        "float": lambda: spec.default * 2 if spec.accepts(spec.default * 2) else spec.default / 2,
+        "optional_float": lambda: 30.0,
+        "optional_str": lambda: "tcp://127.0.0.1:1" if spec.name == "dask_scheduler" else "/x",
+    }[spec.kind]()
+
+
+NEEDS = {
+    "n_jobs": ("use_parallel",), "dask_scheduler": ("use_parallel",),
+    "min_improvement": ("use_progressive",), "max_chain_stages": ("use_progressive",),
+    "cache_dir": ("use_cache",), "cache_size_limit_gb": ("use_cache",),
+    "memory_dir": ("use_memory",),
+}
+
+
+def test_the_switches_a_field_needs_are_data_on_its_spec():
+    assert {s.name: s.requires for s in SPECS if s.requires} == NEEDS
+    for name, (switch,) in NEEDS.items():
+        spec = HPMConfig.field_spec(name)
+        assert f"Only with {switch}=true." in spec.describe()
+        off = HPMConfig(**{name: _changed(spec), switch: False})
+        assert off.ineffective_fields("hpm") == [(name, f"{switch} is False")], name
+        assert off.ineffective_messages("hpm")[0].startswith(
+            f"HPMConfig.{name}={_changed(spec)!r} has no effect: {switch} is False; set "
+            f"{switch}=True, or leave {name} ")
+        on = HPMConfig(**{name: _changed(spec), switch: True})
+        assert on.ineffective_fields("hpm") == [], name
+
+
+def test_a_field_said_to_need_a_switch_really_does_nothing_without_it(tmp_path):
+    from hpmkd.components.cache import IntelligentCache
+    from hpmkd.components.memory import InMemoryStore, SharedOptimizationMemory
+    from hpmkd.parallel import Executor
+
+    executor = Executor.from_config(HPMConfig(n_jobs=4, dask_scheduler="tcp://127.0.0.1:1"))
+    assert executor.describe() == {"backend": "sequential", "n_jobs": 1}
+    cache = IntelligentCache.from_config(
+        HPMConfig(use_cache=False, cache_dir=str(tmp_path / "c"), cache_size_limit_gb=5))
+    assert cache.directory is None and not (tmp_path / "c").exists()
+    memory = SharedOptimizationMemory.from_config(
+        HPMConfig(use_memory=False, memory_dir=str(tmp_path / "m")))
+    assert isinstance(memory.store, InMemoryStore) and not (tmp_path / "m").exists()
 
 
 # ---------------------------------------------------------------------- the app form

@@ -472,6 +472,14 @@ def test_similar_dataset_warm_starts_from_past_run_but_not_from_itself(home):
     assert warm_configs and details.selection.warm_started is True
     assert configs[0]["warm_started"]  # past winners go first
     assert all("synthetic-A" in c["reason"] for c in warm_configs)
+    # Provenance: summary.json names the past runs whose settings were kept; they are
+    # A's records in the memory, and none of the runs on A itself was warm-started.
+    a_runs = {r.run_id for r in memory_records(home) if r.dataset == "synthetic-A"}
+    runs = second.summary()["warm_start_runs"]
+    assert runs and set(runs) <= a_runs and len(a_runs) == 2
+    assert runs == list(dict.fromkeys(c["source_run"] for c in warm_configs))
+    assert set(runs) <= {n["run_id"] for n in warm.neighbours}
+    assert first.summary()["warm_start_runs"] == [] == rerun.summary()["warm_start_runs"]
     # The first warm-started config is A's best setting.
     best_a = first.result_.selected.spec
     assert (configs[0]["family"], configs[0]["capacity"], configs[0]["alpha"]) == (
@@ -479,6 +487,61 @@ def test_similar_dataset_warm_starts_from_past_run_but_not_from_itself(home):
         best_a.capacity,
         best_a.alpha,
     )
+
+
+def memory_records(home: Path) -> list:
+    from hpmkd.components.memory import SQLiteStore
+
+    return SQLiteStore(home / "memory" / "memory.sqlite").all()
+
+
+#: The columns of results.csv that differ between two runs of the same inputs (README,
+#: "Reproducing a run"): two clocks, and whether the cache served the row.
+CLOCK_COLUMNS = ["fit_seconds", "latency_ms_1k", "from_cache"]
+
+
+def results_csv(distiller) -> bytes:
+    """results.csv as the CLI writes it, without the clock columns."""
+    return distiller.results_df.drop(columns=CLOCK_COLUMNS).to_csv(index=False).encode()
+
+
+def test_memory_off_and_the_same_seed_reproduce_results_csv_exactly(tmp_path, monkeypatch):
+    runs = []
+    for i in range(2):  # separate homes: nothing carries over, every candidate retrains
+        monkeypatch.setenv("HPMKD_HOME", str(tmp_path / f"home{i}"))
+        runs.append(run_hpm(make_dataset(1, "synthetic-A"), use_memory=False, **SMALL))
+    first, second = runs
+    assert not candidate_rows(second.results_df)["from_cache"].any()
+    assert results_csv(first) == results_csv(second)
+    assert first.summary()["warm_start_runs"] == []
+    # The clocks do differ: they are left out for a reason, not by accident.
+    assert not first.results_df["fit_seconds"].equals(second.results_df["fit_seconds"])
+
+
+def test_a_warm_started_run_reproduces_from_its_memory_snapshot(home):
+    import shutil
+
+    nocache = {**SMALL, "use_cache": False}
+    run_hpm(make_dataset(1, "synthetic-A"), **nocache)
+    snapshot = home.parent / "memory-snapshot"
+    shutil.copytree(home / "memory", snapshot)  # the memory as the next run finds it
+
+    ds_b = make_dataset(2, "synthetic-B")
+    original = run_hpm(ds_b, **nocache)
+    assert original.summary()["warm_start_runs"]
+    # Another similar run changes the memory: B now also warm-starts from C.
+    run_hpm(make_dataset(3, "synthetic-C"), **nocache)
+    drifted = run_hpm(ds_b, **nocache)
+    warm = drifted.result_.components.warm_start
+    assert "synthetic-C" in {n["dataset"] for n in warm.neighbours}
+    assert drifted.summary()["warm_start_runs"] != original.summary()["warm_start_runs"]
+
+    shutil.rmtree(home / "memory")
+    shutil.copytree(snapshot, home / "memory")  # restore the snapshot
+    again = run_hpm(ds_b, **nocache)
+    assert again.summary()["warm_start_runs"] == original.summary()["warm_start_runs"]
+    assert again.best_name == original.best_name
+    assert results_csv(again) == results_csv(original)
 
 
 # ----------------------------------------------------------------------------- 6. budget

@@ -411,3 +411,64 @@ def test_saved_best_model_predicts_without_hpmkd(legacy_run, cancer, tmp_path, v
     assert np.allclose(
         joblib.load(model_path).predict_proba(raw), distiller.best_model().predict_proba(raw)
     )
+
+
+# ----------------------------------------------------------------------------- config warnings
+def _stop_before_the_run(monkeypatch):
+    """Make ``engine.run`` stop at once: the warnings come before it."""
+
+    class Stopped(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stopped
+
+    monkeypatch.setattr(hpmkd.distiller.engine, "run", stop)
+    return Stopped
+
+
+def test_settings_without_effect_warn_once_each_for_the_resolved_method(
+    binary_frame, fit_teacher, fast_config, monkeypatch
+):
+    assert issubclass(hpmkd.HPMKDConfigWarning, UserWarning)
+    features = ["f0", "f1", "f2", "f3", "f4"]
+    ds = DistillationDataset(binary_frame, target="target",
+                             teacher=fit_teacher(binary_frame[features], binary_frame["target"]))
+    config = fast_config.with_updates(max_configs=8, n_jobs=4)
+    distiller = AutoDistiller(ds, config=config)  # auto: 400 rows -> legacy
+    with pytest.warns(hpmkd.HPMKDConfigWarning) as caught:
+        distiller.run()
+    messages = [str(w.message) for w in caught if w.category is hpmkd.HPMKDConfigWarning]
+    legacy = "has no effect: the legacy method does not use it; use method 'hpm', or leave"
+    assert messages == [
+        f"HPMConfig.max_configs=8 {legacy} max_configs at its default (16).",
+        f"HPMConfig.use_cache=False {legacy} use_cache at its default (True).",
+        f"HPMConfig.n_jobs=4 {legacy} n_jobs at its default (2).",
+        f"HPMConfig.use_memory=False {legacy} use_memory at its default (True).",
+    ]
+    assert distiller.method_ == "legacy" and distiller.results_df is not None  # it still ran
+
+    # Under hpm the same settings are used, except n_jobs without parallel training.
+    stopped = _stop_before_the_run(monkeypatch)
+    hpm = AutoDistiller(ds, method="hpm", config=config)
+    with pytest.warns(hpmkd.HPMKDConfigWarning) as caught, pytest.raises(stopped):
+        hpm.run()
+    assert [str(w.message) for w in caught] == [
+        "HPMConfig.n_jobs=4 has no effect: use_parallel is False; set use_parallel=True, or "
+        "leave n_jobs at its default (2)."
+    ]
+
+
+def test_a_config_whose_settings_all_apply_warns_nothing(binary_frame, monkeypatch):
+    import warnings
+
+    stopped = _stop_before_the_run(monkeypatch)
+    ds_teacher = DistillationDataset(binary_frame.assign(p0=0.5, p1=0.5), target="target",
+                                     teacher_proba_cols=["p0", "p1"])
+    for method, config in (("legacy", HPMConfig(**GRID, selection_rule="best")),
+                           ("hpm", HPMConfig(use_parallel=True, n_jobs=2, max_configs=4,
+                                             use_progressive=False))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", hpmkd.HPMKDConfigWarning)
+            with pytest.raises(stopped):
+                AutoDistiller(ds_teacher, method=method, config=config).run()

@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hpmkd.components.memory import (
+    SIMILARITY_THRESHOLD,
     InMemoryStore,
     MemoryStore,
     RunMemoryRecord,
@@ -50,14 +52,8 @@ def like(base: dict[str, float], **changes: float) -> dict[str, float]:
 
 
 def config(family: str, score: float, capacity: object = "small", t: float = 2.0, a: float = 0.5):
-    return {
-        "family": family,
-        "capacity": capacity,
-        "temperature": t,
-        "alpha": a,
-        "params": {"num_leaves": 15, "max_depth": None, "class_weight": "balanced"},
-        "val_score": score,
-    }
+    return {"family": family, "capacity": capacity, "temperature": t, "alpha": a,
+            "val_score": score}
 
 
 def make_record(run_id: str = "r1", **changes: object) -> RunMemoryRecord:
@@ -122,9 +118,20 @@ def test_store_round_trips_every_field_including_nan(store: MemoryStore) -> None
     assert isinstance(got.configs, tuple) and len(got.configs) == 2
     first, second = got.configs
     assert first == config("lgbm", 0.41)
-    assert first["params"]["max_depth"] is None  # None params stay None, not NaN
     assert second["capacity"] == 3 and math.isnan(second["val_score"])
     assert_same_record(got, record)
+
+
+def test_store_reads_records_that_still_hold_params(store: MemoryStore) -> None:
+    # Records written before the memory stopped storing trial hyper-parameters hold
+    # "params" (never used by a warm start); they read back without it.
+    old = {**config("lgbm", 0.41), "params": {"num_leaves": 15, "max_depth": None}}
+    store.add(make_record("old", configs=(old,)))
+    (got,) = store.all()
+    assert got.configs == (config("lgbm", 0.41),)
+    start = SharedOptimizationMemory(store).warm_start(
+        dict(CREDIT, teacher_confidence=NAN), "ks")
+    assert start.used and "params" not in start.configs[0]
 
 
 def test_store_keeps_insertion_order(store: MemoryStore) -> None:
@@ -247,16 +254,18 @@ def test_record_run_cleans_and_validates() -> None:
     assert record.meta_features["rows"] == 500.0
     assert math.isnan(record.meta_features["teacher_confidence"])
     first, second = record.configs
-    assert set(first) == {"family", "capacity", "temperature", "alpha", "params", "val_score"}
-    assert first["params"] == {} and math.isnan(first["val_score"])
-    assert second["params"] == {"n": 5, "grid": [1, 2]}
+    # Only the setting and its score: trial and params are not stored (warm starts take
+    # the setting; phase 3 draws its trials afresh).
+    assert set(first) == {"family", "capacity", "temperature", "alpha", "val_score"}
+    assert set(second) == set(first) and math.isnan(first["val_score"])
+    assert (second["alpha"], second["val_score"]) == (0.1, 0.7)
     assert record.best_val_score == 0.7  # first defined score in the given (best-first) order
     assert len(memory) == 1
     assert time.time() - record.created_at < 60
     with pytest.raises(ValueError, match="lacks alpha"):
         memory.record_run("d", CREDIT, "ks", [{"family": "x", "capacity": 1, "temperature": 1}])
-    with pytest.raises(TypeError, match="plain data"):
-        memory.record_run("d", CREDIT, "ks", [dict(config("lgbm", 0.1), params={"m": object()})])
+    with pytest.raises(TypeError, match=r"configs\[0\]\['family'\] is a object"):
+        memory.record_run("d", CREDIT, "ks", [dict(config("lgbm", 0.1), family=object())])
     with pytest.raises(ValueError, match="metric"):
         memory.record_run("d", CREDIT, "", [])
     assert len(memory) == 1
@@ -312,10 +321,14 @@ def memory() -> SharedOptimizationMemory:
 
 def test_neighbours_nearest_first_with_k_and_max_distance(memory: SharedOptimizationMemory) -> None:
     query = like(CREDIT, rows=1100)
-    found = memory.neighbours(query, k=10, metric="ks")
+    found = memory.neighbours(query, k=10, max_distance=1.0, metric="ks")
     assert [r.dataset for r, _ in found] == ["german_credit", "taiwan_credit", "huge_images"]
     distances = [d for _, d in found]
     assert distances == sorted(distances) and distances[0] < 0.01
+    # By default only similar runs count (SIMILARITY_THRESHOLD).
+    default = memory.neighbours(query, k=10, metric="ks")
+    assert [r.dataset for r, _ in default] == ["german_credit"]
+    assert distances[1] > SIMILARITY_THRESHOLD
     assert [r.dataset for r, _ in memory.neighbours(query, k=1, metric="ks")] == ["german_credit"]
     near_only = memory.neighbours(query, k=10, max_distance=distances[1] - 1e-9, metric="ks")
     assert [r.dataset for r, _ in near_only] == ["german_credit"]
@@ -343,7 +356,7 @@ def test_warm_start_when_no_run_is_near(memory: SharedOptimizationMemory) -> Non
     far_query = like(CREDIT, rows=1e7, features=5000, categorical_share=0, missing_share=0.9)
     start = memory.warm_start(far_query, "ks", max_distance=0.05)
     assert start.used is False and start.configs == () and start.neighbours == ()
-    nearest = min(d for _, d in memory.neighbours(far_query, k=10, metric="ks"))
+    nearest = min(d for _, d in memory.neighbours(far_query, 10, max_distance=1, metric="ks"))
     assert f"distance {nearest:.2f}" in start.reason and "above max_distance 0.05" in start.reason
     assert start.reason.startswith("no similar run: nearest is huge_images")
 
@@ -420,3 +433,61 @@ def test_warm_start_works_on_sqlite(tmp_path: Path) -> None:
         "warm start from 1 similar run (nearest: german_credit, distance 0.00)"
     )
     assert [c["family"] for c in start.configs] == ["lgbm"]
+
+
+# ---------------------------------------------------------------------- the threshold
+def _table(n_rows: int, n_features: int, positive_rate: float, seed: int):
+    """A table with a teacher's probabilities as columns (``p0``, ``p1``)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n_rows, n_features)),
+                         columns=[f"x{i}" for i in range(n_features)])
+    y = (rng.random(n_rows) < positive_rate).astype(int)
+    p1 = np.clip(0.6 * y + 0.2 + rng.normal(0, 0.1, n_rows), 0.01, 0.99)
+    frame["p0"], frame["p1"], frame["target"] = 1 - p1, p1, y
+    return frame
+
+
+def _meta(frame, name: str) -> dict[str, float]:
+    from hpmkd import DistillationDataset
+
+    return DistillationDataset(frame.reset_index(drop=True), target="target",
+                               teacher_proba_cols=["p0", "p1"], name=name).meta_features()
+
+
+def test_the_threshold_rejects_unlike_tables_and_accepts_resamples() -> None:
+    small = _table(1_000, 20, 0.5, seed=0)  # 1k rows, 20 features, balanced
+    memory = SharedOptimizationMemory(InMemoryStore())
+    memory.record_run("small_balanced", _meta(small, "small_balanced"), "ks",
+                      [config("lgbm", 0.41)])  # fmt: skip
+
+    big = _meta(_table(300_000, 7, 0.05, seed=1), "big_imbalanced")  # 300k x 7, 5% positive
+    start = memory.warm_start(big, "ks")
+    assert start.used is False and start.configs == ()
+    assert start.reason.startswith("no similar run: nearest is small_balanced at distance 0.")
+    assert "above max_distance 0.08" in start.reason
+    # Far above the threshold, not a near miss: rows, features and balance all differ.
+    assert memory.neighbours(big, max_distance=1.0)[0][1] > 3 * SIMILARITY_THRESHOLD
+
+    # The same table resampled: a bootstrap (same size, with replacement) and a random
+    # half are the same kind of data and warm-start from the original run.
+    rng = np.random.default_rng(2)
+    for name, rows in (("bootstrap", rng.integers(0, len(small), len(small))),
+                       ("half", rng.permutation(len(small))[: len(small) // 2])):
+        start = memory.warm_start(_meta(small.iloc[rows], name), "ks")
+        assert start.used is True, name
+        assert [n["dataset"] for n in start.neighbours] == ["small_balanced"]
+        assert start.neighbours[0]["distance"] < SIMILARITY_THRESHOLD / 2, name
+
+
+def test_warm_start_configs_name_the_run_that_offered_them() -> None:
+    memory = SharedOptimizationMemory(InMemoryStore())
+    near = memory.record_run("near", CREDIT, "ks", [config("lgbm", 0.5), config("tree", 0.4)])
+    second = memory.record_run("second", like(CREDIT, rows=1500), "ks",
+                               [config("lgbm", 0.6), config("logreg", 0.3)])  # fmt: skip
+    start = memory.warm_start(CREDIT, "ks")
+    got = [(c["family"], c["run_id"]) for c in start.configs]
+    # The duplicate (lgbm, small, 2.0, 0.5) keeps the nearer run as its source.
+    assert got == [("lgbm", near.run_id), ("tree", near.run_id), ("logreg", second.run_id)]
+    assert {n["run_id"] for n in start.neighbours} == {near.run_id, second.run_id}

@@ -555,7 +555,7 @@ def test_cli_trust_teacher_flag(
     X.assign(y=y).to_csv(data, index=False)
     out = tmp_path / "out"
     small = ["--method", "legacy", "--set", "families=tree", "--set", "temperatures=1",
-             "--set", "alphas=0.5", "--set", "n_trials=1"]
+             "--set", "alphas=0.5"]
     done = _cli(
         [str(data), "--target", "y", "--teacher", str(user_module["path"]), "--trust-teacher",
          *small, "--out", str(out)],

@@ -44,7 +44,8 @@ SMALL_DATA_ROWS = 2000
 
 @dataclass(frozen=True)
 class SelectedConfig:
-    """One configuration to train. ``temperature`` is ``None`` when the scheduler sets it."""
+    """One configuration to train. ``temperature`` is ``None`` when the scheduler sets it;
+    ``source_run`` is the id of the past run a warm-started configuration came from."""
 
     family: str
     capacity: str
@@ -53,6 +54,7 @@ class SelectedConfig:
     score: float
     reason: str
     warm_started: bool = False
+    source_run: str | None = None
 
     def label(self) -> str:
         """Short name, e.g. ``lgbm-medium a=0.5 T=auto``."""
@@ -70,6 +72,7 @@ class SelectedConfig:
             "score": None if math.isnan(self.score) else self.score,
             "reason": self.reason,
             "warm_started": self.warm_started,
+            "source_run": self.source_run,
         }
 
 
@@ -187,6 +190,7 @@ class AdaptiveConfigurationManager:
                     score=_score(warm.get("val_score")),
                     reason=f"{warm_reason}; that run's val score {_fmt(warm.get('val_score'))}",
                     warm_started=True,
+                    source_run=warm.get("run_id"),
                 )
             )
 

@@ -29,9 +29,19 @@ meta-feature           normalised value                       why
 
 A missing or non-finite value (e.g. ``teacher_confidence`` without a teacher) becomes
 0.5, the middle of the scale, so it neither attracts nor repels. The distance is the
-Euclidean distance divided by ``sqrt(7)``, so it lies roughly in [0, 1]: two runs on the
-same table are at ~0, a 1k-row and a 1M-row table with otherwise equal features at
-``(3/7)/sqrt(7) ~ 0.16``.
+Euclidean distance divided by ``sqrt(7)``: two runs on the same table are at ~0, a 1k-row
+and a 1M-row table with otherwise equal features at ``(3/7)/sqrt(7) ~ 0.16``, and no two
+real tables are farther apart than about 0.94 (10 vs 10M rows, 1 vs 10k features, no vs
+only categorical and missing values, balanced vs without a minority, 2 vs 32 classes).
+
+Similar enough to warm-start from
+---------------------------------
+A past run counts as similar when its distance is at most :data:`SIMILARITY_THRESHOLD`
+(0.08). The figure comes from the development tables (``bench/memory_distances.py``,
+tabled in ``docs/HPM.md``): a bootstrap resample, a random half or a random tenth of a
+table lies at most 0.055 from it (a tenth of the rows alone is ``1/(7 sqrt 7) = 0.054``),
+while different tables lie 0.109 to 0.406 apart, except the two wide, imbalanced
+tables with a confident teacher (caravan insurance and mortgage applications, 0.057).
 """
 
 from __future__ import annotations
@@ -59,6 +69,7 @@ from hpmkd.paths import hpmkd_home, private_dir
 
 __all__ = [
     "META_FEATURE_SCALES",
+    "SIMILARITY_THRESHOLD",
     "InMemoryStore",
     "MemoryStore",
     "RunMemoryRecord",
@@ -80,6 +91,15 @@ META_FEATURE_SCALES: dict[str, Any] = {
     "teacher_confidence": lambda v: v,
 }
 _NEUTRAL = 0.5
+
+#: Largest meta-feature distance at which a past run is similar enough to warm-start from.
+#: Measured with bench/memory_distances.py on the seven development tables (docs/HPM.md):
+#: resamples of one table (bootstrap, half, tenth of the rows) lie at most 0.055 from it;
+#: different tables lie 0.109-0.406 apart (median 0.196), except caravan insurance vs
+#: mortgage applications (0.057: both wide, imbalanced, with a confident teacher). 0.08
+#: accepts every resample with room to spare and rejects every pair of unlike tables; by
+#: rows alone it is a factor of 30 (log10(30) / 7 / sqrt(7) = 0.080).
+SIMILARITY_THRESHOLD = 0.08
 
 
 # ---------------------------------------------------------------------- distance
@@ -130,9 +150,9 @@ class WarmStart:
         One sentence for the run log and the report.
     configs : tuple of dict
         Settings to try first, best first, de-duplicated by
-        ``(family, capacity, temperature, alpha)``; same keys as
+        ``(family, capacity, temperature, alpha)``; the keys of
         :attr:`RunMemoryRecord.configs` (``val_score`` is the score on the *past*
-        dataset).
+        dataset) and ``run_id``, the past run that offered the setting.
     neighbours : tuple of dict
         The similar runs used, nearest first: ``run_id``, ``dataset``, ``distance``,
         ``best_config``, ``best_val_metric``.
@@ -167,7 +187,7 @@ class SharedOptimizationMemory:
     >>> memory = SharedOptimizationMemory(InMemoryStore())
     >>> _ = memory.record_run("credit", {"rows": 1000.0, "features": 20.0}, "ks",
     ...     [{"family": "lgbm", "capacity": "small", "temperature": 2.0, "alpha": 0.5,
-    ...       "params": {}, "val_score": 0.41}])
+    ...       "val_score": 0.41}])
     >>> memory.warm_start({"rows": 1100.0, "features": 20.0}, "ks").used
     True
     """
@@ -217,8 +237,9 @@ class SharedOptimizationMemory:
         configs : sequence of dict
             Configurations tried, **best first** (the order is kept), each with
             ``family``, ``capacity``, ``temperature``, ``alpha`` and optionally
-            ``params`` (dict of plain values, default ``{}``) and ``val_score``
-            (default NaN; NaN allowed, stored as null). Other keys are not stored.
+            ``val_score`` (default NaN; NaN allowed, stored as null). Other keys (such
+            as a trial's ``params``) are not stored: a warm start takes a setting, and
+            phase 3 draws the hyper-parameter trials of that setting afresh.
         fingerprint : str, optional
             Data fingerprint, so a rerun on the same data can leave this run out.
 
@@ -232,7 +253,7 @@ class SharedOptimizationMemory:
         ValueError
             A config lacks a required key or the metric is empty.
         TypeError
-            A value is not plain data (e.g. an estimator in ``params``).
+            A value is not plain data (e.g. an estimator as ``family``).
         """
         if not isinstance(metric, str) or not metric:
             raise ValueError(f"metric must be a non-empty string, not {metric!r}.")
@@ -261,7 +282,7 @@ class SharedOptimizationMemory:
         self,
         meta_features: Mapping[str, Any],
         k: int = 3,
-        max_distance: float = 1.0,
+        max_distance: float = SIMILARITY_THRESHOLD,
         metric: str | None = None,
     ) -> list[tuple[RunMemoryRecord, float]]:
         """Past runs on the most similar datasets.
@@ -272,7 +293,7 @@ class SharedOptimizationMemory:
             Of the new dataset.
         k : int, default 3
             At most this many runs.
-        max_distance : float, default 1.0
+        max_distance : float, default SIMILARITY_THRESHOLD
             Only runs at most this far (see the module docstring for the scale).
         metric : str, optional
             Only runs that used this selection metric.
@@ -290,7 +311,7 @@ class SharedOptimizationMemory:
         meta_features: Mapping[str, Any],
         metric: str,
         k: int = 3,
-        max_distance: float = 1.0,
+        max_distance: float = SIMILARITY_THRESHOLD,
         top_per_run: int = 3,
         exclude_fingerprint: str | None = None,
     ) -> WarmStart:
@@ -304,7 +325,7 @@ class SharedOptimizationMemory:
             Selection metric of the new run; only runs with the same metric count.
         k : int, default 3
             Similar runs to draw from.
-        max_distance : float, default 1.0
+        max_distance : float, default SIMILARITY_THRESHOLD
             Farther runs are not similar enough.
         top_per_run : int, default 3
             Best configurations taken from each similar run.
@@ -416,19 +437,15 @@ def _clean_config(config: Mapping[str, Any], index: int) -> dict[str, Any]:
     if missing:
         raise ValueError(
             f"configs[{index}] lacks {', '.join(missing)}; each config needs family, "
-            "capacity, temperature and alpha (params and val_score are optional)."
+            "capacity, temperature and alpha (val_score is optional)."
         )
     where = f"configs[{index}]"
-    params = config.get("params") or {}
-    if not isinstance(params, Mapping):
-        raise TypeError(f"{where}['params'] must be a dict, not {type(params).__name__}.")
     score = config.get("val_score")
     return {
         "family": _json_safe(config["family"], f"{where}['family']"),
         "capacity": _json_safe(config["capacity"], f"{where}['capacity']"),
         "temperature": float(config["temperature"]),
         "alpha": float(config["alpha"]),
-        "params": _json_safe(dict(params), f"{where}['params']"),
         "val_score": math.nan if score is None else float(score),
     }
 
@@ -443,7 +460,7 @@ def _interleave_configs(
     seen: set[tuple] = set()
     out = []
     for rank in range(max((len(p) for p in per_run), default=0)):
-        for configs in per_run:
+        for index, configs in enumerate(per_run):
             if rank >= len(configs):
                 continue
             config = configs[rank]
@@ -455,7 +472,7 @@ def _interleave_configs(
             )
             if identity not in seen:
                 seen.add(identity)
-                out.append(dict(config))
+                out.append({**config, "run_id": chosen[index][0].run_id})
     return tuple(out)
 
 

@@ -30,7 +30,10 @@ __all__ = [
     "SQLiteStore",
 ]
 
-_CONFIG_KEYS = ("family", "capacity", "temperature", "alpha", "params", "val_score")
+#: The keys of a stored configuration. Records written before the memory stopped storing
+#: trial hyper-parameters also hold ``params``; it is dropped on reading (warm starts
+#: never used it: they take the setting, and phase 3 draws its trials afresh).
+_CONFIG_KEYS = ("family", "capacity", "temperature", "alpha", "val_score")
 _SCHEMA_VERSION = 1
 
 
@@ -53,7 +56,7 @@ class RunMemoryRecord:
         Validation score of the best configuration (NaN when none was defined).
     configs : tuple of dict
         Configurations tried, best first, each with exactly the keys ``family``,
-        ``capacity``, ``temperature``, ``alpha``, ``params`` (dict) and ``val_score``.
+        ``capacity``, ``temperature``, ``alpha`` and ``val_score``.
     hpmkd_version : str
         Version of hpmkd that wrote the record.
     created_at : float
@@ -112,18 +115,18 @@ def _to_float(value: Any) -> float:
 
 
 def _config_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
-    config = dict(data)
+    # Only the known keys: an older record's ``params`` (never used) is left behind.
+    config = {k: data.get(k) for k in _CONFIG_KEYS}
     for name in ("temperature", "alpha", "val_score"):
         config[name] = _to_float(config.get(name))
-    config["params"] = dict(config.get("params") or {})
     return config
 
 
 def _json_safe(value: Any, where: str = "value") -> Any:
     """Plain JSON data: numpy scalars unwrapped, tuples as lists, NaN/inf as None.
 
-    Raises ``TypeError`` for anything else (e.g. a fitted estimator in ``params``): the
-    memory holds plain data only.
+    Raises ``TypeError`` for anything else (e.g. a fitted estimator): the memory holds
+    plain data only.
     """
     if value is None or isinstance(value, (bool, str)):
         return value

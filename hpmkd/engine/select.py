@@ -64,20 +64,6 @@ def _adaptive(
         warm = memory.warm_start(
             meta, cfg.selection_metric, exclude_fingerprint=dataset.fingerprint()
         )
-        plain = warm.to_dict()
-        warm_record = WarmStartRecord(
-            enabled=True,
-            used=warm.used,
-            reason=warm.reason,
-            configs=tuple(plain["configs"]),
-            neighbours=tuple(plain["neighbours"]),
-        )
-    else:
-        warm_record = WarmStartRecord(
-            enabled=False,
-            used=False,
-            reason="use_memory=False: no warm start, this run is not recorded",
-        )
     manager = AdaptiveConfigurationManager(cfg, session.random_state)
     manager.screen(session.ctx, session.fit)
     # The temperature sweep is the scheduler's controlled comparison; the screening noise
@@ -94,6 +80,27 @@ def _adaptive(
         warm.configs if warm is not None and warm.used else (),
         warm.reason if warm is not None else "",
     )
+    if warm is not None:
+        plain = warm.to_dict()
+        warm_record = WarmStartRecord(
+            enabled=True,
+            used=warm.used,
+            reason=warm.reason,
+            configs=tuple(plain["configs"]),
+            neighbours=tuple(plain["neighbours"]),
+            # The past runs whose settings phase 1 kept (not every neighbour: a setting
+            # of a family this run does not search is dropped), in order of first use.
+            runs=tuple(
+                dict.fromkeys(s.source_run for s in selected if s.warm_started and s.source_run)
+            ),
+        )
+    else:
+        warm_record = WarmStartRecord(
+            enabled=False,
+            used=False,
+            reason="use_memory=False: no warm start, this run is not recorded",
+            runs=(),
+        )
     record = SelectionRecord(
         enabled=True,
         meta_features=meta,
@@ -141,7 +148,6 @@ def remember(
                 "capacity": c.spec.capacity,
                 "temperature": c.spec.temperature,
                 "alpha": c.spec.alpha,
-                "params": c.spec.params,
                 "val_score": c.val.get(session.config.selection_metric, math.nan),
             }
         )
