@@ -346,6 +346,14 @@ def distill(args: argparse.Namespace) -> int:
             f"outputs in {out}",
             file=sys.stderr,
         )
+        result = distiller.result_
+        print(f"why this student: {result.components.selection_rule.reason}", file=sys.stderr)
+        if result.verdict is not None:
+            print(f"distillation gain ({result.verdict.outcome}): {result.verdict.text}",
+                  file=sys.stderr)
+            for d in result.verdict.differences:
+                print(f"  student - {d.against}: {d.sentence()} -> {d.outcome}",
+                      file=sys.stderr)
     return EXIT_OK
 
 

@@ -121,8 +121,9 @@ def test_distill_with_teacher_file_writes_outputs(inputs, tmp_path, capsys):
     assert "[grid]" in err and "[compare]" in err
     # One indented line per candidate, with its validation KS.
     assert sum(line.startswith("  ") and "val ks" in line for line in err.splitlines()) == 4
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("best ") and str(out) in last and "KS" in last
+    best = next(line for line in err.splitlines() if line.startswith("best "))
+    assert str(out) in best and "KS" in best
+    assert err.strip().splitlines()[-1].startswith("  student - teacher: ")
     assert "error" not in err.lower()
 
 
@@ -229,7 +230,12 @@ def test_real_subprocess_run(inputs, tmp_path, project_root, venv_python):
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout == ""
     assert "Traceback" not in done.stderr
-    assert "[grid]" in done.stderr and done.stderr.strip().splitlines()[-1].startswith("best ")
+    lines = done.stderr.strip().splitlines()
+    assert "[grid]" in done.stderr and any(line.startswith("best ") for line in lines)
+    # The verdict with its intervals, against the twin and the teacher.
+    assert any(line.startswith("distillation gain (") for line in lines)
+    assert sum("95% interval" in line for line in lines) >= 3
+    assert any(line.startswith("why this student: ") for line in lines)
     summary = _check_outputs(out)
     assert summary["method"] == "legacy"
     assert summary["config"]["n_trials"] == 2

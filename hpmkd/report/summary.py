@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpmkd.report.context import ReportContext
-from hpmkd.report.fmt import data_value, esc, finite, fmt, kv_table
+from hpmkd.report.fmt import data_value, esc, finite, fmt, kv_table, table
 from hpmkd.result import compression
 from hpmkd.results_table import SPLIT_METRICS, metrics_dict
 
@@ -100,12 +100,30 @@ def _verdict(ctx: ReportContext) -> str:
             "distillation gain is not measured.</p>"
         )
     ks = r.verdict.gains.get("ks")
+    rows = [
+        [
+            esc(f"student − {d.against} ({d.against_name})"),
+            esc(d.metric),
+            fmt(d.difference, "signed"),
+            f"[{fmt(d.low, 'signed')}, {fmt(d.high, 'signed')}]",
+            esc(d.outcome),
+            fmt(d.n_rows, "int"),
+        ]
+        for d in r.verdict.differences
+    ]
     return (
-        f"<p class='verdict' id='gain-verdict'><strong>Distillation gain:</strong> "
-        f"{esc(r.verdict.text)} (test KS gain "
+        f"<p class='verdict' id='gain-verdict'><strong>Distillation gain "
+        f"({esc(r.verdict.outcome)}):</strong> {esc(r.verdict.text)} (test KS gain "
         f"<span data-metric='gain_ks' data-value='{data_value(ks)}'>"
         f"{fmt(ks, 'signed')}</span> over the same-size hard-label student "
         f"{esc(r.twin.name)}).</p>"
+        + table(
+            ["comparison", "metric", "difference", "95% interval", "outcome", "test rows"],
+            rows,
+        ).replace("<table class='grid'>", "<table class='grid' id='verdict-intervals'>", 1)
+        + "<p>Intervals: paired bootstrap (percentile) over the test rows; an interval that "
+        "excludes 0 is a measured difference, one that includes 0 is no measurable "
+        "difference.</p>"
     )
 
 

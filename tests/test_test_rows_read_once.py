@@ -1,0 +1,57 @@
+"""The test rows are read once: poisoning their labels changes no selection decision.
+
+Screening, racing, temperatures, chain stopping, attention, fusion and the selection rule
+all run on training and validation rows; only the compare phase reads the test rows, for
+the selected student, the teacher and the twin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
+from tests.conftest import fit_lgbm_teacher, make_classification_frame
+
+VOLATILE = ("fit_seconds", "latency_ms_1k", "from_cache")
+
+
+def _run(train, test, teachers):
+    ds = DistillationDataset(train, target="target", teacher=teachers, test_data=test)
+    config = HPMConfig(
+        max_configs=4, n_trials=2, families=("logreg", "tree", "lgbm"),
+        use_multi_teacher=True, use_cache=False, use_memory=False,
+    )
+    distiller = AutoDistiller(ds, method="hpm", config=config, random_state=7)
+    distiller.run()
+    return distiller
+
+
+def test_poisoned_test_labels_change_no_selection_decision():
+    frame = make_classification_frame(n_rows=1600, n_features=6, seed=3)
+    train, test = frame.iloc[:1200], frame.iloc[1200:].reset_index(drop=True)
+    X, y = train.drop(columns="target"), train["target"]
+    teachers = [fit_lgbm_teacher(X, y, 60), fit_lgbm_teacher(X, y.sample(frac=1, random_state=1)
+                                                            .to_numpy(), 30)]
+    clean = _run(train, test, teachers)
+    poisoned_test = test.assign(
+        target=np.random.default_rng(0).permutation(test["target"].to_numpy())
+    )
+    poisoned = _run(train, poisoned_test, teachers)
+    a, b = clean.results_df, poisoned.results_df
+    val_cols = [c for c in a.columns if c.startswith("val_")] + [
+        "name", "source", "temperature", "alpha", "trial", "params", "size_bytes", "selected"
+    ]
+    assert a[val_cols].equals(b[val_cols])
+    ca, cb = clean.result_.components, poisoned.result_.components
+    for name in ("selection", "warm_start", "chain", "temperature", "racing", "halving",
+                 "attention", "teacher_attention", "selection_rule"):
+        record_a, record_b = getattr(ca, name), getattr(cb, name)
+        if name == "selection":  # a clock, not a decision
+            record_a = dataclasses.replace(record_a, screen_seconds=None)
+            record_b = dataclasses.replace(record_b, screen_seconds=None)
+        assert record_a == record_b, name
+    assert clean.best_name == poisoned.best_name
+    # The poison is real: the test figures did change.
+    assert clean.best_metrics["ks"] != poisoned.best_metrics["ks"]
