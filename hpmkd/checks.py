@@ -106,6 +106,54 @@ def check_finite_features(X: pd.DataFrame, where: str) -> None:
     )
 
 
+def check_category_types(X: pd.DataFrame) -> None:
+    """Refuse a categorical column whose values mix types (text and numbers, bools and
+    text, ...) or hold ``pd.NA`` in an object column.
+
+    Students learn categorical columns with their raw values (so a saved student takes
+    the teacher's raw table), and scikit-learn's encoders take one type per column.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Prepared features (:func:`hpmkd.data.prepare_features`).
+
+    Raises
+    ------
+    HPMKDInputError
+        Names the column, the types found and how to give it one type.
+    """
+    for col in X.columns:
+        series = X[col]
+        if is_numeric(series) or is_bool_dtype(series):
+            continue
+        values = series.cat.categories if isinstance(series.dtype, pd.CategoricalDtype) else series
+        if values.dtype == object and any(v is pd.NA for v in values):
+            raise HPMKDInputError(
+                f"Categorical column {col!r} holds pd.NA in a column of dtype object, which "
+                "scikit-learn's encoders refuse. Mark its missing values with NaN or None, "
+                "in the data and in the rows to predict."
+            )
+        kinds = sorted({_kind(v) for v in values.dropna()})
+        if len(kinds) > 1:
+            raise HPMKDInputError(
+                f"Categorical column {col!r} mixes value types ({', '.join(kinds)}); a "
+                "student learns the raw values of a column, which must share one type. Give "
+                f"the column one type in the data and in the rows to predict, e.g. "
+                f"df[{col!r}] = df[{col!r}].astype(str)."
+            )
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return type(value).__name__
+
+
 def is_numeric(series: pd.Series) -> bool:
     return is_numeric_dtype(series) and not is_bool_dtype(series)
 

@@ -13,6 +13,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from hpmkd.checks import (
+    check_category_types,
     check_class_counts,
     check_finite_features,
     check_target_name,
@@ -74,7 +75,8 @@ class DistillationDataset:
     frame : DataFrame
         All rows (training table first, then ``test_data`` if given), target kept.
     X : DataFrame
-        The feature columns of ``frame``, categorical columns as text.
+        The feature columns of ``frame``: numeric columns as float, categorical columns
+        (bool, ``category``, text) with their raw values.
     y : ndarray of int
         Class indices into ``classes``.
     classes : list
@@ -136,6 +138,7 @@ class DistillationDataset:
         self.check_split()
         self.X = prepare_features(frame[self.features])
         check_finite_features(self.X, "the data")
+        check_category_types(self.X)
         self.categorical = [c for c in self.features if not is_numeric(self.X[c])]
         self.numeric = [c for c in self.features if c not in self.categorical]
         self._fingerprint: str | None = None
@@ -316,6 +319,9 @@ class DistillationDataset:
         teachers' probabilities: equal fingerprints mean equal distillation inputs."""
         if self._fingerprint is None:
             digest = hashlib.sha256()
+            # Students learn raw categorical values and select their columns by name
+            # (version 2): candidates cached under the old format must not be reused.
+            digest.update(b"student-input-v2")
             digest.update(repr([(c, str(self.X[c].dtype)) for c in self.features]).encode())
             digest.update(pd.util.hash_pandas_object(self.X, index=False).to_numpy().tobytes())
             digest.update(self.y.tobytes())
@@ -341,21 +347,19 @@ class DistillationDataset:
 
 
 def prepare_features(X: pd.DataFrame) -> pd.DataFrame:
-    """Numeric columns as float, other columns as text (object) with NaN for missing.
+    """Numeric columns as float; every other column (bool, pandas ``category``, text) as
+    it came, raw values and missing values untouched.
 
-    Students see text categories whatever the source dtype was (bool, category, mixed), so
-    the same raw CSV column always maps to the same categories.
+    Students select their columns and encode categories themselves (see
+    :func:`hpmkd.students.build_student`) and learn the raw values, so the saved student
+    takes the raw table the teacher took and maps it to the categories it learned; the
+    engine hands students exactly these values. Turning ints into floats changes no
+    student input (every student computes in floating point).
     """
     out = {}
     for col in X.columns:
         series = X[col]
-        if is_numeric(series):
-            out[col] = series.astype(float)
-        else:
-            text = series.astype(object)
-            mask = text.isna()
-            text = text.where(mask, text.astype(str))
-            out[col] = text.where(~mask, np.nan).astype(object)
+        out[col] = series.astype(float) if is_numeric(series) else series.copy()
     return pd.DataFrame(out, index=X.index)
 
 
