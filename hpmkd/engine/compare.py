@@ -148,7 +148,9 @@ def _score_teacher(session: RunSession, teacher: Teacher) -> CandidateResult:
         size = size_bytes(teacher.model)
         latency = latency_ms_1k(single_thread_predictor(teacher.model), X_test)
     else:
-        size, latency = -1, math.nan
+        # A teacher file only ever runs in its isolated process, which measured these
+        # (-1 and NaN for probability columns).
+        size, latency = teacher.size_bytes, teacher.latency_ms_1k
     return CandidateResult(
         name=f"teacher {teacher.name}",
         source="teacher",
@@ -161,6 +163,6 @@ def _score_teacher(session: RunSession, teacher: Teacher) -> CandidateResult:
         val_proba=val_p,
         test_proba=test_p,
         model=teacher.model,
-        extra={"family": type(teacher.model).__name__ if teacher.model else "proba_cols"},
+        extra={"family": teacher.family},
         teacher_name=teacher.name,
     )

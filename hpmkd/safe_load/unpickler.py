@@ -14,19 +14,27 @@ either is refused on the spot (naming it); a file that merely *holds* one is ref
 once loading ends, by :func:`~hpmkd.safe_load.graph_checks.check_loaded`, which can then
 say where (``step "prep" is a FunctionTransformer that calls "mymodule.clean"``).
 Nothing is imported for such a name.  Dotted names are refused at once.
+
+Everything the unpickler reads goes through a :class:`_BoundedReader`: at most
+``max_bytes`` bytes after decompression (a 1 MB file that inflates to gigabytes is
+refused while it inflates), and a length field larger than what remains (a 900-byte
+file announcing a 1.6 GB string or array) is refused before anything is allocated.
 """
 
 from __future__ import annotations
 
 import _compat_pickle
 import functools
+import math
+import os
 import pickle
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import joblib.compressor
+import lightgbm
 import numpy as np
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from joblib.numpy_pickle_utils import _detect_compressor, _validate_fileobject_and_memmap
@@ -49,6 +57,7 @@ from hpmkd.safe_load.errors import (
     _require,
 )
 from hpmkd.safe_load.graph_checks import check_loaded
+from hpmkd.safe_load.lightgbm_text import _check_booster_state
 from hpmkd.safe_load.names import _Unresolved, _UnresolvedObject
 from hpmkd.safe_load.numpy_guards import _build_dtype, _is_dtype, _PendingDType
 from hpmkd.safe_load.state_checks import (
@@ -57,10 +66,92 @@ from hpmkd.safe_load.state_checks import (
     _check_partial_state,
     _check_tree_predictor_state,
     _check_tree_state,
+    family_checks_enabled,
 )
 
 # Refused names kept per file: far more than any file needs to show what it wanted.
 _MAX_UNRESOLVED = 1000
+#: Reads larger than this are done in pieces, so only data that exists is allocated.
+_CHUNK: Final = 16 * 1024 * 1024
+#: Longest line a pickle text opcode may have (module and class names, short numbers).
+_MAX_LINE: Final = 1024 * 1024
+
+
+class _TooLarge(_Refused):
+    """The file unpacks to more than the limit allows."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"it unpacks to more than {limit / 1024**2:,.0f} MB, four times the largest "
+            "teacher file this installation accepts (HPMKD_UPLOAD_LIMIT_MB); genuine model "
+            "files do not expand that much",
+            crafted=False,
+            advice="If it is a genuine model, save it uncompressed or ask the administrator "
+            "to raise HPMKD_UPLOAD_LIMIT_MB.",
+        )
+        self.limit = limit
+
+
+class _BoundedReader:
+    """A read-only view of the (decompressed) pickle stream that counts what it hands out.
+
+    Parameters
+    ----------
+    stream : file object
+        joblib's decompressing reader, or the raw file.
+    limit : int
+        Bytes the whole stream may unpack to.
+    known_size : int or None
+        Bytes left in an uncompressed file: a longer read is a truncated file.
+    """
+
+    def __init__(self, stream: Any, limit: int, known_size: int | None) -> None:
+        self._stream = stream
+        self.limit = limit
+        self.used = 0
+        self._known = known_size
+
+    def remaining(self) -> int:
+        """Bytes the stream may still hand out."""
+        left = self.limit - self.used
+        return left if self._known is None else min(left, self._known - self.used)
+
+    def _account(self, size: int) -> None:
+        if size > self.remaining():
+            if self._known is not None and size > self._known - self.used:
+                raise EOFError("the file ends before the data it announces (truncated)")
+            raise _TooLarge(self.limit)
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self.remaining()
+        self._account(size)
+        if size <= _CHUNK:
+            data = self._stream.read(size)
+        else:  # piecewise: a huge length field only costs what the file really holds
+            pieces = bytearray()
+            while len(pieces) < size:
+                piece = self._stream.read(min(_CHUNK, size - len(pieces)))
+                if not piece:
+                    break
+                pieces += piece
+                if self.used + len(pieces) > self.limit:
+                    raise _TooLarge(self.limit)
+            data = bytes(pieces)
+        self.used += len(data)
+        if self.used > self.limit:
+            raise _TooLarge(self.limit)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        line = self._stream.readline(_MAX_LINE)
+        self.used += len(line)
+        if self.used > self.limit:
+            raise _TooLarge(self.limit)
+        return line
+
+    def peek(self, size: int = 0) -> bytes:
+        return self._stream.peek(size) if hasattr(self._stream, "peek") else b""
 
 _Dispatch = dict[int, Callable[[Any], None]]
 
@@ -236,6 +327,8 @@ class _RestrictedMixin:
             _check_bspline_state(state)
         elif type(inst) is functools.partial:
             _check_partial_state(state)
+        elif type(inst) is lightgbm.Booster and family_checks_enabled():
+            _check_booster_state(state)  # before LightGBM parses its model string
         return False
 
     def _load_build(self) -> None:
@@ -332,6 +425,13 @@ class _RestrictedUnpickler(_RestrictedMixin, NumpyUnpickler):
                     "a joblib object array is malformed",
                 )
             else:
+                # joblib allocates the whole array before reading it: a small file
+                # must not announce a huge one.
+                size = math.prod(int(d) for d in wrapper.shape) * wrapper.dtype.itemsize
+                reader = self.file_handle
+                _require(type(wrapper.shape) is tuple, "a joblib array has no valid shape")
+                if isinstance(reader, _BoundedReader):
+                    reader._account(size)
                 array = wrapper.read(self, self.ensure_native_byte_order)
             self.stack.append(array)
 
@@ -356,7 +456,7 @@ def _sniff(head: bytes) -> str:
     return "it is not a pickle or joblib file"
 
 
-def _load_pickle(path: Path, display: str) -> object:
+def _load_pickle(path: Path, display: str, max_bytes: int) -> object:
     with open(path, "rb") as raw:
         compressor = _detect_compressor(raw)
         if compressor == "compat":
@@ -386,7 +486,13 @@ def _load_pickle(path: Path, display: str) -> object:
                     problem,
                     "Save the model with joblib.dump or pickle.dump (protocol 2 or newer).",
                 )
-            unpickler = _RestrictedUnpickler(stream, display)
+            # Decompressed data is bounded by max_bytes; an uncompressed file by its size.
+            size = os.fstat(raw.fileno()).st_size
+            if compressor == "not-compressed":
+                reader = _BoundedReader(stream, max(size, max_bytes), size)
+            else:
+                reader = _BoundedReader(stream, max_bytes, None)
+            unpickler = _RestrictedUnpickler(reader, display)
             try:
                 loaded = unpickler.load()
             except (UnsafeModelError, ModelFileError):
