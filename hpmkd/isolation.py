@@ -83,13 +83,13 @@ _THREAD_VARIABLES: Final = (
 )
 _KEPT_VARIABLES: Final = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 _SIGNALS: Final = {
-    signal.SIGSEGV: "it crashed with a segmentation fault (SIGSEGV, signal 11): native code "
-    "read or wrote memory it does not own",
-    signal.SIGBUS: "it crashed with a bus error (SIGBUS)",
-    signal.SIGILL: "it crashed on an illegal instruction (SIGILL)",
-    signal.SIGFPE: "it crashed on an arithmetic fault (SIGFPE), such as a division by zero "
-    "in native code",
-    signal.SIGABRT: "native code aborted it (SIGABRT, signal 6): a library met a model it "
+    signal.SIGSEGV: "crashed with a segmentation fault (SIGSEGV, signal 11): native code read "
+    "or wrote memory it does not own",
+    signal.SIGBUS: "crashed with a bus error (SIGBUS)",
+    signal.SIGILL: "crashed on an illegal instruction (SIGILL)",
+    signal.SIGFPE: "crashed on an arithmetic fault (SIGFPE), such as a division by zero in "
+    "native code",
+    signal.SIGABRT: "was aborted by native code (SIGABRT, signal 6): a library met a model it "
     "cannot handle, or ran out of the memory the process may use",
 }
 
@@ -430,7 +430,7 @@ class _Job:
             what = _SIGNALS.get(status.signal)
             if what is None:
                 name = _signal_name(status.signal)
-                what = f"it was killed by signal {int(status.signal)} ({name})"
+                what = f"was killed by signal {int(status.signal)} ({name})"
                 if status.signal == signal.SIGKILL:
                     what += (", which is how the system stops a process past its CPU-time "
                              f"limit ({limits.cpu_seconds:,} s, HPMKD_TEACHER_CPU_S) or out of "
@@ -466,7 +466,7 @@ class _Job:
     def _error(self, reason: str, what: str, advice: str) -> TeacherProcessError:
         return TeacherProcessError(
             f"Teacher file '{self.display}' could not be scored: the separate process that "
-            f"loads and scores it {what.removeprefix('it ')}. That process is isolated and "
+            f"loads and scores it {what}. That process is isolated and "
             f"resource-limited, so nothing else was affected. {advice}",
             reason,
         )

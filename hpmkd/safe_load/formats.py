@@ -49,6 +49,12 @@ _SKOPS_REFUSED_LOADERS: Final = frozenset(
 _SKOPS_LOADER_CLASSES: Final = {"TreeNode": "sklearn.tree._tree.", "LossNode": "sklearn._loss."}
 #: More entries than any genuine .skops model holds.
 _SKOPS_MAX_ENTRIES: Final = 1_000_000
+#: How often one object may appear in a skops schema (genuine files: at most 4 for an
+#: estimator or array; strings, types and random states are shared freely). skops walks a
+#: shared object again at every appearance, so 100,000 appearances take minutes.
+_SKOPS_MAX_APPEARANCES: Final = 64
+_SKOPS_SHARED_FREELY: Final = frozenset({"JsonNode", "TypeNode", "RandomStateNode",
+                                         "FunctionNode", "DTypeNode"})
 
 
 def _load_lightgbm_text(path: Path, display: str) -> object:
@@ -140,6 +146,7 @@ def _check_skops_archive(path: Path, max_bytes: int) -> None:
     except (KeyError, zipfile.BadZipFile, ValueError, RecursionError):
         return  # skops reports an unreadable archive itself
     stack: list[Any] = [schema]
+    appearances: dict[Any, int] = {}
     while stack:
         node = stack.pop()
         if isinstance(node, list):
@@ -148,6 +155,13 @@ def _check_skops_archive(path: Path, max_bytes: int) -> None:
         if not isinstance(node, dict):
             continue
         loader = node.get("__loader__")
+        ident = node.get("__id__")
+        if isinstance(ident, (int, str)) and loader not in _SKOPS_SHARED_FREELY:
+            appearances[ident] = appearances.get(ident, 0) + 1
+            if appearances[ident] > _SKOPS_MAX_APPEARANCES:
+                raise _Refused(f"it uses one object more than {_SKOPS_MAX_APPEARANCES} times "
+                               "(a repeated object makes loading and prediction arbitrarily "
+                               "slow)")
         if isinstance(loader, str):
             name = f"{node.get('__module__')}.{node.get('__class__')}"
             if loader in _SKOPS_REFUSED_LOADERS:

@@ -17,7 +17,9 @@ every field LightGBM would trust:
   ``[0, max_feature_idx]``, child indices forming one tree (children after their parent,
   each node and leaf reached once: no cycle, no out-of-range node), categorical splits
   within ``cat_boundaries`` and ``cat_threshold``, linear-leaf features in range;
-- ``end of trees`` after the last tree (else the file is truncated).
+- ``end of trees`` after the last tree (else the file is truncated), and a
+  ``parameters:`` block of ``[name: value]`` lines closed by ``end of parameters``
+  (LightGBM splits each at ``:`` and reads the second part unchecked).
 
 It returns the text LightGBM should be given: ``\\n`` line endings and without the
 ``tree_sizes`` line, so LightGBM parses the trees one after another exactly as checked
@@ -54,6 +56,7 @@ _TREE_KEYS: Final = frozenset(
 )
 _INTS: Final = re.compile(r"-?[0-9]{1,10}(?: -?[0-9]{1,10})*")
 _INT: Final = re.compile(r"-?[0-9]{1,10}")
+_PARAMETER: Final = re.compile(r"\[[A-Za-z0-9_]+: .*\]")
 
 
 class _TruncatedModel(_Refused):
@@ -355,6 +358,7 @@ def check_lightgbm_text(text: str) -> str:
             raise _TruncatedModel(f"the text ends after tree {len(blocks) - 1} without the "
                                   "line 'end of trees'")
         raise _Refused(f"after its trees comes {rest[0][:40]!r} instead of 'end of trees'")
+    _check_parameters(lines[after:])
     if "tree_sizes" in header:
         sizes = header["tree_sizes"].split(" ") if header["tree_sizes"] else []
         if len(sizes) != len(blocks):
@@ -362,6 +366,23 @@ def check_lightgbm_text(text: str) -> str:
                                   f"{len(blocks)}")
     kept = [line for line in lines if not line.startswith("tree_sizes=")]
     return "\n".join(kept)
+
+
+def _check_parameters(lines: list[str]) -> None:
+    """The ``parameters:`` block LightGBM keeps and later parses line by line: each
+    ``[name: value]`` (a line without ``:`` makes it index past a split), closed by
+    ``end of parameters``."""
+    if "parameters:" not in lines:
+        return
+    start = lines.index("parameters:") + 1
+    for line in lines[start:]:
+        if line == "end of parameters":
+            return
+        if line and not _PARAMETER.fullmatch(line):
+            if line is lines[-1]:
+                break
+            raise _Refused(f"its parameters hold the malformed line {line[:60]!r}")
+    raise _TruncatedModel("the text ends inside its parameters, before 'end of parameters'")
 
 
 def _checked_setstate(original: Callable[..., None]) -> Callable[..., None]:
