@@ -132,6 +132,15 @@ def _check_skops_archive(path: Path, max_bytes: int) -> None:
             entries = archive.infolist()
             if len(entries) > _SKOPS_MAX_ENTRIES:
                 raise _Refused(f"it is an archive of more than {_SKOPS_MAX_ENTRIES:,} entries")
+            size = path.stat().st_size
+            for entry in entries:
+                # zipfile reads a stored entry's claimed size in one piece.
+                if entry.compress_size > size or (
+                    entry.compress_type == zipfile.ZIP_STORED
+                    and entry.compress_size != entry.file_size
+                ):
+                    raise _Refused(f"its entry {entry.filename[:40]!r} claims "
+                                   f"{entry.compress_size:,} bytes in a file of {size:,}")
             total = sum(entry.file_size for entry in entries)
             if total > max_bytes:
                 raise _Refused(
@@ -142,8 +151,11 @@ def _check_skops_archive(path: Path, max_bytes: int) -> None:
                     advice="If it is a genuine model, ask the administrator to raise "
                     "HPMKD_UPLOAD_LIMIT_MB.",
                 )
+            for entry in entries:
+                if entry.filename.endswith(".npy"):
+                    _check_npy_header(archive, entry)
             schema = json.loads(archive.read("schema.json"))
-    except (KeyError, zipfile.BadZipFile, ValueError, RecursionError):
+    except (KeyError, zipfile.BadZipFile, ValueError, RecursionError, EOFError):
         return  # skops reports an unreadable archive itself
     stack: list[Any] = [schema]
     appearances: dict[Any, int] = {}
@@ -171,6 +183,22 @@ def _check_skops_archive(path: Path, max_bytes: int) -> None:
             if prefix is not None and not name.startswith(prefix):
                 raise _Refused(f"it rebuilds {name[:80]} with skops' {loader}")
         stack.extend(node.values())
+
+
+def _check_npy_header(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> None:
+    """An array in the archive holds the bytes its header announces (numpy allocates the
+    announced size before reading)."""
+    import numpy as np
+
+    with archive.open(entry) as handle:
+        version = np.lib.format.read_magic(handle)
+        reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                  else np.lib.format.read_array_header_2_0)
+        shape, _fortran, dtype = reader(handle, max_header_size=10000)
+    size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if size > entry.file_size:
+        raise _Refused(f"its array {entry.filename[:40]} announces {size:,} bytes but holds "
+                       f"{entry.file_size:,}")
 
 
 def _load_skops(path: Path, display: str, max_bytes: int) -> object:

@@ -24,12 +24,18 @@ file announcing a 1.6 GB string or array) is refused before anything is allocate
 from __future__ import annotations
 
 import _compat_pickle
+import bz2
+import contextlib
 import functools
+import io
+import lzma
 import math
 import os
 import pickle
+import struct
 import sys
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -37,7 +43,7 @@ import joblib.compressor
 import lightgbm
 import numpy as np
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
-from joblib.numpy_pickle_utils import _detect_compressor, _validate_fileobject_and_memmap
+from joblib.numpy_pickle_utils import _detect_compressor
 
 from hpmkd.safe_load.allowlist import (
     _ALLOW_TABLE,
@@ -270,6 +276,20 @@ class _RestrictedMixin:
         pickle._Unpickler.dispatch[pickle.LONG_BINGET[0]](self)  # type: ignore[attr-defined]
         self._resolve_top()
 
+    # -- lengths read from the file: never allocate more than the file can hold --
+
+    def _load_bytearray8(self) -> None:
+        # pickle allocates bytearray(length) before reading into it.
+        (length,) = struct.unpack("<Q", self.read(8))  # type: ignore[attr-defined]
+        reader = getattr(self, "_bounded", None)
+        frame = getattr(getattr(self, "_unframer", None), "current_frame", None)
+        available = (reader.remaining() if reader is not None else length) + (
+            len(frame.getbuffer()) - frame.tell() if frame is not None else 0
+        )
+        if length > available:
+            raise EOFError("the file ends before the data it announces (truncated)")
+        self.append(bytearray(self.read(length)))  # type: ignore[attr-defined]
+
     # -- container mutation: only plain containers ---------------------------
     # (SETITEM on an ndarray, say, would change a node table after it was checked.)
 
@@ -381,6 +401,7 @@ def _install_handlers(dispatch: _Dispatch) -> None:
     dispatch[pickle.ADDITEMS[0]] = mixin._load_additems
     for opcode in (pickle.EXT1, pickle.EXT2, pickle.EXT4):
         dispatch[opcode[0]] = mixin._load_ext
+    dispatch[pickle.BYTEARRAY8[0]] = mixin._load_bytearray8
 
 
 class _NestedUnpickler(_RestrictedMixin, pickle._Unpickler):  # type: ignore[name-defined,misc]
@@ -394,6 +415,7 @@ class _NestedUnpickler(_RestrictedMixin, pickle._Unpickler):  # type: ignore[nam
         super().__init__(file)
         self._display_name = display_name
         self._unresolved = unresolved
+        self._bounded = file if isinstance(file, _BoundedReader) else None
 
 
 class _RestrictedUnpickler(_RestrictedMixin, NumpyUnpickler):
@@ -406,6 +428,7 @@ class _RestrictedUnpickler(_RestrictedMixin, NumpyUnpickler):
         super().__init__("", file_handle, ensure_native_byte_order=True, mmap_mode=None)
         self._display_name = display_name
         self._unresolved = []
+        self._bounded = file_handle if isinstance(file_handle, _BoundedReader) else None
 
     def _load_joblib_build(self) -> None:
         if self._build_common():
@@ -456,6 +479,64 @@ def _sniff(head: bytes) -> str:
     return "it is not a pickle or joblib file"
 
 
+class _Inflater(io.RawIOBase):
+    """A compressed stream read in bounded steps: each call inflates at most what was
+    asked for (joblib's readers inflate whole blocks, and on data after the end of the
+    stream loop with a doubling buffer).
+    """
+
+    def __init__(self, raw: Any, compressor: str) -> None:
+        self._raw = raw
+        self._zlib = compressor in ("zlib", "gzip")
+        if compressor == "zlib":
+            self._inflate: Any = zlib.decompressobj(zlib.MAX_WBITS)
+        elif compressor == "gzip":
+            self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif compressor == "bz2":
+            self._inflate = bz2.BZ2Decompressor()
+        elif compressor in ("lzma", "xz"):
+            self._inflate = lzma.LZMADecompressor(
+                lzma.FORMAT_ALONE if compressor == "lzma" else lzma.FORMAT_XZ)
+        else:  # lz4 (its presence was checked)
+            import lz4.frame
+
+            self._inflate = lz4.frame.LZ4FrameDecompressor()
+
+    def readable(self) -> bool:
+        return True
+
+    def _end(self) -> int:
+        if getattr(self._inflate, "unused_data", b"") or self._raw.read(1):
+            raise ValueError("there is data after the end of its compressed stream")
+        return 0
+
+    def readinto(self, buffer: Any) -> int:
+        want = len(buffer)
+        while True:
+            if self._zlib and self._inflate.unconsumed_tail:
+                piece = self._inflate.decompress(self._inflate.unconsumed_tail, want)
+            elif self._inflate.eof:
+                return self._end()
+            elif self._zlib or self._inflate.needs_input:
+                data = self._raw.read(64 * 1024)
+                if not data:
+                    raise EOFError("the compressed data ends early (truncated)")
+                piece = self._inflate.decompress(data, want)
+            else:
+                piece = self._inflate.decompress(b"", want)
+            if piece:
+                buffer[: len(piece)] = piece
+                return len(piece)
+
+
+@contextlib.contextmanager
+def _open_stream(raw: Any, compressor: str) -> Iterator[Any]:
+    if compressor == "not-compressed":
+        yield raw
+    else:
+        yield io.BufferedReader(_Inflater(raw, compressor), buffer_size=1024 * 1024)
+
+
 def _load_pickle(path: Path, display: str, max_bytes: int) -> object:
     with open(path, "rb") as raw:
         compressor = _detect_compressor(raw)
@@ -472,8 +553,8 @@ def _load_pickle(path: Path, display: str, max_bytes: int) -> object:
                 "Install it with pip install lz4, or save the model again with "
                 "joblib.dump(model, path, compress=3) (zlib).",
             )
-        # Reuse joblib's detection of zlib/gzip/bz2/lzma/xz compression.
-        with _validate_fileobject_and_memmap(raw, str(path), None) as (stream, _mmap_mode):
+        # joblib's detection of zlib/gzip/bz2/lzma/xz/lz4; our own bounded decompression.
+        with _open_stream(raw, compressor) as stream:
             head = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
             if len(head) < 2 or head[0] != pickle.PROTO[0] or not 2 <= head[1] <= 5:
                 sample = stream.peek(256)[:256] if hasattr(stream, "peek") else b""
