@@ -348,12 +348,16 @@ class _Job:
                 "(HPMKD_UPLOAD_LIMIT_MB). Use a smaller model, or raise that setting (on a "
                 "server: ask its administrator)."
             )
-        self.folder = Path(tempfile.mkdtemp(prefix="hpmkd-teacher-"))
-        (self.folder / "work").mkdir(mode=0o700)
-        if self.data is not None:
-            self.path = self.folder / f"model{self.suffix}"
-            with open(self.path, "wb") as handle:
-                handle.write(self.data)
+        try:
+            self.folder = Path(tempfile.mkdtemp(prefix="hpmkd-teacher-"))
+            (self.folder / "work").mkdir(mode=0o700)
+            if self.data is not None:
+                self.path = self.folder / f"model{self.suffix}"
+                with open(self.path, "wb") as handle:
+                    handle.write(self.data)
+        except OSError as exc:
+            self.__exit__()
+            raise _no_room(exc) from exc
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -393,8 +397,11 @@ class _Job:
                 "max_unpacked_bytes": limits.max_unpacked_bytes,
             },
         }
-        with open(self.folder / "job.pkl", "wb") as handle:
-            pickle.dump(spec, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            with open(self.folder / "job.pkl", "wb") as handle:
+                pickle.dump(spec, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        except OSError as exc:
+            raise _no_room(exc) from exc
         status = _launch(self.folder, limits)
         return self._interpret(status)
 
@@ -522,6 +529,15 @@ class _Job:
         if len(body) != expected:
             raise self.failure("the probabilities are cut short")
         return np.frombuffer(body, dtype="<f8").reshape(shape).copy()
+
+
+def _no_room(exc: OSError) -> TeacherProcessError:
+    return TeacherProcessError(
+        f"Could not prepare the separate process that scores teacher files: writing its "
+        f"files in {tempfile.gettempdir()!r} failed ({exc.strerror or exc}). Free space "
+        "there, or point TMPDIR at a folder with room.",
+        "failed",
+    )
 
 
 # --------------------------------------------------------------------------- processes

@@ -859,3 +859,38 @@ def test_the_run_reports_a_file_teachers_size_and_latency(
     row = results[results["source"] == "teacher"].iloc[0]
     assert row["size_bytes"] == dataset.teachers[0].size_bytes > 0
     assert np.isfinite(row["latency_ms_1k"]) and row["latency_ms_1k"] > 0
+
+
+# ----------------------------------------------------------------------- the helper process
+def test_without_the_helper_each_job_starts_its_own_interpreter(
+    monkeypatch: pytest.MonkeyPatch, corpus: dict[str, Path], genuine: tuple[Path, np.ndarray],
+    tmp_path: Path,
+) -> None:
+    from hpmkd import isolation
+
+    monkeypatch.setattr(isolation, "_zygote", lambda: None)
+    path, expected = genuine
+    assert np.allclose(run_teacher_file(path, FRAME, FEATURES, [0, 1], LIMITS).proba, expected)
+    with pytest.raises(HPMKDInputError, match="support-vector arrays whose sizes"):
+        run_teacher_file(corpus["svc_support.joblib"], FRAME, FEATURES, [0, 1], LIMITS)
+    crash = tmp_path / "crash.pkl"
+    crash.write_bytes(pickle.dumps(_Crash()))
+    with pytest.raises(TeacherProcessError, match="segmentation fault") as info:
+        run_teacher_file(crash, FRAME, FEATURES, [0, 1], LIMITS, trusted=True)
+    assert info.value.reason == "crash"
+
+
+def test_a_helper_that_died_is_replaced(genuine: tuple[Path, np.ndarray]) -> None:
+    import signal
+
+    from hpmkd import isolation
+
+    path, expected = genuine
+    run_teacher_file(path, FRAME, FEATURES, [0, 1], LIMITS)
+    helper = isolation._zygote()
+    assert helper is not None and helper.proc.poll() is None
+    os.kill(helper.proc.pid, signal.SIGKILL)  # the helper this test process started
+    helper.proc.wait()
+    assert np.allclose(run_teacher_file(path, FRAME, FEATURES, [0, 1], LIMITS).proba, expected)
+    replacement = isolation._zygote()
+    assert replacement is not None and replacement is not helper
