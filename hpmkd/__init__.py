@@ -7,7 +7,8 @@ Public API::
 
 Map of the package, bottom floor first (imports only point down): ``_version``, ``errors``,
 ``paths`` and ``metrics`` are leaves; ``io``, ``data``, ``teacher`` and ``safe_load`` turn
-tables and teacher files into a validated :class:`DistillationDataset`; ``students`` holds
+tables and teacher files into a validated :class:`DistillationDataset` (``isolation`` loads
+and scores each teacher file in a separate, resource-limited process); ``students`` holds
 the student families and soft-target training, ``evaluate`` trains and scores one
 candidate; ``components/`` holds the six HPM-KD components (plus racing), each knowing
 nothing of a run; ``engine/`` runs the five phases; ``result`` is the frozen record of a
@@ -29,6 +30,7 @@ from hpmkd.errors import (
     HPMKDInputError,
     MethodNotAvailableError,
     RunCancelled,
+    TeacherProcessError,
 )
 from hpmkd.estimator import HPMKDClassifier
 from hpmkd.events import Event
@@ -43,6 +45,7 @@ __all__ = [
     "HPMKDInputError",
     "MethodNotAvailableError",
     "RunCancelled",
+    "TeacherProcessError",
     "__version__",
     "choose_method",
 ]

@@ -24,7 +24,8 @@ from hpmkd.checks import (
 )
 from hpmkd.errors import HPMKDInputError
 from hpmkd.io import read_table
-from hpmkd.teacher import Teacher, make_teachers, teacher_probabilities
+from hpmkd.settings import TeacherLimits
+from hpmkd.teacher import FileTeacherReport, Teacher, make_teachers, teacher_probabilities
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,13 @@ class DistillationDataset:
         Feature columns; default all columns but the target, ``drop`` and probability columns.
     drop : list of str, optional
         Columns that are not features (ids, leaks).
-    teacher : object, path, or list of them, optional
-        Fitted classifiers with ``predict_proba`` and/or model files (``.joblib``,
-        ``.pkl``, ``.pickle``, LightGBM ``.txt``, XGBoost ``.json``/``.ubj``, ``.skops``);
-        files are loaded by the restricted loader (:mod:`hpmkd.safe_load`).
+    teacher : object, path, TeacherFile, or list of them, optional
+        Fitted classifiers with ``predict_proba`` (used in this process) and/or model
+        files (``.joblib``, ``.pkl``, ``.pickle``, LightGBM ``.txt``, XGBoost
+        ``.json``/``.ubj``, ``.skops``), as paths or as :class:`~hpmkd.teacher.TeacherFile`
+        (an upload's bytes). Files are loaded by the restricted loader
+        (:mod:`hpmkd.safe_load`) and scored in a separate, resource-limited process
+        (:mod:`hpmkd.isolation`), once for all rows.
     teacher_proba_cols : list of str, optional
         Columns already holding a teacher's probabilities, one per class in class order.
     test_data : DataFrame, str or Path, optional
@@ -62,13 +66,19 @@ class DistillationDataset:
     name : str, optional
         Shown in results and reports.
     cache : IntelligentCache, optional
-        Memoizes the teachers' probabilities (keyed by the feature values and the pickled
-        teacher), so reloading the same data and teacher does not predict again.
+        Memoizes the teachers' probabilities (keyed by the data and the teacher: a file's
+        bytes, an object pickled), so reloading the same data and teacher does not
+        predict again.
     trusted : bool, default False
         Load the teacher *files* with plain joblib instead of the restricted loader,
-        which runs any code in them. Only for your own files on your own machine; the
-        run summary records it as ``teacher_trusted``. Also set it when ``teacher`` holds
-        models you loaded that way yourself, so the summary says so.
+        which runs any code in them (in their isolated process). Only for your own files
+        on your own machine; the run summary records it as ``teacher_trusted``. Also set
+        it when ``teacher`` holds models you loaded that way yourself, so the summary
+        says so.
+    teacher_limits : TeacherLimits, optional
+        Limits of the process that scores teacher files; default
+        :meth:`~hpmkd.settings.TeacherLimits.from_env` (``HPMKD_UPLOAD_LIMIT_MB``,
+        ``HPMKD_TEACHER_*``).
 
     Attributes
     ----------
@@ -101,6 +111,7 @@ class DistillationDataset:
         name: str | None = None,
         cache: Any = None,
         trusted: bool = False,
+        teacher_limits: TeacherLimits | None = None,
     ) -> None:
         frame = _load(data)
         self.name = name or (Path(data).name if isinstance(data, (str, Path)) else "dataframe")
@@ -128,6 +139,7 @@ class DistillationDataset:
         frame = frame.loc[~missing_target].reset_index(drop=True)
         self._is_test = is_test[~missing_target]
         self.teachers: list[Teacher] = make_teachers(teacher, teacher_proba_cols, trusted=trusted)
+        self.teacher_limits = teacher_limits
         # Only a model can have been loaded unrestricted, not probability columns.
         self.teacher_trusted = any(t.trusted for t in self.teachers)
         proba_cols = [c for t in self.teachers for c in (t.proba_cols or [])]
@@ -149,13 +161,35 @@ class DistillationDataset:
 
     def _teacher_proba(self, teacher: Teacher, cache: Any) -> np.ndarray:
         def compute() -> np.ndarray:
-            return teacher_probabilities(teacher, self.frame, self.features, self.classes)
+            return teacher_probabilities(
+                teacher, self.frame, self.features, self.classes, self.teacher_limits
+            )
 
-        if cache is None or teacher.model is None:
+        if cache is None or teacher.kind == "proba_cols":
             return compute()
+        classes = [str(c) for c in self.classes]
+        if teacher.kind == "file":
+            # Keyed by the file's bytes, never by a loaded object (which never exists
+            # here): the probabilities and what the isolated process measured.
+            frame_hash = _frame_digest(self.frame)
+            key = cache.make_key(
+                "teacher_file_proba", teacher.digest(), teacher.trusted, frame_hash,
+                list(self.features), classes,
+            )
+
+            def compute_file() -> tuple[np.ndarray, dict[str, Any]]:
+                proba = compute()
+                assert teacher.report is not None
+                return proba, vars(teacher.report)
+
+            (proba, report), _ = cache.get_or_compute(key, compute_file)
+            teacher.report = FileTeacherReport(**report)
+            return proba
         import pickle
 
         # Feature checks run first, so a bad teacher fails the same way cached or not.
+        # (An object teacher is the caller's own object, so pickling it for the key is
+        # theirs to run.)
         columns = teacher.feature_columns(self.frame, self.features)
         model_hash = hashlib.sha256(
             pickle.dumps(teacher.model, protocol=pickle.HIGHEST_PROTOCOL)
@@ -163,9 +197,7 @@ class DistillationDataset:
         frame_hash = hashlib.sha256(
             pd.util.hash_pandas_object(self.frame[columns], index=False).to_numpy().tobytes()
         ).hexdigest()
-        key = cache.make_key(
-            "teacher_proba", model_hash, frame_hash, columns, [str(c) for c in self.classes]
-        )
+        key = cache.make_key("teacher_proba", model_hash, frame_hash, columns, classes)
         value, _ = cache.get_or_compute(key, compute)
         return value
 
@@ -344,6 +376,14 @@ class DistillationDataset:
         prepared = prepare_features(X[self.features])
         check_finite_features(prepared, "the rows to predict")
         return prepared
+
+
+def _frame_digest(frame: pd.DataFrame) -> str:
+    """SHA-256 of a table's values, column names and dtypes."""
+    digest = hashlib.sha256()
+    digest.update(repr([(str(c), str(frame[c].dtype)) for c in frame.columns]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def prepare_features(X: pd.DataFrame) -> pd.DataFrame:

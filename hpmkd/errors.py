@@ -20,6 +20,22 @@ class MethodNotAvailableError(HPMKDInputError):
     Dask for ``dask_scheduler``); the message names the package and the extra to install."""
 
 
+class TeacherProcessError(HPMKDInputError):
+    """A teacher model file crashed, hung or went over a limit in the separate process that
+    loads and scores it (:mod:`hpmkd.isolation`). Nothing else was affected; the message
+    says what happened, which limit (and its setting) applied and what to do.
+
+    Attributes
+    ----------
+    reason : str
+        ``"crash"``, ``"memory"``, ``"cpu"``, ``"time"``, ``"threads"`` or ``"failed"``.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class HPMKDConfigWarning(UserWarning):
     """A configuration field is set but has no effect on the run (the method does not use
     it, or a switch it needs is off). The message names the field, its value, why it has

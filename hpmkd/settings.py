@@ -24,6 +24,11 @@ here, from environment variables its administrator sets:
                                         ``tls://host:port`` (default unset: local workers)
 ======================================  ===================================================
 
+Teacher model files are loaded and scored in a separate, resource-limited process
+(:mod:`hpmkd.isolation`); :class:`TeacherLimits` holds its limits, read from
+``HPMKD_UPLOAD_LIMIT_MB`` and ``HPMKD_TEACHER_*`` (:data:`TEACHER_LIMIT_VARS`). They apply
+wherever a teacher file is read: the app, the command line and the Python API.
+
 This module never imports streamlit: the app reads the settings through it.
 """
 
@@ -40,7 +45,13 @@ from hpmkd.config import HPMConfig
 from hpmkd.errors import HPMKDInputError
 from hpmkd.paths import hpmkd_home
 
-__all__ = ["ENV_VARS", "ServerSettings", "server_field_names"]
+__all__ = [
+    "ENV_VARS",
+    "TEACHER_LIMIT_VARS",
+    "ServerSettings",
+    "TeacherLimits",
+    "server_field_names",
+]
 
 #: The environment variable of each server field of ``HPMConfig``.
 ENV_VARS: dict[str, str] = {
@@ -55,6 +66,92 @@ ENV_VARS: dict[str, str] = {
 _SCHEDULER = re.compile(
     r"^(tcp|tls)://([A-Za-z0-9][A-Za-z0-9.\-]*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$"
 )
+
+
+#: Environment variable, field of :class:`TeacherLimits`, default, smallest, largest, unit.
+TEACHER_LIMIT_VARS: dict[str, tuple[str, int, int, int, str]] = {
+    "HPMKD_UPLOAD_LIMIT_MB": ("upload_limit_mb", 200, 1, 1_000_000, "MB"),
+    "HPMKD_TEACHER_MEMORY_MB": ("memory_mb", 4096, 256, 10_000_000, "MB"),
+    "HPMKD_TEACHER_CPU_S": ("cpu_seconds", 300, 1, 10_000_000, "seconds"),
+    "HPMKD_TEACHER_WALL_S": ("wall_seconds", 600, 1, 10_000_000, "seconds"),
+    "HPMKD_TEACHER_THREADS": ("threads", 16, 1, 4096, "threads"),
+    "HPMKD_TEACHER_OPEN_FILES": ("open_files", 64, 16, 65536, "open files"),
+}
+#: What a compressed teacher file may unpack to, in multiples of the upload limit.
+UNPACKED_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class TeacherLimits:
+    """Limits of the process that loads and scores a teacher model file.
+
+    Attributes
+    ----------
+    upload_limit_mb : int
+        Largest teacher file accepted (``HPMKD_UPLOAD_LIMIT_MB``, default 200, the app's
+        upload limit); a compressed file may unpack to :data:`UNPACKED_FACTOR` times it.
+    memory_mb : int
+        Memory (address space) the process may take beyond the libraries it loads
+        (``HPMKD_TEACHER_MEMORY_MB``, default 4096).
+    cpu_seconds : int
+        CPU time (``HPMKD_TEACHER_CPU_S``, default 300).
+    wall_seconds : int
+        Wall-clock time, start to finish (``HPMKD_TEACHER_WALL_S``, default 600).
+    threads : int
+        Threads the process may run at once (``HPMKD_TEACHER_THREADS``, default 16).
+    open_files : int
+        Files it may hold open (``HPMKD_TEACHER_OPEN_FILES``, default 64).
+    """
+
+    upload_limit_mb: int = 200
+    memory_mb: int = 4096
+    cpu_seconds: int = 300
+    wall_seconds: int = 600
+    threads: int = 16
+    open_files: int = 64
+
+    @property
+    def max_file_bytes(self) -> int:
+        """The largest teacher file accepted, in bytes."""
+        return self.upload_limit_mb * 1024**2
+
+    @property
+    def max_unpacked_bytes(self) -> int:
+        """What a compressed teacher file may unpack to, in bytes."""
+        return UNPACKED_FACTOR * self.max_file_bytes
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TeacherLimits:
+        """Read the limits from ``HPMKD_UPLOAD_LIMIT_MB`` and ``HPMKD_TEACHER_*``.
+
+        Parameters
+        ----------
+        environ : mapping, optional
+            Default ``os.environ``.
+
+        Raises
+        ------
+        HPMKDInputError
+            A variable is not a whole number in its range; the message names it.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, int] = {}
+        for variable, (field, default, low, high, unit) in TEACHER_LIMIT_VARS.items():
+            text = env.get(variable, "").strip()
+            if not text:
+                values[field] = default
+                continue
+            try:
+                value = int(text)
+            except ValueError:
+                value = low - 1
+            if not low <= value <= high:
+                raise HPMKDInputError(
+                    f"Server setting {variable}={text!r} is invalid: use a whole number of "
+                    f"{unit} from {low:,} to {high:,} (default {default:,}), or unset it."
+                )
+            values[field] = value
+        return cls(**values)
 
 
 def server_field_names() -> tuple[str, ...]:
@@ -80,6 +177,8 @@ class ServerSettings:
         Worker processes of a run with parallel training on.
     dask_scheduler : str or None
         Address of a Dask scheduler the administrator runs, or ``None`` (local workers).
+    teacher_limits : TeacherLimits
+        Limits of the process that loads and scores uploaded teacher files.
     """
 
     home: Path
@@ -88,6 +187,7 @@ class ServerSettings:
     cache_size_limit_gb: float
     max_jobs: int
     dask_scheduler: str | None = None
+    teacher_limits: TeacherLimits = TeacherLimits()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -121,7 +221,8 @@ class ServerSettings:
                 "it to train on local worker processes."
             )
         return cls(home=home, cache_dir=cache_dir, memory_dir=memory_dir,
-                   cache_size_limit_gb=size, max_jobs=jobs, dask_scheduler=scheduler)
+                   cache_size_limit_gb=size, max_jobs=jobs, dask_scheduler=scheduler,
+                   teacher_limits=TeacherLimits.from_env(env))
 
     def values(self) -> dict[str, Any]:
         """The server fields of ``HPMConfig`` as this server sets them."""

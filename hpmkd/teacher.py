@@ -1,18 +1,23 @@
 """Teachers: where their probabilities come from, and the checks they must pass.
 
-A teacher is given as a fitted object with ``predict_proba``, as a model file (loaded only
-through :mod:`hpmkd.safe_load`), or as probability columns already present in the data.
-Its probabilities are computed once for every row, aligned to the dataset's class order,
-and checked: features present, shape ``(n_rows, n_classes)``, finite, rows summing to 1,
-classes matching the target's.
+A teacher is given as a fitted object with ``predict_proba`` (the user's own object, used
+in this process), as a model file - a path, or a :class:`TeacherFile` holding an upload's
+bytes - or as probability columns already present in the data. A model file is never
+loaded in this process: it is loaded (through :mod:`hpmkd.safe_load`) and scored in a
+separate, resource-limited process (:mod:`hpmkd.isolation`), which returns its
+probabilities and what it measured (:class:`FileTeacherReport`). Probabilities are
+computed once for every row, aligned to the dataset's class order, and checked: features
+present, shape ``(n_rows, n_classes)``, finite, rows summing to 1, classes matching the
+target's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +25,51 @@ import numpy as np
 import pandas as pd
 
 from hpmkd.errors import HPMKDInputError
+from hpmkd.settings import TeacherLimits
 
 _ROW_SUM_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class TeacherFile:
+    """A teacher model file given by its content (an upload) instead of a path.
+
+    Attributes
+    ----------
+    name : str
+        The file's name: its extension picks the format; shown in results.
+    data : bytes
+        The file's content.
+    trusted : bool
+        Load it unrestricted (runs any code in it, in the isolated process). This flag
+        alone decides for the file; ``trusted=`` of the dataset does not change it.
+    """
+
+    name: str
+    data: bytes = field(repr=False)
+    trusted: bool = False
+
+
+@dataclass(frozen=True)
+class FileTeacherReport:
+    """What the isolated process found while scoring a teacher file (plain data).
+
+    Attributes
+    ----------
+    columns : list of str
+        Columns of the data the teacher read.
+    family : str
+        Class of the model.
+    size_bytes : int
+        Pickled size of the model, -1 if unknown.
+    latency_ms_1k : float
+        Milliseconds per 1,000 rows on one thread, measured there; NaN if unknown.
+    """
+
+    columns: list[str]
+    family: str
+    size_bytes: int
+    latency_ms_1k: float
 
 
 @dataclass
@@ -34,11 +82,18 @@ class Teacher:
         Shown in results (file name, class name, or ``proba_cols``).
     kind : {"object", "file", "proba_cols"}
     model : object or None
-        The fitted model (``None`` for probability columns).
+        The fitted model of an ``object`` teacher; ``None`` for the others (a file is
+        only ever loaded in its isolated process).
     proba_cols : list of str or None
         Columns holding the probabilities, one per class in class order.
     trusted : bool
-        The model was loaded unrestricted (``trusted=True``), running any code in its file.
+        The model is (or was) loaded unrestricted, running any code in its file.
+    source : Path or bytes or None
+        A ``file`` teacher's path or content.
+    filename : str or None
+        The name of a file given by its content (its extension picks the format).
+    report : FileTeacherReport or None
+        A ``file`` teacher's columns, class, size and latency, once scored.
     """
 
     name: str
@@ -46,9 +101,49 @@ class Teacher:
     model: Any = None
     proba_cols: list[str] | None = None
     trusted: bool = False
+    source: Path | bytes | None = field(default=None, repr=False)
+    filename: str | None = None
+    report: FileTeacherReport | None = None
+
+    @property
+    def family(self) -> str:
+        """The model's class name (``"proba_cols"`` for probability columns)."""
+        if self.model is not None:
+            return type(self.model).__name__
+        if self.report is not None:
+            return self.report.family
+        return "proba_cols" if self.kind == "proba_cols" else "model file"
+
+    @property
+    def size_bytes(self) -> int:
+        """Pickled size of a file teacher measured where it ran; -1 when unknown."""
+        return self.report.size_bytes if self.report is not None else -1
+
+    @property
+    def latency_ms_1k(self) -> float:
+        """Latency of a file teacher measured where it ran; NaN when unknown."""
+        return self.report.latency_ms_1k if self.report is not None else math.nan
+
+    def digest(self) -> str:
+        """SHA-256 of a ``file`` teacher's bytes (its identity for caches)."""
+        digest = hashlib.sha256()
+        if isinstance(self.source, bytes):
+            digest.update(self.source)
+        elif self.source is not None:
+            with open(self.source, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        return digest.hexdigest()
 
     def feature_columns(self, frame: pd.DataFrame, default: list[str]) -> list[str]:
         """Columns of ``frame`` the teacher reads, checking they all exist."""
+        if self.kind == "file":
+            if self.report is None:
+                raise HPMKDInputError(
+                    f"Teacher {self.name!r} has not been scored yet: its columns are known "
+                    "once its file was read (DistillationDataset does that)."
+                )
+            return list(self.report.columns)
         names = expected_feature_names(self.model) if self.model is not None else None
         if names is None:
             n_expected = getattr(self.model, "n_features_in_", None)
@@ -141,14 +236,15 @@ def make_teachers(
 
     Parameters
     ----------
-    teacher : object, path, or list of them
-        Fitted models and/or model file paths.
+    teacher : object, path, TeacherFile, or list of them
+        Fitted models, model file paths and/or uploaded model files.
     teacher_proba_cols : list of str or comma-separated str, optional
         Probability columns already in the data, one per class in class order.
     trusted : bool, default False
-        Load model files with plain joblib instead of the restricted loader (see
-        :func:`hpmkd.safe_load.load_model_file`): runs any code in them. Only for your
-        own files on your own machine.
+        Load model file paths with plain joblib instead of the restricted loader (see
+        :func:`hpmkd.safe_load.load_model_file`): runs any code in them (in the isolated
+        process that scores them). Only for your own files on your own machine. A
+        :class:`TeacherFile` carries its own flag.
     """
     items = teacher if isinstance(teacher, (list, tuple)) else [teacher]
     teachers: list[Teacher] = []
@@ -159,18 +255,16 @@ def make_teachers(
             path = Path(item)
             if not path.exists():
                 raise HPMKDInputError(f"Teacher file {str(path)!r} does not exist. Check the path.")
-            from hpmkd.safe_load import load_model_file
-
-            try:
-                model = load_model_file(path, trusted=trusted)
-            except ValueError as exc:
-                raise HPMKDInputError(str(exc)) from exc
-            if not (_is_lgb_booster(model) or callable(getattr(model, "predict_proba", None))):
+            if path.is_dir():
                 raise HPMKDInputError(
-                    f"Teacher file {path.name!r} holds a {type(model).__name__}, not a "
-                    "classifier with predict_proba. Save the fitted classifier itself."
+                    f"Teacher file {str(path)!r} is a folder, not a file. Give the file inside it."
                 )
-            teachers.append(Teacher(name=path.name, kind="file", model=model, trusted=trusted))
+            # Loaded and scored only in an isolated process (teacher_probabilities).
+            teachers.append(Teacher(name=path.name, kind="file", trusted=trusted, source=path))
+        elif isinstance(item, TeacherFile):
+            # Its own flag decides (an app mixes trusted and restricted uploads).
+            teachers.append(Teacher(name=item.name, kind="file", trusted=item.trusted,
+                                    source=bytes(item.data), filename=item.name))
         else:
             # trusted=True with objects: the caller loaded them unrestricted (the app does).
             teachers.append(
@@ -202,16 +296,39 @@ def teacher_probabilities(
     frame: pd.DataFrame,
     feature_cols: list[str],
     classes: list[Any],
+    limits: TeacherLimits | None = None,
 ) -> np.ndarray:
     """Probabilities of ``teacher`` on every row of ``frame``, columns in ``classes`` order.
+
+    A ``file`` teacher is loaded and scored in an isolated process
+    (:func:`hpmkd.isolation.run_teacher_file`, under ``limits``); what it measured is
+    kept in ``teacher.report``.
 
     Raises
     ------
     HPMKDInputError
         Missing features, wrong shape, non-finite values, rows not summing to 1, or
-        classes that differ from the target's.
+        classes that differ from the target's; for a file, also a refused or unreadable
+        file, or one that crashed, hung or went over a limit
+        (:class:`~hpmkd.errors.TeacherProcessError`).
     """
     n_classes = len(classes)
+    if teacher.kind == "file":
+        from hpmkd.isolation import run_teacher_file
+
+        assert teacher.source is not None
+        scores = run_teacher_file(
+            teacher.source, frame, feature_cols, classes, limits, trusted=teacher.trusted,
+            filename=teacher.filename,
+            name=teacher.name,
+        )
+        teacher.report = FileTeacherReport(
+            columns=scores.columns, family=scores.family, size_bytes=scores.size_bytes,
+            latency_ms_1k=scores.latency_ms_1k,
+        )
+        # Checked again here: nothing the isolated process returns is taken on trust.
+        _check_proba(scores.proba, len(frame), n_classes, f"teacher {teacher.name!r}")
+        return scores.proba
     if teacher.kind == "proba_cols":
         cols = teacher.proba_cols or []
         missing = [c for c in cols if c not in frame.columns]

@@ -1,7 +1,8 @@
 """The app's only ``st.cache_*`` users: live objects made from plain session data.
 
 Session state holds plain records (:class:`~hpmkd_app.tables.LoadedTable`,
-:class:`~hpmkd_app.teachers.TeacherSource`); the live teacher models and the
+:class:`~hpmkd_app.teachers.TeacherSource`); the reference teacher, the checks of uploaded
+files (done in an isolated process: an upload is never loaded here) and the
 :class:`~hpmkd.DistillationDataset` are made here and shared read-only. Cache keys are
 short strings (SHA-256 digests, column names): Streamlit never hashes a DataFrame or an
 upload's bytes (``_``-prefixed arguments are not hashed).
@@ -20,6 +21,7 @@ import numpy as np
 import streamlit as st
 
 from hpmkd.data import DistillationDataset
+from hpmkd.settings import TeacherLimits
 from hpmkd_app import teachers as teacher_lib
 from hpmkd_app.tables import LoadedTable
 from hpmkd_app.teachers import TeacherSource
@@ -45,9 +47,11 @@ class Outcome:
         return self.error is None
 
 
-@st.cache_resource(max_entries=16, show_spinner="Loading the model file ...")
-def load_teacher_model(digest: str, filename: str, _data: bytes, trusted: bool = False) -> Outcome:
-    """The model in an uploaded file, through the restricted loader.
+@st.cache_resource(max_entries=16, show_spinner="Checking the model file in a separate process")
+def check_teacher_upload(
+    digest: str, filename: str, _data: bytes, trusted: bool = False
+) -> Outcome:
+    """An uploaded model file checked in an isolated process (never loaded here).
 
     Parameters
     ----------
@@ -58,9 +62,16 @@ def load_teacher_model(digest: str, filename: str, _data: bytes, trusted: bool =
         The file's content (not hashed).
     trusted : bool, default False
         Load unrestricted; refused unless the server allows it (part of the cache key).
+
+    Returns
+    -------
+    Outcome
+        ``value`` is a :class:`~hpmkd.isolation.TeacherFileInfo`.
     """
     try:
-        return Outcome(teacher_lib.load_model_bytes(_data, filename, trusted=trusted))
+        limits = TeacherLimits.from_env()
+        return Outcome(teacher_lib.check_model_bytes(_data, filename, trusted=trusted,
+                                                     limits=limits))
     except ValueError as exc:
         return Outcome(error=str(exc))
 
@@ -102,7 +113,8 @@ def settings_json(settings: dict[str, Any]) -> str:
 
 
 def teacher_model(source: TeacherSource, table: LoadedTable) -> Any:
-    """The live model of a ``file`` or ``reference`` teacher source.
+    """The live model of a ``reference`` teacher source (uploaded files have none here:
+    they are only ever loaded in their isolated process).
 
     Parameters
     ----------
@@ -117,22 +129,17 @@ def teacher_model(source: TeacherSource, table: LoadedTable) -> Any:
     """
     from hpmkd.errors import HPMKDInputError
 
-    if source.kind == "file":
-        out = load_teacher_model(source.digest, source.filename, source.data, source.trusted)
-    elif source.kind == "reference":
-        if source.settings.get("data_digest") != table.digest:
-            raise HPMKDInputError(
-                "The reference teacher was trained on another table. Train it again on "
-                "the Data & teachers page."
-            )
-        out = reference_teacher(settings_json(source.settings), table.frame)
-        if out.ok:
-            out = Outcome(out.value[0])
-    else:
-        raise HPMKDInputError(f"A {source.kind} teacher has no model object.")
+    if source.kind != "reference":
+        raise HPMKDInputError(f"A {source.kind} teacher has no model object in the app.")
+    if source.settings.get("data_digest") != table.digest:
+        raise HPMKDInputError(
+            "The reference teacher was trained on another table. Train it again on "
+            "the Data & teachers page."
+        )
+    out = reference_teacher(settings_json(source.settings), table.frame)
     if not out.ok:
         raise HPMKDInputError(out.error)
-    return out.value
+    return out.value[0]
 
 
 def dataset_key(
@@ -158,8 +165,9 @@ def dataset_key(
 def _dataset(key: str, _table: LoadedTable, target: str, _features: list[str],
              _sources: list[TeacherSource]) -> Outcome:
     try:
+        limits = TeacherLimits.from_env()
         dataset = teacher_lib.build_dataset(
-            _table, target, _features, _sources, lambda s: teacher_model(s, _table)
+            _table, target, _features, _sources, lambda s: teacher_model(s, _table), limits
         )
         return Outcome(dataset)
     except ValueError as exc:
@@ -219,6 +227,11 @@ def importance(job_id: str, name: str, k: int, _distiller: Any) -> tuple[Any, st
         return None, f"no model named {name!r} in this run"
     model, X, predict = compare.model_inputs(_distiller.dataset, result, entry)
     if model is None:
+        teacher = next((t for t in _distiller.dataset.teachers
+                        if t.name == entry.result.teacher_name), None)
+        if teacher is not None and teacher.kind == "file":
+            return None, ("not available for a teacher file: it only ever runs in its "
+                          "isolated process, never in this server")
         return None, "no model object (the teacher was given as probability columns)"
     positions = explain.sample_positions(len(X))
     y = np.asarray(result.y_test, dtype=int)[positions]

@@ -1,16 +1,20 @@
 """Teachers for the app: uploaded model files, probability columns, a reference teacher.
 
 Session state only ever holds :class:`TeacherSource` records (plain data: the uploaded
-bytes, column names, or the settings of the reference teacher). The live models are made
-from them on demand by :mod:`hpmkd_app.cached`, so no fitted estimator sits in session
-state.
+bytes, column names, or the settings of the reference teacher). No fitted estimator sits
+in session state.
 
-Uploaded model files are loaded **only** through :func:`hpmkd.safe_load.load_model_bytes`
-(the restricted loader); this module never calls ``pickle``/``joblib`` on user bytes.
-The one exception is opt-in per server: started with the environment variable
-``HPMKD_APP_TRUST_UPLOADED_TEACHERS=1`` (:data:`TRUST_ENV`), the upload page offers to
-load the user's own files unrestricted (``trusted=True``), which runs any code in them.
-Only for an app a single person runs on their own machine; the default refuses.
+An uploaded model file is **never loaded in the server process**: it is checked
+(:func:`check_model_bytes`) and later scored by a separate, resource-limited process
+(:mod:`hpmkd.isolation`) that loads it through the restricted loader
+(:mod:`hpmkd.safe_load`); a file that crashes, hangs or exhausts that process becomes an
+inline error and the server keeps serving. This module never calls
+``pickle``/``joblib`` on user bytes. Only the reference teacher, which the app trains
+itself, is a live model here. The one opt-in per server: started with the environment
+variable ``HPMKD_APP_TRUST_UPLOADED_TEACHERS=1`` (:data:`TRUST_ENV`), the upload page
+offers to load the user's own files unrestricted (``trusted=True``, still in the separate
+process), which runs any code in them. Only for an app a single person runs on their own
+machine; the default refuses.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 
 from hpmkd.data import DistillationDataset, prepare_features
 from hpmkd.errors import HPMKDInputError
+from hpmkd.isolation import TeacherFileInfo, check_teacher_file
+from hpmkd.settings import TeacherLimits
+from hpmkd.teacher import TeacherFile
 from hpmkd_app.tables import LoadedTable, digest_bytes
 
 #: Model file types the teacher uploader accepts.
@@ -122,28 +129,36 @@ def trust_uploads_allowed(environ: Mapping[str, str] | None = None) -> bool:
     return value.strip().lower() in {"1", "true", "yes"}
 
 
-def load_model_bytes(data: bytes, filename: str, trusted: bool = False) -> Any:
-    """Load an uploaded model file through the restricted loader.
+def check_model_bytes(
+    data: bytes, filename: str, trusted: bool = False, limits: TeacherLimits | None = None
+) -> TeacherFileInfo:
+    """Check an uploaded model file in a separate, resource-limited process.
+
+    The file is loaded there (restricted loader; unrestricted only when ``trusted`` and
+    the server allows it) and must be a classifier; nothing of it is loaded here.
 
     Parameters
     ----------
     data : bytes
     filename : str
     trusted : bool, default False
-        Load it unrestricted (plain joblib; runs any code in the file). Refused unless
-        the server allows it (:func:`trust_uploads_allowed`).
+        Load it unrestricted (plain joblib; runs any code in the file, in that process).
+        Refused unless the server allows it (:func:`trust_uploads_allowed`).
+    limits : TeacherLimits, optional
+        Default from the server's environment (``HPMKD_UPLOAD_LIMIT_MB``,
+        ``HPMKD_TEACHER_*``).
 
     Returns
     -------
-    object
-        The model (a fitted classifier, a LightGBM ``Booster`` or an XGBoost classifier).
+    TeacherFileInfo
+        The model's class, columns and classes as the isolated load found them.
 
     Raises
     ------
     HPMKDInputError
-        The loader refused the file (unsafe content, unknown format), the object is not
-        a classifier with ``predict_proba``, or a trusted load is asked for on a server
-        that does not allow it.
+        The loader refused the file (unsafe content, unknown format), it is not a
+        classifier with ``predict_proba``, it crashed, hung or went over a limit in its
+        process, or a trusted load is asked for on a server that does not allow it.
     """
     if trusted and not trust_uploads_allowed():
         raise HPMKDInputError(
@@ -151,38 +166,9 @@ def load_model_bytes(data: bytes, filename: str, trusted: bool = False) -> Any:
             f"with {TRUST_ENV}=1. The file was not loaded. Save the model with supported "
             "classes, or run the app on your own machine with that setting."
         )
-    try:
-        from hpmkd.safe_load import load_model_bytes as restricted_load
-    except ImportError as exc:
-        raise HPMKDInputError(
-            "Model files cannot be loaded in this installation: the restricted loader "
-            f"(hpmkd.safe_load) is not available ({exc}). Use probability columns or the "
-            "reference teacher instead."
-        ) from exc
     if not data:
         raise HPMKDInputError(f"Model file {filename!r} is empty (0 bytes).")
-    try:
-        model = restricted_load(data, filename, trusted=trusted)
-    except ValueError as exc:  # UnsafeModelError, ModelFileError
-        raise HPMKDInputError(str(exc)) from exc
-    if not (is_booster(model) or callable(getattr(model, "predict_proba", None))):
-        raise HPMKDInputError(
-            f"Model file {filename!r} holds a {type(model).__name__}, not a classifier with "
-            "predict_proba. Save the fitted classifier itself."
-        )
-    return model
-
-
-def is_booster(model: Any) -> bool:
-    """Whether ``model`` is a LightGBM ``Booster``.
-
-    Parameters
-    ----------
-    model : object
-    """
-    import lightgbm
-
-    return isinstance(model, lightgbm.Booster)
+    return check_teacher_file(data, limits, trusted=trusted, filename=filename)
 
 
 def file_source(data: bytes, filename: str, trusted: bool = False) -> TeacherSource:
@@ -193,7 +179,7 @@ def file_source(data: bytes, filename: str, trusted: bool = False) -> TeacherSou
     data : bytes
     filename : str
     trusted : bool, default False
-        Load it unrestricted (see :func:`load_model_bytes`).
+        Load it unrestricted (see :func:`check_model_bytes`).
     """
     return TeacherSource(
         kind="file",
@@ -404,8 +390,12 @@ def build_dataset(
     features: list[str],
     sources: list[TeacherSource],
     model_for: Callable[[TeacherSource], Any],
+    limits: TeacherLimits | None = None,
 ) -> DistillationDataset:
     """The :class:`~hpmkd.DistillationDataset` of the current choices.
+
+    Uploaded files go to the dataset as :class:`~hpmkd.teacher.TeacherFile` (their
+    bytes): it scores them once, each in its own isolated process.
 
     Parameters
     ----------
@@ -415,7 +405,10 @@ def build_dataset(
     sources : list of TeacherSource
         At least one.
     model_for : callable
-        Returns the live model of a ``file`` or ``reference`` source.
+        Returns the live model of a ``reference`` source (the app trained it).
+    limits : TeacherLimits, optional
+        Limits of the processes that score uploaded files (default: from the
+        environment).
 
     Raises
     ------
@@ -435,7 +428,10 @@ def build_dataset(
     # Probability columns are the teacher's output, never a student's input.
     excluded = set(proba[0].proba_cols) if proba else set()
     features = [f for f in features if f not in excluded]
-    objects = [model_for(s) for s in models]
+    objects = [
+        TeacherFile(s.filename, s.data, s.trusted) if s.kind == "file" else model_for(s)
+        for s in models
+    ]
     dataset = DistillationDataset(
         table.frame,
         target=target,
@@ -446,6 +442,7 @@ def build_dataset(
         name=table.name,
         # Recorded in the run summary: a teacher here was loaded unrestricted.
         trusted=any(s.trusted for s in models),
+        teacher_limits=limits,
     )
     _rename_teachers(dataset, [s.name for s in models] + ["proba_cols"] * len(proba))
     return dataset

@@ -147,7 +147,8 @@ def show(table: tables.LoadedTable) -> None:
             type=list(teachers.MODEL_FILE_TYPES), accept_multiple_files=True, key="teacher_upload",
             help="Pickle and joblib files are opened by a restricted loader that accepts only "
             "known model classes (scikit-learn, LightGBM, XGBoost); anything else is refused "
-            "without running it.",
+            "without running it. Every model file is loaded and scored in a separate, "
+            "resource-limited process, never in the server.",
         )
         trusted = False
         if teachers.trust_uploads_allowed():
@@ -173,14 +174,14 @@ def show(table: tables.LoadedTable) -> None:
             if check not in outcomes:
                 data = f.getvalue()
                 source = teachers.file_source(data, f.name, trusted=trusted)
-                loaded = cached.load_teacher_model(source.digest, f.name, data, trusted)
-                if loaded.ok:
+                checked = cached.check_teacher_upload(source.digest, f.name, data, trusted)
+                if checked.ok:
                     state.add_teacher(source)
-                outcomes[check] = loaded.error or ""
+                outcomes[check] = checked.error or ""
             if outcomes[check]:
                 st.error(outcomes[check])
             else:
-                st.caption(f"✓ {f.name} checked")
+                st.caption(f"✓ {f.name} checked in a separate, resource-limited process")
 
     with tab_cols:
         numeric = [c for c in tables.numeric_columns(frame) if c != chosen]

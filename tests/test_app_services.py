@@ -140,22 +140,29 @@ def test_build_dataset_names_teachers_and_drops_probability_features(sample):
         teacher_lib.proba_cols_source([])
 
 
-def test_file_teacher_loads_through_the_restricted_loader(sample, fit_teacher):
+def test_file_teacher_is_checked_and_scored_in_isolation(sample, fit_teacher):
     X = sample.frame.drop(columns="target")
     buffer = io.BytesIO()
-    joblib.dump(fit_teacher(X, sample.frame["target"], n_estimators=10), buffer)
-    model = teacher_lib.load_model_bytes(buffer.getvalue(), "m.joblib")
-    assert hasattr(model, "predict_proba")
+    teacher = fit_teacher(X, sample.frame["target"], n_estimators=10)
+    joblib.dump(teacher, buffer)
+    info = teacher_lib.check_model_bytes(buffer.getvalue(), "m.joblib")
+    assert info.family == "LGBMClassifier" and info.n_features == X.shape[1]
+    assert info.classes == ["0", "1"]
     source = teacher_lib.file_source(buffer.getvalue(), "m.joblib")
-    dataset = teacher_lib.build_dataset(
-        sample, "target", list(X.columns), [source, source], lambda s: model
-    )
+
+    def never(source):
+        raise AssertionError("an uploaded file is never loaded in the app's process")
+
+    dataset = teacher_lib.build_dataset(sample, "target", list(X.columns), [source, source],
+                                        never)
     assert [t.name for t in dataset.teachers] == ["m.joblib", "m.joblib#2"]
     assert set(dataset.teacher_probas) == {"m.joblib", "m.joblib#2"}
+    assert all(t.model is None and t.family == "LGBMClassifier" for t in dataset.teachers)
+    assert np.allclose(dataset.teacher_proba("m.joblib"), teacher.predict_proba(X))
     with pytest.raises(HPMKDInputError, match="not a classifier"):
         buffer = io.BytesIO()
         joblib.dump({"a": 1}, buffer)
-        teacher_lib.load_model_bytes(buffer.getvalue(), "dict.joblib")
+        teacher_lib.check_model_bytes(buffer.getvalue(), "dict.joblib")
 
 
 # ----------------------------------------------------------------- config form

@@ -506,11 +506,11 @@ def test_app_upload_refuses_gadget(
     marker = tmp_path / "MARKER"
     data, shown = _gadget_bytes(label, marker)
     with pytest.raises(HPMKDInputError, match="NOT loaded") as info:
-        app_teachers.load_model_bytes(data, "evil.joblib")
+        app_teachers.check_model_bytes(data, "evil.joblib")
     assert shown in str(info.value) and STEP in str(info.value)
     # Asking for a trusted load is refused too: the server did not opt in.
     with pytest.raises(HPMKDInputError, match=app_teachers.TRUST_ENV):
-        app_teachers.load_model_bytes(data, "evil.joblib", trusted=True)
+        app_teachers.check_model_bytes(data, "evil.joblib", trusted=True)
     assert not marker.exists()
 
 
@@ -589,24 +589,32 @@ def test_app_trust_needs_the_server_setting(
     assert app_teachers.trust_uploads_allowed({app_teachers.TRUST_ENV: "1"})
     monkeypatch.delenv(app_teachers.TRUST_ENV, raising=False)
     with pytest.raises(HPMKDInputError, match=r'calls "mymodule\.clean"'):
-        app_teachers.load_model_bytes(data, "custom.joblib")
+        app_teachers.check_model_bytes(data, "custom.joblib")
     with pytest.raises(HPMKDInputError, match="does not load uploaded model files"):
-        app_teachers.load_model_bytes(data, "custom.joblib", trusted=True)
+        app_teachers.check_model_bytes(data, "custom.joblib", trusted=True)
     assert not user_module["imported"].exists()
 
     monkeypatch.setenv(app_teachers.TRUST_ENV, "1")
-    model = app_teachers.load_model_bytes(data, "custom.joblib", trusted=True)
-    assert user_module["imported"].exists()
+    info = app_teachers.check_model_bytes(data, "custom.joblib", trusted=True)
+    assert info.family == "Pipeline" and info.feature_names == COLUMNS
+    # Loaded plainly - in the isolated process, never in the server's.
+    assert user_module["imported"].exists() and "mymodule" not in sys.modules
     source = app_teachers.file_source(data, "custom.joblib", trusted=True)
     assert "trusted" in source.describe() and source.key() != app_teachers.file_source(
         data, "custom.joblib").key()
     frame = user_module["X"].assign(y=user_module["y"])
     table = LoadedTable(frame, "t.csv", "d" * 64, 1, "upload")
-    dataset = app_teachers.build_dataset(table, "y", COLUMNS, [source], lambda s: model)
+
+    def never(source: Any) -> Any:
+        raise AssertionError("an uploaded file is never loaded in the app's process")
+
+    dataset = app_teachers.build_dataset(table, "y", COLUMNS, [source], never)
     assert dataset.teacher_trusted is True
+    assert np.array_equal(dataset.teacher_proba(), user_module["expected"])
+    assert "mymodule" not in sys.modules
     untrusted = app_teachers.file_source(data, "custom.joblib")
-    dataset = app_teachers.build_dataset(table, "y", COLUMNS, [untrusted], lambda s: model)
-    assert dataset.teacher_trusted is False
+    with pytest.raises(HPMKDInputError, match=r'calls "mymodule\.clean"'):
+        app_teachers.build_dataset(table, "y", COLUMNS, [untrusted], never)
 
 
 def test_app_page_offers_trust_only_when_the_server_opted_in(

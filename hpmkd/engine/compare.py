@@ -137,7 +137,9 @@ def _score_teacher(session: RunSession, teacher: Teacher, rows: TestRows) -> Can
         size = size_bytes(teacher.model)
         latency = latency_ms_1k(single_thread_predictor(teacher.model), X_test)
     else:
-        size, latency = -1, math.nan
+        # A teacher file only ever runs in its isolated process, which measured these
+        # (-1 and NaN for probability columns).
+        size, latency = teacher.size_bytes, teacher.latency_ms_1k
     return CandidateResult(
         name=f"teacher {teacher.name}",
         source="teacher",
@@ -150,7 +152,7 @@ def _score_teacher(session: RunSession, teacher: Teacher, rows: TestRows) -> Can
         val_proba=val_p,
         test_proba=test_p,
         model=teacher.model,
-        extra={"family": type(teacher.model).__name__ if teacher.model else "proba_cols"},
+        extra={"family": teacher.family},
         teacher_name=teacher.name,
     )
 

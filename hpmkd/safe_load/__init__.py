@@ -39,8 +39,11 @@ Modules, each named for its job (imports only point down the list):
 - :mod:`~hpmkd.safe_load.names` - look up objects by ``(module, name)``.
 - :mod:`~hpmkd.safe_load.numpy_guards` - strict stand-ins for numpy/stdlib reconstructors.
 - :mod:`~hpmkd.safe_load.allowlist` - exactly which classes and functions are admitted.
-- :mod:`~hpmkd.safe_load.state_checks` - validation of array, tree, spline and partial states.
-- :mod:`~hpmkd.safe_load.graph_checks` - which functions the loaded objects hold, and where.
+- :mod:`~hpmkd.safe_load.state_checks` - validation of array, tree, spline and partial
+  states, and of the fitted state of every estimator family with native code.
+- :mod:`~hpmkd.safe_load.lightgbm_text` - validation of LightGBM model strings.
+- :mod:`~hpmkd.safe_load.graph_checks` - which functions the loaded objects hold, and where;
+  the family checks, nesting depth and repeated trees; ``n_jobs`` forced to 1.
 - :mod:`~hpmkd.safe_load.unpickler` - the restricted unpickler; reading pickle/joblib files.
 - :mod:`~hpmkd.safe_load.formats` - LightGBM text, XGBoost native and skops files; trusted loads.
 - :mod:`~hpmkd.safe_load.loader` - :func:`load_model_file` and :func:`load_model_bytes`.
@@ -51,17 +54,21 @@ from __future__ import annotations
 from hpmkd.safe_load.allowlist import ALLOWED_GLOBALS, FUNCTION_TRANSFORMER_FUNCTIONS
 from hpmkd.safe_load.errors import ModelFileError, UnsafeModelError
 from hpmkd.safe_load.loader import (
+    DEFAULT_MAX_UNPACKED_BYTES,
     LIGHTGBM_TEXT_EXTENSIONS,
     PICKLE_EXTENSIONS,
     SKOPS_EXTENSIONS,
     SUPPORTED_EXTENSIONS,
     XGBOOST_EXTENSIONS,
+    check_lightgbm_model,
+    check_model,
     load_model_bytes,
     load_model_file,
 )
 
 __all__ = [
     "ALLOWED_GLOBALS",
+    "DEFAULT_MAX_UNPACKED_BYTES",
     "FUNCTION_TRANSFORMER_FUNCTIONS",
     "LIGHTGBM_TEXT_EXTENSIONS",
     "PICKLE_EXTENSIONS",
@@ -70,6 +77,8 @@ __all__ = [
     "XGBOOST_EXTENSIONS",
     "ModelFileError",
     "UnsafeModelError",
+    "check_lightgbm_model",
+    "check_model",
     "load_model_bytes",
     "load_model_file",
 ]

@@ -15,7 +15,14 @@ so after loading, :func:`check_loaded` visits every object reachable from the mo
   scikit-learn or SciPy create while restoring an object, such as the bound methods
   of an ``interp1d``, are theirs, not the file's);
 - decision trees, boosting-tree predictors and B-splines are validated again (for
-  ``.skops`` files this is the only check);
+  ``.skops`` files this is the only check), and so is the fitted state of every
+  estimator family with native code (:mod:`~hpmkd.safe_load.state_checks`: tree
+  ensembles, gradient boosting, k-NN search trees, SVC, one-hot encoding, stacking,
+  LightGBM);
+- a native tree (or search tree, or LightGBM booster) is held once, and an estimator
+  at most twice in lists and never twice in the same list: a file of a few bytes can
+  otherwise make one tree predict 100,000 times;
+- objects nest at most :data:`_MAX_DEPTH` levels deep;
 - a name the unpickler did not admit (:class:`~hpmkd.safe_load.names._Unresolved`), or
   an object of such a class (``_UnresolvedObject``), is refused, naming where the model
   uses it.
@@ -28,12 +35,24 @@ Stacking, Voting and calibrated classifiers.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
+import lightgbm
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    StackingClassifier,
+)
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier
 
 from hpmkd.safe_load.allowlist import (
     _ALLOW_TABLE,
@@ -43,17 +62,60 @@ from hpmkd.safe_load.allowlist import (
     _TREE_PREDICTOR_CLASS,
 )
 from hpmkd.safe_load.errors import _FUNCTION_ADVICE, _Refused
-from hpmkd.safe_load.names import _Unresolved, _UnresolvedObject
+from hpmkd.safe_load.names import _optional, _Unresolved, _UnresolvedObject
 from hpmkd.safe_load.state_checks import (
     _check_bspline_state,
     _check_kwargs,
     _check_partial_state,
     _check_tree_predictor_state,
     _check_tree_state,
+    check_binary_tree,
+    check_booster,
+    check_decision_tree,
+    check_forest,
+    check_gradient_boosting,
+    check_hist_gradient_boosting,
+    check_k_neighbors,
+    check_lgbm_classifier,
+    check_one_hot_encoder,
+    check_stacking,
+    check_svc,
+    family_checks_enabled,
 )
 
 #: More objects than any genuine model has (a 5,000-tree forest has about 10^5).
 _MAX_OBJECTS: Final = 2_000_000
+#: Deeper nesting than any genuine model has (a pipeline in a column transformer in a
+#: stacking classifier is about 15 levels); deeper graphs overflow recursive code.
+_MAX_DEPTH: Final = 200
+#: How many lists may hold the same estimator (FeatureUnion may list one twice).
+_MAX_SEQUENCE_REFERENCES: Final = 2
+
+_KD_TREE: Final = _optional("sklearn.neighbors._kd_tree", "KDTree")
+_BALL_TREE: Final = _optional("sklearn.neighbors._ball_tree", "BallTree")
+#: Native objects a model holds exactly once.
+_HELD_ONCE: Final = frozenset(
+    cls for cls in (_TREE_CLASS, _TREE_PREDICTOR_CLASS, _KD_TREE, _BALL_TREE, lightgbm.Booster)
+    if cls is not None
+)
+#: The fitted-state check of each estimator family with native code.
+_FAMILY_CHECKS: Final[dict[type, Callable[[Any, str], None]]] = {
+    DecisionTreeClassifier: check_decision_tree,
+    DecisionTreeRegressor: check_decision_tree,
+    ExtraTreeClassifier: check_decision_tree,
+    RandomForestClassifier: check_forest,
+    ExtraTreesClassifier: check_forest,
+    GradientBoostingClassifier: check_gradient_boosting,
+    HistGradientBoostingClassifier: check_hist_gradient_boosting,
+    KNeighborsClassifier: check_k_neighbors,
+    SVC: check_svc,
+    StackingClassifier: check_stacking,
+    OneHotEncoder: check_one_hot_encoder,
+    lightgbm.LGBMClassifier: check_lgbm_classifier,
+    lightgbm.Booster: check_booster,
+    **{cls: check_binary_tree for cls in (_KD_TREE, _BALL_TREE) if cls is not None},
+}
+_SEQUENCES: Final = (list, tuple, np.ndarray)
 
 _LEAF_TYPES: Final = (str, bytes, bytearray, int, float, complex, bool, type(None), range, slice)
 # Every function the unpickler can hand out (ids of the allow table's non-class values).
@@ -235,7 +297,45 @@ def _check_object(obj: Any, path: Path, attribute: str | None) -> bool:
     elif _BSPLINE_CLASS is not None and kind is _BSPLINE_CLASS:
         _check_bspline_state(vars(obj))
         return False  # its _asarray is checked; nothing else inside
-    return True
+    if isinstance(obj, BaseEstimator) and vars(obj).get("_skl_callbacks"):
+        raise _Refused(f"{_where(path, attribute)} carries fit callbacks, which model files "
+                       "never do")
+    check = _FAMILY_CHECKS.get(kind)
+    if check is not None and family_checks_enabled():
+        check(obj, f"{_where(path, attribute)} (a {kind.__name__})")
+    return kind not in _HELD_ONCE or kind is lightgbm.Booster
+
+
+def _where(path: Path, attribute: str | None) -> str:
+    where = describe_path(path)
+    return where + (f" (attribute {attribute!r})" if attribute and not path else "")
+
+
+def _count_references(
+    obj: Any, children: list[tuple[Any, Path, str | None]], held: Counter[int],
+    listed: Counter[int],
+) -> None:
+    """Refuse native objects held twice and estimators repeated in lists."""
+    in_sequence = isinstance(obj, _SEQUENCES)
+    here: set[int] = set()
+    for child, path, attribute in children:
+        kind = type(child)
+        if kind in _HELD_ONCE:
+            held[id(child)] += 1
+            if held[id(child)] > 1:
+                raise _Refused(
+                    f"{_where(path, attribute)} uses the same {kind.__name__} more than once "
+                    "(genuine models hold each of their trees once; a repeated tree makes "
+                    "prediction arbitrarily slow)"
+                )
+        elif in_sequence and isinstance(child, BaseEstimator):
+            listed[id(child)] += 1
+            if id(child) in here or listed[id(child)] > _MAX_SEQUENCE_REFERENCES:
+                raise _Refused(
+                    f"{_where(path, attribute)} lists the same {kind.__name__} several times "
+                    "(a repeated estimator makes prediction arbitrarily slow)"
+                )
+            here.add(id(child))
 
 
 def check_loaded(root: object, unresolved: Iterable[_Unresolved] = ()) -> None:
@@ -249,10 +349,12 @@ def check_loaded(root: object, unresolved: Iterable[_Unresolved] = ()) -> None:
         Every refused name the unpickler handed out; one the walk does not meet is
         refused all the same (the file used it somewhere and threw it away).
     """
-    stack: list[tuple[Any, Path, str | None]] = [(root, (), None)]
+    stack: list[tuple[Any, Path, str | None, int]] = [(root, (), None, 0)]
     seen: set[int] = set()
+    held: Counter[int] = Counter()
+    listed: Counter[int] = Counter()
     while stack:
-        obj, path, attribute = stack.pop()
+        obj, path, attribute, depth = stack.pop()
         if type(obj) in _LEAF_TYPES or isinstance(obj, (np.generic, np.dtype)):
             continue
         if isinstance(obj, type):  # classes as values (dtype=np.float64): allowed ones only
@@ -262,6 +364,8 @@ def check_loaded(root: object, unresolved: Iterable[_Unresolved] = ()) -> None:
         seen.add(id(obj))
         if len(seen) > _MAX_OBJECTS:
             raise _Refused(f"it holds more than {_MAX_OBJECTS:,} objects")
+        if depth > _MAX_DEPTH:
+            raise _Refused(f"its objects are nested more than {_MAX_DEPTH} levels deep")
         skip_ft_slots = type(obj) is FunctionTransformer
         if not _check_object(obj, path, attribute):
             continue
@@ -270,7 +374,42 @@ def check_loaded(root: object, unresolved: Iterable[_Unresolved] = ()) -> None:
             for child in _children(obj, path)
             if not (skip_ft_slots and child[2] in _FUNCTION_TRANSFORMER_SLOTS)
         ]
-        stack.extend(reversed(children))
+        _count_references(obj, children, held, listed)
+        stack.extend((*child, depth + 1) for child in reversed(children))
     first = next(iter(unresolved), None)
     if first is not None:
         raise _refuse_name(first, (), None)
+
+
+def single_thread(root: object) -> None:
+    """Set ``n_jobs`` of every estimator reachable from ``root`` to 1, in place.
+
+    A loaded ``n_jobs=400`` would start 400 threads at prediction; LightGBM boosters and
+    XGBoost models get one thread too (``num_threads`` / ``nthread``).
+    """
+    stack: list[Any] = [root]
+    seen: set[int] = set()
+    while stack:
+        obj = stack.pop()
+        if type(obj) in _LEAF_TYPES or isinstance(obj, (type, np.generic, np.dtype)):
+            continue
+        if id(obj) in seen or len(seen) > _MAX_OBJECTS:
+            continue
+        seen.add(id(obj))
+        state = getattr(obj, "__dict__", None)
+        if type(state) is dict:
+            if "n_jobs" in state and isinstance(obj, BaseEstimator):
+                state["n_jobs"] = 1
+            if type(obj) is lightgbm.Booster and type(state.get("params")) is dict:
+                for alias in ("num_threads", "num_thread", "nthread", "nthreads", "n_jobs"):
+                    if alias in state["params"]:
+                        state["params"][alias] = 1
+            other = state.get("_other_params")
+            if type(other) is dict:
+                for alias in ("num_threads", "num_thread", "nthread", "nthreads"):
+                    if alias in other:
+                        other[alias] = 1
+                        state[alias] = 1
+            if type(obj).__name__ == "XGBClassifier" and hasattr(obj, "set_params"):
+                obj.set_params(n_jobs=1)
+        stack.extend(child for child, _path, _attr in _children(obj, ()))

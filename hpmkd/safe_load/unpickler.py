@@ -14,22 +14,36 @@ either is refused on the spot (naming it); a file that merely *holds* one is ref
 once loading ends, by :func:`~hpmkd.safe_load.graph_checks.check_loaded`, which can then
 say where (``step "prep" is a FunctionTransformer that calls "mymodule.clean"``).
 Nothing is imported for such a name.  Dotted names are refused at once.
+
+Everything the unpickler reads goes through a :class:`_BoundedReader`: at most
+``max_bytes`` bytes after decompression (a 1 MB file that inflates to gigabytes is
+refused while it inflates), and a length field larger than what remains (a 900-byte
+file announcing a 1.6 GB string or array) is refused before anything is allocated.
 """
 
 from __future__ import annotations
 
 import _compat_pickle
+import bz2
+import contextlib
 import functools
+import io
+import lzma
+import math
+import os
 import pickle
+import struct
 import sys
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import joblib.compressor
+import lightgbm
 import numpy as np
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
-from joblib.numpy_pickle_utils import _detect_compressor, _validate_fileobject_and_memmap
+from joblib.numpy_pickle_utils import _detect_compressor
 
 from hpmkd.safe_load.allowlist import (
     _ALLOW_TABLE,
@@ -49,6 +63,7 @@ from hpmkd.safe_load.errors import (
     _require,
 )
 from hpmkd.safe_load.graph_checks import check_loaded
+from hpmkd.safe_load.lightgbm_text import _check_booster_state
 from hpmkd.safe_load.names import _Unresolved, _UnresolvedObject
 from hpmkd.safe_load.numpy_guards import _build_dtype, _is_dtype, _PendingDType
 from hpmkd.safe_load.state_checks import (
@@ -57,10 +72,92 @@ from hpmkd.safe_load.state_checks import (
     _check_partial_state,
     _check_tree_predictor_state,
     _check_tree_state,
+    family_checks_enabled,
 )
 
 # Refused names kept per file: far more than any file needs to show what it wanted.
 _MAX_UNRESOLVED = 1000
+#: Reads larger than this are done in pieces, so only data that exists is allocated.
+_CHUNK: Final = 16 * 1024 * 1024
+#: Longest line a pickle text opcode may have (module and class names, short numbers).
+_MAX_LINE: Final = 1024 * 1024
+
+
+class _TooLarge(_Refused):
+    """The file unpacks to more than the limit allows."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"it unpacks to more than {limit / 1024**2:,.0f} MB, four times the largest "
+            "teacher file this installation accepts (HPMKD_UPLOAD_LIMIT_MB); genuine model "
+            "files do not expand that much",
+            crafted=False,
+            advice="If it is a genuine model, save it uncompressed or ask the administrator "
+            "to raise HPMKD_UPLOAD_LIMIT_MB.",
+        )
+        self.limit = limit
+
+
+class _BoundedReader:
+    """A read-only view of the (decompressed) pickle stream that counts what it hands out.
+
+    Parameters
+    ----------
+    stream : file object
+        joblib's decompressing reader, or the raw file.
+    limit : int
+        Bytes the whole stream may unpack to.
+    known_size : int or None
+        Bytes left in an uncompressed file: a longer read is a truncated file.
+    """
+
+    def __init__(self, stream: Any, limit: int, known_size: int | None) -> None:
+        self._stream = stream
+        self.limit = limit
+        self.used = 0
+        self._known = known_size
+
+    def remaining(self) -> int:
+        """Bytes the stream may still hand out."""
+        left = self.limit - self.used
+        return left if self._known is None else min(left, self._known - self.used)
+
+    def _account(self, size: int) -> None:
+        if size > self.remaining():
+            if self._known is not None and size > self._known - self.used:
+                raise EOFError("the file ends before the data it announces (truncated)")
+            raise _TooLarge(self.limit)
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self.remaining()
+        self._account(size)
+        if size <= _CHUNK:
+            data = self._stream.read(size)
+        else:  # piecewise: a huge length field only costs what the file really holds
+            pieces = bytearray()
+            while len(pieces) < size:
+                piece = self._stream.read(min(_CHUNK, size - len(pieces)))
+                if not piece:
+                    break
+                pieces += piece
+                if self.used + len(pieces) > self.limit:
+                    raise _TooLarge(self.limit)
+            data = bytes(pieces)
+        self.used += len(data)
+        if self.used > self.limit:
+            raise _TooLarge(self.limit)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        line = self._stream.readline(_MAX_LINE)
+        self.used += len(line)
+        if self.used > self.limit:
+            raise _TooLarge(self.limit)
+        return line
+
+    def peek(self, size: int = 0) -> bytes:
+        return self._stream.peek(size) if hasattr(self._stream, "peek") else b""
 
 _Dispatch = dict[int, Callable[[Any], None]]
 
@@ -179,6 +276,20 @@ class _RestrictedMixin:
         pickle._Unpickler.dispatch[pickle.LONG_BINGET[0]](self)  # type: ignore[attr-defined]
         self._resolve_top()
 
+    # -- lengths read from the file: never allocate more than the file can hold --
+
+    def _load_bytearray8(self) -> None:
+        # pickle allocates bytearray(length) before reading into it.
+        (length,) = struct.unpack("<Q", self.read(8))  # type: ignore[attr-defined]
+        reader = getattr(self, "_bounded", None)
+        frame = getattr(getattr(self, "_unframer", None), "current_frame", None)
+        available = (reader.remaining() if reader is not None else length) + (
+            len(frame.getbuffer()) - frame.tell() if frame is not None else 0
+        )
+        if length > available:
+            raise EOFError("the file ends before the data it announces (truncated)")
+        self.append(bytearray(self.read(length)))  # type: ignore[attr-defined]
+
     # -- container mutation: only plain containers ---------------------------
     # (SETITEM on an ndarray, say, would change a node table after it was checked.)
 
@@ -236,6 +347,8 @@ class _RestrictedMixin:
             _check_bspline_state(state)
         elif type(inst) is functools.partial:
             _check_partial_state(state)
+        elif type(inst) is lightgbm.Booster and family_checks_enabled():
+            _check_booster_state(state)  # before LightGBM parses its model string
         return False
 
     def _load_build(self) -> None:
@@ -288,6 +401,7 @@ def _install_handlers(dispatch: _Dispatch) -> None:
     dispatch[pickle.ADDITEMS[0]] = mixin._load_additems
     for opcode in (pickle.EXT1, pickle.EXT2, pickle.EXT4):
         dispatch[opcode[0]] = mixin._load_ext
+    dispatch[pickle.BYTEARRAY8[0]] = mixin._load_bytearray8
 
 
 class _NestedUnpickler(_RestrictedMixin, pickle._Unpickler):  # type: ignore[name-defined,misc]
@@ -301,6 +415,7 @@ class _NestedUnpickler(_RestrictedMixin, pickle._Unpickler):  # type: ignore[nam
         super().__init__(file)
         self._display_name = display_name
         self._unresolved = unresolved
+        self._bounded = file if isinstance(file, _BoundedReader) else None
 
 
 class _RestrictedUnpickler(_RestrictedMixin, NumpyUnpickler):
@@ -313,6 +428,7 @@ class _RestrictedUnpickler(_RestrictedMixin, NumpyUnpickler):
         super().__init__("", file_handle, ensure_native_byte_order=True, mmap_mode=None)
         self._display_name = display_name
         self._unresolved = []
+        self._bounded = file_handle if isinstance(file_handle, _BoundedReader) else None
 
     def _load_joblib_build(self) -> None:
         if self._build_common():
@@ -332,6 +448,13 @@ class _RestrictedUnpickler(_RestrictedMixin, NumpyUnpickler):
                     "a joblib object array is malformed",
                 )
             else:
+                # joblib allocates the whole array before reading it: a small file
+                # must not announce a huge one.
+                size = math.prod(int(d) for d in wrapper.shape) * wrapper.dtype.itemsize
+                reader = self.file_handle
+                _require(type(wrapper.shape) is tuple, "a joblib array has no valid shape")
+                if isinstance(reader, _BoundedReader):
+                    reader._account(size)
                 array = wrapper.read(self, self.ensure_native_byte_order)
             self.stack.append(array)
 
@@ -356,7 +479,65 @@ def _sniff(head: bytes) -> str:
     return "it is not a pickle or joblib file"
 
 
-def _load_pickle(path: Path, display: str) -> object:
+class _Inflater(io.RawIOBase):
+    """A compressed stream read in bounded steps: each call inflates at most what was
+    asked for (joblib's readers inflate whole blocks, and on data after the end of the
+    stream loop with a doubling buffer).
+    """
+
+    def __init__(self, raw: Any, compressor: str) -> None:
+        self._raw = raw
+        self._zlib = compressor in ("zlib", "gzip")
+        if compressor == "zlib":
+            self._inflate: Any = zlib.decompressobj(zlib.MAX_WBITS)
+        elif compressor == "gzip":
+            self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif compressor == "bz2":
+            self._inflate = bz2.BZ2Decompressor()
+        elif compressor in ("lzma", "xz"):
+            self._inflate = lzma.LZMADecompressor(
+                lzma.FORMAT_ALONE if compressor == "lzma" else lzma.FORMAT_XZ)
+        else:  # lz4 (its presence was checked)
+            import lz4.frame
+
+            self._inflate = lz4.frame.LZ4FrameDecompressor()
+
+    def readable(self) -> bool:
+        return True
+
+    def _end(self) -> int:
+        if getattr(self._inflate, "unused_data", b"") or self._raw.read(1):
+            raise ValueError("there is data after the end of its compressed stream")
+        return 0
+
+    def readinto(self, buffer: Any) -> int:
+        want = len(buffer)
+        while True:
+            if self._zlib and self._inflate.unconsumed_tail:
+                piece = self._inflate.decompress(self._inflate.unconsumed_tail, want)
+            elif self._inflate.eof:
+                return self._end()
+            elif self._zlib or self._inflate.needs_input:
+                data = self._raw.read(64 * 1024)
+                if not data:
+                    raise EOFError("the compressed data ends early (truncated)")
+                piece = self._inflate.decompress(data, want)
+            else:
+                piece = self._inflate.decompress(b"", want)
+            if piece:
+                buffer[: len(piece)] = piece
+                return len(piece)
+
+
+@contextlib.contextmanager
+def _open_stream(raw: Any, compressor: str) -> Iterator[Any]:
+    if compressor == "not-compressed":
+        yield raw
+    else:
+        yield io.BufferedReader(_Inflater(raw, compressor), buffer_size=1024 * 1024)
+
+
+def _load_pickle(path: Path, display: str, max_bytes: int) -> object:
     with open(path, "rb") as raw:
         compressor = _detect_compressor(raw)
         if compressor == "compat":
@@ -372,8 +553,8 @@ def _load_pickle(path: Path, display: str) -> object:
                 "Install it with pip install lz4, or save the model again with "
                 "joblib.dump(model, path, compress=3) (zlib).",
             )
-        # Reuse joblib's detection of zlib/gzip/bz2/lzma/xz compression.
-        with _validate_fileobject_and_memmap(raw, str(path), None) as (stream, _mmap_mode):
+        # joblib's detection of zlib/gzip/bz2/lzma/xz/lz4; our own bounded decompression.
+        with _open_stream(raw, compressor) as stream:
             head = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
             if len(head) < 2 or head[0] != pickle.PROTO[0] or not 2 <= head[1] <= 5:
                 sample = stream.peek(256)[:256] if hasattr(stream, "peek") else b""
@@ -386,7 +567,13 @@ def _load_pickle(path: Path, display: str) -> object:
                     problem,
                     "Save the model with joblib.dump or pickle.dump (protocol 2 or newer).",
                 )
-            unpickler = _RestrictedUnpickler(stream, display)
+            # Decompressed data is bounded by max_bytes; an uncompressed file by its size.
+            size = os.fstat(raw.fileno()).st_size
+            if compressor == "not-compressed":
+                reader = _BoundedReader(stream, max(size, max_bytes), size)
+            else:
+                reader = _BoundedReader(stream, max_bytes, None)
+            unpickler = _RestrictedUnpickler(reader, display)
             try:
                 loaded = unpickler.load()
             except (UnsafeModelError, ModelFileError):
