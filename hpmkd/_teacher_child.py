@@ -7,7 +7,7 @@ Started by :mod:`hpmkd.isolation`, never imported by the engine:
 ``python -m hpmkd._teacher_child zygote``
     The helper: import the libraries once, then fork one child per ``RUN`` line read on
     standard input and report its pid and how it ended (protocol in
-    :class:`hpmkd.isolation._Zygote`). The helper itself never reads a model.
+    :class:`hpmkd.child_process._Zygote`). The helper itself never reads a model.
 
 A job first limits itself (:func:`apply_limits`: address space, CPU time, open files,
 file size, processes, no core dumps; it dies with the process that started it), moves

@@ -26,6 +26,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("hpmkd.extras", "hpmkd.metrics", "hpmkd.curves", "hpmkd.config", "hpmkd.io", "hpmkd.checks"),
     ("hpmkd.settings",),
     ("hpmkd.safe_load",),
+    ("hpmkd.child_process",),
     ("hpmkd.isolation",),
     ("hpmkd.teacher", "hpmkd.students", "hpmkd._teacher_child"),
     ("hpmkd.data", "hpmkd.evaluate"),

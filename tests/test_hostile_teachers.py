@@ -866,9 +866,9 @@ def test_without_the_helper_each_job_starts_its_own_interpreter(
     monkeypatch: pytest.MonkeyPatch, corpus: dict[str, Path], genuine: tuple[Path, np.ndarray],
     tmp_path: Path,
 ) -> None:
-    from hpmkd import isolation
+    from hpmkd import child_process
 
-    monkeypatch.setattr(isolation, "_zygote", lambda: None)
+    monkeypatch.setattr(child_process, "_zygote", lambda: None)
     path, expected = genuine
     assert np.allclose(run_teacher_file(path, FRAME, FEATURES, [0, 1], LIMITS).proba, expected)
     with pytest.raises(HPMKDInputError, match="support-vector arrays whose sizes"):
@@ -883,14 +883,14 @@ def test_without_the_helper_each_job_starts_its_own_interpreter(
 def test_a_helper_that_died_is_replaced(genuine: tuple[Path, np.ndarray]) -> None:
     import signal
 
-    from hpmkd import isolation
+    from hpmkd import child_process
 
     path, expected = genuine
     run_teacher_file(path, FRAME, FEATURES, [0, 1], LIMITS)
-    helper = isolation._zygote()
+    helper = child_process._zygote()
     assert helper is not None and helper.proc.poll() is None
     os.kill(helper.proc.pid, signal.SIGKILL)  # the helper this test process started
     helper.proc.wait()
     assert np.allclose(run_teacher_file(path, FRAME, FEATURES, [0, 1], LIMITS).proba, expected)
-    replacement = isolation._zygote()
+    replacement = child_process._zygote()
     assert replacement is not None and replacement is not helper

@@ -1,5 +1,8 @@
 """The restricted unpickler and the reading of ``.joblib`` / ``.pkl`` / ``.pickle`` files.
 
+One concept (over 500 lines on purpose): every guarded opcode handler of the restricted
+unpickler sits in one class, where a reviewer sees all the ways a file can reach memory.
+
 Built on joblib's own reader (so joblib compression and joblib's out-of-band numpy
 arrays work, and plain ``pickle.dump`` files load too).  ``find_class`` only hands
 out what :mod:`~hpmkd.safe_load.allowlist` admits, and the opcodes that can touch
