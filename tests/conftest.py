@@ -97,6 +97,40 @@ def venv_python() -> Path:
     return VENV_PYTHON
 
 
+#: Python lines that make ``hpmkd`` unimportable in a child interpreter started with
+#: ``-I`` from the project's venv, and check it: the editable install's finders and the
+#: project folder leave the import path, the venv's site-packages stay. Paste into a
+#: child script after it sets ``project`` (the repository root, resolved).
+HIDE_HPMKD = """
+def editable(finder):
+    names = (type(finder).__name__, getattr(finder, "__name__", ""))
+    return any("editable" in n.lower() for n in names)
+
+sys.meta_path[:] = [f for f in sys.meta_path if not editable(f)]
+sys.path_hooks[:] = [h for h in sys.path_hooks if not editable(h)]
+sys.path_importer_cache.clear()
+
+venv = Path(sys.prefix).resolve()  # the project's .venv: its site-packages stay
+
+def under_project(entry):
+    try:
+        path = Path(entry or ".").resolve()
+    except OSError:
+        return False
+    if path == venv or venv in path.parents:
+        return False
+    return path == project or project in path.parents
+
+sys.path[:] = [p for p in sys.path if not under_project(p)]
+try:
+    import hpmkd  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit(f"hpmkd is importable in the child: {hpmkd.__file__}")
+"""
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_hpmkd_home(tmp_path_factory: pytest.TempPathFactory):
     """Point ``HPMKD_HOME`` (cache, optimization memory) at a private temporary folder so

@@ -19,7 +19,7 @@ from sklearn.datasets import load_breast_cancer
 import hpmkd
 from hpmkd import AutoDistiller, DistillationDataset, Event, HPMConfig, choose_method
 from hpmkd.metrics import size_bytes
-from tests.conftest import expected_selection
+from tests.conftest import HIDE_HPMKD, expected_selection
 
 METRIC_KEYS = {
     "accuracy",
@@ -333,40 +333,20 @@ def test_run_without_teacher_is_a_clear_error(binary_frame):
 
 
 # ----------------------------------------------------------------------------- saved model
-_CHILD = textwrap.dedent(
-    """
+_CHILD = (
+    textwrap.dedent(
+        """
     import sys
     from pathlib import Path
 
     project = Path(sys.argv[1]).resolve()
     model_path, csv_path, out_path = sys.argv[2:5]
 
-    def editable(finder):
-        names = (type(finder).__name__, getattr(finder, "__name__", ""))
-        return any("editable" in n.lower() for n in names)
-
-    sys.meta_path[:] = [f for f in sys.meta_path if not editable(f)]
-    sys.path_hooks[:] = [h for h in sys.path_hooks if not editable(h)]
-    sys.path_importer_cache.clear()
-
-    venv = Path(sys.prefix).resolve()  # the project's .venv: its site-packages stay
-
-    def under_project(entry):
-        try:
-            path = Path(entry or ".").resolve()
-        except OSError:
-            return False
-        if path == venv or venv in path.parents:
-            return False
-        return path == project or project in path.parents
-
-    sys.path[:] = [p for p in sys.path if not under_project(p)]
-    try:
-        import hpmkd  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        raise SystemExit(f"hpmkd is importable in the child: {hpmkd.__file__}")
+    """
+    )
+    + HIDE_HPMKD
+    + textwrap.dedent(
+        """
 
     import joblib
     import numpy as np
@@ -377,7 +357,8 @@ _CHILD = textwrap.dedent(
     raw = pd.read_csv(csv_path)
     np.savez(out_path, proba=model.predict_proba(raw), pred=model.predict(raw))
     print("child ok", type(model).__name__)
-    """
+        """
+    )
 )
 
 

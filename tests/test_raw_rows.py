@@ -28,6 +28,7 @@ from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
 from hpmkd.data import prepare_features
 from hpmkd.errors import HPMKDInputError
 from hpmkd.safe_load import load_model_file
+from tests.conftest import HIDE_HPMKD
 
 FAMILIES = ("tree", "lgbm", "logreg", "mlp")
 CATEGORICAL = ["flag", "grade", "kind", "city"]
@@ -180,8 +181,9 @@ def test_saved_students_load_through_the_restricted_loader(runs) -> None:
         assert np.allclose(loaded.predict_proba(rows), expected, atol=1e-12), family
 
 
-_CHILD = textwrap.dedent(
-    """
+_CHILD = (
+    textwrap.dedent(
+        """
     import json
     import sys
     from pathlib import Path
@@ -190,32 +192,11 @@ _CHILD = textwrap.dedent(
     folder = Path(sys.argv[2])
     families = sys.argv[3].split(",")
 
-    def editable(finder):
-        names = (type(finder).__name__, getattr(finder, "__name__", ""))
-        return any("editable" in n.lower() for n in names)
-
-    sys.meta_path[:] = [f for f in sys.meta_path if not editable(f)]
-    sys.path_hooks[:] = [h for h in sys.path_hooks if not editable(h)]
-    sys.path_importer_cache.clear()
-
-    venv = Path(sys.prefix).resolve()  # the project's .venv: its site-packages stay
-
-    def under_project(entry):
-        try:
-            path = Path(entry or ".").resolve()
-        except OSError:
-            return False
-        if path == venv or venv in path.parents:
-            return False
-        return path == project or project in path.parents
-
-    sys.path[:] = [p for p in sys.path if not under_project(p)]
-    try:
-        import hpmkd  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        raise SystemExit(f"hpmkd is importable in the child: {hpmkd.__file__}")
+    """
+    )
+    + HIDE_HPMKD
+    + textwrap.dedent(
+        """
 
     import joblib
     import numpy as np
@@ -237,7 +218,8 @@ _CHILD = textwrap.dedent(
     np.savez(folder / "child.npz", **probas)
     (folder / "errors.json").write_text(json.dumps(errors))
     print("child ok", len(probas))
-    """
+        """
+    )
 )
 
 
