@@ -18,7 +18,7 @@ import math
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,19 @@ class ComponentRecord:
 
     enabled: bool = True
     reason: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The record from its plain form (:meth:`to_dict`, e.g. an event's payload):
+        lists back to tuples, keys that are not fields left out."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(
+            **{
+                key: tuple(value) if isinstance(value, list) else value
+                for key, value in data.items()
+                if key in names
+            }
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data: every field that applies (``None`` fields are left out)."""

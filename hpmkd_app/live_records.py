@@ -21,7 +21,6 @@ In the live :class:`~hpmkd.result.Components` of :func:`live_components`, ``None
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -43,13 +42,8 @@ Row = Mapping[str, Any]
 
 
 def _record(cls: type[R], data: Mapping[str, Any]) -> R:
-    """``cls`` from its plain form (lists back to tuples; unknown keys left out)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{
-        key: tuple(value) if isinstance(value, list) else value
-        for key, value in data.items()
-        if key in names
-    })
+    """``cls`` from its plain form (see :meth:`hpmkd.result.ComponentRecord.from_dict`)."""
+    return cls.from_dict(data)
 
 
 def selection_record(data: Mapping[str, Any]) -> SelectionRecord:
