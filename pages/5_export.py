@@ -75,3 +75,4 @@ def show(job: Any, distiller: Any) -> None:
 run = ui.finished_run()
 if run is not None:
     show(*run)
+ui.run_history_list()
