@@ -19,11 +19,14 @@ from typing import Any
 
 from hpmkd_app.runner import FINAL_STATES, JobView
 
-__all__ = ["MAX_RUNS", "RunRecord", "current", "label", "latest_done", "remember", "running",
-           "updated"]
+__all__ = ["LOST", "MAX_RUNS", "RunRecord", "current", "label", "latest_done", "remember",
+           "running", "updated"]
 
 #: Most runs a session remembers (the oldest are forgotten first).
 MAX_RUNS = 50
+#: Status of a run that was still going when the server stopped (a job lives in the
+#: server's memory: it cannot survive a restart).
+LOST = "lost in a server restart"
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,8 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        """Whether the run reached a final state when last seen."""
-        return self.status in FINAL_STATES
+        """Whether the run reached a final state (or was lost) when last seen."""
+        return self.status in FINAL_STATES or self.status == LOST
 
     def matches(self, fingerprint: str) -> bool:
         """Whether this run was made on inputs with this fingerprint.
@@ -97,12 +100,15 @@ def updated(record: RunRecord, view: JobView | None, selected: str | None = None
     ----------
     record : RunRecord
     view : JobView or None
-        The job's snapshot, if the server still knows the job.
+        The job's snapshot, if the server still knows the job (``None`` for a run that
+        was going: it is marked :data:`LOST`).
     selected : str, optional
         The finished run's selected student.
     """
     if view is None:
-        return record
+        # A running job is always in the server's registry; gone means the server
+        # restarted under it.
+        return record if record.finished else replace(record, status=LOST)
     return replace(record, status=view.status, finished_at=view.finished_at,
                    selected=selected or record.selected)
 

@@ -284,7 +284,7 @@ def unknown_job_message(record: RunRecord) -> str:
     ----------
     record : RunRecord
     """
-    if not record.finished:
+    if not record.finished or record.status == run_history.LOST:
         return (f"Run `{record.job_id}` was still going when the server stopped: a running "
                 "job cannot survive a server restart. Start it again on the Distill page.")
     if record.status == "done":

@@ -100,15 +100,18 @@ def finished_run() -> tuple[jobs.Job, AutoDistiller] | None:
         page_link("distill", "Go to Distill")
         return None
     job = jobs.get_job(record.job_id)
-    if job is not None and job.finished and job.status != "done":
-        # The last try on these inputs was cancelled or failed: an earlier finished run
-        # of the very same inputs is still their run.
+    if job is None or (job.finished and job.status != "done"):
+        # The last try on these inputs was cancelled, failed, or was lost in a server
+        # restart: an earlier finished run of the very same inputs is still their run.
         done = run_history.latest_done(records, fingerprint)
         earlier = jobs.get_job(done.job_id) if done is not None else None
         if earlier is not None and earlier.status == "done" and earlier.distiller is not None:
-            st.info(f"The last run on these inputs ended ({job.status}); showing the previous "
-                    f"finished run of the same inputs, `{earlier.id}` (started "
-                    f"{when(earlier.started_at)}).")
+            if job is None:
+                st.warning(sessions.unknown_job_message(record))
+            else:
+                st.info(f"The last run on these inputs ended ({job.status}).")
+            st.info(f"Showing the previous finished run of the same inputs, `{earlier.id}` "
+                    f"(started {when(earlier.started_at)}).")
             return earlier, earlier.distiller
     return _usable(record, job)
 
