@@ -20,6 +20,25 @@ PAGES = {
 }
 
 
+def run_through_app() -> None:
+    """Make sure ``app.py`` runs around the page (call first on every page).
+
+    Streamlit treats a ``pages/`` folder beside the entry script as an old-style
+    multipage app until the process first runs ``st.navigation``. So the first request
+    a fresh server gets for a page URL (a reload of ``/export`` after a restart) runs the
+    page file *alone*: no page config, no navigation, no session restored from the
+    ``?session=`` link. Here the page notices (the flag is still set), clears it, as
+    ``st.navigation`` would, and reruns: the rerun goes through ``app.py`` to the same
+    page (a page's id is derived from its URL path, which ``app.py`` keeps). A page run
+    on its own in a test has no ``pages/`` folder beside it, so nothing happens there.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def page_link(name: str, label: str | None = None) -> None:
     """A link to another page (plain text when the page runs on its own, as in tests).
 

@@ -10,6 +10,7 @@ import streamlit as st
 from hpmkd import choose_method
 from hpmkd_app import configform, jobs, panels, progress, run_history, sessions, state, ui
 
+ui.run_through_app()
 st.title("3 · Distill")
 st.caption(
     "The run trains in the background: you can switch pages or reload the browser and "

@@ -11,6 +11,7 @@ from hpmkd import curves
 from hpmkd.report import figures
 from hpmkd_app import cached, charts, compare, ui
 
+ui.run_through_app()
 st.title("4 · Compare")
 st.caption(
     "The cards and charts are measured on the **test rows**, which no selection step saw; "

@@ -54,12 +54,12 @@ def reload(at: AppTest) -> AppTest:
 
 @pytest.fixture(autouse=True)
 def _every_run_goes_through_app_py(monkeypatch):
-    """Run ``app.py`` on every AppTest run, as a real server does.
+    """Run ``app.py`` on every AppTest run, clicks included, as a real server does.
 
-    AppTest resets ``PagesManager.uses_pages_directory`` before each run; with a
-    ``pages/`` folder beside ``app.py`` every run after the first then executes the page
-    file alone (multipage v1) and skips ``app.py``, where the session is restored and
-    saved. A server sets the flag to False once, at the first ``st.navigation``.
+    AppTest resets ``PagesManager.uses_pages_directory`` before each run, as if every run
+    were a fresh server's first: with a ``pages/`` folder beside ``app.py`` the page file
+    then runs alone, and :func:`hpmkd_app.ui.run_through_app` reruns it through
+    ``app.py``, which drops the click of that run. A server clears the flag once.
     """
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.testing.v1 import app_test
@@ -69,6 +69,14 @@ def _every_run_goes_through_app_py(monkeypatch):
 
     monkeypatch.setattr(app_test, "PagesManager", _Pages)
     monkeypatch.setattr(PagesManager, "uses_pages_directory", False)
+
+
+def test_a_page_url_on_a_fresh_server_still_runs_app_py(monkeypatch):
+    monkeypatch.undo()  # AppTest's own flag handling: each run is like a fresh server's first
+    at = ok(app().run())
+    ok(at.switch_page("pages/5_export.py").run())
+    assert at.title[0].value == "5 · Export"
+    assert "Your session" in texts(at.sidebar.markdown)  # app.py ran around the page
 
 
 @pytest.fixture(scope="module")
