@@ -190,7 +190,8 @@ def run_history_list(switch_to: str | None = None) -> None:
             c1, c2 = st.columns([6, 1], vertical_alignment="center")
             mark = " · **open**" if record.job_id == opened else ""
             c1.markdown(f"`{record.job_id}` — {run_history.label(record, fingerprint)}{mark}")
-            if c2.button("Open", key=f"open_run_{record.job_id}",
+            label = f"Open in {PAGES[switch_to][1]}" if switch_to else "Open"
+            if c2.button(label, key=f"open_run_{record.job_id}",
                          disabled=record.job_id == opened):
                 sessions.open_run(record.job_id)
                 if switch_to:
