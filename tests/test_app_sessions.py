@@ -307,10 +307,17 @@ def test_a_dataset_switch_never_offers_the_old_student(tmp_path):
     ok(button(at, "Back to the run of the current inputs").click().run())
     assert not at.get("download_button")
 
+    # From Distill, the history opens the run on Compare, labelled.
+    ok(at.switch_page("pages/3_distill.py").run())
+    ok(button(at, "Open in Compare").click().run())
+    assert at.title[0].value == "4 · Compare"
+    assert "does not match the current inputs" in texts(at.warning)
+    ok(button(at, "Back to the run of the current inputs").click().run())
+
     # The old inputs again: their run is the current one again.
     at.session_state[state.TABLE] = tables.load_sample()
     at.session_state[state.TEACHERS] = old_teachers
-    ok(at.run())
+    ok(at.switch_page("pages/5_export.py").run())
     assert "Student model (.joblib)" in [b.label for b in at.get("download_button")]
 
 
@@ -348,3 +355,27 @@ def test_an_unknown_or_malformed_session_link_starts_a_new_session():
         assert "not known to this server" in texts(at.sidebar.warning)
         assert "session" not in at.query_params
         assert state.TABLE not in at.session_state
+
+
+def test_a_run_on_other_inputs_still_going_is_not_shown_as_current(sample_inputs):
+    table, features, reference = sample_inputs
+    at = _load_sample_and_teacher(ok(app().run()))
+    dataset = teacher_lib.build_dataset(table, "target", features, [reference],
+                                        lambda s: teacher_lib.train_reference_teacher(
+                                            table.frame, s.settings)[0])
+    grid = configform.to_config({**configform.default_form(),
+                                 "families": ["logreg", "tree", "lgbm"]})
+    job = jobs.start_job(dataset, grid, method="legacy", seed=31337, use_run_cache=False)
+    try:
+        at.session_state[state.RUNS] = [RunRecord(job.id, "other-inputs", "old.csv",
+                                                  job.started_at, "legacy", 31337, "running")]
+        ok(at.switch_page("pages/3_distill.py").run())
+        assert "A run on **other inputs** is still going" in texts(at.warning)
+        assert button(at, "Start distillation").disabled
+        assert "Best student" not in texts(at.markdown)
+        ok(button(at, "Cancel that run").click().run())
+        assert job.wait(TIMEOUT) and job.status == "cancelled"
+        ok(at.run())
+        assert not button(at, "Start distillation").disabled
+    finally:
+        job.cancel()
