@@ -161,8 +161,9 @@ class LeakageCheck:
     signals : tuple of LeakageSignal
         Every signal measured, fired or not.
     text : str
-        What was seen, why it matters and the remedies (when suspected), or that
-        nothing was seen and on which rows.
+        When suspected, three paragraphs separated by a blank line: what was seen, why
+        it matters, the remedies (or that this run applied one). Otherwise that
+        nothing was seen, with the numbers.
     n_rows : int
         Rows the in-sample check looked at (0 when it did not run).
     seconds : float
@@ -292,25 +293,23 @@ def _finish(
     fired = [s for s in signals if s.fired]
     if fired:
         names = sorted({s.teacher for s in fired})
-        what = " ".join(s.text for s in fired)
-        text = (
+        seen = (
             f"Leakage suspected: the teacher{'s' if len(names) > 1 else ''} "
             f"{', '.join(repr(n) for n in names)} look{'' if len(names) > 1 else 's'} fitted "
-            f"on the rows hpmkd uses. {what} {WHY} "
+            "on the rows hpmkd uses. " + " ".join(s.text for s in fired)
         )
         if teacher_refit == "oof":
-            text += (
+            after = (
                 "This run used teacher_refit=\"oof\": the soft targets and the teacher's "
                 "reported scores come from cross-fitted clones, not from the teacher as "
                 "given. A separate test table would still make the comparison cleaner."
             )
         else:
-            text += REMEDIES
+            after = REMEDIES
+        # Paragraphs: what was seen, why it matters, what to do.
+        text = "\n\n".join([seen, WHY, after])
     else:
-        text = (
-            "No sign that the teacher saw these rows: "
-            + " ".join(s.text for s in signals)
-        )
+        text = "No sign that the teacher saw these rows. " + " ".join(s.text for s in signals)
     return LeakageCheck(
         suspected=bool(fired),
         signals=tuple(signals),
@@ -482,11 +481,13 @@ def _in_sample_fit(
     gain = 1.0 - lt.mean() / max(lr.mean(), 1e-12)
     low, high = (float(v) for v in np.percentile(gains, [2.5, 97.5]))
     slope, slope_se = calibration_slope(teacher, y)
-    slope_low = slope - 1.96 * slope_se
+    # No finite lower end when the probabilities separate the labels perfectly (the
+    # likelihood keeps rising with the slope); the gain then says it all.
+    slope_low = slope - 1.96 * slope_se if math.isfinite(slope_se) else math.nan
     one_hot_t = float(np.mean(teacher.max(axis=1) >= ONE_HOT_LEVEL))
     one_hot_r = float(np.mean(reference.max(axis=1) >= ONE_HOT_LEVEL))
     by_gain = low > FIT_MARGIN
-    by_slope = low > 0 and slope_low > SLOPE_LEVEL
+    by_slope = low > 0 and bool(slope_low > SLOPE_LEVEL)
     fired = by_gain or by_slope
     values = {
         "teacher_log_loss": float(lt.mean()),
@@ -513,7 +514,9 @@ def _in_sample_fit(
     numbers = (
         f"log-loss {lt.mean():.3f} against the reference's {lr.mean():.3f} (gain "
         f"{gain:+.1%}, 95% interval [{low:+.1%}, {high:+.1%}]), calibration slope "
-        f"{slope:.2f} (95% lower end {slope_low:.2f}), KS {values['teacher_ks']:.3f} vs "
+        + (f"{slope:.2f} (95% lower end {slope_low:.2f})" if math.isfinite(slope_low)
+           else "unbounded (its probabilities separate the labels perfectly)")
+        + f", KS {values['teacher_ks']:.3f} vs "
         f"{values['reference_ks']:.3f}, near one-hot rows {one_hot_t:.0%} vs {one_hot_r:.0%}"
     )
     if by_gain:
