@@ -400,10 +400,16 @@ def reference_oof_proba(
     from lightgbm import LGBMClassifier
     from sklearn.model_selection import StratifiedKFold
 
-    X = X.copy()
-    for col in categorical:
-        if col in X.columns:
-            X[col] = X[col].astype("string").astype("category")
+    cats = set(categorical)
+    # Plain positional names: LightGBM refuses some characters in feature names, and the
+    # reference never has to match them to anything.
+    X = pd.DataFrame(
+        {
+            f"f{i}": X[col].astype("string").astype("category") if col in cats else X[col]
+            for i, col in enumerate(X.columns)
+        },
+        index=X.index,
+    )
     out = np.zeros((len(X), n_classes))
     splitter = StratifiedKFold(folds, shuffle=True, random_state=random_state)
     for fit, held in splitter.split(X, y):
