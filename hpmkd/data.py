@@ -218,6 +218,11 @@ class DistillationDataset:
         return len(self.classes)
 
     @property
+    def has_separate_test(self) -> bool:
+        """Whether the test rows are a separate table (``test_data``), not split off."""
+        return bool(self._is_test.any())
+
+    @property
     def has_teacher(self) -> bool:
         """Whether at least one teacher was given."""
         return bool(self.teachers)

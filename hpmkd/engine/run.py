@@ -13,6 +13,8 @@ adaptive components are not part of it.
 
 from __future__ import annotations
 
+import hashlib
+
 from hpmkd.components.memory import SharedOptimizationMemory
 from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset
@@ -23,6 +25,7 @@ from hpmkd.engine.select import remember, select_configurations
 from hpmkd.engine.session import PLANS, RunSession
 from hpmkd.engine.train import train_configurations
 from hpmkd.events import EventBus
+from hpmkd.leakage import LeakageCheck, check_run
 from hpmkd.result import (
     CacheRecord,
     Components,
@@ -84,6 +87,15 @@ def run(
         cache = CacheRecord(**session.cache.stats()) if plan.components else None
         parallel = ParallelRecord(**session.executor.describe()) if plan.components else None
         comparison = compare_candidates(session)
+        leakage = _leakage(session)
+        bus.emit(
+            "info",
+            phase="compare",
+            message="leakage suspected: the teacher looks trained on these rows"
+            if leakage.suspected
+            else "leakage check: no sign that the teacher saw these rows",
+            leakage=leakage.to_dict(),
+        )
     finally:
         session.close()
     session.phases["total"] = session.elapsed()
@@ -137,6 +149,25 @@ def run(
             teacher_trusted=bool(getattr(dataset, "teacher_trusted", False)),
         ),
         versions=versions(),
+        leakage=leakage,
+    )
+
+
+def _leakage(session: RunSession) -> LeakageCheck:
+    """The leakage check of the teachers as given, on this run's split (memoized: it
+    depends only on the data, the teachers' probabilities, the split and the seed)."""
+    dataset, split, config = session.dataset, session.split, session.config
+    rows = hashlib.sha256(
+        split.train.tobytes() + b"|" + split.validation.tobytes() + b"|" + split.test.tobytes()
+    ).hexdigest()
+    return session.memo(
+        "leakage",
+        (dataset.fingerprint(), rows, session.random_state, config.teacher_refit,
+         dataset.has_separate_test),
+        lambda: check_run(
+            dataset, split.train, split.validation, split.test, session.random_state,
+            config.teacher_refit, dataset.has_separate_test,
+        ),
     )
 
 
