@@ -12,8 +12,10 @@ saved with ``joblib.dump``:
 hpmkd gets half B (a stratified sample of at most ``--max-rows`` rows of it, so the large
 tables stay cheap) and runs ``hpmkd distill B.csv --teacher FILE`` for each teacher, with
 ``--teacher-refit none`` and ``oof``. Recorded per run, from ``summary.json`` and stderr:
-whether the CLI printed the leakage warning block, the check's numbers, the teacher's and
-the selected student's test KS (the test part of B: rows no student saw), and seconds.
+whether the CLI printed the leakage warning block, the check's numbers (``floor high``:
+the upper end of the ``below_noise_floor`` interval, ``-`` where too few rows repeat),
+the teacher's and the selected student's test KS (the test part of B: rows no student
+saw), and seconds.
 
     python bench/oof.py --data ../shared/data --out /tmp/oof-bench --max-rows 10000
 
@@ -96,12 +98,16 @@ def run_cli(table: Path, teacher: Path, refit: str, out: Path, seed: int) -> dic
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
     summary = json.loads((out / "summary.json").read_text())
-    signal = summary["leakage"]["signals"][0]["values"]
+    by_name = {s["name"]: s for s in summary["leakage"]["signals"]}
+    signal = by_name["in_sample_fit"]["values"]
+    floor = by_name.get("below_noise_floor")  # only where rows repeat enough
     return {
         "warned": WARNING in done.stderr,
         "suspected": summary["leakage"]["suspected"],
+        "fired": sorted(name for name, s in by_name.items() if s["fired"]),
         "gain_low": signal["gain_low"],
         "slope_low": signal.get("calibration_slope_low"),
+        "floor_high": None if floor is None else floor["values"]["excess_high"],
         "check_s": summary["leakage"]["seconds"],
         "teacher_ks": summary["teacher"]["ks"],
         "student_ks": summary["student"]["ks"],
@@ -117,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rows", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--only", default=None, help="comma-separated table names")
+    parser.add_argument("--refits", default="none,oof",
+                        help="comma-separated teacher_refit settings to run")
     args = parser.parse_args(argv)
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
@@ -129,19 +137,20 @@ def main(argv: list[str] | None = None) -> int:
         name = path.name.split(".")[0]
         files = prepare(path, work, args.max_rows)
         for kind in ("leaky", "clean"):
-            for refit in ("none", "oof"):
+            for refit in args.refits.split(","):
                 result = run_cli(files["table"], files[kind], refit,
                                  work / f"run_{name}_{kind}_{refit}", args.seed)
                 rows.append({"table": name, "teacher": kind, "refit": refit, **result})
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(f"grid: {' '.join(GRID)}; seed {args.seed}; B at most {args.max_rows:,} rows\n")
-    print("| table | teacher | refit | warning | gain low | slope low | check s | "
-          "teacher test KS | student test KS | run s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| table | teacher | refit | warning | gain low | slope low | floor high | "
+          "check s | teacher test KS | student test KS | run s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         slope = "-" if r["slope_low"] is None else f"{r['slope_low']:.2f}"
+        floor = "-" if r["floor_high"] is None else f"{r['floor_high']:+.4f}"
         print(f"| {r['table']} | {r['teacher']} | {r['refit']} | "
-              f"{'yes' if r['warned'] else 'no'} | {r['gain_low']:+.3f} | {slope} | "
+              f"{'yes' if r['warned'] else 'no'} | {r['gain_low']:+.3f} | {slope} | {floor} | "
               f"{r['check_s']:.1f} | {r['teacher_ks']:.4f} | {r['student_ks']:.4f} | "
               f"{r['seconds']:.0f} |")
     return 0

@@ -18,6 +18,17 @@ traces such rows leave, each measured beyond sampling noise:
     the rows (:func:`calibration_slope` above :data:`SLOPE_LEVEL`): on a large table a
     500-tree model memorises little, but it still stops short of its own training
     labels, where on unseen rows a model that good is calibrated or over-confident.
+``below_noise_floor``
+    (Only where the table repeats rows.) Rows with identical features and identical
+    teacher probabilities form cells; within a cell the spread of the labels is noise no
+    model can predict. On rows it did not see, a teacher's Brier score on those rows is
+    at least that noise (the spread of the labels around the cell's mean, estimated
+    without bias), whatever it learned and from whatever columns; a teacher that
+    learned the rows can go below it. The signal fires when the upper end of the 99%
+    cell-bootstrap interval of ``Brier - noise`` is below 0. It needs many repeated rows
+    (on ``us_census_fertility`` tens of thousands) and is skipped with fewer than
+    :data:`MIN_CELLS` repeated cells. It catches a large, low-dimensional table where a
+    500-tree model memorises too little for ``in_sample_fit``.
 ``validation_above_test``
     (Within a run, only when the teacher's test rows are rows it may not have seen.)
     The teacher's log-loss on the validation rows against its log-loss on the test rows,
@@ -51,6 +62,7 @@ if TYPE_CHECKING:  # only for annotations: the check reads a dataset, it builds 
 __all__ = [
     "FIT_MARGIN",
     "GAIN_MARGIN",
+    "MIN_CELLS",
     "SLOPE_LEVEL",
     "LeakageCheck",
     "LeakageSignal",
@@ -85,6 +97,13 @@ N_BOOT = 400
 #: Probabilities are clipped here before taking logs, so one confident miss of a clean
 #: teacher cannot dominate a mean (its loss is at most -log(1e-4) = 9.2).
 _CLIP = 1e-4
+#: ``below_noise_floor`` is measured only with at least this many cells of repeated rows
+#: (identical features and teacher probabilities, two rows or more): its interval is a
+#: bootstrap over cells.
+MIN_CELLS = 30
+#: Bootstrap resamples behind the noise-floor interval (a 99% interval: its 0.5%
+#: percentile needs more resamples than a 95% one).
+N_BOOT_FLOOR = 1000
 #: Share of rows whose largest probability is at least this counts as "near one-hot".
 ONE_HOT_LEVEL = 0.99
 
@@ -248,6 +267,7 @@ def check_dataset(dataset: DistillationDataset, random_state: int = 42) -> Leaka
         return LeakageCheck(False, (), f"Not checked: {exc}",
                             seconds=time.perf_counter() - start)
     signals, n_rows = _in_sample_signals(dataset, rows, random_state)
+    signals += _noise_floor_signals(dataset, rows, random_state)
     return _finish(signals, n_rows, start, "none")
 
 
@@ -289,6 +309,7 @@ def check_run(
                             seconds=time.perf_counter() - start, teacher_refit=teacher_refit)
     rows = np.sort(np.concatenate([train, validation]))
     signals, n_rows = _in_sample_signals(dataset, rows, random_state)
+    signals += _noise_floor_signals(dataset, rows, random_state)
     if test_is_separate:
         signals += [
             _validation_above_test(name, proba, dataset.y, validation, test, random_state)
@@ -552,6 +573,90 @@ def _in_sample_fit(
             f"{FIT_MARGIN:.0%} nor a slope above {SLOPE_LEVEL:g} while beating the reference."
         )
     return LeakageSignal("in_sample_fit", name, fired, measured, values, text)
+
+
+def _noise_floor_signals(
+    dataset: DistillationDataset, rows: np.ndarray, random_state: int
+) -> list[LeakageSignal]:
+    """``below_noise_floor`` for every teacher whose rows repeat enough (see the module
+    docstring); nothing for a teacher with fewer than :data:`MIN_CELLS` repeated cells."""
+    # One hash per row of the features, computed once for every teacher: cheap (a
+    # fraction of a second on 200,000 rows) so every non-test row is used, not a sample.
+    features = pd.util.hash_pandas_object(dataset.X.iloc[rows], index=False).to_numpy()
+    y = dataset.y[rows]
+    signals = []
+    for name, proba in dataset.teacher_probas.items():
+        signal = _below_noise_floor(name, proba[rows], y, features, random_state)
+        if signal is not None:
+            signals.append(signal)
+    return signals
+
+
+def _below_noise_floor(
+    name: str, proba: np.ndarray, y: np.ndarray, features: np.ndarray, seed: int
+) -> LeakageSignal | None:
+    """The teacher's Brier score against the label noise of repeated rows.
+
+    A cell is the rows with the same feature hash and the same teacher probabilities
+    (rounded to 12 decimals). Conditioning on the probabilities too keeps the test
+    valid for a teacher that used columns hpmkd does not have: within a cell its
+    probabilities are one value ``f``, and on unseen rows ``E[(y - f)^2] >=
+    Var(y | cell)``. Per cell of ``m`` rows with label means ``ybar_k``, ``m^2 / (m - 1)
+    * sum_k ybar_k (1 - ybar_k)`` is an unbiased estimate of the summed noise.
+    """
+    n, k = proba.shape
+    key = pd.DataFrame({"x": features})
+    for j in range(k):
+        key[f"p{j}"] = np.round(proba[:, j], 12)
+    cell = key.groupby(list(key.columns), sort=False).ngroup().to_numpy()
+    sizes = np.bincount(cell)
+    keep = sizes[cell] >= 2
+    if int(np.sum(sizes >= 2)) < MIN_CELLS:
+        return None
+    cell, proba, y = cell[keep], proba[keep], y[keep]
+    _, cell = np.unique(cell, return_inverse=True)
+    onehot = np.zeros_like(proba)
+    onehot[np.arange(len(y)), y] = 1.0
+    brier = ((onehot - proba) ** 2).sum(axis=1)
+    m = np.bincount(cell).astype(float)
+    means = np.stack([np.bincount(cell, weights=onehot[:, j]) for j in range(k)], axis=1)
+    means /= m[:, None]
+    noise = m * m / (m - 1.0) * (means * (1.0 - means)).sum(axis=1)  # per cell, summed
+    excess = np.bincount(cell, weights=brier) - noise  # per cell, summed over its rows
+    rng = np.random.default_rng(seed + 2)
+    idx = rng.integers(0, len(m), size=(N_BOOT_FLOOR, len(m)))
+    boot = excess[idx].sum(axis=1) / m[idx].sum(axis=1)
+    low, high = (float(v) for v in np.percentile(boot, [0.5, 99.5]))
+    value = float(excess.sum() / m.sum())
+    fired = high < 0.0
+    values = {
+        "brier": float(brier.mean()),
+        "noise_floor": float(noise.sum() / m.sum()),
+        "excess": value,
+        "excess_low": low,
+        "excess_high": high,
+        "repeated_rows": float(m.sum()),
+        "cells": float(len(m)),
+        "rows": float(n),
+    }
+    measured = (
+        f"on {int(m.sum()):,} of {n:,} non-test rows that repeat (same features and same "
+        f"teacher probabilities; {len(m):,} cells): the teacher's Brier score against the "
+        "label noise within the cells (unbiased estimate), 99% bootstrap interval over cells"
+    )
+    numbers = (
+        f"Brier {values['brier']:.4f} against a noise floor of {values['noise_floor']:.4f} "
+        f"(difference {value:+.4f}, 99% interval [{low:+.4f}, {high:+.4f}]) on "
+        f"{int(m.sum()):,} repeated rows in {len(m):,} cells"
+    )
+    if fired:
+        text = (
+            f"Teacher {name!r} predicts rows that repeat better than the noise among their "
+            f"labels allows for rows a model did not see ({numbers})."
+        )
+    else:
+        text = f"Teacher {name!r} stays above the label noise of repeated rows ({numbers})."
+    return LeakageSignal("below_noise_floor", name, fired, measured, values, text)
 
 
 def _validation_above_test(
