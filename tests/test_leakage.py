@@ -24,7 +24,13 @@ from sklearn.preprocessing import OrdinalEncoder
 from hpmkd import AutoDistiller, DistillationDataset
 from hpmkd.cli import main
 from hpmkd.errors import HPMKDInputError
-from hpmkd.leakage import LeakageCheck, calibration_slope, check_dataset, check_run
+from hpmkd.leakage import (
+    LeakageCheck,
+    _below_noise_floor,
+    calibration_slope,
+    check_dataset,
+    check_run,
+)
 from hpmkd.refit import oof_probabilities
 from hpmkd.report import render_report
 from tests.conftest import PROJECT_ROOT
@@ -141,6 +147,57 @@ def test_calibration_slope_reads_over_and_under_confidence():
     assert calibration_slope(proba(1.0), y)[0] == pytest.approx(1.0, abs=0.05)
     assert calibration_slope(proba(2.0), y)[0] == pytest.approx(0.5, abs=0.05)  # over
     assert calibration_slope(proba(0.5), y)[0] == pytest.approx(2.0, abs=0.1)  # under
+
+
+def repeated_table(n_rows: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """Few distinct rows, many repeats (like ``us_census_fertility``: 7 coarse features,
+    9,276 distinct rows in 254,654): a 300-tree model fitted on them memorises too little
+    for ``in_sample_fit``, but its cell estimates include the rows' own labels."""
+    rng = np.random.default_rng(seed)
+    age, work = rng.integers(0, 12, n_rows), rng.integers(0, 20, n_rows)
+    region = rng.choice(["north", "south"], size=n_rows)
+    logit = (0.15 * (age - 6) + 0.08 * (work - 10) + 0.3 * (region == "north")
+             + 0.5 * np.sin(age * work))
+    y = (rng.uniform(size=n_rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame({"age": age, "work": work, "region": region, "target": y})
+
+
+def test_noise_floor_catches_the_leak_on_repeated_rows_that_in_sample_fit_misses():
+    leaky, clean, part = leaky_and_clean(repeated_table(), n_estimators=300)
+    fired = check_dataset(DistillationDataset(part, "target", teacher=leaky))
+    quiet = check_dataset(DistillationDataset(part, "target", teacher=clean))
+    by_name = {s.name: s for s in fired.signals}
+    floor = by_name["below_noise_floor"]
+    assert floor.fired and fired.suspected and not by_name["in_sample_fit"].fired
+    assert floor.values["brier"] < floor.values["noise_floor"]
+    assert floor.values["excess_high"] < 0 < floor.values["cells"]
+    assert "noise" in fired.text.split("\n\n")[0]
+    assert not quiet.suspected
+    calm = next(s for s in quiet.signals if s.name == "below_noise_floor")
+    assert not calm.fired and calm.values["excess"] > 0
+
+
+def test_noise_floor_holds_for_a_teacher_that_knows_a_column_hpmkd_lacks():
+    # The best possible unseen teacher: the true probability, which depends on a hidden
+    # column z. Cells are keyed by features *and* the teacher's probabilities, so the
+    # label noise left within a cell is what this teacher cannot predict either.
+    rng = np.random.default_rng(5)
+    n = 20000
+    x = rng.integers(0, 40, n)
+    z = rng.integers(0, 3, n)  # not in the table
+    p = 1 / (1 + np.exp(-(0.05 * (x - 20) + 1.5 * (z - 1))))
+    y = (rng.uniform(size=n) < p).astype(int)
+    features = x.astype(np.uint64)
+    oracle = _below_noise_floor("oracle", np.column_stack([1 - p, p]), y, features, 0)
+    assert oracle is not None and not oracle.fired
+    # The same rows scored by each x-cell's own label mean (a teacher that saw them).
+    means = np.bincount(x, weights=y) / np.bincount(x)
+    seen = _below_noise_floor("seen", np.column_stack([1 - means[x], means[x]]), y,
+                              features, 0)
+    assert seen is not None and seen.fired
+    # Without repeats nothing is measured (no signal rather than a guess).
+    unique = np.arange(n, dtype=np.uint64)
+    assert _below_noise_floor("t", np.column_stack([1 - p, p]), y, unique, 0) is None
 
 
 @pytest.mark.skipif(not DEV_DATA.is_dir(), reason="development tables not present")

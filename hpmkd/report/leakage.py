@@ -23,6 +23,14 @@ _SHOWN = {
         ("teacher_one_hot_share", "teacher near one-hot rows", "{:.0%}"),
         ("rows", "rows", "{:,.0f}"),
     ),
+    "below_noise_floor": (
+        ("brier", "teacher Brier score", "{:.4f}"),
+        ("noise_floor", "label noise of repeated rows", "{:.4f}"),
+        ("excess", "difference", "{:+.4f}"),
+        ("excess_high", "difference, 99% upper end", "{:+.4f}"),
+        ("repeated_rows", "repeated rows", "{:,.0f}"),
+        ("cells", "cells", "{:,.0f}"),
+    ),
     "validation_above_test": (
         ("validation_log_loss", "validation log-loss", "{:.3f}"),
         ("test_log_loss", "test log-loss", "{:.3f}"),
