@@ -583,6 +583,12 @@ def _noise_floor_signals(
     # One hash per row of the features, computed once for every teacher: cheap (a
     # fraction of a second on 200,000 rows) so every non-test row is used, not a sample.
     features = pd.util.hash_pandas_object(dataset.X.iloc[rows], index=False).to_numpy()
+    # Cells of (features, probabilities) split cells of features, and each repeated cell
+    # holds two rows or more: with fewer than 2 * MIN_CELLS rows in repeated feature
+    # cells there cannot be MIN_CELLS repeated cells, so skip the per-teacher work.
+    _, counts = np.unique(features, return_counts=True)
+    if int(counts[counts >= 2].sum()) < 2 * MIN_CELLS:
+        return []
     y = dataset.y[rows]
     signals = []
     for name, proba in dataset.teacher_probas.items():
