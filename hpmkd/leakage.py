@@ -630,8 +630,13 @@ def _below_noise_floor(
     noise = m * m / (m - 1.0) * (means * (1.0 - means)).sum(axis=1)  # per cell, summed
     excess = np.bincount(cell, weights=brier) - noise  # per cell, summed over its rows
     rng = np.random.default_rng(seed + 2)
-    idx = rng.integers(0, len(m), size=(N_BOOT_FLOOR, len(m)))
-    boot = excess[idx].sum(axis=1) / m[idx].sum(axis=1)
+    # Resamples in chunks of at most ~4 million indices: a large table can have hundreds
+    # of thousands of cells, and 1,000 x that at once would not fit in memory.
+    chunk = max(1, 4_000_000 // len(m))
+    boot = np.empty(N_BOOT_FLOOR)
+    for at in range(0, N_BOOT_FLOOR, chunk):
+        idx = rng.integers(0, len(m), size=(min(chunk, N_BOOT_FLOOR - at), len(m)))
+        boot[at:at + len(idx)] = excess[idx].sum(axis=1) / m[idx].sum(axis=1)
     low, high = (float(v) for v in np.percentile(boot, [0.5, 99.5]))
     value = float(excess.sum() / m.sum())
     fired = high < 0.0
