@@ -130,7 +130,7 @@ class LeakageSignal:
     Attributes
     ----------
     name : str
-        ``in_sample_fit`` or ``validation_above_test``.
+        ``in_sample_fit``, ``below_noise_floor`` or ``validation_above_test``.
     teacher : str
         The teacher's name in the dataset.
     fired : bool
@@ -139,7 +139,9 @@ class LeakageSignal:
         What was measured, in words (rows, models, statistic).
     values : mapping of str to float
         The numbers: log-losses, the relative gain and its 95% interval, KS, the share
-        of near-one-hot rows, the rows used (NaN where undefined).
+        of near-one-hot rows, the rows used (NaN where undefined); for
+        ``below_noise_floor`` the Brier score, the noise floor, their difference and its
+        99% interval, the repeated rows and cells.
     text : str
         The finding in one sentence.
     """
