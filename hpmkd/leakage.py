@@ -27,7 +27,9 @@ traces such rows leave, each measured beyond sampling noise:
     learned the rows can go below it. The signal fires when the upper end of the 99%
     cell-bootstrap interval of ``Brier - noise`` is below 0. It needs many repeated rows
     (on ``us_census_fertility`` tens of thousands) and is skipped with fewer than
-    :data:`MIN_CELLS` repeated cells. It catches a large, low-dimensional table where a
+    :data:`MIN_CELLS` repeated cells. Labels that agree within a cell more than chance
+    (copied rows, repeated measurements) only lower the floor, so they cannot make it
+    fire. It catches a large, low-dimensional table where a
     500-tree model memorises too little for ``in_sample_fit``.
 ``validation_above_test``
     (Within a run, only when the teacher's test rows are rows it may not have seen.)
@@ -35,12 +37,12 @@ traces such rows leave, each measured beyond sampling noise:
     independent bootstrap: a teacher trained on the distiller's table but not on a
     separate test table scores far better on the first.
 
-:func:`check_dataset` runs what needs no student (``in_sample_fit`` on the rows a run
-with the same seed would not test on); :func:`check_run` adds ``validation_above_test``
-with the split of a run. Both return a frozen :class:`LeakageCheck` (plain data,
-``to_dict``/``from_dict``), which says what was measured, why it matters and the
-remedies: a separate test table, and ``teacher_refit="oof"`` (cross-fitted soft targets,
-:mod:`hpmkd.refit`).
+:func:`check_dataset` runs what needs no student (``in_sample_fit`` and
+``below_noise_floor`` on the rows a run with the same seed would not test on);
+:func:`check_run` adds ``validation_above_test`` with the split of a run. Both return
+a frozen :class:`LeakageCheck` (plain data, ``to_dict``/``from_dict``), which says what
+was measured, why it matters and the remedies: a separate test table, and
+``teacher_refit="oof"`` (cross-fitted soft targets, :mod:`hpmkd.refit`).
 """
 
 from __future__ import annotations
