@@ -218,6 +218,11 @@ class DistillationDataset:
         return len(self.classes)
 
     @property
+    def n_test_data_rows(self) -> int:
+        """Rows that came from ``test_data`` (0 when the test part is split off the table)."""
+        return int(self._is_test.sum())
+
+    @property
     def has_teacher(self) -> bool:
         """Whether at least one teacher was given."""
         return bool(self.teachers)

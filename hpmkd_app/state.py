@@ -3,7 +3,7 @@
 Every key is the app's own (``hpmkd.*``), never a widget key: Streamlit deletes a
 widget's state when its page unmounts, so values that must survive page switches are
 copied here. Only plain data is stored (tables, teacher sources with their bytes, the
-config form dict, the job id); live models and datasets come from
+test table, the config form dict, the job id); live models and datasets come from
 :mod:`hpmkd_app.cached`, runs from :mod:`hpmkd_app.jobs`.
 """
 
@@ -17,10 +17,14 @@ from hpmkd_app import configform
 from hpmkd_app.tables import LoadedTable, default_target
 from hpmkd_app.teachers import TeacherSource
 
+# The run's data inputs: the table, its target and features, the teachers and the
+# optional separate test table (plain data; everything a dataset is built from).
 TABLE = "hpmkd.table"
 TARGET = "hpmkd.target"
 FEATURES = "hpmkd.features"
 TEACHERS = "hpmkd.teachers"
+TEST_TABLE = "hpmkd.test_table"
+TEST_UPLOAD_VERSION = "hpmkd.test_upload_version"
 TEACHER_ERRORS = "hpmkd.teacher_errors"
 DATA_VERSION = "hpmkd.data_version"
 CONFIG = "hpmkd.config"
@@ -139,6 +143,33 @@ def remove_teacher(index: int) -> None:
     if 0 <= index < len(sources):
         sources.pop(index)
     st.session_state[TEACHERS] = sources
+
+
+def test_table() -> LoadedTable | None:
+    """The separate test table, if one was uploaded (its rows are the run's test rows)."""
+    return st.session_state.get(TEST_TABLE)
+
+
+def set_test_table(new: LoadedTable | None) -> None:
+    """Use ``new`` as the run's test rows; ``None`` holds out part of the table instead.
+
+    Removing it also gives the test uploader a new identity, so the browser forgets the
+    file it still shows.
+
+    Parameters
+    ----------
+    new : LoadedTable or None
+    """
+    if new is None:
+        st.session_state.pop(TEST_TABLE, None)
+        st.session_state[TEST_UPLOAD_VERSION] = test_upload_version() + 1
+    else:
+        st.session_state[TEST_TABLE] = new
+
+
+def test_upload_version() -> int:
+    """Generation of the test table uploader (bumped when the test table is removed)."""
+    return int(st.session_state.get(TEST_UPLOAD_VERSION, 0))
 
 
 def teacher_errors() -> dict[str, str]:

@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig, HPMKDInputError
-from hpmkd_app import cached, configform, jobs, state
+from hpmkd_app import cached, configform, jobs, state, teachers
 
 PAGES = {
     "data": ("pages/1_data.py", "Data & teachers", ":material/table_chart:"),
@@ -56,8 +56,23 @@ def current_dataset() -> tuple[DistillationDataset | None, str | None]:
             "Add a teacher on the Data & teachers page (upload a model file, pick "
             "probability columns, or train the reference teacher)."
         )
-    outcome = cached.dataset(table, target, features, sources)
+    outcome = cached.dataset(table, target, features, sources, state.test_table())
     return outcome.value, outcome.error
+
+
+def test_rows_note(dataset: DistillationDataset) -> str:
+    """Where a dataset's test rows come from, e.g. ``"test rows: from your test table,
+    200 rows"``.
+
+    Parameters
+    ----------
+    dataset : DistillationDataset
+    """
+    n_test = dataset.n_test_data_rows
+    if n_test:
+        return f"test rows: from your test table, {n_test:,} rows"
+    return (f"test rows: {100 * dataset.test_size:.0f}% of the table held out at random "
+            "(seeded)")
 
 
 def current_config() -> tuple[HPMConfig | None, str | None]:
@@ -113,6 +128,9 @@ def sidebar_summary() -> None:
     else:
         side.caption(f"Data: **{table.name}** ({table.n_rows:,} rows)")
         side.caption(f"Target: **{state.target()}** · {len(state.features_())} features")
+        test = state.test_table()
+        side.caption(f"Test rows: **{test.name}** ({test.n_rows:,} rows)" if test is not None
+                     else f"Test rows: {100 * teachers.TEST_SIZE:.0f}% of the table")
     sources = state.teacher_sources()
     side.caption(f"Teachers: {', '.join(s.name for s in sources) if sources else 'none yet'}")
     _, error = current_config()

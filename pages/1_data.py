@@ -119,18 +119,25 @@ def show(table: tables.LoadedTable) -> None:
             validation_split = configform.to_config(form).validation_split
         except HPMKDInputError:
             validation_split = 0.2
+        test_table = state.test_table()
         settings = teachers.reference_settings(table, chosen, features, state.seed(),
-                                               validation_split)
+                                               validation_split, test_table=test_table)
+        non_test = ("all rows of your table (the test rows are your test table)"
+                    if test_table is not None else
+                    f"{100 - int(100 * teachers.TEST_SIZE)}% non-test rows")
         st.markdown(
             f"A **LightGBM classifier with {teachers.REFERENCE_TREES} trees**, trained here on the "
             "**train part** of the run's seeded split (seed "
-            f"{state.seed()}: {100 - int(100 * teachers.TEST_SIZE)}% non-test rows, of which "
+            f"{state.seed()}: {non_test}, of which "
             f"{round(100 * validation_split)}% go to validation). The **validation and test "
             "rows stay unseen** by the teacher, so its test scores are honest."
         )
         if st.button("Train a reference teacher", icon=":material/model_training:",
                      disabled=not features):
-            outcome = cached.reference_teacher(cached.settings_json(settings), frame)
+            outcome = cached.reference_teacher(
+                cached.settings_json(settings), frame,
+                test_table.frame if test_table is not None else None,
+            )
             if outcome.ok:
                 _, info = outcome.value
                 state.add_teacher(teachers.reference_source(settings, info))
@@ -214,9 +221,53 @@ def show(table: tables.LoadedTable) -> None:
                 state.remove_teacher(i)
                 st.rerun()
             stale = teachers.stale_reference_reason(source, table, chosen, features, state.seed(),
-                                                    validation_split)
+                                                    validation_split, state.test_table())
             if stale:
                 st.warning(stale)
+
+    # ------------------------------------------------------------------ test rows
+    st.subheader("Test rows")
+    st.caption(
+        "The final teacher-vs-student figures are measured on test rows that no selection "
+        "step sees. By default they are a seeded random part of your table. If your teacher "
+        "was trained on this table, upload a **separate test table** (same columns) that "
+        "nobody trained on: otherwise the teacher looks better than it is."
+    )
+    test_upload = st.file_uploader(
+        "Upload a test table (CSV or Parquet, same columns as the table above)",
+        type=["csv", "tsv", "txt", "parquet", "pq"],
+        key=f"test_upload_{state.test_upload_version()}",
+    )
+    if test_upload is not None:
+        signature = (test_upload.file_id, test_upload.name, test_upload.size)
+        if st.session_state.get("hpmkd.test_upload_sig") != signature:
+            st.session_state["hpmkd.test_upload_sig"] = signature
+            st.session_state.pop("hpmkd.test_upload_error", None)
+            try:
+                with st.spinner(f"Reading {test_upload.name} ..."):
+                    state.set_test_table(
+                        tables.load_test_table_bytes(test_upload.getvalue(), test_upload.name))
+            except HPMKDInputError as exc:
+                st.session_state["hpmkd.test_upload_error"] = str(exc)
+    if st.session_state.get("hpmkd.test_upload_error"):
+        st.error(st.session_state["hpmkd.test_upload_error"])
+    test_table = state.test_table()
+    if test_table is not None:
+        c1, c2 = st.columns([6, 1], vertical_alignment="center")
+        c1.markdown(tables.describe_test_rows(test_table, chosen, 0, teachers.TEST_SIZE)
+                    + " Every row of the table above is used for training and validation.")
+        if c2.button("Remove test table", key="remove_test_table"):
+            state.set_test_table(None)
+            st.session_state.pop("hpmkd.test_upload_sig", None)
+            st.rerun()
+        try:
+            for note in tables.check_test_table(test_table, table, chosen, features):
+                st.caption(note)
+        except HPMKDInputError as exc:
+            st.error(str(exc))
+    else:
+        st.markdown(tables.describe_test_rows(
+            None, chosen, tables.rows_with_target(frame, chosen), teachers.TEST_SIZE))
 
     # ------------------------------------------------------------------ dataset check
     st.subheader("Ready to distill?")
@@ -227,8 +278,11 @@ def show(table: tables.LoadedTable) -> None:
         st.info(error)
     else:
         profile = dataset.profile()
+        n_test = dataset.n_test_data_rows
+        rows = (f"{dataset.n_rows - n_test:,} rows + {n_test:,} test rows from your test table"
+                if n_test else f"{dataset.n_rows:,} rows")
         st.success(
-            f"Dataset ready: {dataset.n_rows:,} rows, {dataset.n_features} features "
+            f"Dataset ready: {rows}, {dataset.n_features} features "
             f"({len(profile['categorical_features'])} categorical), classes "
             f"{', '.join(profile['class_counts'])}, teacher(s) {', '.join(profile['teachers'])}."
             + (f" {dataset.n_dropped_missing_target} row(s) without a target were dropped."

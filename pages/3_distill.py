@@ -35,7 +35,8 @@ if dataset is not None and config is not None:
     expected = jobs.expected_candidates(resolved, config)
     grid = f" · {expected} grid candidates" if expected else ""
     st.markdown(
-        f"**{dataset.name}**: {dataset.n_rows:,} rows, {dataset.n_features} features, "
+        f"**{dataset.name}**: {dataset.n_rows:,} rows ({ui.test_rows_note(dataset)}), "
+        f"{dataset.n_features} features, "
         f"teacher(s) {', '.join(t.name for t in dataset.teachers)} · method **{resolved}** "
         f"({reason}){grid} · seed {state.seed()}"
     )

@@ -61,6 +61,7 @@ def show(job: Any, distiller: Any) -> None:
 
     # ------------------------------------------------------------------ metric cards
     st.subheader(f"{student.name} vs {teacher.name}")
+    st.caption(f"Measured on the {ui.test_rows_note(distiller.dataset)}.")
     cards = compare.metric_cards(teacher, student)
     for row in range(0, len(cards), 4):
         cols = st.columns(4)
@@ -120,8 +121,8 @@ def show(job: Any, distiller: Any) -> None:
         st.plotly_chart(charts.importance_figure(results, methods), width="stretch")
         st.caption("Rows: an evenly spaced sample of at most 500 test rows (the same for both "
                    "models). Values are comparable within a model, not across methods.")
-    st.caption(f"{len(y):,} test rows · classes {', '.join(labels)} · "
-               f"{int(np.sum(y == k)):,} of class {label}.")
+    st.caption(f"{len(y):,} test rows ({ui.test_rows_note(distiller.dataset)}) · classes "
+               f"{', '.join(labels)} · {int(np.sum(y == k)):,} of class {label}.")
 
 
 run = ui.finished_run()
