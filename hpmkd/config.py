@@ -33,6 +33,7 @@ from hpmkd.fieldspec import (
 SELECTION_METRICS = ("ks", "auc", "accuracy", "f1", "fidelity", "rank_fidelity")
 SELECTION_RULES = ("smaller_if_noninferior", "best")
 STUDENT_FAMILIES = ("logreg", "tree", "lgbm", "mlp")
+TEACHER_REFITS = ("none", "oof")
 
 
 def _setting(default: Any, kind: str, label: str, help: str, **constraints: Any) -> Any:
@@ -187,6 +188,24 @@ class HPMConfig:
         "With smaller_if_noninferior, how much lower (in the selection metric) a smaller "
         "candidate may score than the top one and still count as non-inferior.",
         min=0, max=0.2, unit="difference", methods=HPM_AND_LEGACY,
+    )
+    teacher_refit: str = _setting(
+        "none", "choice", "Teacher refit",
+        "none: students learn from the teacher's probabilities as given. oof: for a "
+        "teacher that may have seen the rows (hpmkd warns when it looks so), refit clones "
+        "of a cloneable teacher (a scikit-learn estimator or Pipeline, also from a file) "
+        "on teacher_refit_folds - 1 folds of the training rows; students learn from the "
+        "out-of-fold probabilities, and the teacher's validation and test scores come "
+        "from a clone fitted on the training rows only. Costs teacher_refit_folds + 1 "
+        "teacher fits.",
+        choices=TEACHER_REFITS, methods=HPM_AND_LEGACY,
+    )
+    teacher_refit_folds: int = _setting(
+        5, "int", "Teacher refit folds",
+        "Folds K of teacher_refit=\"oof\": each training row's soft target comes from a "
+        "clone fitted on the other K - 1 folds. More folds: clones closer to the teacher, "
+        "proportionally more time.",
+        min=2, max=20, methods=HPM_AND_LEGACY,
     )
 
     def __post_init__(self) -> None:

@@ -218,9 +218,9 @@ class DistillationDataset:
         return len(self.classes)
 
     @property
-    def n_test_data_rows(self) -> int:
-        """Rows that came from ``test_data`` (0 when the test part is split off the table)."""
-        return int(self._is_test.sum())
+    def has_separate_test(self) -> bool:
+        """Whether the test rows are a separate table (``test_data``), not split off."""
+        return bool(self._is_test.any())
 
     @property
     def has_teacher(self) -> bool:

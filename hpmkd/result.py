@@ -28,6 +28,7 @@ from hpmkd.components.selection_rule import SelectionDecision
 from hpmkd.config import HPMConfig
 from hpmkd.data import Split
 from hpmkd.evaluate import CandidateResult
+from hpmkd.leakage import LeakageCheck, LeakageSignal  # noqa: F401 - re-exported
 from hpmkd.results_table import build_results_df, metrics_dict, to_jsonable
 
 
@@ -303,6 +304,9 @@ class RunResult:
     split : Split
         Row positions of train, validation and test; ``y_val``/``y_test`` are their
         labels as class indices (the order of every ``val_proba``/``test_proba``).
+    leakage : LeakageCheck or None
+        Whether the teacher(s) as given look fitted on the run's rows
+        (:func:`hpmkd.leakage.check_run`); ``None`` when the run made no check.
     """
 
     method: str
@@ -324,6 +328,7 @@ class RunResult:
     random_state: int
     dataset: DatasetFacts
     versions: Mapping[str, str] = field(default_factory=dict)
+    leakage: LeakageCheck | None = None
 
     @property
     def primary_teacher(self) -> CandidateResult:
@@ -380,6 +385,8 @@ class RunResult:
             else [],
             "dropped_missing_target": self.dataset.dropped_missing_target,
             "teacher_trusted": self.dataset.teacher_trusted,
+            "teacher_refit": self.config.teacher_refit,
+            "leakage": self.leakage.to_dict() if self.leakage is not None else None,
             "details": self.components.to_dict(),
             "versions": dict(self.versions),
         }

@@ -30,7 +30,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("hpmkd.isolation",),
     ("hpmkd.teacher", "hpmkd.students", "hpmkd._teacher_child"),
     ("hpmkd.data", "hpmkd.evaluate"),
-    ("hpmkd.results_table", "hpmkd.parallel"),
+    ("hpmkd.results_table", "hpmkd.parallel", "hpmkd.leakage"),
     ("hpmkd.components",),
     ("hpmkd.result",),
     ("hpmkd.engine",),

@@ -23,6 +23,7 @@ from hpmkd.engine.select import remember, select_configurations
 from hpmkd.engine.session import PLANS, RunSession
 from hpmkd.engine.train import train_configurations
 from hpmkd.events import EventBus
+from hpmkd.leakage import check_run
 from hpmkd.result import (
     CacheRecord,
     Components,
@@ -84,6 +85,17 @@ def run(
         cache = CacheRecord(**session.cache.stats()) if plan.components else None
         parallel = ParallelRecord(**session.executor.describe()) if plan.components else None
         comparison = compare_candidates(session)
+        leakage = check_run(
+            dataset, session.split.train, session.split.validation, session.split.test,
+            random_state, config.teacher_refit, dataset.has_separate_test,
+        )
+        bus.emit(
+            "info",
+            phase="compare",
+            message=("leakage suspected: " if leakage.suspected else "leakage check: ")
+            + leakage.text,
+            leakage=leakage.to_dict(),
+        )
     finally:
         session.close()
     session.phases["total"] = session.elapsed()
@@ -137,6 +149,7 @@ def run(
             teacher_trusted=bool(getattr(dataset, "teacher_trusted", False)),
         ),
         versions=versions(),
+        leakage=leakage,
     )
 
 

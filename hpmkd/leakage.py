@@ -1,0 +1,519 @@
+"""Leakage: does the teacher look fitted on the rows hpmkd distills, validates and tests on?
+
+People distill on the table their teacher was trained on. On rows it was trained on, a
+teacher's probabilities sit close to the labels: its soft targets then teach a student
+little beyond the labels, and every teacher-vs-student comparison is optimistic for the
+teacher. Nothing in the data says which rows a teacher saw, so this module looks for the
+traces such rows leave, each measured beyond sampling noise:
+
+``in_sample_fit``
+    On a stratified sample of the non-test rows, the teacher's log-loss is compared with
+    the out-of-fold log-loss of a quick reference LightGBM cross-fitted on the same rows
+    (:func:`reference_oof_proba`): a model that never saw a row. A teacher that did not
+    see the rows either is about as good as the reference, often a little better or
+    worse; one that learned them is far better (its probabilities are near one-hot on
+    them). The signal fires when the lower end of the paired bootstrap interval of the
+    teacher's relative log-loss gain over the reference exceeds :data:`GAIN_MARGIN`.
+``validation_above_test``
+    (Within a run, only when the teacher's test rows are rows it may not have seen.)
+    The teacher's log-loss on the validation rows against its log-loss on the test rows,
+    independent bootstrap: a teacher trained on the distiller's table but not on a
+    separate test table scores far better on the first.
+
+:func:`check_dataset` runs what needs no student (``in_sample_fit`` on the rows a run
+with the same seed would not test on); :func:`check_run` adds ``validation_above_test``
+with the split of a run. Both return a frozen :class:`LeakageCheck` (plain data,
+``to_dict``/``from_dict``), which says what was measured, why it matters and the
+remedies: a separate test table, and ``teacher_refit="oof"`` (cross-fitted soft targets,
+:mod:`hpmkd.refit`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # only for annotations: the check reads a dataset, it builds none
+    from hpmkd.data import DistillationDataset
+
+__all__ = [
+    "GAIN_MARGIN",
+    "LeakageCheck",
+    "LeakageSignal",
+    "check_dataset",
+    "check_run",
+    "reference_oof_proba",
+]
+
+#: The teacher's log-loss must be at least this share below the reference's (lower end
+#: of the 95% bootstrap interval) for a signal to fire. Measured on the development
+#: tables (docs/BENCHMARKS.md, "Leakage"): teachers fitted on other rows of the same
+#: table stay well below it, teachers fitted on the rows themselves far above.
+GAIN_MARGIN = 0.25
+#: Most non-test rows the in-sample check looks at (a stratified sample); keeps it cheap.
+MAX_CHECK_ROWS = 6000
+#: Most non-test rows the reference is cross-fitted on (the checked rows among them): a
+#: reference fitted on few rows of a large table is beaten by any teacher fitted on many.
+MAX_REFERENCE_ROWS = 40000
+#: Folds of the reference's cross-fitting.
+REFERENCE_FOLDS = 4
+#: Bootstrap resamples behind each interval.
+N_BOOT = 400
+#: Probabilities are clipped here before taking logs, so one confident miss of a clean
+#: teacher cannot dominate a mean (its loss is at most -log(1e-4) = 9.2).
+_CLIP = 1e-4
+#: Share of rows whose largest probability is at least this counts as "near one-hot".
+ONE_HOT_LEVEL = 0.99
+
+REMEDIES = (
+    "Remedies: give a separate test table the teacher never saw (--test-data, or "
+    "test_data= in Python, or the test table upload in the app), so the teacher-vs-"
+    "student comparison is on rows nobody trained on; and set teacher_refit=\"oof\" "
+    "(--teacher-refit oof): hpmkd then refits clones of the teacher on K-1 folds of its "
+    "training rows, so students learn from out-of-fold (honest) soft targets and the "
+    "teacher's own scores come only from rows its clones did not train on."
+)
+WHY = (
+    "Why it matters: on rows a teacher was trained on, its probabilities sit close to "
+    "the labels, so its soft targets teach a student little beyond the labels, and "
+    "every teacher-vs-student comparison on those rows is optimistic for the teacher."
+)
+
+
+# =========================================================================== records
+@dataclass(frozen=True)
+class LeakageSignal:
+    """One trace of leakage, measured on one teacher.
+
+    Attributes
+    ----------
+    name : str
+        ``in_sample_fit`` or ``validation_above_test``.
+    teacher : str
+        The teacher's name in the dataset.
+    fired : bool
+        Whether the trace is there beyond sampling noise.
+    measured : str
+        What was measured, in words (rows, models, statistic).
+    values : mapping of str to float
+        The numbers: log-losses, the relative gain and its 95% interval, KS, the share
+        of near-one-hot rows, the rows used (NaN where undefined).
+    text : str
+        The finding in one sentence.
+    """
+
+    name: str
+    teacher: str
+    fired: bool
+    measured: str
+    values: Mapping[str, float]
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-friendly; NaN stays NaN)."""
+        return {
+            "name": self.name,
+            "teacher": self.teacher,
+            "fired": bool(self.fired),
+            "measured": self.measured,
+            "values": {k: float(v) for k, v in self.values.items()},
+            "text": self.text,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The signal from :meth:`to_dict`'s form."""
+        return cls(
+            name=str(data["name"]),
+            teacher=str(data["teacher"]),
+            fired=bool(data["fired"]),
+            measured=str(data.get("measured", "")),
+            values={str(k): _float(v) for k, v in dict(data.get("values") or {}).items()},
+            text=str(data.get("text", "")),
+        )
+
+
+@dataclass(frozen=True)
+class LeakageCheck:
+    """Whether the teacher(s) look fitted on the distiller's rows, and what to do.
+
+    Attributes
+    ----------
+    suspected : bool
+        At least one signal fired.
+    signals : tuple of LeakageSignal
+        Every signal measured, fired or not.
+    text : str
+        What was seen, why it matters and the remedies (when suspected), or that
+        nothing was seen and on which rows.
+    n_rows : int
+        Rows the in-sample check looked at (0 when it did not run).
+    seconds : float
+        Time the check took.
+    teacher_refit : str
+        The run's ``teacher_refit`` (``"none"`` for :func:`check_dataset`): with
+        ``"oof"`` the remedy was applied and the text says so.
+    """
+
+    suspected: bool
+    signals: tuple[LeakageSignal, ...] = ()
+    text: str = ""
+    n_rows: int = 0
+    seconds: float = math.nan
+    teacher_refit: str = "none"
+
+    @property
+    def fired(self) -> tuple[LeakageSignal, ...]:
+        """The signals that fired."""
+        return tuple(s for s in self.signals if s.fired)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``summary.json["leakage"]``: plain data."""
+        return {
+            "suspected": bool(self.suspected),
+            "signals": [s.to_dict() for s in self.signals],
+            "text": self.text,
+            "n_rows": int(self.n_rows),
+            "seconds": float(self.seconds),
+            "teacher_refit": self.teacher_refit,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The check from :meth:`to_dict`'s form."""
+        return cls(
+            suspected=bool(data["suspected"]),
+            signals=tuple(LeakageSignal.from_dict(s) for s in data.get("signals") or ()),
+            text=str(data.get("text", "")),
+            n_rows=int(data.get("n_rows", 0)),
+            seconds=_float(data.get("seconds", math.nan)),
+            teacher_refit=str(data.get("teacher_refit", "none")),
+        )
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+# =========================================================================== the checks
+def check_dataset(dataset: DistillationDataset, random_state: int = 42) -> LeakageCheck:
+    """Check every teacher of ``dataset`` for in-sample fit, before any run.
+
+    Looks only at the rows a run with ``random_state`` would not test on (the separate
+    test table, or the test part the dataset's split takes out), so the test rows stay
+    unread. Teachers are compared with a reference LightGBM cross-fitted on a stratified
+    sample of at most :data:`MAX_CHECK_ROWS` of those rows.
+
+    Parameters
+    ----------
+    dataset : DistillationDataset
+    random_state : int, default 42
+        Seed of the split, the sample, the reference and the bootstrap.
+
+    Returns
+    -------
+    LeakageCheck
+    """
+    start = time.perf_counter()
+    if not dataset.teachers:
+        return LeakageCheck(False, (), "No teacher was given, so there is nothing to check.",
+                            seconds=time.perf_counter() - start)
+    rows = _non_test_rows(dataset, random_state)
+    signals, n_rows = _in_sample_signals(dataset, rows, random_state)
+    return _finish(signals, n_rows, start, "none")
+
+
+def check_run(
+    dataset: DistillationDataset,
+    train: np.ndarray,
+    validation: np.ndarray,
+    test: np.ndarray,
+    random_state: int,
+    teacher_refit: str = "none",
+    test_is_separate: bool = False,
+) -> LeakageCheck:
+    """The check of a run: in-sample fit on its training and validation rows and, when
+    the test rows come from a separate table, validation against test.
+
+    Always about the teachers as given (``dataset.teacher_probas``), also when the run
+    refits them (``teacher_refit="oof"``): the check says whether the remedy was needed.
+
+    Parameters
+    ----------
+    dataset : DistillationDataset
+    train, validation, test : ndarray of int
+        The run's split (row positions).
+    random_state : int
+    teacher_refit : str, default "none"
+        The run's setting, recorded and reflected in the text.
+    test_is_separate : bool, default False
+        The test rows are a separate table (``test_data``). Only then can the teacher's
+        validation and test scores differ by what it saw: a test part split off the
+        same table is as seen (or unseen) as the validation part.
+
+    Returns
+    -------
+    LeakageCheck
+    """
+    start = time.perf_counter()
+    if not dataset.teachers:
+        return LeakageCheck(False, (), "No teacher was given, so there is nothing to check.",
+                            seconds=time.perf_counter() - start, teacher_refit=teacher_refit)
+    rows = np.sort(np.concatenate([train, validation]))
+    signals, n_rows = _in_sample_signals(dataset, rows, random_state)
+    if test_is_separate:
+        signals += [
+            _validation_above_test(name, proba, dataset.y, validation, test, random_state)
+            for name, proba in dataset.teacher_probas.items()
+        ]
+    return _finish(signals, n_rows, start, teacher_refit)
+
+
+def _finish(
+    signals: list[LeakageSignal], n_rows: int, start: float, teacher_refit: str
+) -> LeakageCheck:
+    fired = [s for s in signals if s.fired]
+    if fired:
+        names = sorted({s.teacher for s in fired})
+        what = " ".join(s.text for s in fired)
+        text = (
+            f"Leakage suspected: the teacher{'s' if len(names) > 1 else ''} "
+            f"{', '.join(repr(n) for n in names)} look{'' if len(names) > 1 else 's'} fitted "
+            f"on the rows hpmkd uses. {what} {WHY} "
+        )
+        if teacher_refit == "oof":
+            text += (
+                "This run used teacher_refit=\"oof\": the soft targets and the teacher's "
+                "reported scores come from cross-fitted clones, not from the teacher as "
+                "given. A separate test table would still make the comparison cleaner."
+            )
+        else:
+            text += REMEDIES
+    else:
+        text = (
+            "No sign that the teacher saw these rows: "
+            + " ".join(s.text for s in signals)
+        )
+    return LeakageCheck(
+        suspected=bool(fired),
+        signals=tuple(signals),
+        text=text.strip(),
+        n_rows=n_rows,
+        seconds=time.perf_counter() - start,
+        teacher_refit=teacher_refit,
+    )
+
+
+def _non_test_rows(dataset: DistillationDataset, random_state: int) -> np.ndarray:
+    """Rows a run seeded ``random_state`` would not test on."""
+    split = dataset.split(random_state=random_state)
+    return np.sort(np.concatenate([split.train, split.validation]))
+
+
+def _sample(y: np.ndarray, rows: np.ndarray, n_max: int, seed: int) -> np.ndarray:
+    """A stratified sample of at most ``n_max`` of ``rows`` (all of them if fewer)."""
+    if len(rows) <= n_max:
+        return rows
+    from sklearn.model_selection import train_test_split
+
+    kept, _ = train_test_split(rows, train_size=n_max, stratify=y[rows], random_state=seed)
+    return np.sort(kept)
+
+
+def _in_sample_signals(
+    dataset: DistillationDataset, rows: np.ndarray, random_state: int
+) -> tuple[list[LeakageSignal], int]:
+    y = dataset.y
+    pool = _sample(y, rows, MAX_REFERENCE_ROWS, random_state)
+    sample = _sample(y, pool, MAX_CHECK_ROWS, random_state + 1)
+    counts = np.bincount(y[sample], minlength=dataset.n_classes)
+    if counts.min() < REFERENCE_FOLDS:
+        # Too few rows of a class to cross-fit a reference: say so, fire nothing.
+        return [
+            LeakageSignal(
+                "in_sample_fit", name, False,
+                "teacher log-loss against a cross-fitted reference", {"rows": float(len(sample))},
+                f"Teacher {name!r}: not checked, a class has fewer than {REFERENCE_FOLDS} rows.",
+            )
+            for name in dataset.teacher_probas
+        ], 0
+    reference = reference_oof_proba(dataset.X.iloc[pool], y[pool], dataset.categorical,
+                                    dataset.n_classes, random_state)
+    at = np.searchsorted(pool, sample)
+    signals = [
+        _in_sample_fit(name, proba[sample], reference[at], y[sample], random_state)
+        for name, proba in dataset.teacher_probas.items()
+    ]
+    return signals, len(sample)
+
+
+def reference_oof_proba(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    categorical: Sequence[str],
+    n_classes: int,
+    random_state: int,
+    folds: int = REFERENCE_FOLDS,
+) -> np.ndarray:
+    """Out-of-fold probabilities of a quick LightGBM cross-fitted on ``X``, ``y``.
+
+    Every row's probabilities come from a model fitted on the other folds: what a model
+    that never saw the row predicts. 200 trees of 15 leaves, learning rate 0.05, on one
+    thread; categorical columns as pandas categories.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Feature columns (numeric as float, categorical raw).
+    y : ndarray of int
+        Class indices.
+    categorical : sequence of str
+        The categorical columns of ``X``.
+    n_classes : int
+    random_state : int
+    folds : int, default :data:`REFERENCE_FOLDS`
+
+    Returns
+    -------
+    ndarray of shape (len(X), n_classes)
+    """
+    from lightgbm import LGBMClassifier
+    from sklearn.model_selection import StratifiedKFold
+
+    X = X.copy()
+    for col in categorical:
+        if col in X.columns:
+            X[col] = X[col].astype("string").astype("category")
+    out = np.zeros((len(X), n_classes))
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=random_state)
+    for fit, held in splitter.split(X, y):
+        model = LGBMClassifier(
+            n_estimators=200, num_leaves=15, learning_rate=0.05, min_child_samples=20,
+            subsample=0.8, subsample_freq=1, colsample_bytree=0.8, n_jobs=1, verbose=-1,
+            random_state=random_state,
+        )
+        model.fit(X.iloc[fit], y[fit])
+        proba = model.predict_proba(X.iloc[held])
+        out[np.ix_(held, model.classes_.astype(int))] = proba
+    return out
+
+
+def _row_loss(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-row log-loss of the true class, probabilities clipped at :data:`_CLIP`."""
+    picked = proba[np.arange(len(y)), y]
+    return -np.log(np.clip(picked, _CLIP, 1.0))
+
+
+def _ks(y: np.ndarray, proba: np.ndarray) -> float:
+    from hpmkd.metrics import ks_score
+
+    return float(ks_score(y, proba)) if len(np.unique(y)) > 1 else math.nan
+
+
+def _in_sample_fit(
+    name: str, teacher: np.ndarray, reference: np.ndarray, y: np.ndarray, seed: int
+) -> LeakageSignal:
+    """Teacher against the cross-fitted reference on the same rows, paired bootstrap of the
+    relative log-loss gain ``1 - loss(teacher) / loss(reference)``."""
+    lt, lr = _row_loss(teacher, y), _row_loss(reference, y)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(y), size=(N_BOOT, len(y)))
+    gains = 1.0 - lt[idx].mean(axis=1) / np.maximum(lr[idx].mean(axis=1), 1e-12)
+    gain = 1.0 - lt.mean() / max(lr.mean(), 1e-12)
+    low, high = (float(v) for v in np.percentile(gains, [2.5, 97.5]))
+    one_hot_t = float(np.mean(teacher.max(axis=1) >= ONE_HOT_LEVEL))
+    one_hot_r = float(np.mean(reference.max(axis=1) >= ONE_HOT_LEVEL))
+    fired = low > GAIN_MARGIN
+    values = {
+        "teacher_log_loss": float(lt.mean()),
+        "reference_log_loss": float(lr.mean()),
+        "gain": float(gain),
+        "gain_low": low,
+        "gain_high": high,
+        "margin": GAIN_MARGIN,
+        "teacher_ks": _ks(y, teacher),
+        "reference_ks": _ks(y, reference),
+        "teacher_one_hot_share": one_hot_t,
+        "reference_one_hot_share": one_hot_r,
+        "rows": float(len(y)),
+    }
+    measured = (
+        f"log-loss of the teacher on {len(y):,} non-test rows against the out-of-fold "
+        f"log-loss of a reference LightGBM cross-fitted on the same rows ({REFERENCE_FOLDS} "
+        "folds), relative gain with a 95% paired bootstrap interval"
+    )
+    numbers = (
+        f"log-loss {lt.mean():.3f} against the reference's {lr.mean():.3f} (gain "
+        f"{gain:+.0%}, 95% interval [{low:+.0%}, {high:+.0%}]; KS {values['teacher_ks']:.3f} "
+        f"vs {values['reference_ks']:.3f}; near one-hot rows {one_hot_t:.0%} vs "
+        f"{one_hot_r:.0%})"
+    )
+    if fired:
+        text = (
+            f"Teacher {name!r} fits {len(y):,} of these rows far better than a model that "
+            f"never saw them: {numbers}, beyond the {GAIN_MARGIN:.0%} a teacher that did not "
+            "see them reaches."
+        )
+    else:
+        text = (
+            f"Teacher {name!r} is about as good on {len(y):,} of these rows as a model that "
+            f"never saw them: {numbers}."
+        )
+    return LeakageSignal("in_sample_fit", name, fired, measured, values, text)
+
+
+def _validation_above_test(
+    name: str,
+    proba: np.ndarray,
+    y: np.ndarray,
+    validation: np.ndarray,
+    test: np.ndarray,
+    seed: int,
+) -> LeakageSignal:
+    """The teacher's log-loss on validation against test rows, independent bootstrap of
+    ``1 - loss(validation) / loss(test)``."""
+    lv, lt = _row_loss(proba[validation], y[validation]), _row_loss(proba[test], y[test])
+    rng = np.random.default_rng(seed + 1)
+    bv = lv[rng.integers(0, len(lv), size=(N_BOOT, len(lv)))].mean(axis=1)
+    bt = lt[rng.integers(0, len(lt), size=(N_BOOT, len(lt)))].mean(axis=1)
+    gains = 1.0 - bv / np.maximum(bt, 1e-12)
+    gain = 1.0 - lv.mean() / max(lt.mean(), 1e-12)
+    low, high = (float(v) for v in np.percentile(gains, [2.5, 97.5]))
+    fired = low > GAIN_MARGIN
+    ks_v, ks_t = _ks(y[validation], proba[validation]), _ks(y[test], proba[test])
+    values = {
+        "validation_log_loss": float(lv.mean()),
+        "test_log_loss": float(lt.mean()),
+        "gain": float(gain),
+        "gain_low": low,
+        "gain_high": high,
+        "margin": GAIN_MARGIN,
+        "validation_ks": ks_v,
+        "test_ks": ks_t,
+        "validation_rows": float(len(lv)),
+        "test_rows": float(len(lt)),
+    }
+    measured = (
+        f"log-loss of the teacher on {len(lv):,} validation rows against {len(lt):,} rows "
+        "of the separate test table, relative gain with a 95% independent bootstrap interval"
+    )
+    numbers = (
+        f"validation log-loss {lv.mean():.3f} against test {lt.mean():.3f} (gain {gain:+.0%}, "
+        f"95% interval [{low:+.0%}, {high:+.0%}]; KS {ks_v:.3f} vs {ks_t:.3f})"
+    )
+    if fired:
+        text = (
+            f"Teacher {name!r} scores far better on the validation rows than on the separate "
+            f"test table: {numbers}, as a teacher trained on the distiller's table but not "
+            "on the test table would."
+        )
+    else:
+        text = f"Teacher {name!r} scores alike on validation and test rows: {numbers}."
+    return LeakageSignal("validation_above_test", name, fired, measured, values, text)
+
