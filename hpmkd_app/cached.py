@@ -221,6 +221,32 @@ def dataset(
     return _dataset(key, table, target, list(features), list(sources), test_table)
 
 
+@st.cache_resource(max_entries=8,
+                   show_spinner="Checking whether the teacher saw these rows ...")
+def leakage_check(key: str, seed: int, _dataset: DistillationDataset) -> Outcome:
+    """The pre-run leakage check of a dataset (:func:`hpmkd.leakage.check_dataset`).
+
+    Parameters
+    ----------
+    key : str
+        The dataset's input key (:func:`dataset_key`; the cache key with ``seed``).
+    seed : int
+        The run's seed: the check reads only the rows a run with it will not test on.
+    _dataset : DistillationDataset
+        The dataset of those inputs (not hashed).
+
+    Returns
+    -------
+    Outcome
+        ``value`` is a :class:`~hpmkd.leakage.LeakageCheck`.
+    """
+    from hpmkd.leakage import check_dataset
+
+    try:
+        return Outcome(check_dataset(_dataset, random_state=seed))
+    except ValueError as exc:
+        return Outcome(error=str(exc))
+
 
 @st.cache_data(max_entries=64, show_spinner="Computing feature importance ...")
 def importance(job_id: str, name: str, k: int, _distiller: Any) -> tuple[Any, str]:

@@ -330,14 +330,51 @@ def train_reference_teacher(
     X = base.frame.iloc[split.train][base.features]
     y = base.frame[base.target].iloc[split.train].to_numpy()
     model.fit(X, y)
+    # The rows it saw, kept on the model: the app's leakage notice can then tell this
+    # teacher's expected fit on a run's train rows from a teacher that saw other rows.
+    model.hpmkd_train_rows_ = np.asarray(split.train)
     # Shares of the training table's rows (test table rows are not part of it).
-    n_table = base.n_rows - base.n_test_data_rows
+    n_table = base.n_rows - separate_test_rows(base)
     info = {
         "train_rows": len(split.train),
         "rows": n_table,
         "train_share": len(split.train) / n_table,
     }
     return model, info
+
+
+def separate_test_rows(dataset: DistillationDataset) -> int:
+    """Rows of a dataset that came from a separate test table (0 without one).
+
+    Parameters
+    ----------
+    dataset : DistillationDataset
+    """
+    if not dataset.has_separate_test:
+        return 0
+    # With a test table, the split's test part is exactly its rows (whatever the seed).
+    return len(dataset.split().test)
+
+
+def teachers_fitted_on(dataset: DistillationDataset, train_rows: np.ndarray) -> list[str]:
+    """Names of the dataset's teachers the app trained on exactly ``train_rows``.
+
+    Only the reference teacher carries the rows it was trained on
+    (``hpmkd_train_rows_``, set by :func:`train_reference_teacher`); uploaded files and
+    probability columns never count.
+
+    Parameters
+    ----------
+    dataset : DistillationDataset
+    train_rows : ndarray of int
+        A run's train positions.
+    """
+    out = []
+    for teacher in dataset.teachers:
+        rows = getattr(teacher.model, "hpmkd_train_rows_", None)
+        if rows is not None and np.array_equal(np.sort(rows), np.sort(train_rows)):
+            out.append(teacher.name)
+    return out
 
 
 def reference_source(settings: dict[str, Any], info: dict[str, Any]) -> TeacherSource:

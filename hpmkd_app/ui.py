@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
@@ -60,6 +61,48 @@ def current_dataset() -> tuple[DistillationDataset | None, str | None]:
     return outcome.value, outcome.error
 
 
+def current_leakage(dataset: DistillationDataset) -> tuple[Any, str | None]:
+    """The pre-run leakage check of the current inputs' dataset, or why there is none.
+
+    Parameters
+    ----------
+    dataset : DistillationDataset
+        From :func:`current_dataset`.
+
+    Returns
+    -------
+    (LeakageCheck or None, str or None)
+    """
+    table = state.table()
+    if table is None:
+        return None, "no data"
+    key = cached.dataset_key(table, state.target() or "", state.features_(),
+                             state.teacher_sources(), state.test_table())
+    outcome = cached.leakage_check(key, state.seed(), dataset)
+    return outcome.value, outcome.error
+
+
+def reference_teachers_of(dataset: DistillationDataset, validation_split: float) -> list[str]:
+    """Teachers the app trained on exactly the train rows a run of these inputs will use.
+
+    Parameters
+    ----------
+    dataset : DistillationDataset
+    validation_split : float
+        The configured validation share (with the session's seed it decides the rows).
+    """
+    try:
+        train = dataset.split(validation_split, state.seed()).train
+    except HPMKDInputError:  # the run itself will say the split is impossible
+        return []
+    return teachers.teachers_fitted_on(dataset, train)
+
+
+def use_teacher_refit_oof() -> None:
+    """Remedy B on the config form: ``teacher_refit="oof"`` (a button callback)."""
+    state.replace_config_form({**state.config_form(), "teacher_refit": "oof"})
+
+
 def test_rows_note(dataset: DistillationDataset) -> str:
     """Where a dataset's test rows come from, e.g. ``"test rows: from your test table,
     200 rows"``.
@@ -68,7 +111,7 @@ def test_rows_note(dataset: DistillationDataset) -> str:
     ----------
     dataset : DistillationDataset
     """
-    n_test = dataset.n_test_data_rows
+    n_test = teachers.separate_test_rows(dataset)
     if n_test:
         return f"test rows: from your test table, {n_test:,} rows"
     return (f"test rows: {100 * dataset.test_size:.0f}% of the table held out at random "

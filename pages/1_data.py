@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import streamlit as st
 
 from hpmkd import HPMKDInputError
-from hpmkd_app import cached, configform, state, tables, teachers, ui
+from hpmkd_app import cached, configform, leakage_view, state, tables, teachers, ui
 
 st.title("1 · Data & teachers")
 st.caption(
@@ -278,7 +279,7 @@ def show(table: tables.LoadedTable) -> None:
         st.info(error)
     else:
         profile = dataset.profile()
-        n_test = dataset.n_test_data_rows
+        n_test = teachers.separate_test_rows(dataset)
         rows = (f"{dataset.n_rows - n_test:,} rows + {n_test:,} test rows from your test table"
                 if n_test else f"{dataset.n_rows:,} rows")
         st.success(
@@ -287,6 +288,18 @@ def show(table: tables.LoadedTable) -> None:
             f"{', '.join(profile['class_counts'])}, teacher(s) {', '.join(profile['teachers'])}."
             + (f" {dataset.n_dropped_missing_target} row(s) without a target were dropped."
                if dataset.n_dropped_missing_target else "")
+        )
+        # The pre-run leakage check, on the rows a run with this seed will not test on.
+        check, check_error = ui.current_leakage(dataset)
+        if check_error:
+            st.warning(f"The leakage check could not run: {check_error}")
+        refit = str(state.config_form().get("teacher_refit", "none"))
+        if check is not None:
+            check = dataclasses.replace(check, teacher_refit=refit)
+        leakage_view.render(
+            check, test_table is not None, "data", on_refit=ui.use_teacher_refit_oof,
+            refit_possible=any(s.kind != "proba_cols" for s in sources),
+            trained_here=ui.reference_teachers_of(dataset, validation_split),
         )
         ui.page_link("configure", "Next: Configure the run")
 

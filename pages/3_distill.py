@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from hpmkd import choose_method
-from hpmkd_app import configform, jobs, panels, progress, state, ui
+from hpmkd_app import configform, jobs, leakage_view, panels, progress, state, teachers, ui
 
 st.title("3 · Distill")
 st.caption(
@@ -147,6 +147,12 @@ def render_job(job_id: str, polling: bool) -> None:
     if result is not None:
         verdict = result.verdict.text if result.verdict is not None else ""
         st.markdown(f"**Best student:** `{result.selected.name}` — {verdict}")
+        dataset_run = current.distiller.dataset
+        leakage_view.render(
+            result.leakage, dataset_run.has_separate_test, "distill",
+            refit_possible=any(t.kind != "proba_cols" for t in dataset_run.teachers),
+            trained_here=teachers.teachers_fitted_on(dataset_run, result.split.train),
+        )
         with st.expander("Full results table"):
             st.dataframe(board, hide_index=True, width="stretch")
         ui.page_link("compare", "Next: Compare teacher and student")

@@ -9,7 +9,7 @@ import streamlit as st
 
 from hpmkd import curves
 from hpmkd.report import figures
-from hpmkd_app import cached, charts, compare, ui
+from hpmkd_app import cached, charts, compare, leakage_view, teachers, ui
 
 st.title("4 · Compare")
 st.caption(
@@ -27,6 +27,11 @@ def show(job: Any, distiller: Any) -> None:
     student_entries = compare.students(result)
     labels = compare.class_labels(result)
     y = np.asarray(result.y_test, dtype=int)
+    leakage_view.render(
+        result.leakage, distiller.dataset.has_separate_test, "compare",
+        refit_possible=any(t.kind != "proba_cols" for t in distiller.dataset.teachers),
+        trained_here=teachers.teachers_fitted_on(distiller.dataset, result.split.train),
+    )
 
     c1, c2, c3 = st.columns(3)
     student_names = [e.name for e in student_entries]

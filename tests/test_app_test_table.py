@@ -161,7 +161,7 @@ def test_the_run_reads_exactly_the_test_tables_rows(parts, fit_teacher):
     source = teachers.TeacherSource(kind="reference", name="lgbm")
     dataset = teachers.build_dataset(train, "target", features, [source], lambda s: teacher,
                                      test_table=test)
-    assert dataset.n_rows == 1000 and dataset.n_test_data_rows == 200
+    assert dataset.n_rows == 1000 and teachers.separate_test_rows(dataset) == 200
     config = configform.to_config(QUICK_LEGACY)
     job = jobs.start_job(dataset, config, method="legacy", seed=42)
     assert job.wait(TIMEOUT) and job.status == "done", job.error
