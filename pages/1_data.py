@@ -254,7 +254,7 @@ def show(table: tables.LoadedTable) -> None:
         st.error(st.session_state["hpmkd.test_upload_error"])
     test_table = state.test_table()
     if test_table is not None:
-        c1, c2 = st.columns([6, 1], vertical_alignment="center")
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
         c1.markdown(tables.describe_test_rows(test_table, chosen, 0, teachers.TEST_SIZE)
                     + " Every row of the table above is used for training and validation.")
         if c2.button("Remove test table", key="remove_test_table"):
