@@ -77,6 +77,7 @@ def build_notice(
     test_table_used: bool,
     refit_possible: bool = True,
     trained_here: Collection[str] = (),
+    teacher_refit: str | None = None,
 ) -> LeakageNotice:
     """The notice of ``check`` for inputs with or without a separate test table.
 
@@ -93,6 +94,9 @@ def build_notice(
         Teachers the app trained on exactly the run's train rows (the reference
         teacher): they fit those rows by design and never saw the validation and test
         rows, so their signal is expected, not a suspicion.
+    teacher_refit : str, optional
+        The setting to judge remedy B by, when it is not the check's own (before a run,
+        the Configure form's value).
 
     Returns
     -------
@@ -104,7 +108,7 @@ def build_notice(
          "measured": s.measured}
         for s in check.signals
     ])
-    refit_applied = check.teacher_refit == "oof"
+    refit_applied = (teacher_refit or check.teacher_refit) == "oof"
     if not check.suspected:
         seen = tuple(s.text for s in check.signals) or (check.text,)
         return LeakageNotice(False, "ok", QUIET, seen, "", (), details, False)
@@ -168,6 +172,7 @@ def render(
     on_refit: Callable[[], None] | None = None,
     refit_possible: bool = True,
     trained_here: Collection[str] = (),
+    teacher_refit: str | None = None,
 ) -> None:
     """Draw the notice of ``check`` (nothing when there is no check).
 
@@ -181,12 +186,12 @@ def render(
     on_refit : callable, optional
         Applies remedy B (the Data page sets the config form's ``teacher_refit``);
         without it the notice points to the Configure page only.
-    refit_possible, trained_here
+    refit_possible, trained_here, teacher_refit
         See :func:`build_notice`.
     """
     if check is None:
         return
-    notice = build_notice(check, test_table_used, refit_possible, trained_here)
+    notice = build_notice(check, test_table_used, refit_possible, trained_here, teacher_refit)
     with st.container(key=f"leakage_{where}"):
         if notice.level in ("warning", "info"):
             body = (

@@ -25,6 +25,9 @@ FEATURES = "hpmkd.features"
 TEACHERS = "hpmkd.teachers"
 TEST_TABLE = "hpmkd.test_table"
 TEST_UPLOAD_VERSION = "hpmkd.test_upload_version"
+#: The test upload already read (file id, name, size) and the error of the last one.
+TEST_UPLOAD_SIG = "hpmkd.test_upload_sig"
+TEST_UPLOAD_ERROR = "hpmkd.test_upload_error"
 TEACHER_ERRORS = "hpmkd.teacher_errors"
 DATA_VERSION = "hpmkd.data_version"
 CONFIG = "hpmkd.config"
@@ -163,6 +166,8 @@ def set_test_table(new: LoadedTable | None) -> None:
     if new is None:
         st.session_state.pop(TEST_TABLE, None)
         st.session_state[TEST_UPLOAD_VERSION] = test_upload_version() + 1
+        st.session_state.pop(TEST_UPLOAD_SIG, None)
+        st.session_state.pop(TEST_UPLOAD_ERROR, None)
     else:
         st.session_state[TEST_TABLE] = new
 

@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig, HPMKDInputError
-from hpmkd_app import cached, configform, jobs, state, teachers
+from hpmkd_app import cached, configform, jobs, state, tables, teachers
 
 PAGES = {
     "data": ("pages/1_data.py", "Data & teachers", ":material/table_chart:"),
@@ -59,6 +59,37 @@ def current_dataset() -> tuple[DistillationDataset | None, str | None]:
         )
     outcome = cached.dataset(table, target, features, sources, state.test_table())
     return outcome.value, outcome.error
+
+
+def receive_test_upload(upload: Any) -> str | None:
+    """Read a test table upload once and make it the run's test rows.
+
+    An upload is read when it is new (file id, name and size); a file that cannot be
+    read leaves the current test table as it was.
+
+    Parameters
+    ----------
+    upload : UploadedFile or None
+        The test uploader's value.
+
+    Returns
+    -------
+    str or None
+        The error of the file in the uploader, to show while it is there.
+    """
+    if upload is None:
+        return None
+    signature = (upload.file_id, upload.name, upload.size)
+    if st.session_state.get(state.TEST_UPLOAD_SIG) != signature:
+        st.session_state[state.TEST_UPLOAD_SIG] = signature
+        st.session_state.pop(state.TEST_UPLOAD_ERROR, None)
+        try:
+            with st.spinner(f"Reading {upload.name} ..."):
+                state.set_test_table(
+                    tables.load_test_table_bytes(upload.getvalue(), upload.name))
+        except HPMKDInputError as exc:
+            st.session_state[state.TEST_UPLOAD_ERROR] = str(exc)
+    return st.session_state.get(state.TEST_UPLOAD_ERROR)
 
 
 def current_leakage(dataset: DistillationDataset) -> tuple[Any, str | None]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import streamlit as st
@@ -239,19 +238,9 @@ def show(table: tables.LoadedTable) -> None:
         type=["csv", "tsv", "txt", "parquet", "pq"],
         key=f"test_upload_{state.test_upload_version()}",
     )
-    if test_upload is not None:
-        signature = (test_upload.file_id, test_upload.name, test_upload.size)
-        if st.session_state.get("hpmkd.test_upload_sig") != signature:
-            st.session_state["hpmkd.test_upload_sig"] = signature
-            st.session_state.pop("hpmkd.test_upload_error", None)
-            try:
-                with st.spinner(f"Reading {test_upload.name} ..."):
-                    state.set_test_table(
-                        tables.load_test_table_bytes(test_upload.getvalue(), test_upload.name))
-            except HPMKDInputError as exc:
-                st.session_state["hpmkd.test_upload_error"] = str(exc)
-    if st.session_state.get("hpmkd.test_upload_error"):
-        st.error(st.session_state["hpmkd.test_upload_error"])
+    upload_error = ui.receive_test_upload(test_upload)
+    if upload_error:
+        st.error(upload_error)
     test_table = state.test_table()
     if test_table is not None:
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
@@ -259,7 +248,6 @@ def show(table: tables.LoadedTable) -> None:
                     + " Every row of the table above is used for training and validation.")
         if c2.button("Remove test table", key="remove_test_table"):
             state.set_test_table(None)
-            st.session_state.pop("hpmkd.test_upload_sig", None)
             st.rerun()
         try:
             for note in tables.check_test_table(test_table, table, chosen, features):
@@ -293,13 +281,11 @@ def show(table: tables.LoadedTable) -> None:
         check, check_error = ui.current_leakage(dataset)
         if check_error:
             st.warning(f"The leakage check could not run: {check_error}")
-        refit = str(state.config_form().get("teacher_refit", "none"))
-        if check is not None:
-            check = dataclasses.replace(check, teacher_refit=refit)
         leakage_view.render(
             check, test_table is not None, "data", on_refit=ui.use_teacher_refit_oof,
             refit_possible=any(s.kind != "proba_cols" for s in sources),
             trained_here=ui.reference_teachers_of(dataset, validation_split),
+            teacher_refit=str(state.config_form().get("teacher_refit", "none")),
         )
         ui.page_link("configure", "Next: Configure the run")
 
