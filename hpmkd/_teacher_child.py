@@ -178,6 +178,22 @@ def _score(spec: dict[str, Any], model: Any, folder: Path) -> dict[str, Any]:
     return record
 
 
+def _refit(spec: dict[str, Any], model: Any, folder: Path) -> dict[str, Any]:
+    """``teacher_refit="oof"``: clones of the loaded teacher fitted here, in the child."""
+    import numpy as np
+
+    from hpmkd.refit import oof_probabilities
+
+    proba = oof_probabilities(
+        model, spec["frame"], spec["feature_columns"], spec["classes"], spec["y"],
+        spec["train"], spec["folds"], spec["random_state"], spec["name"],
+    )
+    fd = os.open(folder / "proba.npy", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(proba, dtype="<f8"), allow_pickle=False)
+    return _describe(model)
+
+
 def run_job(folder_text: str) -> int:
     """Run the job in ``folder_text``; return the exit code."""
     folder = Path(folder_text)
@@ -192,7 +208,12 @@ def run_job(folder_text: str) -> int:
     tempfile.tempdir = str(work)
     try:
         model = _load(spec)
-        record = _describe(model) if spec["mode"] == "check" else _score(spec, model, folder)
+        if spec["mode"] == "check":
+            record = _describe(model)
+        elif spec["mode"] == "refit":
+            record = _refit(spec, model, folder)
+        else:
+            record = _score(spec, model, folder)
         _record(folder, {"ok": True, **record})
         return EXIT_OK
     except MemoryError:
@@ -230,6 +251,7 @@ def _preload() -> None:
     import threadpoolctl  # noqa: F401
 
     import hpmkd.metrics
+    import hpmkd.refit
     import hpmkd.safe_load
     import hpmkd.teacher  # noqa: F401
 

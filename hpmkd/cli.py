@@ -83,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="C1,C2,...",
         help="columns already holding the teacher's class probabilities, in class order",
     )
+    p.add_argument(
+        "--teacher-refit",
+        choices=["none", "oof"],
+        default=None,
+        help="oof: refit clones of the teacher on K-1 folds of the training rows (K: --set "
+        "teacher_refit_folds=K, default 5), so students learn from out-of-fold soft targets "
+        "and the teacher's scores come from rows it did not train on; the remedy when the "
+        "teacher was trained on DATA (hpmkd warns when it looks so). Same as --set "
+        "teacher_refit=oof",
+    )
     p.add_argument("--method", choices=["auto", "hpm", "legacy"], default="auto")
     p.add_argument(
         "--set",
@@ -302,6 +312,15 @@ def distill(args: argparse.Namespace) -> int:
     for teacher in args.teacher:
         check_input_file(teacher, "Teacher file")
     config = _parse_settings(args.settings)
+    if args.teacher_refit is not None:
+        if any(i.split("=", 1)[0].strip() == "teacher_refit" for i in args.settings) and (
+            config.teacher_refit != args.teacher_refit
+        ):
+            raise HPMKDInputError(
+                f"--teacher-refit {args.teacher_refit} and --set "
+                f"teacher_refit={config.teacher_refit} disagree. Give one of them."
+            )
+        config = config.with_updates(teacher_refit=args.teacher_refit)
     drop = [c.strip() for c in args.drop.split(",")] if args.drop else None
     if args.trust_teacher and args.teacher:
         print(
@@ -339,6 +358,7 @@ def distill(args: argparse.Namespace) -> int:
         distiller.run(callbacks=callbacks)
     # Everything is written to a scratch folder first, so a failure leaves no partial output.
     write_outputs(distiller, out, args.report)
+    print_leakage(distiller.result_.leakage, quiet=args.quiet)
     if not args.quiet:
         m = distiller.best_metrics
         print(
@@ -355,6 +375,37 @@ def distill(args: argparse.Namespace) -> int:
                 print(f"  student - {d.against}: {d.sentence()} -> {d.outcome}",
                       file=sys.stderr)
     return EXIT_OK
+
+
+def print_leakage(check, quiet: bool = False, width: int = 88) -> None:
+    """The leakage check on stderr: a warning block when leakage is suspected (also with
+    ``--quiet``: it is a warning), else one line (not with ``--quiet``).
+
+    Parameters
+    ----------
+    check : LeakageCheck or None
+    quiet : bool
+    width : int
+        Line width of the block.
+    """
+    import textwrap
+
+    if check is None:
+        return
+    if check.suspected:
+        rule = "=" * width
+        title = " WARNING: LEAKAGE SUSPECTED - the teacher looks trained on these rows "
+        lines = [rule, title.center(width, "="), ""]
+        for paragraph in check.text.split("\n\n"):
+            lines += [*textwrap.wrap(paragraph, width), ""]
+        lines.append(rule)
+        print("\n".join(lines), file=sys.stderr)
+    elif not quiet:
+        print(
+            f"leakage check: no sign that the teacher saw these rows ({check.n_rows:,} rows "
+            "checked; details in summary.json under \"leakage\")",
+            file=sys.stderr,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,7 @@ __all__ = [
     "TeacherFileInfo",
     "TeacherScores",
     "check_teacher_file",
+    "refit_teacher_file",
     "run_teacher_file",
     "score_teacher_file",
 ]
@@ -283,6 +284,74 @@ def check_teacher_file(
         feature_names=[_text(n, 200) for n in names] if isinstance(names, list) else None,
         classes=[_text(c, 200) for c in classes] if isinstance(classes, list) else None,
     )
+
+
+def refit_teacher_file(
+    source: str | os.PathLike[str] | bytes,
+    X: pd.DataFrame,
+    feature_columns: Sequence[str],
+    classes: Sequence[Any],
+    y: np.ndarray,
+    train: np.ndarray,
+    folds: int,
+    random_state: int,
+    limits: TeacherLimits | None = None,
+    *,
+    trusted: bool = False,
+    filename: str | None = None,
+    name: str | None = None,
+) -> np.ndarray:
+    """Cross-fitted probabilities of clones of a teacher file, computed in isolation.
+
+    The child loads the file as for :func:`score_teacher_file` and runs
+    :func:`hpmkd.refit.oof_probabilities` there (``teacher_refit="oof"``): the clones
+    are fitted in the child, under its limits, and only their probabilities come back.
+
+    Parameters
+    ----------
+    source, X, feature_columns, classes, limits, trusted, filename
+        As for :func:`score_teacher_file`.
+    y : ndarray of int
+        Class index of every row of ``X``.
+    train : ndarray of int
+        Positions of the training rows (out-of-fold probabilities); every other row is
+        scored by a clone fitted on all of them.
+    folds : int
+    random_state : int
+    name : str, optional
+        The teacher's name in messages.
+
+    Returns
+    -------
+    ndarray of shape (len(X), len(classes))
+
+    Raises
+    ------
+    HPMKDInputError
+        As for :func:`score_teacher_file`, and a teacher that cannot be cloned or refitted.
+    """
+    limits = TeacherLimits.from_env() if limits is None else limits
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"X must be a DataFrame, not {type(X).__name__}")
+    classes = list(classes)
+    with _Job(source, filename, limits) as job:
+        job.run(
+            {
+                "mode": "refit",
+                "trusted": bool(trusted),
+                "checks": True,
+                "frame": X.reset_index(drop=True),
+                "feature_columns": [str(c) for c in feature_columns],
+                "classes": classes,
+                "y": np.asarray(y, dtype=np.int64),
+                "train": np.asarray(train, dtype=np.int64),
+                "folds": int(folds),
+                "random_state": int(random_state),
+                "name": name or job.display,
+            },
+            n_output=len(X) * max(len(classes), 1),
+        )
+        return job.read_array((len(X), len(classes)))
 
 
 # --------------------------------------------------------------------------- one job

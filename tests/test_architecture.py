@@ -28,7 +28,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("hpmkd.safe_load",),
     ("hpmkd.child_process",),
     ("hpmkd.isolation",),
-    ("hpmkd.teacher", "hpmkd.students", "hpmkd._teacher_child"),
+    ("hpmkd.teacher", "hpmkd.students", "hpmkd._teacher_child", "hpmkd.refit"),
     ("hpmkd.data", "hpmkd.evaluate"),
     ("hpmkd.results_table", "hpmkd.parallel", "hpmkd.leakage"),
     ("hpmkd.components",),

@@ -118,7 +118,8 @@ def _score_teachers(session: RunSession, rows: TestRows) -> tuple[CandidateResul
             session.memo(
                 "teacher_score",
                 # The fingerprint covers the teachers' probabilities on every row.
-                (dataset.fingerprint(), t.name, type(t.model).__name__, test_rows),
+                (dataset.fingerprint(), t.name, type(t.model).__name__, test_rows,
+                 session.config.teacher_refit, session.config.teacher_refit_folds),
                 lambda t=t: _score_teacher(session, t, rows),
             ),
             teacher_name=t.name,
@@ -129,7 +130,9 @@ def _score_teachers(session: RunSession, rows: TestRows) -> tuple[CandidateResul
 
 def _score_teacher(session: RunSession, teacher: Teacher, rows: TestRows) -> CandidateResult:
     ds, split, ctx = session.dataset, session.split, session.ctx
-    proba = ds.teacher_probas[teacher.name]
+    # With teacher_refit="oof", validation and test rows are scored by a clone fitted on
+    # the training rows only: the teacher's scores come from rows it did not train on.
+    proba = session.teacher_probas[teacher.name]
     val_p, test_p = proba[split.validation], proba[split.test]
     if teacher.model is not None:
         cols = teacher.feature_columns(ds.frame, ds.features)
@@ -152,7 +155,7 @@ def _score_teacher(session: RunSession, teacher: Teacher, rows: TestRows) -> Can
         val_proba=val_p,
         test_proba=test_p,
         model=teacher.model,
-        extra={"family": teacher.family},
+        extra={"family": teacher.family, "refit": session.config.teacher_refit},
         teacher_name=teacher.name,
     )
 

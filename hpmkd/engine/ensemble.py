@@ -42,16 +42,16 @@ def _ensemble(session: RunSession) -> AttentionRecord:
         return AttentionRecord(
             enabled=False, reason="time budget reached before the ensemble phase"
         )
-    ds, ctx, split = session.dataset, session.ctx, session.split
+    ctx, split = session.ctx, session.split
     students = sorted(
         [c for c in session.candidates if c.source in {"config", "chain"}],
         key=session.selection_key,
         reverse=True,
     )[:ENSEMBLE_TOP_CANDIDATES]
-    names = [f"teacher {n}" for n in ds.teacher_probas] + [c.name for c in students]
-    val_members = [p[split.validation] for p in ds.teacher_probas.values()]
+    names = [f"teacher {n}" for n in session.teacher_probas] + [c.name for c in students]
+    val_members = [p[split.validation] for p in session.teacher_probas.values()]
     val_members += [c.val_proba for c in students]
-    train_members = [p[split.train] for p in ds.teacher_probas.values()]
+    train_members = [p[split.train] for p in session.teacher_probas.values()]
     train_members += [proba_in_class_order(c.model, ctx.X_train, ctx.classes) for c in students]
     attention = AttentionWeightedMultiTeacher().fit(val_members, ctx.y_val)
     fused_val = attention.fuse(val_members)

@@ -92,8 +92,9 @@ def run(
         bus.emit(
             "info",
             phase="compare",
-            message=("leakage suspected: " if leakage.suspected else "leakage check: ")
-            + leakage.text,
+            message="leakage suspected: the teacher looks trained on these rows"
+            if leakage.suspected
+            else "leakage check: no sign that the teacher saw these rows",
             leakage=leakage.to_dict(),
         )
     finally:

@@ -125,6 +125,9 @@ class RunSession:
             config.temperatures, config.use_adaptive_temperature
         )
         self.split: Split = dataset.split(config.validation_split, random_state)
+        #: Each teacher's probabilities on every row as this run uses them: as given, or
+        #: cross-fitted with ``teacher_refit="oof"`` (:meth:`_refit_teachers`).
+        self.teacher_probas: dict[str, np.ndarray] = self._refit_teachers(self.split)
         self.ctx = self._context(self.split)
 
     # ----------------------------------------------------------------- lifetime
@@ -163,10 +166,71 @@ class RunSession:
         return over
 
     # ----------------------------------------------------------------- data
+    def _refit_teachers(self, split: Split) -> dict[str, np.ndarray]:
+        """The teachers' probabilities this run uses.
+
+        With ``teacher_refit="oof"``, each teacher is replaced by clones
+        (:mod:`hpmkd.refit`): out-of-fold probabilities on the training rows, and on the
+        validation and test rows those of a clone fitted on the training rows; a teacher
+        file is refitted in its isolated process. Memoized in the cache.
+        """
+        ds, cfg = self.dataset, self.config
+        if cfg.teacher_refit != "oof":
+            return dict(ds.teacher_probas)
+        from hpmkd.errors import HPMKDInputError
+
+        folds, seed = cfg.teacher_refit_folds, self.random_state
+        train_digest = hashlib.sha256(split.train.tobytes()).hexdigest()
+        out = {}
+        for teacher in ds.teachers:
+            if teacher.kind == "proba_cols":
+                raise HPMKDInputError(
+                    f"teacher_refit=\"oof\" refits the teacher, but teacher {teacher.name!r} "
+                    "is given as probability columns, which cannot be refitted. Give the "
+                    "fitted model (a scikit-learn estimator or Pipeline) instead, or set "
+                    "teacher_refit=\"none\" and give a separate test table."
+                )
+            identity = teacher.digest() if teacher.kind == "file" else type(teacher.model).__name__
+            start = time.perf_counter()
+            out[teacher.name] = self.memo(
+                "teacher_refit",
+                (ds.fingerprint(), teacher.name, identity, train_digest, folds, seed),
+                lambda teacher=teacher: self._refit_one(teacher, split, folds, seed),
+            )
+            self.bus.emit(
+                "info",
+                message=f"teacher {teacher.name}: out-of-fold soft targets from {folds} "
+                f"clones, validation and test from a clone fitted on the training rows "
+                f"({time.perf_counter() - start:.1f} s)",
+                teacher_refit="oof",
+            )
+        return out
+
+    def _refit_one(self, teacher: Any, split: Split, folds: int, seed: int) -> np.ndarray:
+        ds = self.dataset
+        if teacher.kind == "file":
+            from hpmkd.isolation import refit_teacher_file
+
+            return refit_teacher_file(
+                teacher.source, ds.frame, ds.features, ds.classes, ds.y, split.train, folds,
+                seed, ds.teacher_limits, trusted=teacher.trusted, filename=teacher.filename,
+                name=teacher.name,
+            )
+        from hpmkd.refit import oof_probabilities
+
+        return oof_probabilities(
+            teacher.model, ds.frame, ds.features, ds.classes, ds.y, split.train, folds, seed,
+            teacher.name,
+        )
+
+    def teacher_proba(self) -> np.ndarray:
+        """The primary teacher's probabilities on every row, as this run uses them."""
+        return self.teacher_probas[self.dataset.teachers[0].name]
+
     def _context(self, split: Split) -> TrainingContext:
         ds = self.dataset
         source = self._student_source_proba(split)
-        reference = ds.teacher_proba()
+        reference = self.teacher_proba()
         return TrainingContext(
             X_train=ds.X.iloc[split.train],
             y_train=ds.y[split.train],
@@ -184,14 +248,15 @@ class RunSession:
         """The test rows, for the compare phase only (no other phase reads them)."""
         ds, test = self.dataset, self.split.test
         return TestRows(
-            X=ds.X.iloc[test], y=ds.y[test], reference=ds.teacher_proba()[test], classes=ds.classes
+            X=ds.X.iloc[test], y=ds.y[test], reference=self.teacher_proba()[test],
+            classes=ds.classes,
         )
 
     def _student_source_proba(self, split: Split) -> np.ndarray:
         """Probabilities students learn from on every row: with ``use_multi_teacher`` and
         several teachers (hpm), the teachers fused by attention fitted on the validation
         rows; otherwise the mean of the teachers."""
-        probas = self.dataset.teacher_probas
+        probas = self.teacher_probas
         members = list(probas.values())
         if not (self.plan.components and self.config.use_multi_teacher and len(probas) > 1):
             return np.mean(members, axis=0)

@@ -23,7 +23,7 @@ Modules
   ``assets/report.js``), inlined plotly.js.
 - :mod:`~hpmkd.report.summary`, :mod:`~hpmkd.report.leaderboard`,
   :mod:`~hpmkd.report.evaluation`, :mod:`~hpmkd.report.components`,
-  :mod:`~hpmkd.report.dataset`: the sections.
+  :mod:`~hpmkd.report.dataset`, :mod:`~hpmkd.report.leakage`: the sections.
 - :mod:`~hpmkd.report.context`: the report being written (placed charts).
 - :mod:`~hpmkd.report.fmt`: escaping, number formats, tables.
 - :mod:`~hpmkd.report.figures`: plotly figure builders, shared with the Streamlit app.

@@ -16,6 +16,7 @@ from hpmkd.report.dataset import section_configuration, section_dataset
 from hpmkd.report.evaluation import section_cost, section_student_vs_teacher
 from hpmkd.report.fmt import esc, safe_json
 from hpmkd.report.leaderboard import leaderboard_records, section_leaderboard
+from hpmkd.report.leakage import section_leakage
 from hpmkd.report.summary import section_summary
 from hpmkd.result import RunResult
 
@@ -81,6 +82,7 @@ def render_page(result: RunResult, generated_at: _dt.datetime) -> str:
     # Evaluated in page order: the charts the sections place appear in that order.
     sections = [
         ("summary", "Summary", section_summary(ctx)),
+        ("leakage", "Leakage check", section_leakage(ctx)),
         ("leaderboard", "Leaderboard", section_leaderboard(ctx)),
         ("student-vs-teacher", "Student vs teacher", section_student_vs_teacher(ctx)),
         ("cost", "Cost, quality and time", section_cost(ctx)),

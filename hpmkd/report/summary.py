@@ -7,6 +7,7 @@ from typing import Any
 
 from hpmkd.report.context import ReportContext
 from hpmkd.report.fmt import data_value, esc, finite, fmt, kv_table, table
+from hpmkd.report.leakage import leakage_banner
 from hpmkd.result import compression
 from hpmkd.results_table import SPLIT_METRICS, metrics_dict
 
@@ -40,7 +41,8 @@ def section_summary(ctx: ReportContext) -> str:
         HTML.
     """
     return (
-        "<p>All metrics on the <strong>test split</strong>, which no selection step saw. "
+        leakage_banner(ctx)
+        + "<p>All metrics on the <strong>test split</strong>, which no selection step saw. "
         "Agreement metrics (fidelity, rank fidelity, KL) compare each model with the "
         "primary teacher.</p>"
         + _metrics_table(ctx)
