@@ -42,7 +42,7 @@ DEV_DATA = Path(os.environ.get("HPMKD_DEV_DATA", ROOT.parent / "shared" / "data"
 FLIGHTS = DEV_DATA / "nyc_flights_delay.csv.gz"
 #: Most rows of the uploaded table, of the test table, and of the teacher's other rows
 #: (small tables give 40%, 20% and the rest).
-N_TABLE, N_TEST, N_OTHER = 2500, 800, 2500
+N_TABLE, N_TEST, N_OTHER = 2000, 600, 2000
 #: The leakage notice's headline when suspected (hpmkd_app.leakage_view.SUSPECTED).
 WARNING = "leakage suspected"
 
