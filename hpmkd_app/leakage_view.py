@@ -158,7 +158,7 @@ def _refit_remedy(refit_possible: bool, refit_applied: bool) -> str:
             "given."
         )
     return (
-        "Set **Teacher refit** to **oof** (Configure page): hpmkd refits clones of the "
+        "Set **Teacher refit** to **oof** (Configure page, *Teacher*): hpmkd refits clones of the "
         "teacher (a scikit-learn estimator or Pipeline, also from a file) on K-1 folds of "
         "the training rows, so students learn from out-of-fold, honest soft targets and "
         "the teacher's own scores come only from rows its clones did not train on."
