@@ -3,6 +3,7 @@ training table, and its rows as the run's test rows (AppTest and service level).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -201,3 +202,15 @@ def test_distill_says_where_the_test_rows_come_from(parts):
     })
     ok(at.run())
     assert "test rows: from your test table, 200 rows" in texts(at.markdown)
+
+
+def test_a_parquet_test_table_is_read_like_a_csv_one(parts):
+    buffer = io.BytesIO()
+    parts["test"].frame.to_parquet(buffer, index=False)
+    at = ok(preset(data_page(), parts).run())
+    at.file_uploader(key="test_upload_0").set_value(
+        ("credit_test.parquet", buffer.getvalue(), "application/octet-stream"))
+    ok(at.run())
+    assert at.session_state[state.TEST_TABLE].n_rows == 200
+    assert "from your test table `credit_test.parquet`, 200 rows" in texts(at.markdown)
+    assert not at.error
