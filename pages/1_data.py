@@ -105,6 +105,41 @@ def show(table: tables.LoadedTable) -> None:
     if not features:
         st.error("Choose at least one feature column.")
 
+    # ------------------------------------------------------------------ test rows
+    st.subheader("Test rows")
+    st.caption(
+        "The final teacher-vs-student figures are measured on test rows that no selection "
+        "step sees. By default they are a seeded random part of your table. If your teacher "
+        "was trained on this table, upload a **separate test table** (same columns) that "
+        "nobody trained on: otherwise the teacher looks better than it is."
+    )
+    test_upload = st.file_uploader(
+        "Upload a test table (CSV or Parquet, same columns as the table above)",
+        help="Choose it before training the reference teacher: the test table decides "
+        "which rows are train rows.",
+        type=["csv", "tsv", "txt", "parquet", "pq"],
+        key=f"test_upload_{state.test_upload_version()}",
+    )
+    upload_error = ui.receive_test_upload(test_upload)
+    if upload_error:
+        st.error(upload_error)
+    test_table = state.test_table()
+    if test_table is not None:
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1.markdown(tables.describe_test_rows(test_table, chosen, 0, teachers.TEST_SIZE)
+                    + " Every row of the table above is used for training and validation.")
+        if c2.button("Remove test table", key="remove_test_table"):
+            state.set_test_table(None)
+            st.rerun()
+        try:
+            for note in tables.check_test_table(test_table, table, chosen, features):
+                st.caption(note)
+        except HPMKDInputError as exc:
+            st.error(str(exc))
+    else:
+        st.markdown(tables.describe_test_rows(
+            None, chosen, tables.rows_with_target(frame, chosen), teachers.TEST_SIZE))
+
     # ------------------------------------------------------------------ teachers
     st.subheader("Teachers")
     st.caption("Add one or more. Each is checked against the data: features present, classes "
@@ -119,7 +154,6 @@ def show(table: tables.LoadedTable) -> None:
             validation_split = configform.to_config(form).validation_split
         except HPMKDInputError:
             validation_split = 0.2
-        test_table = state.test_table()
         settings = teachers.reference_settings(table, chosen, features, state.seed(),
                                                validation_split, test_table=test_table)
         non_test = ("all rows of your table (the test rows are your test table)"
@@ -221,42 +255,9 @@ def show(table: tables.LoadedTable) -> None:
                 state.remove_teacher(i)
                 st.rerun()
             stale = teachers.stale_reference_reason(source, table, chosen, features, state.seed(),
-                                                    validation_split, state.test_table())
+                                                    validation_split, test_table)
             if stale:
                 st.warning(stale)
-
-    # ------------------------------------------------------------------ test rows
-    st.subheader("Test rows")
-    st.caption(
-        "The final teacher-vs-student figures are measured on test rows that no selection "
-        "step sees. By default they are a seeded random part of your table. If your teacher "
-        "was trained on this table, upload a **separate test table** (same columns) that "
-        "nobody trained on: otherwise the teacher looks better than it is."
-    )
-    test_upload = st.file_uploader(
-        "Upload a test table (CSV or Parquet, same columns as the table above)",
-        type=["csv", "tsv", "txt", "parquet", "pq"],
-        key=f"test_upload_{state.test_upload_version()}",
-    )
-    upload_error = ui.receive_test_upload(test_upload)
-    if upload_error:
-        st.error(upload_error)
-    test_table = state.test_table()
-    if test_table is not None:
-        c1, c2 = st.columns([4, 1], vertical_alignment="center")
-        c1.markdown(tables.describe_test_rows(test_table, chosen, 0, teachers.TEST_SIZE)
-                    + " Every row of the table above is used for training and validation.")
-        if c2.button("Remove test table", key="remove_test_table"):
-            state.set_test_table(None)
-            st.rerun()
-        try:
-            for note in tables.check_test_table(test_table, table, chosen, features):
-                st.caption(note)
-        except HPMKDInputError as exc:
-            st.error(str(exc))
-    else:
-        st.markdown(tables.describe_test_rows(
-            None, chosen, tables.rows_with_target(frame, chosen), teachers.TEST_SIZE))
 
     # ------------------------------------------------------------------ dataset check
     st.subheader("Ready to distill?")
