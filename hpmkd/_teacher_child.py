@@ -185,7 +185,7 @@ def _refit(spec: dict[str, Any], model: Any, folder: Path) -> dict[str, Any]:
     from hpmkd.refit import oof_probabilities
 
     proba = oof_probabilities(
-        model, spec["frame"], spec["feature_columns"], spec["classes"], spec["y"],
+        model, spec["frame"], spec["feature_columns"], spec["classes"], spec["y_train"],
         spec["train"], spec["folds"], spec["random_state"], spec["name"],
     )
     fd = os.open(folder / "proba.npy", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -291,7 +291,7 @@ def refit_teacher_file(
     X: pd.DataFrame,
     feature_columns: Sequence[str],
     classes: Sequence[Any],
-    y: np.ndarray,
+    y_train: np.ndarray,
     train: np.ndarray,
     folds: int,
     random_state: int,
@@ -311,8 +311,9 @@ def refit_teacher_file(
     ----------
     source, X, feature_columns, classes, limits, trusted, filename
         As for :func:`score_teacher_file`.
-    y : ndarray of int
-        Class index of every row of ``X``.
+    y_train : ndarray of int
+        Class index of each training row (in the order of ``train``); only these labels
+        go to the child.
     train : ndarray of int
         Positions of the training rows (out-of-fold probabilities); every other row is
         scored by a clone fitted on all of them.
@@ -343,7 +344,7 @@ def refit_teacher_file(
                 "frame": X.reset_index(drop=True),
                 "feature_columns": [str(c) for c in feature_columns],
                 "classes": classes,
-                "y": np.asarray(y, dtype=np.int64),
+                "y_train": np.asarray(y_train, dtype=np.int64),
                 "train": np.asarray(train, dtype=np.int64),
                 "folds": int(folds),
                 "random_state": int(random_state),

@@ -13,7 +13,11 @@ traces such rows leave, each measured beyond sampling noise:
     see the rows either is about as good as the reference, often a little better or
     worse; one that learned them is far better (its probabilities are near one-hot on
     them). The signal fires when the lower end of the paired bootstrap interval of the
-    teacher's relative log-loss gain over the reference exceeds :data:`GAIN_MARGIN`.
+    teacher's relative log-loss gain over the reference exceeds :data:`FIT_MARGIN`, or
+    when the teacher beats the reference while its probabilities are under-confident on
+    the rows (:func:`calibration_slope` above :data:`SLOPE_LEVEL`): on a large table a
+    500-tree model memorises little, but it still stops short of its own training
+    labels, where on unseen rows a model that good is calibrated or over-confident.
 ``validation_above_test``
     (Within a run, only when the teacher's test rows are rows it may not have seen.)
     The teacher's log-loss on the validation rows against its log-loss on the test rows,
@@ -38,6 +42,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
+
+from hpmkd.errors import HPMKDInputError
 
 if TYPE_CHECKING:  # only for annotations: the check reads a dataset, it builds none
     from hpmkd.data import DistillationDataset
@@ -236,7 +242,11 @@ def check_dataset(dataset: DistillationDataset, random_state: int = 42) -> Leaka
     if not dataset.teachers:
         return LeakageCheck(False, (), "No teacher was given, so there is nothing to check.",
                             seconds=time.perf_counter() - start)
-    rows = _non_test_rows(dataset, random_state)
+    try:
+        rows = _non_test_rows(dataset, random_state)
+    except HPMKDInputError as exc:  # too few rows to split: the run will say so too
+        return LeakageCheck(False, (), f"Not checked: {exc}",
+                            seconds=time.perf_counter() - start)
     signals, n_rows = _in_sample_signals(dataset, rows, random_state)
     return _finish(signals, n_rows, start, "none")
 

@@ -93,7 +93,7 @@ def oof_probabilities(
     frame: pd.DataFrame,
     feature_columns: list[str],
     classes: list[Any],
-    y: np.ndarray,
+    y_train: np.ndarray,
     train: np.ndarray,
     folds: int,
     random_state: int,
@@ -111,8 +111,9 @@ def oof_probabilities(
         Columns to use when the teacher records no feature names.
     classes : list
         The target's classes; the result's columns are in this order.
-    y : ndarray of int
-        Class index of every row of ``frame``.
+    y_train : ndarray of int
+        Class index of each training row (in the order of ``train``); no other row's
+        label is needed or given.
     train : ndarray of int
         Positions of the training rows: they get out-of-fold probabilities; every other
         row gets the probabilities of a clone fitted on all of them.
@@ -136,10 +137,12 @@ def oof_probabilities(
     from sklearn.model_selection import StratifiedKFold
 
     cloneable_or_raise(model, name)
-    y = np.asarray(y, dtype=int)
+    y_train = np.asarray(y_train, dtype=int)
     train = np.asarray(train, dtype=int)
+    if y_train.shape != train.shape:
+        raise ValueError(f"{len(y_train)} labels for {len(train)} training rows")
     n_classes = len(classes)
-    counts = np.bincount(y[train], minlength=n_classes)
+    counts = np.bincount(y_train, minlength=n_classes)
     if counts.min() < folds:
         rare = classes[int(np.argmin(counts))]
         raise HPMKDInputError(
@@ -151,10 +154,13 @@ def oof_probabilities(
         frame, feature_columns
     )
     X = frame[columns]
-    labels = _teacher_labels(model, classes, name)[y]
+    # Labels of the training rows, in the teacher's own class labels, by position in X.
+    own = _teacher_labels(model, classes, name)
+    labels = np.zeros(len(frame), dtype=own.dtype)  # only training positions are read
+    labels[train] = own[y_train]
     out = np.full((len(frame), n_classes), np.nan)
     splitter = StratifiedKFold(folds, shuffle=True, random_state=random_state)
-    jobs = [(train[fit], train[held]) for fit, held in splitter.split(train, y[train])]
+    jobs = [(train[fit], train[held]) for fit, held in splitter.split(train, y_train)]
     rest = np.setdiff1d(np.arange(len(frame)), train)
     if len(rest):
         jobs.append((train, rest))

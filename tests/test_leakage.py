@@ -183,7 +183,8 @@ def test_oof_targets_never_come_from_a_clone_that_trained_on_the_row():
     X, y = frame.drop(columns="target"), frame["target"]
     spy = RowSpy().fit(X, y)  # saw every row
     train = np.arange(0, 300, 3)
-    proba = oof_probabilities(spy, frame, list(X.columns), [0, 1], y.to_numpy(), train, 4, 0)
+    proba = oof_probabilities(spy, frame, list(X.columns), [0, 1], y.to_numpy()[train], train,
+                              4, 0)
     assert np.allclose(spy.predict_proba(X)[:, 1], 0.9)
     # Training rows out-of-fold, every other row from a clone fitted on training rows only.
     assert np.allclose(proba[:, 1], 0.1)
@@ -216,7 +217,7 @@ def test_oof_refuses_what_cannot_be_refitted(fast_config, synthetic):
         AutoDistiller(ds, method="legacy", config=config).run()
     booster = leaky.named_steps["gbm"].booster_
     with pytest.raises(HPMKDInputError, match="Booster, which cannot be cloned"):
-        oof_probabilities(booster, part, ["f0"], [0, 1], part["target"].to_numpy(),
+        oof_probabilities(booster, part, ["f0"], [0, 1], part["target"].to_numpy()[:100],
                           np.arange(100), 3, 0)
 
 
@@ -278,3 +279,18 @@ def test_cli_refit_flag_and_setting_must_agree(cli_files, capsys):
                  str(cli_files / "leaky.joblib"), "--out", str(cli_files / "o4"),
                  "--teacher-refit", "oof", "--set", "teacher_refit=none"])
     assert code == 2 and "disagree" in capsys.readouterr().err
+
+
+def test_oof_keeps_the_teachers_own_text_labels_and_class_order(make_frame):
+    frame = make_frame(n_rows=600, n_classes=3, seed=4)
+    names = np.array(["low", "mid", "high"])
+    frame["target"] = names[frame["target"].to_numpy()]
+    X = frame.drop(columns="target")
+    teacher = LGBMClassifier(n_estimators=30, n_jobs=1, verbose=-1).fit(X, frame["target"])
+    ds = DistillationDataset(frame, "target", teacher=teacher)
+    train = np.arange(0, 600, 2)
+    proba = oof_probabilities(teacher, ds.frame, ds.features, ds.classes, ds.y[train], train,
+                              3, 0)
+    assert proba.shape == (600, 3) and np.allclose(proba.sum(axis=1), 1.0)
+    # Columns in the dataset's class order: the clones beat chance on rows they never saw.
+    assert np.mean(proba.argmax(axis=1) == ds.y) > 0.5

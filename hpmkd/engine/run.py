@@ -13,6 +13,8 @@ adaptive components are not part of it.
 
 from __future__ import annotations
 
+import hashlib
+
 from hpmkd.components.memory import SharedOptimizationMemory
 from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset
@@ -23,7 +25,7 @@ from hpmkd.engine.select import remember, select_configurations
 from hpmkd.engine.session import PLANS, RunSession
 from hpmkd.engine.train import train_configurations
 from hpmkd.events import EventBus
-from hpmkd.leakage import check_run
+from hpmkd.leakage import LeakageCheck, check_run
 from hpmkd.result import (
     CacheRecord,
     Components,
@@ -85,10 +87,7 @@ def run(
         cache = CacheRecord(**session.cache.stats()) if plan.components else None
         parallel = ParallelRecord(**session.executor.describe()) if plan.components else None
         comparison = compare_candidates(session)
-        leakage = check_run(
-            dataset, session.split.train, session.split.validation, session.split.test,
-            random_state, config.teacher_refit, dataset.has_separate_test,
-        )
+        leakage = _leakage(session)
         bus.emit(
             "info",
             phase="compare",
@@ -151,6 +150,24 @@ def run(
         ),
         versions=versions(),
         leakage=leakage,
+    )
+
+
+def _leakage(session: RunSession) -> LeakageCheck:
+    """The leakage check of the teachers as given, on this run's split (memoized: it
+    depends only on the data, the teachers' probabilities, the split and the seed)."""
+    dataset, split, config = session.dataset, session.split, session.config
+    rows = hashlib.sha256(
+        split.train.tobytes() + b"|" + split.validation.tobytes() + b"|" + split.test.tobytes()
+    ).hexdigest()
+    return session.memo(
+        "leakage",
+        (dataset.fingerprint(), rows, session.random_state, config.teacher_refit,
+         dataset.has_separate_test),
+        lambda: check_run(
+            dataset, split.train, split.validation, split.test, session.random_state,
+            config.teacher_refit, dataset.has_separate_test,
+        ),
     )
 
 

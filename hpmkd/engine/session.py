@@ -190,7 +190,7 @@ class RunSession:
                     "fitted model (a scikit-learn estimator or Pipeline) instead, or set "
                     "teacher_refit=\"none\" and give a separate test table."
                 )
-            identity = teacher.digest() if teacher.kind == "file" else type(teacher.model).__name__
+            identity = teacher.digest() if teacher.kind == "file" else _params_digest(teacher.model)
             start = time.perf_counter()
             out[teacher.name] = self.memo(
                 "teacher_refit",
@@ -212,15 +212,16 @@ class RunSession:
             from hpmkd.isolation import refit_teacher_file
 
             return refit_teacher_file(
-                teacher.source, ds.frame, ds.features, ds.classes, ds.y, split.train, folds,
+                teacher.source, ds.frame, ds.features, ds.classes, ds.y[split.train],
+                split.train, folds,
                 seed, ds.teacher_limits, trusted=teacher.trusted, filename=teacher.filename,
                 name=teacher.name,
             )
         from hpmkd.refit import oof_probabilities
 
         return oof_probabilities(
-            teacher.model, ds.frame, ds.features, ds.classes, ds.y, split.train, folds, seed,
-            teacher.name,
+            teacher.model, ds.frame, ds.features, ds.classes, ds.y[split.train], split.train,
+            folds, seed, teacher.name,
         )
 
     def teacher_proba(self) -> np.ndarray:
@@ -426,3 +427,10 @@ class RunSession:
             row=candidate_row(result),
             index=len(self.candidates),
         )
+
+
+def _params_digest(model: Any) -> str:
+    """What a clone of ``model`` depends on: its class and hyper-parameters."""
+    params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
+    text = f"{type(model).__module__}.{type(model).__qualname__}:{sorted(params.items())!r}"
+    return hashlib.sha256(text.encode()).hexdigest()
