@@ -94,6 +94,17 @@ def _leakage_warning(page, where: str) -> bool:
     return notice.get_by_text(WARNING).count() > 0
 
 
+def _wait_or_explain(page, locator, what: str, timeout: float) -> None:
+    """Wait for ``locator``; on timeout fail with the page's alerts (what went wrong)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        locator.first.wait_for(timeout=timeout)
+    except PlaywrightTimeout:
+        alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
+        pytest.fail(f"waited {timeout / 1000:.0f} s for {what}; the page shows: {alerts}")
+
+
 def _uploader(page, label: str):
     return (page.locator('[data-testid="stFileUploader"]').filter(has_text=label)
             .locator("input[type=file]"))
@@ -143,8 +154,8 @@ def _journey(server, browser, tmp_path: Path, parts: dict[str, Any], teacher_row
     page.get_by_text(f"test rows: from your test table, {n_test:,} rows").wait_for()
     page.get_by_role("button", name="Start distillation").click()
     # "Done in ..." or, for a run identical to an earlier one, "Done — served from cache".
-    page.get_by_text(re.compile(r"^Done( in | — served from cache)")).first.wait_for(
-        timeout=120_000)
+    _wait_or_explain(page, page.get_by_text(re.compile(r"^Done( in | — served from cache)")),
+                     "the run to finish", timeout=300_000)
     page.get_by_text("Best student:").first.wait_for()
     # The finished run's full rerun re-enables Start; a click before it can be lost.
     expect(page.get_by_role("button", name="Start distillation")).to_be_enabled(
