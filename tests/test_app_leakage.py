@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from hpmkd.leakage import LeakageCheck, LeakageSignal
 from hpmkd_app import configform, jobs, leakage_view, state, tables, teachers
+from hpmkd_app.run_history import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60
@@ -198,13 +199,13 @@ def test_distill_and_compare_show_the_runs_leakage_check(inputs, teacher, suspec
     at = ok(preset(page("3_distill"), inputs, teacher, table="rest", test=inputs["test"]).run())
     [start] = [b for b in at.button if b.label == "Start distillation"]
     ok(start.click().run())
-    job = jobs.get_job(at.session_state[state.JOB])
+    runs = at.session_state[state.RUNS]
+    job = jobs.get_job(runs[-1].job_id)
     assert job.wait(TIMEOUT) and job.status == "done", job.error
     assert job.result.leakage.suspected is suspected
-    ok(at.run())
-    for view in (at, preset(page("4_compare"), inputs, teacher, table="rest",
-                            test=inputs["test"])):
-        view.session_state[state.JOB] = job.id
+    compare = preset(page("4_compare"), inputs, teacher, table="rest", test=inputs["test"])
+    compare.session_state[state.RUNS] = runs  # the run of the same inputs
+    for view in (at, compare):
         ok(view.run())
         if suspected:
             assert leakage_view.SUSPECTED in texts(view.warning)
@@ -225,7 +226,9 @@ def test_a_run_with_the_reference_teacher_says_its_fit_is_expected(inputs):
     assert teachers.teachers_fitted_on(dataset, job.result.split.train) == [source.name]
     at = preset(page("4_compare"), inputs, "seen")
     at.session_state[state.TEACHERS] = [source]
-    at.session_state[state.JOB] = job.id
+    at.session_state[state.RUNS] = [RunRecord(job.id, "", table.name, job.started_at,
+                                              "legacy", 42, "done")]
+    at.session_state[state.OPENED_RUN] = job.id
     ok(at.run())
     assert leakage_view.EXPECTED in texts(at.info)
     assert leakage_view.SUSPECTED not in texts(at.warning)
