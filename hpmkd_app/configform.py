@@ -53,6 +53,8 @@ _GROUPS = {
                "selection_metric", "selection_rule", "validation_split", "time_budget_s"),
     "Components": ("use_progressive", "max_chain_stages", "min_improvement",
                    "use_adaptive_temperature", "use_multi_teacher", "use_memory", "use_cache"),
+    # Cross-fitted soft targets: the remedy the leakage notice points to.
+    "Teacher": ("teacher_refit", "teacher_refit_folds"),
     "Compute": ("use_parallel",),
 }
 

@@ -8,7 +8,18 @@ import pandas as pd
 import streamlit as st
 
 from hpmkd import choose_method
-from hpmkd_app import configform, jobs, panels, progress, run_history, sessions, state, ui
+from hpmkd_app import (
+    configform,
+    jobs,
+    leakage_view,
+    panels,
+    progress,
+    run_history,
+    sessions,
+    state,
+    teachers,
+    ui,
+)
 
 ui.run_through_app()
 st.title("3 · Distill")
@@ -36,7 +47,8 @@ if dataset is not None and config is not None:
     expected = jobs.expected_candidates(resolved, config)
     grid = f" · {expected} grid candidates" if expected else ""
     st.markdown(
-        f"**{dataset.name}**: {dataset.n_rows:,} rows, {dataset.n_features} features, "
+        f"**{dataset.name}**: {dataset.n_rows:,} rows ({ui.test_rows_note(dataset)}), "
+        f"{dataset.n_features} features, "
         f"teacher(s) {', '.join(t.name for t in dataset.teachers)} · method **{resolved}** "
         f"({reason}){grid} · seed {state.seed()}"
     )
@@ -160,6 +172,12 @@ def render_job(job_id: str, polling: bool) -> None:
     if result is not None:
         verdict = result.verdict.text if result.verdict is not None else ""
         st.markdown(f"**Best student:** `{result.selected.name}` — {verdict}")
+        dataset_run = current.distiller.dataset
+        leakage_view.render(
+            result.leakage, dataset_run.has_separate_test, "distill",
+            refit_possible=any(t.kind != "proba_cols" for t in dataset_run.teachers),
+            trained_here=teachers.teachers_fitted_on(dataset_run, result.split.train),
+        )
         with st.expander("Full results table"):
             st.dataframe(board, hide_index=True, width="stretch")
         ui.page_link("compare", "Next: Compare teacher and student")

@@ -213,7 +213,8 @@ def test_real_uploads_bad_csv_good_csv_and_malicious_teacher(server, browser, tm
     evil = tmp_path / "teacher.pkl"
     evil.write_bytes(pickle.dumps(Exploit()))
     page.get_by_role("tab", name="Upload model files").click()
-    page.locator("input[type=file]").nth(1).set_input_files(str(evil))
+    (page.locator('[data-testid="stFileUploader"]').filter(has_text="Model files")
+     .locator("input[type=file]").set_input_files(str(evil)))
     page.get_by_text("not on the list of classes allowed").wait_for()
     assert not marker.exists()
     timer.lap("malicious pickle teacher -> refused")
