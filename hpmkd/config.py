@@ -16,10 +16,9 @@ import dataclasses
 import difflib
 import inspect
 import os
+import sys
 from dataclasses import dataclass, fields
 from typing import Any
-
-import numpy as np
 
 from hpmkd.errors import HPMKDInputError
 from hpmkd.fieldspec import (
@@ -386,11 +385,16 @@ def _normalize(spec: FieldSpec, value: Any) -> Any:
     :meth:`HPMConfig._validate` to refuse by name; text is never split or parsed here
     (that is :meth:`HPMConfig.from_dict`'s job).
     """
-    if isinstance(value, np.generic):
+    # NumPy is not imported for this: a value cannot be a NumPy object unless NumPy is
+    # loaded already, and the command line builds configs before (or without) loading it.
+    np = sys.modules.get("numpy")
+    generic = np.generic if np is not None else ()
+    array = (np.ndarray,) if np is not None else ()
+    if isinstance(value, generic):
         value = value.item()
     if spec.kind in ("multi_choice", "float_list"):
-        if isinstance(value, (list, tuple, np.ndarray)):
-            value = tuple(v.item() if isinstance(v, np.generic) else v for v in value)
+        if isinstance(value, (list, tuple, *array)):
+            value = tuple(v.item() if isinstance(v, generic) else v for v in value)
     elif spec.kind in ("str", "optional_str") and isinstance(value, os.PathLike):
         value = os.fspath(value)
     return value

@@ -38,6 +38,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("hpmkd.distiller",),
     ("hpmkd.estimator",),
     ("hpmkd",),
+    ("hpmkd.run_cache",),
     ("hpmkd.cli", "hpmkd.__main__"),
 )
 #: Packages only the app (or an optional feature) needs.

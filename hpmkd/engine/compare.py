@@ -172,9 +172,12 @@ def _verdict(
         return None
     metric = session.config.selection_metric
     metrics = list(dict.fromkeys([metric, "ks"]))
+    others = (("twin", twin), ("teacher", teacher))
+    by_metric = {m: _resample_scores(session, student, [o for _, o in others], m, rows)
+                 for m in metrics}
     differences = tuple(
-        _difference(session, student, other, who, m, rows)
-        for who, other in (("twin", twin), ("teacher", teacher))
+        _difference(student, other, who, m, rows, by_metric[m][0], by_metric[m][1 + i])
+        for i, (who, other) in enumerate(others)
         for m in metrics
     )
     s, t = metrics_dict(student), metrics_dict(twin)
@@ -198,23 +201,45 @@ def _verdict(
                    text=f"{text}: {main.sentence()}")
 
 
-def _difference(
+def _resample_scores(
     session: RunSession,
+    student: CandidateResult,
+    others: list[CandidateResult],
+    metric: str,
+    rows: TestRows,
+) -> list[np.ndarray | None]:
+    """Scores of the student and each other model on the same paired resamples of the
+    test rows (one pass: the student is scored once for all comparisons); None for a
+    model whose test score is undefined."""
+    models = [student, *others]
+    defined = [not math.isnan(float(m.test.get(metric, math.nan))) for m in models]
+    if not defined[0] or not any(defined[1:]):
+        return [None] * len(models)
+    boot = PairedBootstrap(
+        rows.y, None, metric, rows.reference, n_boot=VERDICT_BOOT, seed=session.random_state
+    )
+    picked = [m.test_proba for m, ok in zip(models, defined, strict=True) if ok]
+    scores = iter(boot.scores_many(picked))
+    return [next(scores) if ok else None for ok in defined]
+
+
+def _difference(
     student: CandidateResult,
     other: CandidateResult,
     who: str,
     metric: str,
     rows: TestRows,
+    student_scores: np.ndarray | None,
+    other_scores: np.ndarray | None,
 ) -> Difference:
     a = float(student.test.get(metric, math.nan))
     b = float(other.test.get(metric, math.nan))
     low = high = math.nan
     if not (math.isnan(a) or math.isnan(b)):
-        boot = PairedBootstrap(
-            rows.y, other.test_proba, metric, rows.reference, n_boot=VERDICT_BOOT,
-            seed=session.random_state,
-        )
-        spread = -boot.differences(student.test_proba)  # student minus other
+        assert student_scores is not None and other_scores is not None
+        # Resamples where either score is undefined are left out.
+        valid = ~(np.isnan(other_scores) | np.isnan(student_scores))
+        spread = student_scores[valid] - other_scores[valid]  # student minus other
         if len(spread):
             low, high = (float(v) for v in np.percentile(spread, [2.5, 97.5]))
     if math.isnan(low):
