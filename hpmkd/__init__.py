@@ -6,7 +6,7 @@ Public API::
     from hpmkd import AutoDistiller, HPMConfig, DistillationDataset, HPMKDClassifier
 
 Map of the package, bottom floor first (imports only point down): ``_version``, ``errors``,
-``paths`` and ``metrics`` are leaves; ``io``, ``data``, ``teacher`` and ``safe_load`` turn
+``paths``, ``stop`` and ``metrics`` are leaves; ``io``, ``data``, ``teacher`` and ``safe_load`` turn
 tables and teacher files into a validated :class:`DistillationDataset` (``isolation`` loads
 and scores each teacher file in a separate, resource-limited process); ``students`` holds
 the student families and soft-target training, ``evaluate`` trains and scores one
@@ -34,6 +34,7 @@ from hpmkd.errors import (
 )
 from hpmkd.estimator import HPMKDClassifier
 from hpmkd.events import Event
+from hpmkd.stop import StopRequest
 
 __all__ = [
     "AutoDistiller",
@@ -45,6 +46,7 @@ __all__ = [
     "HPMKDInputError",
     "MethodNotAvailableError",
     "RunCancelled",
+    "StopRequest",
     "TeacherProcessError",
     "__version__",
     "choose_method",

@@ -303,6 +303,11 @@ class RunResult:
     split : Split
         Row positions of train, validation and test; ``y_val``/``y_test`` are their
         labels as class indices (the order of every ``val_proba``/``test_proba``).
+    stopped_by_budget : bool
+        The time budget ran out before every candidate was trained.
+    stop_reason : str or None
+        Why and in which phase the run stopped before its end (a stop request or the
+        time budget); ``None`` when it ran to the end. See :attr:`partial`.
     """
 
     method: str
@@ -324,6 +329,13 @@ class RunResult:
     random_state: int
     dataset: DatasetFacts
     versions: Mapping[str, str] = field(default_factory=dict)
+    stop_reason: str | None = None
+
+    @property
+    def partial(self) -> bool:
+        """Whether the run stopped before its end (stop request or time budget): its
+        candidates are the ones that finished (``stop_reason`` says why and where)."""
+        return self.stop_reason is not None
 
     @property
     def primary_teacher(self) -> CandidateResult:
@@ -371,6 +383,8 @@ class RunResult:
             "phases": [k for k in self.phases if k != "total"],
             "n_candidates": len(self.candidates),
             "stopped_by_time_budget": self.stopped_by_budget,
+            "partial": self.partial,
+            "stop_reason": self.stop_reason,
             "config": self.config.to_dict(),
             "random_state": self.random_state,
             # Past runs that warm-started this one: with the memory on, reproducing the
