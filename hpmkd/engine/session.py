@@ -3,7 +3,8 @@
 :class:`RunSession` holds what every phase needs: the split, the training context, the
 cache, the executor, the temperature scheduler, the candidates trained so far, the phase
 clock, the time budget and the stop request. It trains candidates (through the cache),
-records and announces them, and compares two candidates on paired bootstrap resamples of the validation rows.
+records and announces them, and compares two candidates on paired bootstrap resamples of
+the validation rows.
 
 :class:`MethodPlan` says which parts of the process a method uses: ``legacy`` is the same
 run with the adaptive parts switched off, not a different code path.
