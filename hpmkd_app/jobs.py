@@ -32,7 +32,9 @@ __all__ = [
     "expected_candidates",
     "get_job",
     "run_key",
+    "shown_run",
     "start_job",
+    "stop_job",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ def start_job(
     seed: int = 42,
     use_run_cache: bool = True,
     cache_dir: Path | None = None,
+    previous_id: str | None = None,
 ) -> Job:
     """Create, register and start a job.
 
@@ -64,6 +67,8 @@ def start_job(
         Serve an identical finished run from the run cache (and store this one).
     cache_dir : Path, optional
         Run cache directory (tests pass a temporary one).
+    previous_id : str, optional
+        The session's job before this one (shown again if this one is cancelled).
 
     Returns
     -------
@@ -71,7 +76,7 @@ def start_job(
         Already running; keep its ``id``.
     """
     job = Job(dataset=dataset, config=config, method=method, seed=int(seed),
-              use_run_cache=use_run_cache, cache_dir=cache_dir)
+              use_run_cache=use_run_cache, cache_dir=cache_dir, previous_id=previous_id)
     with _JOBS_LOCK:
         _JOBS[job.id] = job
         _forget_old_jobs()
@@ -130,7 +135,7 @@ def _valid_id(job_id: str) -> bool:
 
 
 def cancel_job(job_id: str) -> bool:
-    """Ask a job to stop; ``True`` when the job exists and was still running.
+    """Abandon a job (nothing kept); ``True`` when the job exists and was still running.
 
     Parameters
     ----------
@@ -140,6 +145,38 @@ def cancel_job(job_id: str) -> bool:
     if job is None or job.finished:
         return False
     job.cancel()
+    return True
+
+
+def shown_run(job: Job | None, cache_dir: Path | None = None) -> Job | None:
+    """The run the result pages show for the session's ``job``: the job itself unless it
+    was cancelled (or failed), then the latest earlier job of the session that finished
+    with a result, so a cancel never hides the previous good run.
+
+    Parameters
+    ----------
+    job : Job or None
+    cache_dir : Path, optional
+    """
+    seen: set[str] = set()
+    while job is not None and job.status in ("cancelled", "error") and job.id not in seen:
+        seen.add(job.id)
+        job = get_job(job.previous_id, cache_dir)
+    return job
+
+
+def stop_job(job_id: str) -> bool:
+    """Stop a job and keep the best so far (a partial run); ``True`` when the job exists
+    and was still running.
+
+    Parameters
+    ----------
+    job_id : str
+    """
+    job = get_job(job_id)
+    if job is None or job.finished:
+        return False
+    job.stop()
     return True
 
 

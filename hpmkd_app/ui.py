@@ -75,11 +75,18 @@ def current_job() -> jobs.Job | None:
 
 def finished_run() -> tuple[jobs.Job, AutoDistiller] | None:
     """The session's finished run, or ``None`` after telling the user what to do."""
-    job = current_job()
+    latest = current_job()
+    job = jobs.shown_run(latest)
     if job is None:
+        if latest is not None:
+            st.warning(f"The last run did not finish ({latest.status}). Start a new one.")
+            page_link("distill", "Go to Distill")
+            return None
         st.info("No distillation run yet. Start one on the Distill page.")
         page_link("distill", "Go to Distill")
         return None
+    if job is not latest:
+        st.info(f"The last run was {latest.status}; showing the previous run `{job.id}`.")
     if not job.finished:
         st.info("The run is still going; results appear here when it is done.")
         page_link("distill", "Watch the run")
@@ -88,6 +95,11 @@ def finished_run() -> tuple[jobs.Job, AutoDistiller] | None:
         st.warning(f"The last run did not finish ({job.status}). Start a new one.")
         page_link("distill", "Go to Distill")
         return None
+    result = job.distiller.result_
+    if result is not None and result.partial:
+        st.warning(f"**Partial run** — {result.stop_reason}. It holds the "
+                   f"{len(result.candidates)} candidate(s) that finished; the best of them "
+                   "is compared and exported below.")
     return job, job.distiller
 
 

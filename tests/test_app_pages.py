@@ -503,7 +503,7 @@ def test_distill_shows_running_state_and_cancel(sample):
 
 
 def test_distill_reports_a_failed_run_inline(sample, monkeypatch):
-    def boom(self, callbacks=None):
+    def boom(self, callbacks=None, stop=None):
         raise ValueError("Teacher 'x' returned probabilities of shape (3, 2).")
 
     monkeypatch.setattr(AutoDistiller, "run", boom)

@@ -41,6 +41,8 @@ def progressive_chain(session: RunSession, selected: list[SelectedConfig]) -> Ch
         outcome = chain.run(
             session.ctx, session.train, session.random_state, session.should_stop
         )
+        # Records why, when the chain ended on a stop (its component only sees a flag).
+        session.should_stop()
         for rec in outcome.records:
             session.temperature_log.append(
                 {

@@ -72,7 +72,18 @@ def compare_candidates(session: RunSession) -> Comparison:
         session.candidates = [selected if c is chosen else c for c in session.candidates]
         twin = score_on_test(twin, rows) if twin is not None else None
         teachers = _score_teachers(session, rows)
-        verdict = _verdict(session, selected, twin, teachers[0], rows)
+        if session.stop.requested and twin is not None:
+            # Stopped after the twin was trained: its test scores stay, but the verdict's
+            # paired-bootstrap intervals (thousands of resamples) are skipped.
+            session.should_stop()
+            session.bus.emit(
+                "info",
+                phase="compare",
+                message=f"{session.stop_reason}: the distillation verdict was not computed",
+            )
+            verdict = None
+        else:
+            verdict = _verdict(session, selected, twin, teachers[0], rows)
         metric = cfg.selection_metric
         session.bus.emit(
             "info",
@@ -95,7 +106,10 @@ def _twin(session: RunSession, selected: CandidateResult) -> CandidateResult | N
     # A run stopped on request skips the twin (n_trials more fits; a stop must be quick):
     # the partial run is labelled and says it has no verdict. An expired time budget
     # still trains it, as before.
-    if spec is None or session.stop.requested:
+    if spec is None:
+        return None
+    if session.stop.requested:
+        session.should_stop()  # records where the stop landed
         return None
     n_trials = session.config.n_trials if session.plan.adaptive else 1
     n_train = len(session.split.train)

@@ -106,6 +106,8 @@ def _run(
         chain = progressive_chain(session, configs)
         halving, racing = train_configurations(session, configs)
         attention = multi_teacher_ensemble(session)
+        if stop.requested and stop.discard:
+            raise RunCancelled(stop.reason)
         if stop.requested and not session.candidates and not session.keep_best_screened():
             raise RunCancelled(
                 f"{stop.reason} before any model finished training: there is nothing to "

@@ -29,6 +29,7 @@ from hpmkd.components.selection_rule import rank_key
 from hpmkd.components.temperature import MetaTemperatureScheduler
 from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset, Split
+from hpmkd.errors import RunCancelled
 from hpmkd.evaluate import (
     CandidateResult,
     TestRows,
@@ -174,8 +175,16 @@ class RunSession:
     def should_stop(self) -> bool:
         """Whether no new candidate may start: the stop was requested, or
         ``time_budget_s`` has passed (never before the first candidate, so a budgeted run
-        always has a best to keep). Records why in :attr:`stop_reason`."""
+        always has a best to keep). Records why in :attr:`stop_reason`.
+
+        Raises
+        ------
+        RunCancelled
+            The stop request discards the run.
+        """
         if self.stop.requested:
+            if self.stop.discard:
+                raise RunCancelled(self.stop.reason)
             self._stopped(f"{self.stop.reason} during the {self._phase_now or 'first'} phase")
             return True
         budget = self.config.time_budget_s
