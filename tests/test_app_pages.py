@@ -483,9 +483,10 @@ def test_distill_starts_a_job_shows_done_then_serves_the_rerun_from_cache(sample
     assert "served from cache" in texts(at.success)
 
 
-def test_distill_shows_running_state_and_cancel(sample):
+def _start_and_wait_for_a_candidate(sample, seed: int, **extra) -> tuple[AppTest, jobs.Job]:
     grid = {**configform.default_form(), "families": ["logreg", "tree", "lgbm"]}
-    at = ok(preset(page("distill"), sample, **{state.CONFIG: grid, state.SEED: 4242}).run())
+    at = ok(preset(page("distill"), sample, **{state.CONFIG: grid, state.SEED: seed},
+                   **extra).run())
     at.checkbox(key="w_fresh").check()
     ok(button(at, "Start distillation").click().run())
     job = jobs.get_job(at.session_state[state.JOB])
@@ -495,11 +496,45 @@ def test_distill_shows_running_state_and_cancel(sample):
         time.sleep(0.05)
     ok(at.run())
     assert "Running" in texts(at.info)
-    assert any(b.label == "Cancel run" for b in at.button)
-    ok(button(at, "Cancel run").click().run())
+    return at, job
+
+
+def test_distill_cancel_discards_the_run_and_keeps_the_previous_one(sample, finished_job):
+    at, job = _start_and_wait_for_a_candidate(sample, 4242, **{state.JOB: finished_job.id})
+    ok(button(at, "Cancel and discard").click().run())
     assert job.wait(TIMEOUT) and job.status == "cancelled"
     ok(at.run())
     assert "Cancelled" in texts(at.warning)
+    # The previous run stays on Compare and Export.
+    for name in ("compare", "export"):
+        other = page(name)
+        other.session_state[state.JOB] = job.id
+        ok(other.run())
+        assert f"showing the previous run `{finished_job.id}`" in texts(other.info)
+        shown = (len(other.get("plotly_chart")) >= 8 if name == "compare"
+                 else "Student model (.joblib)" in [b.label for b in other.get("download_button")])
+        assert shown, name
+
+
+def test_distill_stop_keeps_the_best_so_far_then_compare_and_export_it(sample):
+    at, job = _start_and_wait_for_a_candidate(sample, 4343)
+    ok(button(at, "Stop and keep the best so far").click().run())
+    assert job.wait(TIMEOUT) and job.status == "done", job.error
+    result = job.result
+    assert result.partial and 1 <= len(result.candidates) < 18
+    ok(at.run())
+    assert "Partial run" in texts(at.warning)
+    compare_page = page("compare")
+    compare_page.session_state[state.JOB] = job.id
+    ok(compare_page.run())
+    assert "Partial run" in texts(compare_page.warning)
+    assert len(compare_page.get("plotly_chart")) >= 8
+    export = page("export")
+    export.session_state[state.JOB] = job.id
+    ok(export.run())
+    assert "Partial run" in texts(export.warning)
+    labels = [b.label for b in export.get("download_button")]
+    assert "Student model (.joblib)" in labels
 
 
 def test_distill_reports_a_failed_run_inline(sample, monkeypatch):
