@@ -179,3 +179,13 @@ def test_a_fit_in_progress_notices_the_stop(binary_frame, family):
     # Outside a run, nothing checks: the same fit runs to the end.
     model = build_student(family, params, list(X.columns), [], seed=0)
     fit_on_soft_targets(model, X, targets, [0, 1])
+
+
+def test_the_report_labels_a_partial_run(dataset, tmp_path):
+    stop = StopRequest()
+    distiller = AutoDistiller(dataset, method="hpm", config=CONFIG, random_state=3)
+    distiller.run(
+        callbacks=[lambda e: stop.request() if e.kind == "candidate" else None], stop=stop
+    )
+    page = distiller.generate_report(tmp_path / "report.html").read_text()
+    assert "<b>Partial run</b>: stopped by the user during the chain phase" in page
