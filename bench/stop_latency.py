@@ -11,6 +11,7 @@ with its partial result. The ensemble phase runs with ``use_multi_teacher=True``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -33,19 +34,28 @@ def stop_in(parts: dict, phase: str, delay: float, home: Path) -> dict:
     ds = DistillationDataset(parts["distill"], target="target", teacher=parts["teacher"],
                              test_data=parts["test"], name="case")
     stop = StopRequest()
+    cpu_at_request: list[float] = []
+
+    def request() -> None:
+        cpu_at_request.append(time.process_time())
+        stop.request()
 
     def on_event(event) -> None:
         if event.kind == "phase_start" and event.phase == phase and not stop.requested:
-            threading.Timer(delay, stop.request).start()
+            threading.Timer(delay, request).start()
 
     distiller = AutoDistiller(ds, method="hpm", config=config, random_state=42)
     distiller.run(callbacks=[on_event], stop=stop)
-    returned = time.perf_counter()
+    returned, cpu_returned = time.perf_counter(), time.process_time()
     result = distiller.result_
     latency = returned - stop.requested_at if stop.requested_at is not None else float("nan")
     return {
         "phase": phase,
         "latency_s": latency,
+        # CPU seconds of this process over the same span: on a machine shared with other
+        # work the wall time stretches, this does not (the run is single-threaded).
+        "cpu_s": cpu_returned - cpu_at_request[0] if cpu_at_request else float("nan"),
+        "load": os.getloadavg()[0],
         "reason": result.stop_reason,
         "candidates": len(result.candidates),
         "selected": result.selected.name,
@@ -66,7 +76,8 @@ def main() -> None:
             row = stop_in(parts, phase, args.delay, Path(tmp) / str(i))
             print(
                 f"case {args.case} stop {args.delay:g} s into {row['phase']}: returned "
-                f"{row['latency_s']:.2f} s after the request; {row['candidates']} candidates "
+                f"{row['latency_s']:.2f} s after the request ({row['cpu_s']:.2f} CPU s, "
+                f"load {row['load']:.1f}); {row['candidates']} candidates "
                 f"kept, selected {row['selected']} (test KS {row['test_ks']:.4f}); "
                 f"reason: {row['reason']}",
                 flush=True,

@@ -154,8 +154,37 @@ def test_upload_csv_then_single_class_target_is_reported(sample):
         ("one_class.csv", frame.to_csv(index=False).encode(), "text/csv"))
     ok(at.run())
     assert at.session_state[state.TABLE].name == "one_class.csv"
+    # Flagged at upload, before any teacher is trained.
+    assert "has a single class (1) in all 60 rows" in texts(at.error)
     ok(button(at, "Train a reference teacher").click().run())
     assert "single class" in texts(at.error)
+
+
+@pytest.mark.parametrize(
+    "column, message",
+    [
+        ([None] * 60, "is empty in every row"),
+        ([(i % 20) / 7 for i in range(60)], "looks like a measurement, not a class label"),
+        ([0] * 57 + [1] * 3, "Class 1 has 3 row(s)"),
+        (list(range(60)), "60 distinct values"),
+    ],
+    ids=["all-missing", "continuous-float", "rare-class", "id-like"],
+)
+def test_an_unusable_target_is_flagged_at_upload(sample, column, message):
+    at = ok(page("data").run())
+    frame = sample["table"].frame.head(60).copy()
+    frame["target"] = column
+    at.file_uploader(key="data_upload").set_value(
+        ("bad_target.csv", frame.to_csv(index=False).encode(), "text/csv"))
+    ok(at.run())
+    assert message in texts(at.error)
+
+
+def test_a_usable_target_is_not_flagged():
+    from hpmkd_app import tables as app_tables
+
+    frame = app_tables.load_sample().frame
+    assert app_tables.target_problem(frame, "target") is None
 
 
 def test_malicious_pickle_teacher_is_refused_and_never_runs(sample, tmp_path):
