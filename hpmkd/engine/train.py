@@ -93,10 +93,16 @@ def _train(
     rung1: list[CandidateResult] = []
     if keep and not session.should_stop():
         jobs = [Job(r.spec, {"source": session.plan.candidate_source}) for r in keep]
-        try:
-            rung1 = session.train_jobs(jobs, session.ctx)
-        except FitInterrupted:
-            session.interrupted("the full-rows rung of successive halving")
+        # In executor-sized waves, so a stop keeps the rung-1 fits that finished.
+        size = session.executor.batch_size
+        for start in range(0, len(jobs), size):
+            if session.should_stop():
+                break
+            try:
+                rung1 += session.train_jobs(jobs[start : start + size], session.ctx)
+            except FitInterrupted:
+                session.interrupted("the full-rows rung of successive halving")
+                break
     return HalvingRecord(
         enabled=True,
         rung0_rows=len(sub.y_train),
