@@ -32,9 +32,9 @@ __all__ = [
     "expected_candidates",
     "get_job",
     "run_key",
-    "shown_run",
     "start_job",
     "stop_job",
+    "valid_job_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ def start_job(
     seed: int = 42,
     use_run_cache: bool = True,
     cache_dir: Path | None = None,
-    previous_id: str | None = None,
 ) -> Job:
     """Create, register and start a job.
 
@@ -67,8 +66,6 @@ def start_job(
         Serve an identical finished run from the run cache (and store this one).
     cache_dir : Path, optional
         Run cache directory (tests pass a temporary one).
-    previous_id : str, optional
-        The session's job before this one (shown again if this one is cancelled).
 
     Returns
     -------
@@ -76,7 +73,7 @@ def start_job(
         Already running; keep its ``id``.
     """
     job = Job(dataset=dataset, config=config, method=method, seed=int(seed),
-              use_run_cache=use_run_cache, cache_dir=cache_dir, previous_id=previous_id)
+              use_run_cache=use_run_cache, cache_dir=cache_dir)
     with _JOBS_LOCK:
         _JOBS[job.id] = job
         _forget_old_jobs()
@@ -130,8 +127,18 @@ def get_job(job_id: str | None, cache_dir: Path | None = None) -> Job | None:
         return _JOBS[job_id]
 
 
-def _valid_id(job_id: str) -> bool:
-    return 4 <= len(job_id) <= 64 and all(c in "0123456789abcdef" for c in job_id)
+def valid_job_id(job_id: object) -> bool:
+    """Whether ``job_id`` has the form of a job id (hex digits, 4 to 64 of them).
+
+    Parameters
+    ----------
+    job_id : object
+    """
+    return (isinstance(job_id, str) and 4 <= len(job_id) <= 64
+            and all(c in "0123456789abcdef" for c in job_id))
+
+
+_valid_id = valid_job_id
 
 
 def cancel_job(job_id: str) -> bool:
@@ -146,23 +153,6 @@ def cancel_job(job_id: str) -> bool:
         return False
     job.cancel()
     return True
-
-
-def shown_run(job: Job | None, cache_dir: Path | None = None) -> Job | None:
-    """The run the result pages show for the session's ``job``: the job itself unless it
-    was cancelled (or failed), then the latest earlier job of the session that finished
-    with a result, so a cancel never hides the previous good run.
-
-    Parameters
-    ----------
-    job : Job or None
-    cache_dir : Path, optional
-    """
-    seen: set[str] = set()
-    while job is not None and job.status in ("cancelled", "error") and job.id not in seen:
-        seen.add(job.id)
-        job = get_job(job.previous_id, cache_dir)
-    return job
 
 
 def stop_job(job_id: str) -> bool:

@@ -8,7 +8,8 @@ touches is per job, so two sessions running different jobs cannot interfere.
 
 With the run cache on, the thread first looks the run up in
 :class:`~hpmkd_app.run_cache.RunCache` and, under the run's lock, trains it only when no
-identical run is stored (then stores it).
+identical run is stored (then stores it). A fresh run (cache off) skips the look-up but
+is stored all the same, so that it survives a server restart.
 
 Two ways to end a run early, both through the engine's
 :class:`~hpmkd.stop.StopRequest` (a fit in progress notices it within a boosting round or
@@ -97,9 +98,6 @@ class Job:
         Serve an identical finished run from :class:`RunCache` and store this one.
     cache_dir : Path, optional
         Directory of the run cache (default under ``$HPMKD_HOME``).
-    previous_id : str, optional
-        The session's job before this one: its run stays reachable when this one is
-        cancelled (:func:`hpmkd_app.jobs.shown_run`).
     """
 
     dataset: DistillationDataset | None
@@ -119,7 +117,6 @@ class Job:
     cache_note: str | None = None
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
-    previous_id: str | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -219,7 +216,7 @@ class Job:
             if self.use_run_cache:
                 self._run_cached(start)
             else:
-                self._train(start, None)
+                self._run_fresh(start)
         except RunCancelled as exc:
             # A keep-the-best stop before any model finished has nothing to keep: say so.
             note = None if self._stop.discard else str(exc)
@@ -265,6 +262,14 @@ class Job:
                 self._train(start, cache)
             finally:
                 lock.release()
+
+    def _run_fresh(self, start: float) -> None:
+        """Train without looking the run up, and still store it: a finished run must
+        come back after a server restart (a session keeps only its job id)."""
+        assert self.dataset is not None
+        self._set(key=run_key(self.dataset, self.config, self.method, self.seed))
+        with RunCache(self.cache_dir) as cache:
+            self._train(start, cache)
 
     def _serve(self, hit: CachedRun, cache: RunCache) -> None:
         cache.remember_job(self.id, self.key or "")

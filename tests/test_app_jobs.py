@@ -78,6 +78,17 @@ def test_fresh_run_skips_the_cache(dataset, tmp_path):
     assert any(e.kind == "candidate" for e in fresh.events)
 
 
+def test_a_fresh_run_is_stored_and_comes_back_after_a_restart(dataset, tmp_path):
+    fresh = start_job(dataset, TINY, method="legacy", seed=12, cache_dir=tmp_path,
+                      use_run_cache=False)
+    assert _wait(fresh).status == "done"
+    with jobs._JOBS_LOCK:
+        jobs._JOBS.pop(fresh.id)  # as after a server restart
+    again = get_job(fresh.id, cache_dir=tmp_path)
+    assert again is not None and again.status == "done"
+    assert again.distiller.best_name == fresh.distiller.best_name
+
+
 def test_run_key_covers_inputs(dataset):
     base = run_key(dataset, TINY, "legacy", 1)
     assert base == run_key(dataset, TINY, "legacy", 1)
@@ -222,15 +233,3 @@ def test_stop_keeps_the_best_so_far_as_a_partial_run(dataset, tmp_path):
         assert cache.get(job.key) is None
     full = _wait(start_job(dataset, HPM_SMALL, method="hpm", seed=8, cache_dir=tmp_path))
     assert full.status == "done" and not full.from_cache
-
-
-def test_a_cancelled_run_leaves_the_previous_run_shown(dataset, tmp_path):
-    first = start_job(dataset, TINY, method="legacy", seed=12, cache_dir=tmp_path)
-    assert _wait(first).status == "done"
-    second = jobs.Job(dataset=dataset, config=TINY, method="legacy", seed=13,
-                      cache_dir=tmp_path, use_run_cache=False, previous_id=first.id)
-    second.cancel()
-    assert _wait(second.start()).status == "cancelled"
-    assert jobs.shown_run(second) is first
-    assert jobs.shown_run(first) is first
-    assert jobs.shown_run(None) is None
