@@ -232,6 +232,8 @@ def test_real_uploads_bad_csv_good_csv_and_malicious_teacher(server, browser, tm
 
 
 def test_stop_mid_train_then_compare_and_export_the_partial_run(server, browser, tmp_path):
+    from playwright.sync_api import expect
+
     timer = Timer()
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page.set_default_timeout(60_000)
@@ -254,7 +256,10 @@ def test_stop_mid_train_then_compare_and_export_the_partial_run(server, browser,
     page.get_by_role("button", name="Stop and keep the best so far").click()
     page.get_by_text("Partial run").first.wait_for(timeout=30_000)
     page.get_by_text("stopped by the user during the train phase").first.wait_for()
-    assert "job=" in page.url
+    # The page reruns in full once the run has ended; a click during that rerun can be
+    # lost, so wait for it (the Start button comes back enabled).
+    expect(page.get_by_role("button", name="Start distillation")).to_be_enabled()
+    assert "session=" in page.url
     timer.lap("stop -> partial run shown")
 
     _goto_page(page, "Compare", "4 · Compare")
