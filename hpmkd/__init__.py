@@ -6,7 +6,7 @@ Public API::
     from hpmkd import AutoDistiller, HPMConfig, DistillationDataset, HPMKDClassifier
 
 Map of the package, bottom floor first (imports only point down): ``_version``, ``errors``,
-``paths`` and ``metrics`` are leaves; ``io``, ``data``, ``teacher`` and ``safe_load`` turn
+``paths``, ``stop`` and ``metrics`` are leaves; ``io``, ``data``, ``teacher`` and ``safe_load`` turn
 tables and teacher files into a validated :class:`DistillationDataset` (``isolation`` loads
 and scores each teacher file in a separate, resource-limited process); ``students`` holds
 the student families and soft-target training, ``evaluate`` trains and scores one
@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the names below are served lazily by __getattr__ at run tim
     from hpmkd.distiller import AutoDistiller, choose_method
     from hpmkd.estimator import HPMKDClassifier
     from hpmkd.events import Event
+    from hpmkd.stop import StopRequest
 
 #: Public name -> module that defines it. Imported on first access (PEP 562), so
 #: ``import hpmkd.cli`` and ``hpmkd --help`` do not pay for scikit-learn, pandas and
@@ -50,6 +51,7 @@ _LAZY = {
     "Event": "hpmkd.events",
     "HPMConfig": "hpmkd.config",
     "HPMKDClassifier": "hpmkd.estimator",
+    "StopRequest": "hpmkd.stop",
 }
 
 
@@ -77,6 +79,7 @@ __all__ = [
     "HPMKDInputError",
     "MethodNotAvailableError",
     "RunCancelled",
+    "StopRequest",
     "TeacherProcessError",
     "__version__",
     "choose_method",

@@ -20,12 +20,15 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import sys
 import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +36,11 @@ from hpmkd.config import HPMConfig, settings_help
 from hpmkd.errors import HPMKDConfigWarning, HPMKDInputError, RunCancelled
 from hpmkd.events import Event
 from hpmkd.extras import require
+from hpmkd.stop import StopRequest
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+#: Ctrl-C (128 + SIGINT), also when the best so far was kept and written.
+EXIT_INTERRUPTED = 130
 #: Config fields the CLI reads itself, whatever the method: the teachers' probabilities
 #: are cached with them before the run (``DistillationDataset(cache=...)``).
 CLI_USED_FIELDS = ("use_cache", "cache_dir", "cache_size_limit_gb")
@@ -427,18 +433,27 @@ def _distill_cold(
 
     uses_memory = PLANS[method].components
     memory_before = run_cache.memory_state(dataset.fingerprint()) if uses_memory else None
-    with warnings.catch_warnings():
+    stop = StopRequest()
+    with warnings.catch_warnings(), _ctrl_c_stops(stop):
         # Printed above in the CLI's own words (run() warns the Python API's users).
         warnings.simplefilter("ignore", HPMKDConfigWarning)
-        distiller.run(callbacks=callbacks)
+        distiller.run(callbacks=callbacks, stop=stop)
     # Everything is written to a scratch folder first, so a failure leaves no partial output.
     files = write_outputs(distiller, out, args.report)
     leakage = distiller.result_.leakage
     print_leakage(None if leakage is None else leakage.to_dict(), quiet=args.quiet)
+    if stop.requested:
+        print(
+            f"interrupted: {distiller.result_.stop_reason}; kept the best of the "
+            f"{len(distiller.result_.candidates)} candidate(s) that finished: "
+            f"{distiller.best_name} (a partial run; outputs in {out})",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     lines = _closing_lines(distiller)
     if not args.quiet:
         _print_closing(lines, out)
-    if not distiller.result_.stopped_by_budget:  # a budget-stopped run depends on the clock
+    if not distiller.result_.partial:  # a budget-stopped run depends on the clock
         run_cache.store(
             files, lines, method, dataset.fingerprint(), memory_before,
             time.perf_counter() - started,
@@ -540,6 +555,30 @@ def _print_closing(lines: list[str] | tuple[str, ...], out: Path) -> None:
         print(line, file=sys.stderr)
 
 
+@contextmanager
+def _ctrl_c_stops(stop: StopRequest) -> Iterator[None]:
+    """While the run works, the first Ctrl-C stops it and keeps the best so far (outputs
+    are still written, marked partial); a second Ctrl-C aborts as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        print(
+            "\ninterrupted: stopping and keeping the best so far (Ctrl-C again to abort)",
+            file=sys.stderr,
+        )
+        stop.request("interrupted with Ctrl-C")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hpmkd`` console script."""
     parser = build_parser()
@@ -550,12 +589,12 @@ def main(argv: list[str] | None = None) -> int:
     except HPMKDInputError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_INPUT
-    except RunCancelled:
-        print("error: the run was cancelled", file=sys.stderr)
-        return EXIT_INPUT
+    except RunCancelled as exc:
+        print(f"error: the run was cancelled: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:
         print(
             f"error: internal error {type(exc).__name__}: {exc}. Please report it with the "

@@ -307,6 +307,11 @@ class RunResult:
     leakage : LeakageCheck or None
         Whether the teacher(s) as given look fitted on the run's rows
         (:func:`hpmkd.leakage.check_run`); ``None`` when the run made no check.
+    stopped_by_budget : bool
+        The time budget ran out before every candidate was trained.
+    stop_reason : str or None
+        Why and in which phase the run stopped before its end (a stop request or the
+        time budget); ``None`` when it ran to the end. See :attr:`partial`.
     """
 
     method: str
@@ -329,6 +334,13 @@ class RunResult:
     dataset: DatasetFacts
     versions: Mapping[str, str] = field(default_factory=dict)
     leakage: LeakageCheck | None = None
+    stop_reason: str | None = None
+
+    @property
+    def partial(self) -> bool:
+        """Whether the run stopped before its end (stop request or time budget): its
+        candidates are the ones that finished (``stop_reason`` says why and where)."""
+        return self.stop_reason is not None
 
     @property
     def primary_teacher(self) -> CandidateResult:
@@ -376,6 +388,8 @@ class RunResult:
             "phases": [k for k in self.phases if k != "total"],
             "n_candidates": len(self.candidates),
             "stopped_by_time_budget": self.stopped_by_budget,
+            "partial": self.partial,
+            "stop_reason": self.stop_reason,
             "config": self.config.to_dict(),
             "random_state": self.random_state,
             # Past runs that warm-started this one: with the memory on, reproducing the

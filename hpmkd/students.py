@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
+
+from hpmkd.stop import check_stop
 
 CAPACITIES = ("small", "medium", "large")
 
@@ -263,8 +267,48 @@ def fit_on_soft_targets(
         # MLP students train for a fixed epoch budget by design; not converging to the
         # optimiser's tolerance within it is expected, not a fault.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X_rep, labels, model__sample_weight=weights)
+        check_stop()
+        fit_params: dict[str, Any] = {"model__sample_weight": weights}
+        if isinstance(final, LGBMClassifier):
+            fit_params["model__callbacks"] = [_lgbm_check_stop]
+        with _mlp_epoch_check(final):
+            model.fit(X_rep, labels, **fit_params)
     return model
+
+
+def _lgbm_check_stop(env: Any) -> None:
+    """LightGBM callback: a requested stop ends the fit after the current round."""
+    check_stop()
+
+
+_MLP_EPOCH_HOOK = "_update_no_improvement_count"
+
+
+@contextmanager
+def _mlp_epoch_check(final: Any) -> Iterator[None]:
+    """Let an MLP fit notice a requested stop after every epoch.
+
+    scikit-learn's MLP has no callback; its stochastic solver calls
+    ``_update_no_improvement_count`` once per epoch, so an instance attribute wrapping it
+    checks for a stop there (the fitted weights are the same: the wrapper only adds the
+    check). The attribute is removed after the fit, so the saved student is a plain
+    ``MLPClassifier``. (The epoch loop swallows ``KeyboardInterrupt``, not this.)
+    """
+    if not isinstance(final, MLPClassifier):
+        yield
+        return
+    method = getattr(final, _MLP_EPOCH_HOOK)
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        out = method(*args, **kwargs)
+        check_stop()
+        return out
+
+    setattr(final, _MLP_EPOCH_HOOK, checked)
+    try:
+        yield
+    finally:
+        final.__dict__.pop(_MLP_EPOCH_HOOK, None)
 
 
 def proba_in_class_order(model: Any, X: pd.DataFrame, classes: list[Any]) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+from hpmkd.checks import MIN_ROWS_PER_CLASS
 from hpmkd.errors import HPMKDInputError
 from hpmkd.io import read_table_bytes
 from hpmkd_app.paths import SAMPLE_CSV
@@ -179,6 +180,57 @@ def default_target(columns: list[str]) -> str:
         if col.lower() == "target":
             return col
     return columns[-1]
+
+
+#: A float target with more distinct values than this, some not whole numbers, is a
+#: measurement rather than a class label.
+MAX_FLOAT_CLASSES = 10
+
+
+def target_problem(frame: pd.DataFrame, target: str) -> str | None:
+    """Why ``target`` cannot be distilled as a class label, said at upload (``None``: it
+    can). Checked here so the user learns it before training a teacher or starting a run.
+
+    Flags a column with no values, a single class, a float column that looks continuous
+    and a class with too few rows for the train/validation/test split (the engine's own
+    minimum). More than :data:`MAX_CLASSES` values is :func:`class_balance`'s error.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    target : str
+    """
+    if target not in frame.columns:
+        return f"Target column {target!r} is not in the data."
+    values = frame[target].dropna()
+    if values.empty:
+        return (f"Target column {target!r} is empty in every row. Choose the column that "
+                "holds the class labels.")
+    counts = values.value_counts()
+    if len(counts) == 1:
+        return (f"Target column {target!r} has a single class ({_label(counts.index[0])}) in all "
+                f"{len(values):,} rows; distillation needs at least two classes. Choose "
+                "another target column, or upload a table with both outcomes.")
+    if pd.api.types.is_float_dtype(values) and len(counts) > MAX_FLOAT_CLASSES:
+        whole = np.all(np.mod(values.to_numpy(dtype=float), 1.0) == 0)
+        if not whole:
+            return (f"Target column {target!r} holds {len(counts):,} different decimal "
+                    f"values (e.g. {', '.join(f'{v:g}' for v in counts.index[:3])}); it "
+                    "looks like a measurement, not a class label. Choose a column of class "
+                    "labels, or bin this one into a few classes before uploading.")
+    rare = counts[counts < MIN_ROWS_PER_CLASS]
+    if len(rare) and len(counts) <= MAX_CLASSES:
+        shown = ", ".join(f"{_label(c)} has {int(n)}" for c, n in rare.items())
+        return (f"Class {shown} row(s) in {target!r}; each class needs at least "
+                f"{MIN_ROWS_PER_CLASS} rows to appear in the train, validation and test "
+                "parts. Add rows, merge rare classes, or remove those rows.")
+    return None
+
+
+def _label(value: object) -> str:
+    """A class value as people write it (``1``, ``'yes'``; not ``np.int64(1)``)."""
+    value = value.item() if hasattr(value, "item") else value
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def class_balance(frame: pd.DataFrame, target: str) -> pd.DataFrame:

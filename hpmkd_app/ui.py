@@ -238,6 +238,11 @@ def _usable(record: run_history.RunRecord,
         st.warning(f"The last run did not finish ({job.status}). Start a new one.")
         page_link("distill", "Go to Distill")
         return None
+    result = job.distiller.result_
+    if result is not None and result.partial:
+        st.warning(f"**Partial run** — {result.stop_reason}. It holds the "
+                   f"{len(result.candidates)} candidate(s) that finished; the best of them "
+                   "is compared and exported below.")
     return job, job.distiller
 
 

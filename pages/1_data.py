@@ -92,6 +92,9 @@ def show(table: tables.LoadedTable) -> None:
                 balance.assign(share=(balance["share"] * 100).round(1).astype(str) + " %"),
                 hide_index=True, width="stretch",
             )
+            problem = tables.target_problem(frame, chosen)
+            if problem:
+                st.error(problem, icon=":material/block:")
 
     options = [c for c in columns if c != chosen]
     selected = [c for c in state.features_() if c in options]

@@ -27,6 +27,8 @@ def progressive_chain(session: RunSession, selected: list[SelectedConfig]) -> Ch
     with session.phase("chain", "progressive distillation chain"):
         if not cfg.use_progressive:
             return ChainRecord(enabled=False, reason="use_progressive=False", stages=())
+        if not selected or session.should_stop():
+            return ChainRecord(enabled=False, reason=str(session.stop_reason), stages=())
         top = selected[0]
         chain = ProgressiveDistillationChain(
             family=top.family,
@@ -37,8 +39,10 @@ def progressive_chain(session: RunSession, selected: list[SelectedConfig]) -> Ch
             max_stages=cfg.max_chain_stages,
         )
         outcome = chain.run(
-            session.ctx, session.train, session.random_state, session.budget_exhausted
+            session.ctx, session.train, session.random_state, session.should_stop
         )
+        # Records why, when the chain ended on a stop (its component only sees a flag).
+        session.should_stop()
         for rec in outcome.records:
             session.temperature_log.append(
                 {
@@ -53,7 +57,9 @@ def progressive_chain(session: RunSession, selected: list[SelectedConfig]) -> Ch
             family=top.family,
             alpha=top.alpha,
             stages=tuple(outcome.records),
-            stop_reason=outcome.stop_reason,
+            stop_reason=outcome.stop_reason
+            if session.stop_reason is None
+            else f"{outcome.stop_reason} ({session.stop_reason})",
         )
         session.bus.emit(
             "info", phase="chain", message=outcome.stop_reason, chain=record.to_dict()

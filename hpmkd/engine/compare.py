@@ -20,6 +20,7 @@ from hpmkd.evaluate import CandidateResult, TestRows, TrainingContext, score_on_
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
 from hpmkd.result import Difference, Verdict
 from hpmkd.results_table import metrics_dict
+from hpmkd.stop import FitInterrupted
 from hpmkd.students import StudentSpec, trial_params
 from hpmkd.teacher import Teacher
 
@@ -57,6 +58,13 @@ def compare_candidates(session: RunSession) -> Comparison:
             session.random_state,
         )
         twin = _twin(session, selected)
+        if twin is None and session.stop.requested:
+            session.bus.emit(
+                "info",
+                phase="compare",
+                message=f"{session.stop_reason}: the hard-label twin was not trained, so "
+                "this partial run has no distillation verdict",
+            )
         # The one read of the test rows.
         rows = session.test_rows()
         chosen = selected
@@ -64,7 +72,18 @@ def compare_candidates(session: RunSession) -> Comparison:
         session.candidates = [selected if c is chosen else c for c in session.candidates]
         twin = score_on_test(twin, rows) if twin is not None else None
         teachers = _score_teachers(session, rows)
-        verdict = _verdict(session, selected, twin, teachers[0], rows)
+        if session.stop.requested and twin is not None:
+            # Stopped after the twin was trained: its test scores stay, but the verdict's
+            # paired-bootstrap intervals (thousands of resamples) are skipped.
+            session.should_stop()
+            session.bus.emit(
+                "info",
+                phase="compare",
+                message=f"{session.stop_reason}: the distillation verdict was not computed",
+            )
+            verdict = None
+        else:
+            verdict = _verdict(session, selected, twin, teachers[0], rows)
         metric = cfg.selection_metric
         session.bus.emit(
             "info",
@@ -84,7 +103,13 @@ def _twin(session: RunSession, selected: CandidateResult) -> CandidateResult | N
     from, with the same tuning budget: every trial the configuration had, the best on
     validation kept."""
     spec = selected.spec
+    # A run stopped on request skips the twin (n_trials more fits; a stop must be quick):
+    # the partial run is labelled and says it has no verdict. An expired time budget
+    # still trains it, as before.
     if spec is None:
+        return None
+    if session.stop.requested:
+        session.should_stop()  # records where the stop landed
         return None
     n_trials = session.config.n_trials if session.plan.adaptive else 1
     n_train = len(session.split.train)
@@ -97,7 +122,13 @@ def _twin(session: RunSession, selected: CandidateResult) -> CandidateResult | N
             else trial_params(spec.family, spec.capacity, trial, n_train, session.random_state)
         )
         hard = StudentSpec(spec.family, spec.capacity, 1.0, 0.0, trial, params)
-        trials.append(session.fit(hard, ctx, source="baseline", name=f"baseline {hard.label()}"))
+        try:
+            trials.append(
+                session.fit(hard, ctx, source="baseline", name=f"baseline {hard.label()}")
+            )
+        except FitInterrupted:
+            session.interrupted("the hard-label twin")
+            return None
     return max(trials, key=lambda c: rank_key(c, session.config.selection_metric))
 
 

@@ -22,6 +22,7 @@ from hpmkd.engine.session import RunSession
 from hpmkd.evaluate import CandidateResult, TrainingContext, subsample_context
 from hpmkd.parallel import Job
 from hpmkd.result import HalvingRecord, RacingRecord
+from hpmkd.stop import FitInterrupted
 from hpmkd.students import StudentSpec, trial_params
 
 HALVING_MIN_ROWS = 50_000
@@ -90,9 +91,18 @@ def _train(
     rung0 = _train_trials(session, pending, sub, race)
     keep = sorted(rung0, key=session.selection_key, reverse=True)[: math.ceil(len(rung0) / 3)]
     rung1: list[CandidateResult] = []
-    if keep and not session.budget_exhausted():
+    if keep and not session.should_stop():
         jobs = [Job(r.spec, {"source": session.plan.candidate_source}) for r in keep]
-        rung1 = session.train_jobs(jobs, session.ctx)
+        # In executor-sized waves, so a stop keeps the rung-1 fits that finished.
+        size = session.executor.batch_size
+        for start in range(0, len(jobs), size):
+            if session.should_stop():
+                break
+            try:
+                rung1 += session.train_jobs(jobs[start : start + size], session.ctx)
+            except FitInterrupted:
+                session.interrupted("the full-rows rung of successive halving")
+                break
     return HalvingRecord(
         enabled=True,
         rung0_rows=len(sub.y_train),
@@ -124,7 +134,7 @@ def _train_trials(
                 best_of[config]
             ):
                 best_of[config] = result
-        if session.stopped_by_budget:
+        if session.stop_reason is not None:
             break
         if trial != trials[-1]:
             alive = _race(session, alive, best_of, trial, race)
@@ -139,11 +149,11 @@ def _train_round(
     n_train = len(session.split.train)
     out: list[tuple[SelectedConfig, CandidateResult]] = []
     while items:
-        if session.budget_exhausted():
+        if session.should_stop():
             session.bus.emit(
                 "info",
                 phase=session.plan.train_phase,
-                message=f"time budget reached: {len(items)} trials not started",
+                message=f"{session.stop_reason}: {len(items)} trials not started",
             )
             break
         size = session.executor.batch_size
@@ -168,7 +178,12 @@ def _train_round(
                     "feedback": feedback,
                 }
             )
-        for (config, _), result in zip(wave, session.train_jobs(jobs, ctx), strict=True):
+        try:
+            trained = session.train_jobs(jobs, ctx)
+        except FitInterrupted:
+            session.interrupted(f"{len(jobs)} trial(s) in progress")
+            break
+        for (config, _), result in zip(wave, trained, strict=True):
             out.append((config, result))
             session.scheduler.observe(
                 result.spec.family,
