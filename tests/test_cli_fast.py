@@ -105,7 +105,13 @@ def runs(monkeypatch, tmp_path, fit_counter):
         engine_runs.append(1)
         result = original(*args, **kwargs)
         # As if the time budget had stopped the search (the result is otherwise real).
-        return dataclasses.replace(result, stopped_by_budget=True) if runs.stopped else result
+        if not runs.stopped:
+            return result
+        return dataclasses.replace(
+            result,
+            stopped_by_budget=True,
+            stop_reason="time budget of 1 s reached in the train phase",
+        )
 
     monkeypatch.setattr(hpmkd.engine, "run", counting)
 
