@@ -55,9 +55,7 @@ def load_table(name: str, data_dir: Path) -> tuple[Any, Any]:
         return load_real(data_dir / TABLES[name])
     from sklearn.datasets import make_classification
 
-    X, y = make_classification(
-        n_samples=1_000_000, n_features=50, n_informative=15, random_state=3
-    )
+    X, y = make_classification(n_samples=1_000_000, n_features=50, n_informative=15, random_state=3)
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
     return frame, pd.Series(y, name="target")
 
@@ -204,9 +202,7 @@ def main() -> None:
         everything += runs
         if args.repeats > 1:
             med = {k: median([r[k] for r in runs]) for k in ("teacher_fit_s", "run_s", "ratio")}
-            phases = {
-                k: median([r["phases"].get(k, 0.0) for r in runs]) for k in runs[0]["phases"]
-            }
+            phases = {k: median([r["phases"].get(k, 0.0) for r in runs]) for k in runs[0]["phases"]}
             print(
                 f"{table} medians of {args.repeats}: teacher fit {med['teacher_fit_s']:.1f}s, "
                 f"run {med['run_s']:.1f}s, ratio {med['ratio']:.1f}x; phases "
