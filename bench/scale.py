@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,13 +117,17 @@ def child(table: str, data_dir: Path, settings: dict[str, str]) -> dict[str, Any
     parts = split(X, y)
     del X, y
     teacher = pipeline_teacher(parts["X_train"])
+    cpu = time.process_time()
     with Timer() as fit:
         teacher.fit(parts["X_train"], parts["y_train"])
+    fit_cpu = time.process_time() - cpu
     parts = {"teacher": teacher, "distill": parts["distill"], "test": parts["test"]}
     config = HPMConfig.from_dict(settings)
     with tempfile.TemporaryDirectory() as home:
         fresh_home(Path(home))
+        cpu = time.process_time()
         distiller, seconds = timed_distill(parts, config, "auto", name=table)
+        run_cpu = time.process_time() - cpu
     s = distiller.summary()
     return {
         "table": table,
@@ -131,6 +136,11 @@ def child(table: str, data_dir: Path, settings: dict[str, str]) -> dict[str, Any
         "teacher_fit_s": fit.seconds,
         "run_s": seconds,
         "ratio": seconds / fit.seconds,
+        # CPU seconds of this process (all threads): less sensitive to other processes
+        # on a shared machine than wall seconds, though thread spinning under contention
+        # still inflates the teacher's multi-threaded fit.
+        "teacher_fit_cpu_s": fit_cpu,
+        "run_cpu_s": run_cpu,
         "phases": {k: v for k, v in s["timings"].items() if k != "total"},
         "peak_rss_mib": peak_rss_mb(),
         "selected": s["best_model"],
@@ -169,7 +179,8 @@ def describe(r: dict[str, Any]) -> str:
     twin = f"{r['twin_ks']:.4f}" if r["twin_ks"] is not None else "n/a"
     return (
         f"{r['table']} ({r['rows']:,} x {r['features']}): teacher fit {r['teacher_fit_s']:.1f}s, "
-        f"run {r['run_s']:.1f}s = {r['ratio']:.1f}x; phases {phases}; peak RSS "
+        f"run {r['run_s']:.1f}s = {r['ratio']:.1f}x (CPU {r['teacher_fit_cpu_s']:.1f}s / "
+        f"{r['run_cpu_s']:.1f}s); phases {phases}; peak RSS "
         f"{r['peak_rss_mib']:.0f} MiB; selected {r['selected']} ({r['student_bytes']:,} B, "
         f"{size}); test KS student {r['student_ks']:.4f} teacher {r['teacher_ks']:.4f} "
         f"twin {twin}; load {r['load_before']:.2f}->{r['load_after']:.2f}"
