@@ -100,6 +100,23 @@ class PairedBootstrap:
         self.n_boot, self.seed = n_boot, seed
         self._incumbent = self._scores(incumbent)
 
+    @classmethod
+    def scores_of(
+        cls,
+        y: np.ndarray,
+        probas: list[np.ndarray],
+        metric: str = "ks",
+        reference: np.ndarray | None = None,
+        n_boot: int = 100,
+        seed: int = 0,
+    ) -> list[np.ndarray]:
+        """Each model's score on the same ``n_boot`` resamples (those a
+        :class:`PairedBootstrap` with this seed uses), every resample drawn once."""
+        boot = cls.__new__(cls)
+        boot.y, boot.metric, boot.reference = y, metric, reference
+        boot.n_boot, boot.seed = n_boot, seed
+        return boot._scores_many(probas)
+
     def _draws(self):
         n = len(self.y)
         size = max(1, CHUNK_CELLS // max(n, 1))
@@ -108,36 +125,52 @@ class PairedBootstrap:
             yield rng.integers(0, n, size=(min(size, self.n_boot - start), n))
 
     def _scores(self, proba: np.ndarray) -> np.ndarray:
+        return self._scores_many([proba])[0]
+
+    def _scores_many(self, probas: list[np.ndarray]) -> list[np.ndarray]:
+        """Scores of each of ``probas`` on every resample. Each chunk of resamples is
+        drawn once for all of them: drawing and counting the rows is about as costly as
+        scoring one model, and the verdict scores three models on the same resamples."""
         n = len(self.y)
-        parts = []
+        parts: list[list[np.ndarray]] = [[] for _ in probas]
         for draws in self._draws():
             if self.metric == "ks":
                 # Row multiplicities of each resample (a bincount per resample).
                 flat = draws + (np.arange(len(draws)) * n)[:, None]
                 weights = np.bincount(flat.ravel(), minlength=len(draws) * n)
-                parts.append(_ks_many(self.y, proba, weights.reshape(len(draws), n)))
+                weights = weights.reshape(len(draws), n)
+                for out, proba in zip(parts, probas, strict=True):
+                    out.append(_ks_many(self.y, proba, weights))
             else:
-                parts.append(
-                    np.array(
-                        [
-                            metric_value(
-                                self.metric,
-                                self.y[idx],
-                                proba[idx],
-                                None if self.reference is None else self.reference[idx],
-                            )
-                            for idx in draws
-                        ]
+                for out, proba in zip(parts, probas, strict=True):
+                    out.append(
+                        np.array(
+                            [
+                                metric_value(
+                                    self.metric,
+                                    self.y[idx],
+                                    proba[idx],
+                                    None if self.reference is None else self.reference[idx],
+                                )
+                                for idx in draws
+                            ]
+                        )
                     )
-                )
-        return np.concatenate(parts)
+        return [np.concatenate(out) for out in parts]
 
     def differences(self, candidate: np.ndarray) -> np.ndarray:
         """Incumbent minus candidate score on each resample (resamples where either is
         undefined are left out)."""
-        a, b = self._incumbent, self._scores(candidate)
-        valid = ~(np.isnan(a) | np.isnan(b))
-        return a[valid] - b[valid]
+        return self.differences_many([candidate])[0]
+
+    def differences_many(self, candidates: list[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`differences` for several candidates, each resample drawn once."""
+        a = self._incumbent
+        out = []
+        for b in self._scores_many(candidates):
+            valid = ~(np.isnan(a) | np.isnan(b))
+            out.append(a[valid] - b[valid])
+        return out
 
     def share_worse(self, candidate: np.ndarray) -> float:
         """Share of resamples where ``candidate`` scores below the incumbent (ties half)."""

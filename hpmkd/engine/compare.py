@@ -169,10 +169,11 @@ def _verdict(
         return None
     metric = session.config.selection_metric
     metrics = list(dict.fromkeys([metric, "ks"]))
+    others = (("twin", twin), ("teacher", teacher))
     differences = tuple(
-        _difference(session, student, other, who, m, rows)
-        for who, other in (("twin", twin), ("teacher", teacher))
+        difference
         for m in metrics
+        for difference in _differences(session, student, others, m, rows)
     )
     s, t = metrics_dict(student), metrics_dict(twin)
     gains = {
@@ -191,42 +192,64 @@ def _verdict(
         text = "no measurable difference between the student and its hard-label twin"
     if student.spec is not None and student.spec.alpha == 0:
         text += " (the selected student itself learned from the labels only, alpha 0)"
-    return Verdict(gains=gains, differences=differences, outcome=outcome,
-                   text=f"{text}: {main.sentence()}")
+    return Verdict(
+        gains=gains, differences=differences, outcome=outcome, text=f"{text}: {main.sentence()}"
+    )
 
 
-def _difference(
+def _differences(
     session: RunSession,
     student: CandidateResult,
-    other: CandidateResult,
-    who: str,
+    others: tuple[tuple[str, CandidateResult], ...],
     metric: str,
     rows: TestRows,
-) -> Difference:
+) -> list[Difference]:
+    """The student against each of ``others`` on ``metric``, with a 95% interval from
+    paired bootstrap resamples of the test rows (the same resamples for every model, each
+    drawn once: on 65,000 test rows the draws cost as much as scoring a model)."""
     a = float(student.test.get(metric, math.nan))
-    b = float(other.test.get(metric, math.nan))
-    low = high = math.nan
-    if not (math.isnan(a) or math.isnan(b)):
-        boot = PairedBootstrap(
-            rows.y, other.test_proba, metric, rows.reference, n_boot=VERDICT_BOOT,
+    defined = [
+        (who, other)
+        for who, other in others
+        if not math.isnan(float(other.test.get(metric, math.nan)))
+    ]
+    scores: dict[str, np.ndarray] = {}
+    if not math.isnan(a) and defined:
+        student_scores, *other_scores = PairedBootstrap.scores_of(
+            rows.y,
+            [student.test_proba] + [other.test_proba for _, other in defined],
+            metric,
+            rows.reference,
+            n_boot=VERDICT_BOOT,
             seed=session.random_state,
         )
-        spread = -boot.differences(student.test_proba)  # student minus other
-        if len(spread):
-            low, high = (float(v) for v in np.percentile(spread, [2.5, 97.5]))
-    if math.isnan(low):
-        outcome = "undefined"
-    else:
-        outcome = "higher" if low > 0 else "lower" if high < 0 else "no measurable difference"
-    return Difference(
-        against=who,
-        against_name=other.name,
-        metric=metric,
-        student=a,
-        other=b,
-        difference=a - b,
-        low=low,
-        high=high,
-        n_rows=len(rows.y),
-        outcome=outcome,
-    )
+        scores = {who: o for (who, _), o in zip(defined, other_scores, strict=True)}
+    out = []
+    for who, other in others:
+        b = float(other.test.get(metric, math.nan))
+        low = high = math.nan
+        if who in scores:
+            theirs = scores[who]
+            valid = ~(np.isnan(student_scores) | np.isnan(theirs))
+            spread = student_scores[valid] - theirs[valid]
+            if len(spread):
+                low, high = (float(v) for v in np.percentile(spread, [2.5, 97.5]))
+        if math.isnan(low):
+            outcome = "undefined"
+        else:
+            outcome = "higher" if low > 0 else "lower" if high < 0 else "no measurable difference"
+        out.append(
+            Difference(
+                against=who,
+                against_name=other.name,
+                metric=metric,
+                student=a,
+                other=b,
+                difference=a - b,
+                low=low,
+                high=high,
+                n_rows=len(rows.y),
+                outcome=outcome,
+            )
+        )
+    return out
