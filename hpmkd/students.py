@@ -231,13 +231,14 @@ def is_numeric_only(model: Pipeline) -> bool:
     return prep is not None and all(name != "cat" for name, *_ in prep.transformers)
 
 
-# The last preprocessing fitted by fit_on_soft_targets: (weak reference to the training
-# frame, what the preprocessing is, the fitted preprocessing, the encoded rows). Every
-# candidate of a run trained on the same rows with the same kind of preprocessing (all
-# tree-like students, or all linear/MLP ones) reuses it instead of encoding the text
-# columns again. The entry dies with its frame (weakref.finalize below), so nothing is
-# held after a run.
-_LAST_ENCODED: dict[str, tuple[Any, tuple, ColumnTransformer, np.ndarray]] = {}
+# The last preprocessings fitted by fit_on_soft_targets, newest last: (weak reference to
+# the training frame, what the preprocessing is, the fitted preprocessing, the encoded
+# rows). A run alternates two kinds (ordinal codes for tree-like students, one-hot and
+# scaling for linear and MLP ones), so two are kept: every candidate on the same rows
+# with the same kind reuses its encoding instead of encoding the text columns again. An
+# entry dies with its frame (weakref.finalize below), so nothing is held after a run.
+_ENCODED: list[tuple[Any, tuple, ColumnTransformer, np.ndarray]] = []
+_ENCODED_KEEP = 2
 
 
 def _prep_key(prep: ColumnTransformer) -> tuple:
@@ -257,30 +258,27 @@ def encode_rows(prep: ColumnTransformer, X: pd.DataFrame) -> tuple[ColumnTransfo
     """``prep`` fitted on ``X`` (a copy of it) and ``X`` transformed.
 
     The preprocessing is unsupervised (imputation, scaling, category encoding), so it
-    depends only on the rows: the last result is kept and served again, as a fresh copy
+    depends only on the rows: recent results are kept and served again, as a fresh copy
     of the fitted preprocessing, for the same frame and the same kind of preprocessing.
     On nyc_flights_delay (196,000 rows, 8 text columns) one-hot encoding cost about 2.5
     CPU seconds per candidate when fitted on the duplicated soft-target rows.
     """
     key = _prep_key(prep)
-    last = _LAST_ENCODED.get("last")
-    if last is not None and last[0]() is X and last[1] == key:
-        return copy.deepcopy(last[2]), last[3]
-    _LAST_ENCODED.clear()
+    for entry in _ENCODED:
+        if entry[0]() is X and entry[1] == key:
+            return copy.deepcopy(entry[2]), entry[3]
     fitted = clone(prep)
     encoded = fitted.fit_transform(X)
     if isinstance(encoded, np.ndarray):
-        ref = weakref.ref(X)
-        _LAST_ENCODED["last"] = (ref, key, fitted, encoded)
+        _ENCODED.append((weakref.ref(X), key, fitted, encoded))
+        del _ENCODED[:-_ENCODED_KEEP]
         weakref.finalize(X, _forget_dead)
     return copy.deepcopy(fitted), encoded
 
 
 def _forget_dead() -> None:
-    """Drop the kept encoding once its frame is gone (not a newer one)."""
-    last = _LAST_ENCODED.get("last")
-    if last is not None and last[0]() is None:
-        _LAST_ENCODED.clear()
+    """Drop the kept encodings whose frame is gone."""
+    _ENCODED[:] = [entry for entry in _ENCODED if entry[0]() is not None]
 
 
 def fit_on_soft_targets(

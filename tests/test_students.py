@@ -237,3 +237,12 @@ def test_encoded_rows_are_shared_and_train_the_same_tree_student():
     direct.fit(X.iloc[rows], labels, model__sample_weight=targets.T.ravel())
     raw = X.assign(city=X["city"].where(X.index % 7 != 0, "never seen"))
     np.testing.assert_allclose(shared.predict_proba(raw), direct.predict_proba(raw))
+    # Nothing is held once the training frame is gone.
+    import gc
+
+    from hpmkd import students
+
+    del X, raw
+    gc.collect()
+    assert all(entry[0]() is not None for entry in students._ENCODED)
+    assert not any(entry[3] is first for entry in students._ENCODED)
