@@ -164,7 +164,13 @@ def run_child(table: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd += ["--data", str(args.data)]
     for item in args.settings:
         cmd += ["--set", item]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    # The teacher's OpenMP threads sleep while they wait instead of spinning: on a shared,
+    # oversubscribed machine a spinning thread burns the CPU its partner needs (the 5.8 s
+    # nyc_flights_delay teacher fit took 175 s at load 16, and made no progress for 25
+    # minutes at load 40). Students train single-threaded and are not affected.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-5000:])
