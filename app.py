@@ -14,7 +14,7 @@ st.set_page_config(
     layout="wide",
 )
 
-from hpmkd_app import state, ui  # noqa: E402 - set_page_config must come first
+from hpmkd_app import sessions, ui  # noqa: E402 - set_page_config must come first
 
 pages = [
     st.Page(path, title=title, icon=icon, url_path=name, default=name == "data")
@@ -24,8 +24,9 @@ navigation = st.navigation(pages)
 with st.sidebar:
     st.markdown("**hpmkd** distills a heavy *teacher* classifier into a small *student* "
                 "and shows how close it gets. Work through the pages top to bottom.")
-state.sync_job_param()
+sessions.sync()  # a reload or a restart: the ?session= link brings the inputs back
 navigation.run()
 # Drawn after the page (pages never call st.stop) so it shows what the page just changed.
 with st.sidebar:
     ui.sidebar_summary()
+sessions.save()  # after the page, so the store holds what the page just changed

@@ -2,7 +2,11 @@
 
 Pages in ``pages/`` only render; everything they need comes from here:
 
-- :mod:`hpmkd_app.state` — session-state keys and typed accessors;
+- :mod:`hpmkd_app.state` — session-state keys and typed accessors; ``state.INPUTS`` lists
+  every input of a run in one place;
+- :mod:`hpmkd_app.sessions` — runs bound to the fingerprint of their inputs
+  (:mod:`hpmkd_app.session_codec`, :mod:`hpmkd_app.run_history`) and the session kept on
+  the server under ``?session=<token>`` (:mod:`hpmkd_app.session_store`);
 - :mod:`hpmkd_app.tables` — uploads and the sample table, previews, class balance;
 - :mod:`hpmkd_app.teachers` — teacher sources (uploaded files through the restricted
   loader, probability columns, the reference LightGBM teacher) and the dataset build;

@@ -33,6 +33,7 @@ __all__ = [
     "get_job",
     "run_key",
     "start_job",
+    "valid_job_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,18 @@ def get_job(job_id: str | None, cache_dir: Path | None = None) -> Job | None:
         return _JOBS[job_id]
 
 
-def _valid_id(job_id: str) -> bool:
-    return 4 <= len(job_id) <= 64 and all(c in "0123456789abcdef" for c in job_id)
+def valid_job_id(job_id: object) -> bool:
+    """Whether ``job_id`` has the form of a job id (hex digits, 4 to 64 of them).
+
+    Parameters
+    ----------
+    job_id : object
+    """
+    return (isinstance(job_id, str) and 4 <= len(job_id) <= 64
+            and all(c in "0123456789abcdef" for c in job_id))
+
+
+_valid_id = valid_job_id
 
 
 def cancel_job(job_id: str) -> bool:

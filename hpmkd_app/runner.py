@@ -8,7 +8,8 @@ touches is per job, so two sessions running different jobs cannot interfere.
 
 With the run cache on, the thread first looks the run up in
 :class:`~hpmkd_app.run_cache.RunCache` and, under the run's lock, trains it only when no
-identical run is stored (then stores it).
+identical run is stored (then stores it). A fresh run (cache off) skips the look-up but
+is stored all the same, so that it survives a server restart.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ class Job:
             if self.use_run_cache:
                 self._run_cached(start)
             else:
-                self._train(start, None)
+                self._run_fresh(start)
         except RunCancelled:
             self._set(status="cancelled", error=None)
         except HPMKDInputError as exc:
@@ -234,6 +235,14 @@ class Job:
                 self._train(start, cache)
             finally:
                 lock.release()
+
+    def _run_fresh(self, start: float) -> None:
+        """Train without looking the run up, and still store it: a finished run must
+        come back after a server restart (a session keeps only its job id)."""
+        assert self.dataset is not None
+        self._set(key=run_key(self.dataset, self.config, self.method, self.seed))
+        with RunCache(self.cache_dir) as cache:
+            self._train(start, cache)
 
     def _serve(self, hit: CachedRun, cache: RunCache) -> None:
         cache.remember_job(self.id, self.key or "")

@@ -3,17 +3,22 @@
 Every key is the app's own (``hpmkd.*``), never a widget key: Streamlit deletes a
 widget's state when its page unmounts, so values that must survive page switches are
 copied here. Only plain data is stored (tables, teacher sources with their bytes, the
-config form dict, the job id); live models and datasets come from
+config form dict, the run records); live models and datasets come from
 :mod:`hpmkd_app.cached`, runs from :mod:`hpmkd_app.jobs`.
+
+:data:`INPUTS` lists every input of a run in one place: a run is bound to their
+fingerprint, and the session store keeps them (:mod:`hpmkd_app.sessions`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
 from hpmkd_app import configform
+from hpmkd_app.run_history import RunRecord
 from hpmkd_app.tables import LoadedTable, default_target
 from hpmkd_app.teachers import TeacherSource
 
@@ -27,10 +32,11 @@ CONFIG = "hpmkd.config"
 CONFIG_VERSION = "hpmkd.config_version"
 METHOD = "hpmkd.method"
 SEED = "hpmkd.seed"
-JOB = "hpmkd.job_id"
 REPORTS = "hpmkd.reports"
-#: The URL query parameter that carries the job id (a reload re-attaches to the run).
-JOB_PARAM = "job"
+#: The session's runs (:class:`~hpmkd_app.run_history.RunRecord`, oldest first).
+RUNS = "hpmkd.runs"
+#: Job id of a run opened explicitly from the run history.
+OPENED_RUN = "hpmkd.opened_run"
 DEFAULT_SEED = 42
 
 
@@ -218,36 +224,54 @@ def set_seed(value: int) -> None:
     st.session_state[SEED] = int(value)
 
 
-def job_id() -> str | None:
-    """The current job id: from session state, else from the URL (after a reload)."""
-    value = st.session_state.get(JOB)
-    if value:
-        return value
-    param = st.query_params.get(JOB_PARAM)
-    if param:
-        st.session_state[JOB] = str(param)
-        return str(param)
-    return None
+def runs() -> list[RunRecord]:
+    """The session's runs, oldest first (each bound to the fingerprint of its inputs)."""
+    return list(st.session_state.get(RUNS, []))
 
 
-def set_job_id(value: str | None) -> None:
-    """Remember the current job in session state and in the URL.
+def set_runs(records: list[RunRecord]) -> None:
+    """Store the session's runs.
+
+    Parameters
+    ----------
+    records : list of RunRecord
+    """
+    st.session_state[RUNS] = list(records)
+
+
+def opened_run_id() -> str | None:
+    """The job id of the run the user opened from the history, if any."""
+    return st.session_state.get(OPENED_RUN)
+
+
+def set_opened_run_id(value: str | None) -> None:
+    """Open a run from the history (``None``: back to the run of the current inputs).
 
     Parameters
     ----------
     value : str or None
     """
     if value:
-        st.session_state[JOB] = value
-        st.query_params[JOB_PARAM] = value
+        st.session_state[OPENED_RUN] = value
     else:
-        st.session_state.pop(JOB, None)
-        if JOB_PARAM in st.query_params:
-            del st.query_params[JOB_PARAM]
+        st.session_state.pop(OPENED_RUN, None)
 
 
-def sync_job_param() -> None:
-    """Put the session's job id back in the URL (page switches clear query params)."""
-    value = job_id()
-    if value and st.query_params.get(JOB_PARAM) != value:
-        st.query_params[JOB_PARAM] = value
+#: Every input of a run held in the session, with its accessor. The one place that says
+#: what a run depends on: the run fingerprint (:func:`hpmkd_app.sessions.inputs_fingerprint`)
+#: and the session store both read this, so a new input (e.g. a test table) joins both by
+#: adding its line here. Values must be types :mod:`hpmkd_app.session_codec` knows.
+INPUTS: dict[str, Callable[[], Any]] = {
+    TABLE: table,
+    TARGET: target,
+    FEATURES: features_,
+    TEACHERS: teacher_sources,
+    CONFIG: config_form,
+    METHOD: method,
+    SEED: seed,
+}
+
+
+def inputs() -> dict[str, Any]:
+    """The current value of every run input (:data:`INPUTS`), by session key."""
+    return {key: read() for key, read in INPUTS.items()}

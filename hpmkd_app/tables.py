@@ -42,6 +42,10 @@ class LoadedTable:
     source : {"upload", "sample"}
     columns : DataFrame
         One row per column: dtype, kind, missing values, distinct values.
+    raw : bytes
+        The file's bytes as uploaded (empty when the table was made in memory): the
+        session store keeps these, and re-parses them on restore, so a restored table is
+        the very table that was loaded (:mod:`hpmkd_app.session_codec`).
     """
 
     frame: pd.DataFrame
@@ -50,6 +54,7 @@ class LoadedTable:
     n_bytes: int
     source: str
     columns: pd.DataFrame = field(default_factory=pd.DataFrame)
+    raw: bytes = field(default=b"", repr=False)
 
     @property
     def n_rows(self) -> int:
@@ -97,6 +102,7 @@ def load_table_bytes(data: bytes, filename: str, source: str = "upload") -> Load
         n_bytes=len(data),
         source=source,
         columns=column_summary(frame),
+        raw=bytes(data),
     )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig, HPMKDInputError
-from hpmkd_app import cached, configform, jobs, state
+from hpmkd_app import cached, configform, jobs, run_history, sessions, state
 
 PAGES = {
     "data": ("pages/1_data.py", "Data & teachers", ":material/table_chart:"),
@@ -17,6 +18,25 @@ PAGES = {
     "compare": ("pages/4_compare.py", "Compare", ":material/compare_arrows:"),
     "export": ("pages/5_export.py", "Export", ":material/download:"),
 }
+
+
+def run_through_app() -> None:
+    """Make sure ``app.py`` runs around the page (call first on every page).
+
+    Streamlit treats a ``pages/`` folder beside the entry script as an old-style
+    multipage app until the process first runs ``st.navigation``. So the first request
+    a fresh server gets for a page URL (a reload of ``/export`` after a restart) runs the
+    page file *alone*: no page config, no navigation, no session restored from the
+    ``?session=`` link. Here the page notices (the flag is still set), clears it, as
+    ``st.navigation`` would, and reruns: the rerun goes through ``app.py`` to the same
+    page (a page's id is derived from its URL path, which ``app.py`` keeps). A page run
+    on its own in a test has no ``pages/`` folder beside it, so nothing happens there.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def page_link(name: str, label: str | None = None) -> None:
@@ -69,15 +89,56 @@ def current_config() -> tuple[HPMConfig | None, str | None]:
 
 
 def current_job() -> jobs.Job | None:
-    """The session's job (re-attached from the URL after a reload)."""
-    return jobs.get_job(state.job_id())
+    """The job of the latest run made on the current inputs (``None``: no such run, or
+    the server no longer knows it)."""
+    record = sessions.current_record()
+    return jobs.get_job(record.job_id) if record is not None else None
 
 
 def finished_run() -> tuple[jobs.Job, AutoDistiller] | None:
-    """The session's finished run, or ``None`` after telling the user what to do."""
-    job = current_job()
+    """The finished run the page shows, or ``None`` after telling the user why not.
+
+    The run of the *current* inputs, unless the user opened another one from the run
+    history: then a banner says which run it is and whether it matches the current
+    inputs. A run made on other data, teachers or settings is never shown as current.
+    """
+    fingerprint = sessions.inputs_fingerprint()
+    opened = sessions.opened_record()
+    if opened is not None:
+        return _opened_run(opened, fingerprint)
+    records = sessions.runs()
+    record = run_history.current(records, fingerprint)
+    if record is None:
+        if records:
+            st.info("**The current inputs have no run yet.** The runs of this session were "
+                    "made on other data, teachers or settings; they are in the run history "
+                    "below, where you can open one explicitly. Start a run on the current "
+                    "inputs on the Distill page.")
+        else:
+            st.info("No distillation run yet. Start one on the Distill page.")
+        page_link("distill", "Go to Distill")
+        return None
+    job = jobs.get_job(record.job_id)
+    if job is None or (job.finished and job.status != "done"):
+        # The last try on these inputs was cancelled, failed, or was lost in a server
+        # restart: an earlier finished run of the very same inputs is still their run.
+        done = run_history.latest_done(records, fingerprint)
+        earlier = jobs.get_job(done.job_id) if done is not None else None
+        if earlier is not None and earlier.status == "done" and earlier.distiller is not None:
+            if job is None:
+                st.warning(sessions.unknown_job_message(record))
+            else:
+                st.info(f"The last run on these inputs ended ({job.status}).")
+            st.info(f"Showing the previous finished run of the same inputs, `{earlier.id}` "
+                    f"(started {when(earlier.started_at)}).")
+            return earlier, earlier.distiller
+    return _usable(record, job)
+
+
+def _usable(record: run_history.RunRecord,
+            job: jobs.Job | None) -> tuple[jobs.Job, AutoDistiller] | None:
     if job is None:
-        st.info("No distillation run yet. Start one on the Distill page.")
+        st.warning(sessions.unknown_job_message(record))
         page_link("distill", "Go to Distill")
         return None
     if not job.finished:
@@ -89,6 +150,55 @@ def finished_run() -> tuple[jobs.Job, AutoDistiller] | None:
         page_link("distill", "Go to Distill")
         return None
     return job, job.distiller
+
+
+def _opened_run(record: run_history.RunRecord,
+                fingerprint: str) -> tuple[jobs.Job, AutoDistiller] | None:
+    text = (f"**Run history:** viewing run `{record.job_id}` on **{record.dataset}**, "
+            f"started {when(record.started_at)}"
+            + (f", student `{record.selected}`" if record.selected else "") + ".")
+    if record.matches(fingerprint):
+        st.info(text + " It matches the current inputs.", icon=":material/history:")
+    else:
+        st.warning(text + " **It does not match the current inputs** (the data, teachers "
+                   "or settings changed since): it is not the current run.",
+                   icon=":material/history:")
+    st.button("Back to the run of the current inputs", icon=":material/undo:",
+              key="close_history_run", on_click=sessions.open_run, args=(None,))
+    return _usable(record, jobs.get_job(record.job_id))
+
+
+def run_history_list(switch_to: str | None = None) -> None:
+    """The session's runs, newest first, each with an **Open** button.
+
+    Parameters
+    ----------
+    switch_to : str, optional
+        Page (key of :data:`PAGES`) to go to after opening a run (from Distill:
+        ``"compare"``); default: stay on this page.
+    """
+    records = sessions.runs()
+    if not records:
+        return
+    fingerprint = sessions.inputs_fingerprint()
+    opened = state.opened_run_id()
+    with st.expander(f"Run history ({len(records)})", icon=":material/history:"):
+        st.caption("Every run of this session, with the inputs it ran on. Only a run that "
+                   "matches the current inputs is the current run; open another one "
+                   "explicitly to view it as history.")
+        for record in reversed(records):
+            c1, c2 = st.columns([6, 1], vertical_alignment="center")
+            mark = " · **open**" if record.job_id == opened else ""
+            c1.markdown(f"`{record.job_id}` — {run_history.label(record, fingerprint)}{mark}")
+            label = f"Open in {PAGES[switch_to][1]}" if switch_to else "Open"
+            if c2.button(label, key=f"open_run_{record.job_id}",
+                         disabled=record.job_id == opened):
+                sessions.open_run(record.job_id)
+                if switch_to:
+                    # A page run on its own (tests) has no other page to go to.
+                    with contextlib.suppress(StreamlitAPIException, KeyError):
+                        st.switch_page(PAGES[switch_to][0])
+                st.rerun()
 
 
 def when(timestamp: float | None) -> str:
@@ -117,8 +227,26 @@ def sidebar_summary() -> None:
     side.caption(f"Teachers: {', '.join(s.name for s in sources) if sources else 'none yet'}")
     _, error = current_config()
     side.caption(f"Method: **{state.method()}** · config {'invalid' if error else 'valid'}")
-    job = current_job()
-    if job is not None:
-        view = job.view()
-        extra = " (from cache)" if view.from_cache else ""
-        side.caption(f"Run `{view.id}`: **{view.status}**{extra}")
+    record = sessions.current_record()
+    if record is None:
+        side.caption("Run: **none on the current inputs** yet")
+    else:
+        job = jobs.get_job(record.job_id)
+        if job is None:
+            side.caption(f"Run `{record.job_id}`: no longer on the server")
+        else:
+            view = job.view()
+            extra = " (from cache)" if view.from_cache else ""
+            side.caption(f"Run `{view.id}`: **{view.status}**{extra}")
+    others = len(sessions.runs()) - (record is not None)
+    if others > 0:
+        side.caption(f"{others} other run(s) in the run history")
+    if sessions.token():
+        side.caption("Session kept on the server: reload or bookmark this page's link to "
+                     "come back to it.")
+    problem = st.session_state.get(sessions.STORE_PROBLEM)
+    if problem:
+        side.warning(f"This session is not kept on the server: {problem}. A reload will "
+                     "start over.")
+    for note in sessions.notes():
+        side.warning(note)

@@ -9,6 +9,7 @@ import streamlit as st
 from hpmkd import HPMKDInputError
 from hpmkd_app import cached, configform, state, tables, teachers, ui
 
+ui.run_through_app()
 st.title("1 · Data & teachers")
 st.caption(
     "Load a table, choose the column to predict and the feature columns, then add the "

@@ -7,6 +7,7 @@ import streamlit as st
 from hpmkd import HPMKDInputError, choose_method
 from hpmkd_app import configform, state, tables, ui
 
+ui.run_through_app()
 st.title("2 · Configure")
 st.caption(
     "Every option of the run. Defaults follow the HPM-KD specification; hover a field's "

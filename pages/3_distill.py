@@ -8,8 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from hpmkd import choose_method
-from hpmkd_app import configform, jobs, panels, progress, state, ui
+from hpmkd_app import configform, jobs, panels, progress, run_history, sessions, state, ui
 
+ui.run_through_app()
 st.title("3 · Distill")
 st.caption(
     "The run trains in the background: you can switch pages or reload the browser and "
@@ -43,8 +44,12 @@ if dataset is not None and config is not None:
         st.warning("The hpm method is not available in this installation yet; choose legacy "
                    "on the Configure page.")
 
-job = ui.current_job()
-running = job is not None and not job.finished
+# Only a run made on the current inputs is this page's run; any other is in the history.
+record = sessions.current_record()
+job = jobs.get_job(record.job_id) if record is not None else None
+busy = sessions.running_record()
+busy_job = jobs.get_job(busy.job_id) if busy is not None else None
+busy = busy if busy_job is not None and not busy_job.finished else None
 ready = dataset is not None and config is not None
 
 c1, c2 = st.columns([1, 3], vertical_alignment="center")
@@ -55,13 +60,22 @@ fresh = c2.checkbox(
     "normally served instantly from the cache.",
 )
 if c1.button("Start distillation", type="primary", icon=":material/play_arrow:",
-             disabled=not ready or running):
+             disabled=not ready or busy is not None):
     job = jobs.start_job(dataset, config, method=method, seed=state.seed(),
                          use_run_cache=not fresh)
-    state.set_job_id(job.id)
-    running = True
+    record = busy = sessions.record_run(job, dataset.name)
+running = job is not None and not job.finished
 if running:
     st.caption("A run is in progress; cancel it below to start another.")
+elif busy is not None:
+    st.warning(
+        f"A run on **other inputs** is still going: `{busy.job_id}` "
+        f"({run_history.label(busy, sessions.inputs_fingerprint())}). It is not the run of "
+        "the current inputs; cancel it to start one on them, or wait for it.",
+        icon=":material/history:",
+    )
+    st.button("Cancel that run", icon=":material/stop_circle:", key=f"cancel_{busy.job_id}",
+              on_click=jobs.cancel_job, args=(busy.job_id,))
 
 
 def _status(view: jobs.JobView) -> None:
@@ -156,8 +170,11 @@ def render_job(job_id: str, polling: bool) -> None:
 
 
 if job is None:
-    if ready:
-        st.info("Ready. Click **Start distillation**.")
+    if record is not None:
+        st.warning(sessions.unknown_job_message(record))
+    elif ready:
+        st.info("Ready. The current inputs have no run yet: click **Start distillation**.")
 else:
     poll = st.fragment(run_every=1.0 if running else None)(render_job)
     poll(job.id, running)
+ui.run_history_list(switch_to="compare")

@@ -11,6 +11,7 @@ from hpmkd import curves
 from hpmkd.report import figures
 from hpmkd_app import cached, charts, compare, ui
 
+ui.run_through_app()
 st.title("4 · Compare")
 st.caption(
     "The cards and charts are measured on the **test rows**, which no selection step saw; "
@@ -127,3 +128,4 @@ def show(job: Any, distiller: Any) -> None:
 run = ui.finished_run()
 if run is not None:
     show(*run)
+ui.run_history_list()

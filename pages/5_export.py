@@ -8,6 +8,7 @@ import streamlit as st
 
 from hpmkd_app import cached, compare, exports, state, ui
 
+ui.run_through_app()
 st.title("5 · Export")
 st.caption("Take the student with you. The pickle holds a plain scikit-learn model (the "
            "student Pipeline, calibrated on the validation rows; scikit-learn and LightGBM "
@@ -75,3 +76,4 @@ def show(job: Any, distiller: Any) -> None:
 run = ui.finished_run()
 if run is not None:
     show(*run)
+ui.run_history_list()

@@ -78,6 +78,17 @@ def test_fresh_run_skips_the_cache(dataset, tmp_path):
     assert any(e.kind == "candidate" for e in fresh.events)
 
 
+def test_a_fresh_run_is_stored_and_comes_back_after_a_restart(dataset, tmp_path):
+    fresh = start_job(dataset, TINY, method="legacy", seed=12, cache_dir=tmp_path,
+                      use_run_cache=False)
+    assert _wait(fresh).status == "done"
+    with jobs._JOBS_LOCK:
+        jobs._JOBS.pop(fresh.id)  # as after a server restart
+    again = get_job(fresh.id, cache_dir=tmp_path)
+    assert again is not None and again.status == "done"
+    assert again.distiller.best_name == fresh.distiller.best_name
+
+
 def test_run_key_covers_inputs(dataset):
     base = run_key(dataset, TINY, "legacy", 1)
     assert base == run_key(dataset, TINY, "legacy", 1)

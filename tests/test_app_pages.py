@@ -20,7 +20,8 @@ from streamlit.testing.v1 import AppTest
 
 from hpmkd import AutoDistiller, HPMConfig
 from hpmkd.settings import ENV_VARS, ServerSettings
-from hpmkd_app import configform, jobs, state, tables, teachers
+from hpmkd_app import configform, jobs, session_codec, state, tables, teachers
+from hpmkd_app.run_history import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60
@@ -76,6 +77,27 @@ def preset(at: AppTest, sample, **extra) -> AppTest:
     return at
 
 
+def bind(at: AppTest, sample, job: jobs.Job, **extra) -> AppTest:
+    """Preset the sample inputs (with ``extra``) and record ``job`` as the run made on them,
+    as the Distill page does when it starts a run."""
+    preset(at, sample, **extra)
+    values = {state.TABLE: sample["table"], state.TARGET: "target",
+              state.FEATURES: list(sample["features"]), state.TEACHERS: [sample["source"]],
+              state.CONFIG: dict(QUICK_LEGACY), state.METHOD: "legacy",
+              state.SEED: state.DEFAULT_SEED, **extra}
+    fingerprint = session_codec.fingerprint({k: values.get(k) for k in state.INPUTS})
+    at.session_state[state.RUNS] = [RunRecord(job.id, fingerprint, sample["table"].name,
+                                              job.started_at, job.method, job.seed,
+                                              job.status)]
+    return at
+
+
+def last_job(at: AppTest) -> jobs.Job:
+    job = jobs.get_job(at.session_state[state.RUNS][-1].job_id)
+    assert job is not None
+    return job
+
+
 @pytest.fixture(scope="module")
 def finished_job(sample):
     config = configform.to_config(QUICK_LEGACY)
@@ -85,13 +107,13 @@ def finished_job(sample):
 
 
 # ----------------------------------------------------------------- app & navigation
-def test_app_navigates_every_page(finished_job):
+def test_app_navigates_every_page(sample, finished_job):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state[state.JOB] = finished_job.id
+    bind(at, sample, finished_job)
     ok(at.run())
     assert at.title[0].value == "1 · Data & teachers"
     sidebar = texts(at.sidebar.caption)
-    assert "Data: not loaded" in sidebar and f"Run `{finished_job.id}`: **done**" in sidebar
+    assert "german_credit.csv" in sidebar and f"Run `{finished_job.id}`: **done**" in sidebar
     for name, title in (("configure", "2 · Configure"), ("distill", "3 · Distill"),
                         ("compare", "4 · Compare"), ("export", "5 · Export"),
                         ("data", "1 · Data & teachers")):
@@ -459,8 +481,8 @@ def test_distill_without_data_says_what_to_do():
 
 
 def _wait_for(at: AppTest) -> jobs.Job:
-    job = jobs.get_job(at.session_state[state.JOB])
-    assert job is not None and job.wait(TIMEOUT)
+    job = last_job(at)
+    assert job.wait(TIMEOUT)
     return job
 
 
@@ -488,7 +510,7 @@ def test_distill_shows_running_state_and_cancel(sample):
     at = ok(preset(page("distill"), sample, **{state.CONFIG: grid, state.SEED: 4242}).run())
     at.checkbox(key="w_fresh").check()
     ok(button(at, "Start distillation").click().run())
-    job = jobs.get_job(at.session_state[state.JOB])
+    job = last_job(at)
     deadline = time.time() + TIMEOUT
     while not any(e.kind == "candidate" for e in job.view().events):
         assert time.time() < deadline
@@ -515,21 +537,31 @@ def test_distill_reports_a_failed_run_inline(sample, monkeypatch):
     assert "returned probabilities of shape" in texts(at.error)
 
 
-def test_distill_reattaches_from_the_url(finished_job):
-    at = page("distill")
-    at.query_params[state.JOB_PARAM] = finished_job.id
-    ok(at.run())
-    assert at.session_state[state.JOB] == finished_job.id
+def test_distill_shows_the_run_of_the_current_inputs(sample, finished_job):
+    at = ok(bind(page("distill"), sample, finished_job).run())
     assert "Done" in texts(at.success)
+    assert "Best student" in texts(at.markdown)
+
+
+def test_an_old_job_link_opens_the_run_as_history(sample, finished_job):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["job"] = finished_job.id
+    ok(at.run())
+    assert at.session_state[state.OPENED_RUN] == finished_job.id
+    assert "job" not in at.query_params
+    ok(at.switch_page("pages/4_compare.py").run())
+    warning = texts(at.warning)
+    assert f"viewing run `{finished_job.id}`" in warning
+    assert "does not match the current inputs" in warning
+    assert len(at.get("plotly_chart")) >= 9
 
 
 def test_distill_shows_hpm_components_of_the_finished_run(sample):
     form = {**QUICK_LEGACY, "families": ["logreg"], "max_configs": 2, "use_memory": False}
     job = jobs.start_job(sample["dataset"], configform.to_config(form), method="hpm", seed=5)
     assert job.wait(TIMEOUT) and job.status == "done", job.error
-    at = page("distill")
-    at.query_params[state.JOB_PARAM] = job.id
-    ok(at.run())
+    at = ok(bind(page("distill"), sample, job, **{state.CONFIG: form, state.METHOD: "hpm",
+                                                  state.SEED: 5}).run())
     markdown, captions = texts(at.markdown), texts(at.caption)
     for title in ("Configuration selection", "Progressive chain", "Temperatures", "Cache"):
         assert f"**{title}** :green-badge[on]" in markdown, title
@@ -539,10 +571,9 @@ def test_distill_shows_hpm_components_of_the_finished_run(sample):
 
 
 # ----------------------------------------------------------------- compare
-def test_compare_renders_cards_and_charts(finished_job):
-    at = page("compare")
-    at.session_state[state.JOB] = finished_job.id
-    ok(at.run())
+def test_compare_renders_cards_and_charts(sample, finished_job):
+    at = ok(bind(page("compare"), sample, finished_job).run())
+    assert not at.warning  # the run of the current inputs: no history banner
     charts = at.get("plotly_chart")
     assert len(charts) >= 9  # ROC, calibration, KS, scores, confusion, scatter, 2 Pareto, SHAP
     labels = [m.label for m in at.metric]
@@ -569,9 +600,12 @@ def test_compare_multiclass_has_a_class_selector(make_frame, fit_teacher, tmp_pa
     job = jobs.start_job(dataset, configform.to_config(QUICK_LEGACY), method="legacy", seed=1,
                          cache_dir=tmp_path)
     assert job.wait(TIMEOUT) and job.status == "done", job.error
-    at = page("compare")
-    at.session_state[state.JOB] = job.id
+    at = page("compare")  # another dataset's run: opened from the history
+    at.session_state[state.RUNS] = [RunRecord(job.id, "", "three", job.started_at, "legacy", 1,
+                                              "done")]
+    at.session_state[state.OPENED_RUN] = job.id
     ok(at.run())
+    assert "does not match the current inputs" in texts(at.warning)
     chooser = at.selectbox(key="w_compare_class")
     assert len(chooser.options) == 3
     ok(chooser.set_value(2).run())
@@ -584,10 +618,8 @@ def test_compare_without_a_run_says_so():
 
 
 # ----------------------------------------------------------------- export
-def test_export_offers_downloads_report_and_snippet(finished_job):
-    at = page("export")
-    at.session_state[state.JOB] = finished_job.id
-    ok(at.run())
+def test_export_offers_downloads_report_and_snippet(sample, finished_job):
+    at = ok(bind(page("export"), sample, finished_job).run())
     labels = [b.label for b in at.get("download_button")]
     assert labels[:3] == ["Student model (.joblib)", "Results (.csv)", "Summary (.json)"]
     assert "joblib.load" in at.code[0].value and "predict_proba" in at.code[0].value

@@ -145,7 +145,7 @@ def test_sample_journey_from_data_to_downloaded_student(server, browser, tmp_pat
     page.get_by_role("button", name="Start distillation").click()
     page.get_by_text("Done in").first.wait_for(timeout=90_000)
     page.get_by_text("Best student:").first.wait_for()
-    assert "job=" in page.url
+    assert "session=" in page.url
     timer.lap("distill (start -> done)")
 
     _goto_page(page, "Compare", "4 · Compare")
@@ -171,8 +171,8 @@ def test_sample_journey_from_data_to_downloaded_student(server, browser, tmp_pat
 
     page.reload()
     page.get_by_role("button", name="Student model (.joblib)").wait_for()
-    assert "job=" in page.url
-    timer.lap("reload re-attaches to the run")
+    assert "session=" in page.url
+    timer.lap("reload restores the session and its run")
     timer.report("Browser journey timings")
 
     model = joblib.load(target)

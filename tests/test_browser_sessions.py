@@ -1,0 +1,296 @@
+"""Sessions in a real browser: reload on every page, restart the server, switch datasets.
+
+``streamlit run app.py`` driven by Playwright with headless Chromium, as
+``tests/test_browser_journey.py``. A reload is ``page.reload()`` (a new Streamlit session
+with the same ``?session=`` link); a restart stops the server process and starts a new
+one on the same port and the same ``HPMKD_HOME``. Step timings are printed (``-s``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SAMPLE = ROOT / "assets" / "german_credit.csv"
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run",
+]
+TOKEN = re.compile(r"[?&]session=([A-Za-z0-9_-]{43})(?:&|$)")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="needs Debian chromium at /usr/bin/chromium "
+                       "(apt-get install chromium); playwright cannot download browsers here"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """One ``streamlit run app.py`` process that can be restarted on the same port and home."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = (self.home / f"streamlit-{self.starts}.log").open("w")
+        env = {**os.environ, "HPMKD_HOME": str(self.home),
+               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(self.port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                text = (self.home / f"streamlit-{self.starts}.log").read_text()
+                self.stop()
+                pytest.fail("streamlit did not start:\n" + text)
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[Server]:
+    instance = Server(tmp_path_factory.mktemp("browser-sessions-home"))
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+class Timer:
+    """Seconds per named step, printed at the end."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.steps.append((name, now - self._last))
+        self._last = now
+
+    def report(self, title: str) -> None:
+        total = sum(s for _, s in self.steps)
+        lines = [f"{name:<40s}{seconds:6.1f} s" for name, seconds in self.steps]
+        print(f"\n{title} (total {total:.1f} s)\n  " + "\n  ".join(lines))
+
+
+def _goto_page(page, name: str, title: str) -> None:
+    page.get_by_role("link", name=name, exact=True).click()
+    page.get_by_role("heading", name=title).wait_for()
+
+
+def _token(page) -> str:
+    """The session token in the page's URL (waits for the app to put it there)."""
+    page.wait_for_function("/[?&]session=[A-Za-z0-9_-]{43}/.test(location.search)")
+    match = TOKEN.search(page.url)
+    assert match, page.url
+    return match.group(1)
+
+
+def _reload(page, title: str, token: str) -> None:
+    page.reload()
+    page.get_by_role("heading", name=title).wait_for()
+    assert _token(page) == token
+
+
+def _sample_with_teacher(page) -> None:
+    page.get_by_role("button", name="Use sample data").click()
+    page.get_by_text("german_credit.csv —").wait_for()
+    page.get_by_role("button", name="Train a reference teacher").click()
+    page.get_by_text("Dataset ready").wait_for()
+
+
+def _quick_legacy_run(page) -> None:
+    _goto_page(page, "Configure", "2 · Configure")
+    page.get_by_role("button", name="Quick run preset").click()
+    page.get_by_text("legacy — plain grid").click()
+    page.get_by_text("trains a grid of 2 candidate(s)").wait_for()
+    _goto_page(page, "Distill", "3 · Distill")
+    page.get_by_role("button", name="Start distillation").click()
+    page.get_by_text("Best student:").first.wait_for(timeout=90_000)
+
+
+def _sidebar(page) -> str:
+    return page.locator("[data-testid=stSidebar]").inner_text()
+
+
+def test_reload_on_every_page_after_a_run_and_a_server_restart(server, browser):
+    timer = Timer()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(server.url)
+    page.get_by_role("button", name="Use sample data").wait_for()
+    assert "session=" not in page.url  # nothing to keep yet
+    _sample_with_teacher(page)
+    token = _token(page)
+    timer.lap("sample + reference teacher")
+
+    _reload(page, "1 · Data & teachers", token)
+    page.get_by_text("german_credit.csv —").wait_for()
+    page.get_by_text("Dataset ready: 1,000 rows").wait_for()  # the teacher came back too
+    assert "reference_lgbm_300" in _sidebar(page)
+    timer.lap("reload on Data")
+
+    _goto_page(page, "Configure", "2 · Configure")
+    page.get_by_role("button", name="Quick run preset").click()
+    page.get_by_text("legacy — plain grid").click()
+    page.get_by_text("trains a grid of 2 candidate(s)").wait_for()
+    _reload(page, "2 · Configure", token)
+    page.get_by_text("trains a grid of 2 candidate(s)").wait_for()
+    assert page.get_by_role("radio", name="legacy — plain grid").is_checked()
+    timer.lap("configure + reload on Configure")
+
+    _goto_page(page, "Distill", "3 · Distill")
+    page.get_by_role("button", name="Start distillation").click()
+    page.get_by_text("Best student:").first.wait_for(timeout=90_000)
+    best = page.get_by_text("Best student:").first.inner_text()
+    timer.lap("distill (start -> done)")
+    _reload(page, "3 · Distill", token)
+    page.get_by_text("Done in").first.wait_for()
+    assert page.get_by_text("Best student:").first.inner_text() == best
+    timer.lap("reload on Distill after the run")
+
+    _goto_page(page, "Compare", "4 · Compare")
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 9")
+    _reload(page, "4 · Compare", token)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 9")
+    timer.lap("compare + reload on Compare")
+
+    _goto_page(page, "Export", "5 · Export")
+    page.get_by_role("button", name="Student model (.joblib)").wait_for()
+    _reload(page, "5 · Export", token)
+    page.get_by_role("button", name="Student model (.joblib)").wait_for()
+    timer.lap("export + reload on Export")
+
+    server.stop()
+    server.start()
+    timer.lap("restart the server")
+    _reload(page, "5 · Export", token)
+    page.get_by_role("button", name="Student model (.joblib)").wait_for()
+    assert "german_credit.csv" in _sidebar(page)
+    timer.lap("reload on Export after the restart")
+    _goto_page(page, "Distill", "3 · Distill")
+    page.get_by_text("Done in").first.wait_for()
+    assert page.get_by_text("Best student:").first.inner_text() == best
+    _goto_page(page, "Data & teachers", "1 · Data & teachers")
+    page.get_by_text("Dataset ready: 1,000 rows").wait_for()  # teacher retrained, seeded
+    timer.lap("Distill and Data after the restart")
+    timer.report("Session reload/restart timings")
+    page.close()
+
+
+def test_switching_datasets_never_offers_the_old_student(server, browser, tmp_path):
+    timer = Timer()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(server.url)
+    page.get_by_role("button", name="Use sample data").wait_for()
+    _sample_with_teacher(page)
+    _quick_legacy_run(page)
+    page.wait_for_function("/Run [0-9a-f]{12}: done/.test(document.querySelector("
+                           "'[data-testid=stSidebar]').innerText)")
+    old_id = re.search(r"Run ([0-9a-f]{12}): done", _sidebar(page)).group(1)
+    timer.lap("sample run")
+
+    other = tmp_path / "credit_other.csv"
+    pd.read_csv(SAMPLE).sample(n=400, random_state=1).to_csv(other, index=False)
+    _goto_page(page, "Data & teachers", "1 · Data & teachers")
+    page.locator("input[type=file]").first.set_input_files(str(other))
+    page.get_by_text("credit_other.csv — 400 rows").wait_for()
+    page.get_by_role("button", name="Train a reference teacher").click()
+    page.get_by_text("Dataset ready: 400 rows").wait_for()
+    timer.lap("switch to another CSV + teacher")
+
+    _goto_page(page, "Distill", "3 · Distill")
+    page.get_by_text("The current inputs have no run yet").first.wait_for()
+    assert page.get_by_text("Best student:").count() == 0
+    _goto_page(page, "Compare", "4 · Compare")
+    page.get_by_text("The current inputs have no run yet").first.wait_for()
+    assert page.locator(".js-plotly-plot").count() == 0
+    _goto_page(page, "Export", "5 · Export")
+    page.get_by_text("The current inputs have no run yet").first.wait_for()
+    assert page.get_by_role("button", name="Student model (.joblib)").count() == 0
+    assert "none on the current inputs" in _sidebar(page)
+    timer.lap("no page offers the old run")
+
+    # The old run is in the history, labelled; opened explicitly, it says what it is.
+    page.get_by_text("Run history (1)").click()
+    history = page.get_by_text("german_credit.csv ·").first.inner_text()
+    assert "does not match the current inputs" in history
+    assert old_id in history
+    page.get_by_role("button", name="Open", exact=True).click()
+    page.get_by_text("It does not match the current inputs").first.wait_for()
+    page.get_by_role("button", name="Student model (.joblib)").wait_for()
+    page.get_by_role("button", name="Back to the run of the current inputs").click()
+    page.get_by_text("The current inputs have no run yet").first.wait_for()
+    # Gone once the rerun ends (Streamlit fades stale elements until then).
+    page.get_by_role("button", name="Student model (.joblib)").wait_for(state="detached")
+    timer.lap("history: open, label, back")
+
+    # The reload keeps the new dataset, not the old run.
+    token = _token(page)
+    _reload(page, "5 · Export", token)
+    page.get_by_text("The current inputs have no run yet").first.wait_for()
+    assert "credit_other.csv" in _sidebar(page)
+    timer.lap("reload after the switch")
+    timer.report("Dataset switch timings")
+    page.close()
