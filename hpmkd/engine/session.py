@@ -36,6 +36,7 @@ from hpmkd.evaluate import (
     TrainingContext,
     calibrate,
     score_model,
+    subsample_context,
     train_candidate,
 )
 from hpmkd.events import EventBus
@@ -45,6 +46,10 @@ from hpmkd.result import AttentionRecord, PhaseSpan
 from hpmkd.results_table import candidate_row
 from hpmkd.stop import StopRequest
 from hpmkd.students import StudentSpec
+
+#: Above this many training rows, successive halving trains every trial first on a
+#: stratified subsample (rung 0) of a quarter of the rows, at least this many.
+HALVING_MIN_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -308,6 +313,21 @@ class RunSession:
             categorical=ds.categorical,
             seed=self.random_state,
         )
+
+    def halving_context(self) -> TrainingContext | None:
+        """The rung-0 subsample of successive halving (``None`` at or below
+        ``HALVING_MIN_ROWS`` training rows or without the adaptive components).
+
+        The chain and rung 0 of phase 3 both train there: one subsample per run, so the
+        hard-label twin of a candidate from either finds its rows (``rung0_ctx``).
+        """
+        n_train = len(self.split.train)
+        if not self.plan.components or n_train <= HALVING_MIN_ROWS:
+            return None
+        if self.rung0_ctx is None:
+            rows = max(HALVING_MIN_ROWS, n_train // 4)
+            self.rung0_ctx = subsample_context(self.ctx, rows, self.random_state, validation=False)
+        return self.rung0_ctx
 
     def test_rows(self) -> TestRows:
         """The test rows, for the compare phase only (no other phase reads them)."""
