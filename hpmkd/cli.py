@@ -348,6 +348,10 @@ def distill(args: argparse.Namespace) -> int:
         )
         result = distiller.result_
         print(f"why this student: {result.components.selection_rule.reason}", file=sys.stderr)
+        climb = result.components.capacity
+        if climb is not None:
+            print(f"capacity climb: {climb.stop_reason if climb.enabled else climb.reason}",
+                  file=sys.stderr)
         if result.verdict is not None:
             print(f"distillation gain ({result.verdict.outcome}): {result.verdict.text}",
                   file=sys.stderr)

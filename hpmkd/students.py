@@ -61,6 +61,64 @@ _CAPACITY_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
+# Capacities beyond "large", climbed one at a time only while the best student is still
+# clearly below the teacher on validation (hpmkd.engine.climb): "xl1", "xl2" ... Each rung
+# about doubles the model's size (trees x leaves, hidden units, depth, weaker
+# regularisation), so a size cap relative to the teacher bounds the climb in a few rungs.
+CLIMB_PREFIX = "xl"
+MAX_CLIMB_STEPS = 8
+
+
+def climb_capacity(step: int) -> str:
+    """Name of climbed rung ``step`` (1 = the first rung above ``large``)."""
+    if not 1 <= step <= MAX_CLIMB_STEPS:
+        raise ValueError(f"climb step {step} is outside 1..{MAX_CLIMB_STEPS}")
+    return f"{CLIMB_PREFIX}{step}"
+
+
+def climb_step(capacity: str) -> int:
+    """Rung of ``capacity`` above ``large``: 0 for the screened capacities, else its step."""
+    if capacity in CAPACITIES:
+        return 0
+    text = capacity.removeprefix(CLIMB_PREFIX)
+    if capacity.startswith(CLIMB_PREFIX) and text.isdigit():
+        step = int(text)
+        if 1 <= step <= MAX_CLIMB_STEPS:
+            return step
+    raise ValueError(
+        f"unknown capacity {capacity!r}: use one of {', '.join(CAPACITIES)} or a climbed "
+        f"rung {CLIMB_PREFIX}1..{CLIMB_PREFIX}{MAX_CLIMB_STEPS}"
+    )
+
+
+def capacity_params(family: str, capacity: str) -> dict[str, Any]:
+    """The classifier parameters that make ``capacity`` of ``family``.
+
+    Climbed rungs grow from ``large``: LightGBM doubles its trees on odd steps and its
+    leaves on even steps (90 x 31, 90 x 63, 180 x 63 ...), the MLP doubles its hidden
+    units, the tree grows three levels deeper, logistic regression is regularised ten
+    times less per step.
+    """
+    if family not in _CAPACITY_PARAMS:
+        raise ValueError(f"unknown student family {family!r}")
+    step = climb_step(capacity)
+    params = dict(_CAPACITY_PARAMS[family][capacity if step == 0 else "large"])
+    if step == 0:
+        return params
+    if family == "lgbm":
+        # Alternate: more trees first (cheap to fit, no deeper interactions needed), then
+        # more leaves per tree; both double the number of leaves, hence about the size.
+        params["n_estimators"] = params["n_estimators"] * 2 ** ((step + 1) // 2)
+        params["num_leaves"] = (params["num_leaves"] + 1) * 2 ** (step // 2) - 1
+    elif family == "mlp":
+        params["hidden_layer_sizes"] = (params["hidden_layer_sizes"][0] * 2**step,)
+    elif family == "tree":
+        params["max_depth"] = params["max_depth"] + 3 * step
+    else:
+        params["C"] = params["C"] * 10.0**step
+    return params
+
+
 # Values trials draw from (trial 0 always takes the first, the family's default).
 _TRIAL_SPACE: dict[str, dict[str, list[Any]]] = {
     # Scales stay within a capacity's band (capacities are 10x apart), so a trial of one
@@ -118,7 +176,7 @@ def trial_params(family: str, capacity: str, trial: int, n_rows: int, seed: int)
     Later trials walk a seeded shuffle of the other combinations of the family's trial
     space, so trials of one configuration are distinct until the space is exhausted.
     """
-    params = dict(_CAPACITY_PARAMS[family][capacity])
+    params = capacity_params(family, capacity)
     space = _TRIAL_SPACE[family]
     names = list(space)
     combos = list(itertools.product(*(space[n] for n in names)))

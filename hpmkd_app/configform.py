@@ -50,7 +50,8 @@ LEGACY_FIELDS = tuple(s.name for s in HPMConfig.field_specs() if "legacy" in s.m
 
 _GROUPS = {
     "Search": ("max_configs", "n_trials", "families", "temperatures", "alphas",
-               "selection_metric", "selection_rule", "validation_split", "time_budget_s"),
+               "selection_metric", "selection_rule", "validation_split", "time_budget_s",
+               "max_capacity_steps", "min_compression"),
     "Components": ("use_progressive", "max_chain_stages", "min_improvement",
                    "use_adaptive_temperature", "use_multi_teacher", "use_memory", "use_cache"),
     "Compute": ("use_parallel",),

@@ -44,7 +44,7 @@ def _ensemble(session: RunSession) -> AttentionRecord:
         )
     ds, ctx, split = session.dataset, session.ctx, session.split
     students = sorted(
-        [c for c in session.candidates if c.source in {"config", "chain"}],
+        [c for c in session.candidates if c.source in {"config", "chain", "climb"}],
         key=session.selection_key,
         reverse=True,
     )[:ENSEMBLE_TOP_CANDIDATES]

@@ -77,7 +77,7 @@ def run(
     try:
         configs, selection, warm_start = select_configurations(session, memory)
         chain = progressive_chain(session, configs)
-        halving, racing = train_configurations(session, configs)
+        halving, racing, capacity = train_configurations(session, configs)
         attention = multi_teacher_ensemble(session)
         # The cache counters of the search phases (phase 5 only re-reads what they stored);
         # the executor is described while its cluster client is still open.
@@ -102,6 +102,7 @@ def run(
         temperature=_temperature_record(session) if plan.components else None,
         racing=racing,
         halving=halving,
+        capacity=capacity,
         attention=attention,
         teacher_attention=session.teacher_attention,
         cache=cache,
