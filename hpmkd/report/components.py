@@ -2,10 +2,11 @@
 records of :class:`~hpmkd.result.Components`.
 
 Each of the seven components, and the capacity climb of phase 3, gets a block that says
-whether it ran (and why not), lays out its record and draws its chart. A record's typed fields that the block does not lay out
-itself are listed under "Other recorded fields", and the records that have no block of
-their own (racing, halving, the teachers' attention, the selection rule) under "Other
-recorded details", so the report shows everything the run recorded.
+whether it ran (and why not), lays out its record and draws its chart. A record's typed
+fields that the block does not lay out itself are listed under "Other recorded fields",
+and the records that have no block of their own (racing, halving, the teachers' attention,
+the selection rule) under "Other recorded details", so the report shows everything the run
+recorded.
 """
 
 from __future__ import annotations
