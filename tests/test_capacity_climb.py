@@ -20,7 +20,9 @@ from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
 from hpmkd.engine.climb import CLIMB_THRESHOLD
 from hpmkd.errors import HPMKDInputError
 from hpmkd.metrics import size_bytes
+from hpmkd.result import CapacityRecord
 from hpmkd.students import capacity_params, climb_capacity, climb_step, trial_params
+from hpmkd_app import panels
 
 #: One LightGBM configuration, no chain: phase 3 trains lgbm-large, then the climb.
 FAST = {
@@ -157,6 +159,19 @@ def test_climb_triggers_below_the_teacher_and_records_why_it_stopped(hard, home)
     summary = json.loads(json.dumps(distiller.summary()))
     assert summary["details"]["capacity"]["stop"] == record.stop
     assert summary["details"]["capacity"]["steps"][0]["capacity"] == "xl1"
+    # The report and the app's Distill panel say what it did and why it stopped.
+    distiller.generate_report(home.parent / "report.html")
+    html = (home.parent / "report.html").read_text()
+    assert "Capacity climb" in html and first["name"] in html
+    assert html.count('data-component="capacity"') + html.count("data-component='capacity'")
+    panel = next(
+        p for p in panels.component_panels(panels.PanelSource.of_result(distiller.result_))
+        if p.title == "Capacity climb"
+    )
+    assert panel.on and record.stop_reason in panel.summary
+    assert list(panel.table["name"]) == [s["name"] for s in record.steps]
+    # The live panel rebuilds the same record from the climb's event.
+    assert CapacityRecord.from_dict(record.to_dict()) == record
 
 
 def test_climb_stops_at_max_capacity_steps(hard, home):
