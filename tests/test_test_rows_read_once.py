@@ -1,8 +1,8 @@
 """The test rows are read once: poisoning their labels changes no selection decision.
 
 Screening, racing, temperatures, chain stopping, the capacity climb, attention, fusion and
-the selection rule all run on training and validation rows; only the compare phase reads the test rows, for
-the selected student, the teacher and the twin.
+the selection rule all run on training and validation rows; only the compare phase reads
+the test rows, for the selected student, the teacher and the twin.
 """
 
 from __future__ import annotations
