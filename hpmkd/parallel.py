@@ -18,17 +18,18 @@ from hpmkd.extras import require
 from hpmkd.students import StudentSpec
 
 #: Rows from which the command line and the app turn parallel training on by themselves
-#: (``HPMConfig.use_parallel`` itself stays off by default, as the specification says);
-#: chosen from bench/auto_parallel.py, see docs/BENCHMARKS.md.
+#: (``HPMConfig.use_parallel`` itself stays off by default, as the specification says).
+#: Provisional: bench/auto_parallel.py measures off against on by size, but it could not
+#: be run to the end on a quiet machine yet (docs/BENCHMARKS.md, issue 12 section).
 AUTO_PARALLEL_MIN_ROWS = 50_000
 
 
 def auto_parallel(n_rows: int, n_jobs: int, cores: int | None = None) -> tuple[bool, str]:
     """Whether a run of ``n_rows`` rows should train in parallel, and why.
 
-    Parallel training pays once candidate fits take seconds: below
-    :data:`AUTO_PARALLEL_MIN_ROWS` rows starting the workers and shipping the rows to them
-    cost about what the second core saves. It needs at least two workers and two cores.
+    Parallel training pays once candidate fits take longer than starting the workers and
+    shipping the rows to them; :data:`AUTO_PARALLEL_MIN_ROWS` is where that is expected
+    (provisional, see its comment). It needs at least two workers and two cores.
 
     Parameters
     ----------
