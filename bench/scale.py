@@ -153,6 +153,7 @@ def child(table: str, data_dir: Path, settings: dict[str, str]) -> dict[str, Any
         "twin": s["baseline_model"],
         "stopped_by_time_budget": s["stopped_by_time_budget"],
         "halving": s["details"].get("halving"),
+        "capacity": s["details"].get("capacity"),
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
     }

@@ -3,7 +3,9 @@
 Exit codes: 0 success; 2 bad input (one ``error: ...`` line on stderr, nothing written);
 1 an unexpected internal failure. A setting that has no effect on the method that runs
 (``HPMConfig.ineffective_messages``) is a ``warning: ...`` line on stderr before the work;
-the run goes on.
+the run goes on. Unless ``--set use_parallel=...`` is given, an hpm run on a table of at
+least ``hpmkd.parallel.AUTO_PARALLEL_MIN_ROWS`` rows trains in parallel, and a line on
+stderr says so (the config default stays off).
 
 Every argument is checked before any work, in this order: the arguments themselves, the
 output folder (can it be written?), ``--seed``, ``--test-size``, the package ``--report``
@@ -137,6 +139,11 @@ def _parse_settings(items: list[str]) -> HPMConfig:
         key, value = item.split("=", 1)
         values[key.strip()] = value
     return HPMConfig.from_dict(values)
+
+
+def _set_explicitly(items: list[str], name: str) -> bool:
+    """Whether ``--set`` gave field ``name`` (whatever its value)."""
+    return any(item.split("=", 1)[0].strip() == name for item in items)
 
 
 def _progress(event: Event) -> None:
@@ -423,6 +430,19 @@ def _distill_cold(
     # Settings without effect on the method that runs: said once, before the work, as
     # warnings (not errors: the run is still what was asked for, minus those settings).
     method, _ = distiller.resolve_method()
+    if method == "hpm" and not _set_explicitly(args.settings, "use_parallel"):
+        # Both cores where it pays; the config default itself stays off (specification).
+        from hpmkd.parallel import auto_parallel
+
+        on, why = auto_parallel(dataset.n_rows, config.n_jobs)
+        if on:
+            config = config.with_updates(use_parallel=True)
+            distiller = AutoDistiller(
+                dataset, method=args.method, config=config, random_state=seed
+            )
+            if not args.quiet:
+                print(f"{why} (--set use_parallel=false to train one at a time)",
+                      file=sys.stderr)
     _warn_ineffective(config, method)
     # Every check passed: clear what killed runs left next to --out, then work.
     remove_stale_scratch(out.absolute().parent)
@@ -541,6 +561,9 @@ def _closing_lines(distiller: Any) -> list[str]:
     lines = [f"best {distiller.best_name}: test KS {m['ks']:.4f}, AUC {m['auc']:.4f}"]
     result = distiller.result_
     lines.append(f"why this student: {result.components.selection_rule.reason}")
+    climb = result.components.capacity
+    if climb is not None:
+        lines.append(f"capacity climb: {climb.stop_reason if climb.enabled else climb.reason}")
     if result.verdict is not None:
         lines.append(f"distillation gain ({result.verdict.outcome}): {result.verdict.text}")
         for d in result.verdict.differences:

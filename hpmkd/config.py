@@ -206,6 +206,22 @@ class HPMConfig:
         "proportionally more time.",
         min=2, max=20, methods=HPM_AND_LEGACY,
     )
+    max_capacity_steps: int = _setting(
+        4, "int", "Capacity rungs above large",
+        "While the best student is still clearly below the teacher on validation (paired "
+        "bootstrap) and the largest capacity still improves, phase 3 trains bigger "
+        "students one rung at a time (more trees and leaves, hidden units, depth), up to "
+        "this many rungs above 'large'. 0 turns the climb off.",
+        min=0, max=8,
+    )
+    min_compression: float = _setting(
+        5.0, "float", "Smallest teacher/student size ratio",
+        "A student from the capacity climb must be at least this many times smaller than "
+        "the teacher (pickled size); the climb stops at the rung that would break it. "
+        "Without a teacher model (probability columns) its size is unknown and only "
+        "max_capacity_steps bounds the climb.",
+        min=1, max=1000, unit="ratio",
+    )
 
     def __post_init__(self) -> None:
         for spec in _SPECS.values():

@@ -128,6 +128,32 @@ class HalvingRecord(ComponentRecord):
 
 
 @dataclass(frozen=True)
+class CapacityRecord(ComponentRecord):
+    """The capacity climb at the end of phase 3: bigger students of the best family while
+    the best is clearly below the teacher on validation (``hpmkd.engine.climb``).
+
+    ``stop`` is the stopping reason as a code (``reached_teacher``, ``size_cap``,
+    ``not_improving``, ``time_budget``, ``max_steps``) and ``stop_reason`` says it in
+    words; ``steps`` holds one entry per rung tried (its validation metric, size,
+    compression against the teacher and the share of paired bootstrap resamples of the
+    validation rows where it scored below the teacher).
+    """
+
+    family: str | None = None
+    start: str | None = None
+    start_val_metric: float | None = None
+    start_share_below_teacher: float | None = None
+    teacher_val_metric: float | None = None
+    teacher_size_bytes: int | None = None
+    size_cap_bytes: int | None = None
+    min_compression: float | None = None
+    threshold: float | None = None
+    steps: tuple[Mapping[str, Any], ...] = ()
+    stop: str | None = None
+    stop_reason: str | None = None
+
+
+@dataclass(frozen=True)
 class AttentionRecord(ComponentRecord):
     """Phase 4, or the fusion of several teachers: attention weights fitted on validation."""
 
@@ -177,6 +203,7 @@ class Components:
     temperature: TemperatureRecord | None = None
     racing: RacingRecord | None = None
     halving: HalvingRecord | None = None
+    capacity: CapacityRecord | None = None
     attention: AttentionRecord | None = None
     teacher_attention: AttentionRecord | None = None
     cache: CacheRecord | None = None

@@ -68,6 +68,68 @@ _CAPACITY_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
+# Capacities beyond "large", climbed one at a time only while the best student is still
+# clearly below the teacher on validation (hpmkd.engine.climb): "xl1", "xl2" ... Each rung
+# is about 1.5 times the size of the one below (trees x leaves, hidden units), so the
+# climb can stop close under a size cap relative to the teacher: with 2x rungs, the first
+# rung above large on nyc_flights_delay was already 2.5% over the default 5x cap.
+CLIMB_PREFIX = "xl"
+MAX_CLIMB_STEPS = 8
+CLIMB_GROWTH = 1.5
+
+
+def climb_capacity(step: int) -> str:
+    """Name of climbed rung ``step`` (1 = the first rung above ``large``)."""
+    if not 1 <= step <= MAX_CLIMB_STEPS:
+        raise ValueError(f"climb step {step} is outside 1..{MAX_CLIMB_STEPS}")
+    return f"{CLIMB_PREFIX}{step}"
+
+
+def climb_step(capacity: str) -> int:
+    """Rung of ``capacity`` above ``large``: 0 for the screened capacities, else its step."""
+    if capacity in CAPACITIES:
+        return 0
+    text = capacity.removeprefix(CLIMB_PREFIX)
+    if capacity.startswith(CLIMB_PREFIX) and text.isdigit():
+        step = int(text)
+        if 1 <= step <= MAX_CLIMB_STEPS:
+            return step
+    raise ValueError(
+        f"unknown capacity {capacity!r}: use one of {', '.join(CAPACITIES)} or a climbed "
+        f"rung {CLIMB_PREFIX}1..{CLIMB_PREFIX}{MAX_CLIMB_STEPS}"
+    )
+
+
+def capacity_params(family: str, capacity: str) -> dict[str, Any]:
+    """The classifier parameters that make ``capacity`` of ``family``.
+
+    Climbed rungs grow from ``large`` by about :data:`CLIMB_GROWTH` each: LightGBM grows
+    its trees on odd steps and its leaves on even steps (68 x 31, 68 x 47, 101 x 47 ...),
+    the MLP its hidden units (96, 144 ...), the tree one level deeper per step, logistic
+    regression is regularised ten times less per step.
+    """
+    if family not in _CAPACITY_PARAMS:
+        raise ValueError(f"unknown student family {family!r}")
+    step = climb_step(capacity)
+    params = dict(_CAPACITY_PARAMS[family][capacity if step == 0 else "large"])
+    if step == 0:
+        return params
+    if family == "lgbm":
+        # Alternate: more trees first (no deeper interactions needed), then more leaves
+        # per tree; both multiply the number of leaves, hence about the size.
+        params["n_estimators"] = round(params["n_estimators"] * CLIMB_GROWTH ** ((step + 1) // 2))
+        params["num_leaves"] = round((params["num_leaves"] + 1) * CLIMB_GROWTH ** (step // 2)) - 1
+    elif family == "mlp":
+        params["hidden_layer_sizes"] = (
+            round(params["hidden_layer_sizes"][0] * CLIMB_GROWTH**step),
+        )
+    elif family == "tree":
+        params["max_depth"] = params["max_depth"] + step
+    else:
+        params["C"] = params["C"] * 10.0**step
+    return params
+
+
 # Values trials draw from (trial 0 always takes the first, the family's default).
 _TRIAL_SPACE: dict[str, dict[str, list[Any]]] = {
     # Scales stay within a capacity's band (capacities are 10x apart), so a trial of one
@@ -125,7 +187,7 @@ def trial_params(family: str, capacity: str, trial: int, n_rows: int, seed: int)
     Later trials walk a seeded shuffle of the other combinations of the family's trial
     space, so trials of one configuration are distinct until the space is exhausted.
     """
-    params = dict(_CAPACITY_PARAMS[family][capacity])
+    params = capacity_params(family, capacity)
     space = _TRIAL_SPACE[family]
     names = list(space)
     combos = list(itertools.product(*(space[n] for n in names)))

@@ -45,6 +45,14 @@ if dataset is not None and config is not None:
         resolved, reason = choose_method(dataset.n_rows, dataset.n_features)
     else:
         resolved, reason = method, f"{method}: chosen explicitly"
+    auto = st.checkbox(
+        "Choose parallel training by data size", value=True, key="w_auto_parallel",
+        help="Large tables train two candidates at a time on both cores, even when "
+        "Parallel training is off on the Configure page (switching it on there always wins).",
+    )
+    config, parallel_note = configform.with_auto_parallel(
+        config, dataset.n_rows, resolved, auto
+    )
     expected = jobs.expected_candidates(resolved, config)
     grid = f" · {expected} grid candidates" if expected else ""
     st.markdown(
@@ -53,6 +61,8 @@ if dataset is not None and config is not None:
         f"teacher(s) {', '.join(t.name for t in dataset.teachers)} · method **{resolved}** "
         f"({reason}){grid} · seed {state.seed()}"
     )
+    if parallel_note:
+        st.caption(parallel_note)
     if resolved == "hpm" and not configform.hpm_available():
         st.warning("The hpm method is not available in this installation yet; choose legacy "
                    "on the Configure page.")

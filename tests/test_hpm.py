@@ -23,7 +23,7 @@ from hpmkd.metrics import compute_metrics
 from tests.conftest import expected_selection, fit_lgbm_teacher, make_classification_frame
 
 PHASES = ["select", "chain", "train", "ensemble", "compare"]
-CANDIDATE_SOURCES = {"chain", "config", "ensemble"}
+CANDIDATE_SOURCES = {"chain", "config", "climb", "ensemble"}
 N_ROWS, N_FEATURES, TEACHER_TREES = 1200, 6, 60
 SMALL = {"max_configs": 3, "n_trials": 2, "families": ("logreg", "tree", "lgbm")}
 # Nothing on disk: runs with these settings cannot influence each other.

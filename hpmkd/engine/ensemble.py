@@ -43,7 +43,7 @@ def _ensemble(session: RunSession) -> AttentionRecord:
         return AttentionRecord(enabled=False, reason=f"{session.stop_reason}: no ensemble")
     ctx, split = session.ctx, session.split
     students = sorted(
-        [c for c in session.candidates if c.source in {"config", "chain"}],
+        [c for c in session.candidates if c.source in {"config", "chain", "climb"}],
         key=session.selection_key,
         reverse=True,
     )[:ENSEMBLE_TOP_CANDIDATES]

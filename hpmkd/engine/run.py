@@ -107,7 +107,7 @@ def _run(
     try:
         configs, selection, warm_start = select_configurations(session, memory)
         chain = progressive_chain(session, configs)
-        halving, racing = train_configurations(session, configs)
+        halving, racing, capacity = train_configurations(session, configs)
         attention = multi_teacher_ensemble(session)
         if stop.requested and stop.discard:
             raise RunCancelled(stop.reason)
@@ -149,6 +149,7 @@ def _run(
         temperature=_temperature_record(session) if plan.components else None,
         racing=racing,
         halving=halving,
+        capacity=capacity,
         attention=attention,
         teacher_attention=session.teacher_attention,
         cache=cache,

@@ -147,7 +147,7 @@ def remember(
         [
             c
             for c in session.candidates
-            if c.spec is not None and c.source in {"config", "chain", "ensemble"}
+            if c.spec is not None and c.source in {"config", "chain", "climb", "ensemble"}
         ],
         key=lambda c: (c is selected, session.selection_key(c)),
         reverse=True,

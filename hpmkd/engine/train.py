@@ -6,8 +6,10 @@ served from the cache when it can be; temperatures come from the scheduler betwe
 after each round of trials a configuration clearly worse than the incumbent on paired
 bootstrap resamples of the validation rows stops racing (:mod:`hpmkd.components.racing`);
 above ``HALVING_MIN_ROWS`` training rows, trials first train on a subsample and the best
-third is retrained on all rows (successive halving). The legacy grid takes the same path
-with one trial per configuration, in order, and no halving.
+third is retrained on all rows (successive halving); last, while the best student is
+still clearly below the teacher on validation, the capacity ladder is climbed further
+(:mod:`hpmkd.engine.climb`). The legacy grid takes the same path with one trial per
+configuration, in order, and no halving and no climb.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpmkd.components.config_manager import SelectedConfig
+from hpmkd.engine.climb import climb_capacity_ladder
 from hpmkd.engine.session import HALVING_MIN_ROWS, RunSession
 from hpmkd.evaluate import CandidateResult, TrainingContext
 from hpmkd.parallel import Job
-from hpmkd.result import HalvingRecord, RacingRecord
+from hpmkd.result import CapacityRecord, HalvingRecord, RacingRecord
 from hpmkd.stop import FitInterrupted
 from hpmkd.students import StudentSpec, trial_params
 
@@ -40,12 +43,13 @@ class _Race:
 
 def train_configurations(
     session: RunSession, selected: list[SelectedConfig]
-) -> tuple[HalvingRecord | None, RacingRecord | None]:
-    """Train every selected configuration (see the module docstring).
+) -> tuple[HalvingRecord | None, RacingRecord | None, CapacityRecord | None]:
+    """Train every selected configuration, then climb the capacity ladder (see the module
+    docstring).
 
     Returns
     -------
-    (halving, racing)
+    (halving, racing, capacity)
         ``None`` where the method has no such component or racing never ran.
     """
     cfg, plan = session.config, session.plan
@@ -58,12 +62,15 @@ def train_configurations(
     race = _Race()
     with session.phase(plan.train_phase, message):
         halving = _train(session, selected, n_trials, race)
+        capacity = (
+            climb_capacity_ladder(session) if plan.adaptive and session.candidates else None
+        )
     racing = (
         RacingRecord(enabled=True, threshold=RACE_THRESHOLD, stopped=tuple(race.stopped))
         if race.ran
         else None
     )
-    return halving, racing
+    return halving, racing, capacity
 
 
 def _train(
