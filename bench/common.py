@@ -194,9 +194,7 @@ def clean_split(X: pd.DataFrame, y: pd.Series, seed: int) -> dict[str, Any]:
     its probabilities there are honest and its test score is not optimistic.
     """
     share_a, share_b, share_c = CLEAN_SHARES
-    X_ab, X_c, y_ab, y_c = train_test_split(
-        X, y, test_size=share_c, stratify=y, random_state=seed
-    )
+    X_ab, X_c, y_ab, y_c = train_test_split(X, y, test_size=share_c, stratify=y, random_state=seed)
     X_a, X_b, y_a, y_b = train_test_split(
         X_ab, y_ab, test_size=share_b / (share_a + share_b), stratify=y_ab, random_state=seed
     )

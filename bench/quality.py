@@ -136,7 +136,9 @@ def summarise(runs: list[dict[str, Any]]) -> str:
         key = (r["table"], r["rows"]["A"] + r["rows"]["B"] + r["rows"]["C"])
         groups.setdefault(key, []).append(r)
     order = {t: i for i, t in enumerate(TABLES)}
-    for (table, total), rs in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])):
+    for (table, total), rs in sorted(
+        groups.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])
+    ):
         mean = statistics.fmean
         s_ks = mean(r["student"]["ks"] for r in rs)
         t_ks = mean(r["teacher"]["ks"] for r in rs)
@@ -176,7 +178,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument(
-        "--large-rows", type=int, default=60_000,
+        "--large-rows",
+        type=int,
+        default=60_000,
         help="rows subsampled from the large tables (0: all rows)",
     )
     parser.add_argument("--rows", type=int, default=None, help="rows for every table (0: all)")
