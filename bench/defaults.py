@@ -20,7 +20,10 @@ Alternatives:
   candidates) vs a wider ``(1.0, 0.7, 0.5, 0.3, 0.0)``.
 
 Each run has a fresh ``HPMKD_HOME`` (no memory, no cache carried over between seeds);
-the variants of one (table, seed) share it, so a fit they have in common is trained once.
+the variants of one (table, seed) share it, so a fit they have in common is trained once
+(the memory leaves out past runs on the very same data, so they do not warm-start each
+other). ``--seeds`` loops outside the tables and a rerun skips the (table, seed) pairs
+already in ``--jsonl``.
 
     python bench/defaults.py --data ../shared/data --seeds 3 --jsonl defaults.jsonl
 """
@@ -80,7 +83,7 @@ def run_variant(parts: dict[str, Any], name: str, variant: str, seed: int) -> An
         # run and put it back whatever happens.
         students._MLP_SAMPLE_PASSES, students._MLP_EPOCHS = epochs
     try:
-        config = HPMConfig(use_memory=False, **overrides)
+        config = HPMConfig(**overrides)
         ds = DistillationDataset(
             parts["distill"],
             target="target",
@@ -155,6 +158,33 @@ def summarise(runs: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def run_table(args: argparse.Namespace, name: str, seed: int) -> None:
+    """Every variant on one (table, seed); the record is appended to ``args.jsonl``."""
+    rows = args.large_rows if name in LARGE else None
+    parts = outer_parts(name, args.data, seed, rows)
+    record: dict[str, Any] = {"table": name, "seed": seed, "variants": {}}
+    with tempfile.TemporaryDirectory() as home:
+        fresh_home(Path(home))
+        for variant in args.variants.split(","):
+            result = run_variant(parts, name, variant, seed)
+            if variant == "default":
+                record["method"] = result.method
+                record["rules"] = rule_choices(result, parts["outer"], seed)
+            record["variants"][variant] = {
+                "selected": result.selected.name,
+                "val_ks": result.selected.val["ks"],
+                "outer_ks": result.selected.test["ks"],
+                "size_bytes": result.selected.size_bytes,
+            }
+            print(
+                f"{name} seed {seed} {variant}: {result.selected.name} "
+                f"val {result.selected.val['ks']:.4f} B2 {result.selected.test['ks']:.4f}",
+                flush=True,
+            )
+    with args.jsonl.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
 def main() -> None:
     """Run every (table, seed, variant); append JSON lines; print the summary."""
     parser = argparse.ArgumentParser()
@@ -167,32 +197,18 @@ def main() -> None:
     parser.add_argument("--summarise", action="store_true")
     args = parser.parse_args()
     if not args.summarise:
-        for name in args.tables.split(","):
-            rows = args.large_rows if name in LARGE else None
-            for seed in range(args.seeds):
-                parts = outer_parts(name, args.data, seed, rows)
-                record: dict[str, Any] = {"table": name, "seed": seed, "variants": {}}
-                with tempfile.TemporaryDirectory() as home:
-                    fresh_home(Path(home))
-                    for variant in args.variants.split(","):
-                        result = run_variant(parts, name, variant, seed)
-                        if variant == "default":
-                            record["method"] = result.method
-                            record["rules"] = rule_choices(result, parts["outer"], seed)
-                        record["variants"][variant] = {
-                            "selected": result.selected.name,
-                            "val_ks": result.selected.val["ks"],
-                            "outer_ks": result.selected.test["ks"],
-                            "size_bytes": result.selected.size_bytes,
-                        }
-                        print(
-                            f"{name} seed {seed} {variant}: {result.selected.name} "
-                            f"val {result.selected.val['ks']:.4f} "
-                            f"B2 {result.selected.test['ks']:.4f}",
-                            flush=True,
-                        )
-                with args.jsonl.open("a") as handle:
-                    handle.write(json.dumps(record) + "\n")
+        done = set()
+        if args.jsonl.exists():
+            # Resume: a (table, seed) already recorded is not run again.
+            for line in args.jsonl.read_text().splitlines():
+                if line:
+                    record = json.loads(line)
+                    done.add((record["table"], record["seed"]))
+        # Seeds outside, tables inside: every table gets seed 0 before any gets seed 1.
+        for seed in range(args.seeds):
+            for name in args.tables.split(","):
+                if (name, seed) not in done:
+                    run_table(args, name, seed)
     runs = [json.loads(line) for line in args.jsonl.read_text().splitlines() if line]
     print(summarise(runs))
 
