@@ -135,25 +135,39 @@ def rule_choices(result: Any, outer: Any, seed: int) -> dict[str, dict[str, Any]
 
 
 def summarise(runs: list[dict[str, Any]]) -> str:
-    """Two Markdown tables: rule alternatives and engine-run variants, B2 KS means."""
+    """Two Markdown tables (selection-rule alternatives, engine-run variants): per table
+    the mean B2 KS over seeds, then over every (table, seed) pair the mean difference to
+    the default with its standard error, wins/ties/losses, and the mean selected size."""
     tables = [t for t in TABLES if any(r["table"] == t for r in runs)]
+    reference = {"rules": "saving 2 margin 0.01", "variants": "default"}
     out = []
     for kind in ("rules", "variants"):
         labels = list(runs[0][kind])
-        head = "| alternative | " + " | ".join(tables) + " | mean | mean size kB |"
-        out += ["", head, "|" + "---|" * (len(tables) + 3)]
+        head = (
+            "| alternative | "
+            + " | ".join(tables)
+            + " | diff vs default (se) | wins/ties/losses | mean size kB |"
+        )
+        out += ["", head, "|" + "---|" * (len(tables) + 4)]
         for label in labels:
-            cells, means, sizes = [], [], []
+            cells, diffs, sizes = [], [], []
             for t in tables:
                 rs = [r for r in runs if r["table"] == t and label in r[kind]]
                 ks = [r[kind][label]["outer_ks"] for r in rs]
                 cells.append(f"{statistics.fmean(ks):.4f}" if ks else "n/a")
-                means += ks
+                diffs += [
+                    r[kind][label]["outer_ks"] - r[kind][reference[kind]]["outer_ks"] for r in rs
+                ]
                 sizes += [r[kind][label]["size_bytes"] / 1000 for r in rs]
+            se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+            wins = sum(d > 0 for d in diffs)
+            losses = sum(d < 0 for d in diffs)
             out.append(
                 f"| {label} | "
                 + " | ".join(cells)
-                + f" | {statistics.fmean(means):.4f} | {statistics.fmean(sizes):.1f} |"
+                + f" | {statistics.fmean(diffs):+.4f} ({se:.4f}) "
+                f"| {wins}/{len(diffs) - wins - losses}/{losses} "
+                f"| {statistics.fmean(sizes):.1f} |"
             )
     return "\n".join(out)
 

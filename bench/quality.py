@@ -16,7 +16,8 @@ mean over seeds, and student ECE <= teacher ECE + 0.01.
     python bench/quality.py --tables nyc_flights_delay --seeds 1 --rows 0   # full size
 
 Each run is appended to ``--jsonl`` as one JSON line (so a long run can be summarised
-while it goes, with ``--summarise``); the Markdown table of means and sds is printed at
+while it goes, with ``--summarise``; a rerun skips the (table, seed) pairs already there,
+and seeds loop outside the tables); the Markdown table of means and sds is printed at
 the end.
 """
 
@@ -188,12 +189,23 @@ def main() -> None:
     parser.add_argument("--summarise", action="store_true", help="only summarise --jsonl")
     args = parser.parse_args()
     if not args.summarise:
-        for name in args.tables.split(","):
-            if args.rows is not None:
-                rows = args.rows or None
-            else:
-                rows = (args.large_rows or None) if name in LARGE else None
-            for seed in range(args.first_seed, args.first_seed + args.seeds):
+        done = set()
+        if args.jsonl.exists():
+            # Resume: a (table, seed) already recorded is not run again.
+            for line in args.jsonl.read_text().splitlines():
+                if line:
+                    record = json.loads(line)
+                    done.add((record["table"], record["seed"]))
+        # Seeds outside, tables inside: every table gets seed 0 before any gets seed 1,
+        # so a run cut short still covers every table.
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            for name in args.tables.split(","):
+                if (name, seed) in done:
+                    continue
+                if args.rows is not None:
+                    rows = args.rows or None
+                else:
+                    rows = (args.large_rows or None) if name in LARGE else None
                 run = one_run(name, args.data, seed, rows)
                 with args.jsonl.open("a") as handle:
                     handle.write(json.dumps(run) + "\n")
