@@ -389,6 +389,9 @@ def _run_arguments(args: argparse.Namespace, seed: int, drop: list[str] | None) 
         "test_size": float(args.test_size),
         "seed": int(seed),
         "drop": drop,
+        # Which settings were given, not only their values: a setting left to the CLI
+        # (use_parallel, chosen by data size) and the same value set by hand are two runs.
+        "set": sorted(i.split("=", 1)[0].strip() for i in args.settings),
     }
 
 

@@ -133,7 +133,7 @@ class CapacityRecord(ComponentRecord):
     the best is clearly below the teacher on validation (``hpmkd.engine.climb``).
 
     ``stop`` is the stopping reason as a code (``reached_teacher``, ``size_cap``,
-    ``not_improving``, ``time_budget``, ``max_steps``) and ``stop_reason`` says it in
+    ``not_improving``, ``time_budget``, ``stopped``, ``max_steps``) and ``stop_reason`` says it in
     words; ``steps`` holds one entry per rung tried (its validation metric, size,
     compression against the teacher and the share of paired bootstrap resamples of the
     validation rows where it scored below the teacher).

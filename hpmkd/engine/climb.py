@@ -4,7 +4,7 @@ clearly below the teacher on validation.
 The screened ladder (small, medium, large) is sized for typical tables; on harder ones the
 best student can be the largest capacity offered and still fall short of the teacher. Then
 the search goes on up the ladder (:func:`hpmkd.students.capacity_params`: ``xl1``,
-``xl2`` ..., each about twice the size of the rung below), one rung at a time, from the
+``xl2`` ..., each about 1.5 times the size of the rung below), one rung at a time, from the
 best candidate's family, temperature, alpha and trial knobs, trained on all training rows.
 
 It climbs while all of these hold, and records the first that does not as the stop:
@@ -16,7 +16,7 @@ It climbs while all of these hold, and records the first that does not as the st
   (``large``), or the last rung did not raise the validation metric over the one below;
 - ``size_cap`` — the next rung would be (or turned out) less than ``min_compression``
   times smaller than the teacher; a rung over the cap is not kept as a candidate;
-- ``time_budget`` — ``time_budget_s`` has passed;
+- ``time_budget`` — ``time_budget_s`` has passed; ``stopped`` — a stop request came;
 - ``max_steps`` — ``max_capacity_steps`` rungs were climbed.
 
 Only validation rows drive these decisions; the test rows are read by phase 5 alone.
@@ -32,6 +32,7 @@ from hpmkd.engine.session import RunSession
 from hpmkd.evaluate import CandidateResult
 from hpmkd.metrics import size_bytes
 from hpmkd.result import CapacityRecord
+from hpmkd.stop import FitInterrupted
 from hpmkd.students import (
     CAPACITIES,
     MAX_CLIMB_STEPS,
@@ -145,8 +146,10 @@ def _climb(
                 f"; {current.name} is still below the teacher (val {metric} {score:.4f} vs "
                 f"{teacher})"
             )
-        if session.budget_exhausted():
-            return "time_budget", f"time budget reached before rung {climb_capacity(step)}"
+        if session.should_stop():
+            # The budget or a stop request; the session's reason says which.
+            kind = "time_budget" if session.stopped_by_budget else "stopped"
+            return kind, f"{session.stop_reason}, before rung {climb_capacity(step)}"
         if cap is not None and current.size_bytes >= cap:
             return "size_cap", _cap_text(cfg.min_compression, cap, climb_capacity(step), (
                 f"{current.name} alone is already {current.size_bytes:,} bytes"))
@@ -154,7 +157,11 @@ def _climb(
             return "size_cap", _cap_text(cfg.min_compression, cap, climb_capacity(step), (
                 f"about {current.size_bytes * growth:,.0f} bytes expected "
                 f"({growth:.1f}x the rung below)"))
-        result = _train_rung(session, current, step)
+        try:
+            result = _train_rung(session, current, step)
+        except FitInterrupted:
+            session.interrupted(f"capacity rung {climb_capacity(step)}")
+            return "stopped", f"{session.stop_reason}, during rung {climb_capacity(step)}"
         entry = {
             "step": step,
             "capacity": result.spec.capacity,
