@@ -13,8 +13,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# Not --quiet: the first install takes a while, and pip's own lines and progress bars
+# show what it is doing.
 $(APP_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[app]"
+	@echo "Installing hpmkd and the app's packages into $(VENV) (first run only; see README)"
+	$(BIN)/python -m pip install --progress-bar on -e ".[app]"
 	touch $(APP_STAMP)
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python

@@ -117,3 +117,97 @@ def timed_distill(
         distiller = AutoDistiller(ds, method=method, config=config, random_state=seed)
         distiller.run()
     return distiller, timer.seconds
+
+
+# ----------------------------------------------------------------------------- clean protocol
+#: Development tables of ../shared/data, smallest first (the order the benchmarks run in).
+REAL_TABLES = {
+    "german_credit": "german_credit.csv.gz",
+    "mortgage_loanapp": "mortgage_loanapp.csv.gz",
+    "caravan_insurance": "caravan_insurance.csv.gz",
+    "taiwan_default": "taiwan_default_sample.csv.gz",
+    "k401_eligibility": "k401_eligibility.csv.gz",
+    "us_census_fertility": "us_census_fertility.csv.gz",
+    "nyc_flights_delay": "nyc_flights_delay.csv.gz",
+}
+#: Share of the rows in each part of the clean protocol: A teacher, B distiller, C test.
+CLEAN_SHARES = (0.4, 0.4, 0.2)
+
+
+def load_table(name: str, data_dir: Path) -> tuple[pd.DataFrame, pd.Series]:
+    """A development table by short name, or synthetic case ``case_b`` / ``case_c``."""
+    if name.startswith("case_"):
+        return synthetic_case(name.removeprefix("case_"))
+    return load_real(Path(data_dir) / REAL_TABLES[name])
+
+
+def subsample(
+    X: pd.DataFrame, y: pd.Series, rows: int | None, seed: int
+) -> tuple[pd.DataFrame, pd.Series]:
+    """A stratified, seeded subsample of ``rows`` rows (all rows when ``rows`` is None or
+    not smaller than the table)."""
+    if rows is None or rows >= len(y):
+        return X, y
+    X_sub, _, y_sub, _ = train_test_split(
+        X, y, train_size=rows, stratify=y, random_state=1000 + seed
+    )
+    return X_sub, y_sub
+
+
+def text_columns(X: pd.DataFrame) -> list[str]:
+    """Columns that are not numeric (the tables' categorical columns)."""
+    return [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+
+
+def lgbm_pipeline(X: pd.DataFrame, **params: Any) -> Any:
+    """LightGBM on the table as it is: plain for numeric tables; for tables with text
+    columns an ``OrdinalEncoder`` on those (unknown levels -> -1, missing stays NaN) in a
+    ``ColumnTransformer`` whose remainder passes the numeric columns through."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    model = LGBMClassifier(random_state=0, verbose=-1, n_jobs=1, **params)
+    text = text_columns(X)
+    if not text:
+        return model
+    encode = ColumnTransformer(
+        [
+            (
+                "text",
+                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                text,
+            )
+        ],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    )
+    return Pipeline([("encode", encode), ("lgbm", model)])
+
+
+def clean_split(X: pd.DataFrame, y: pd.Series, seed: int) -> dict[str, Any]:
+    """The clean protocol: three disjoint, stratified parts chosen by ``seed``.
+
+    A (40%) fits the teacher (``lgbm_pipeline``, 500 trees); B (40%) goes to the
+    distiller, which splits its own train/validation part off it; C (20%) is the test
+    table, read once. The teacher never saw a row the engine validates or tests on, so
+    its probabilities there are honest and its test score is not optimistic.
+    """
+    share_a, share_b, share_c = CLEAN_SHARES
+    X_ab, X_c, y_ab, y_c = train_test_split(X, y, test_size=share_c, stratify=y, random_state=seed)
+    X_a, X_b, y_a, y_b = train_test_split(
+        X_ab, y_ab, test_size=share_b / (share_a + share_b), stratify=y_ab, random_state=seed
+    )
+    with Timer() as timer:
+        teacher = lgbm_pipeline(X_a, n_estimators=500).fit(X_a, y_a)
+    distill = X_b.copy()
+    distill["target"] = y_b.to_numpy()
+    test = X_c.copy()
+    test["target"] = y_c.to_numpy()
+    return {
+        "teacher": teacher,
+        "teacher_seconds": timer.seconds,
+        "distill": distill,
+        "test": test,
+        "rows": {"A": len(y_a), "B": len(y_b), "C": len(y_c)},
+    }

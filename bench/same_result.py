@@ -50,6 +50,8 @@ def main() -> None:
         "test": {k: d.best_metrics[k] for k in ("ks", "auc", "accuracy", "f1", "fidelity")},
         "candidates": len(d.results_df),
         "digest": fingerprint(d.results_df),
+        # The capacity climb's decision (None for legacy): where a refactor may differ.
+        "climb": (d.summary()["details"].get("capacity") or {}).get("stop_reason"),
         "seconds": round(seconds, 1),
     }
     print(json.dumps(out, indent=1))

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from hpmkd.errors import HPMKDInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MIN_ROWS_PER_CLASS = 5
 #: Allowed share of rows split off for test when no separate test table is given.
@@ -125,10 +126,11 @@ def check_category_types(X: pd.DataFrame) -> None:
     """
     for col in X.columns:
         series = X[col]
-        if is_numeric(series) or is_bool_dtype(series):
+        if is_numeric(series) or _pandas().api.types.is_bool_dtype(series):
             continue
-        values = series.cat.categories if isinstance(series.dtype, pd.CategoricalDtype) else series
-        if values.dtype == object and any(v is pd.NA for v in values):
+        categorical = isinstance(series.dtype, _pandas().CategoricalDtype)
+        values = series.cat.categories if categorical else series
+        if values.dtype == object and any(v is _pandas().NA for v in values):
             raise HPMKDInputError(
                 f"Categorical column {col!r} holds pd.NA in a column of dtype object, which "
                 "scikit-learn's encoders refuse. Mark its missing values with NaN or None, "
@@ -154,8 +156,17 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
+def _pandas() -> Any:
+    """pandas, imported on first use: the seed and share checks run in the command line
+    before (or without) any table is read, and pandas alone takes about 0.3 s to load."""
+    import pandas
+
+    return pandas
+
+
 def is_numeric(series: pd.Series) -> bool:
-    return is_numeric_dtype(series) and not is_bool_dtype(series)
+    types = _pandas().api.types
+    return types.is_numeric_dtype(series) and not types.is_bool_dtype(series)
 
 
 def check_target_name(target: str, frame: pd.DataFrame) -> str:

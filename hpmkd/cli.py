@@ -3,7 +3,9 @@
 Exit codes: 0 success; 2 bad input (one ``error: ...`` line on stderr, nothing written);
 1 an unexpected internal failure. A setting that has no effect on the method that runs
 (``HPMConfig.ineffective_messages``) is a ``warning: ...`` line on stderr before the work;
-the run goes on.
+the run goes on. Unless ``--set use_parallel=...`` is given, an hpm run on a table of at
+least ``hpmkd.parallel.AUTO_PARALLEL_MIN_ROWS`` rows trains in parallel, and a line on
+stderr says so (the config default stays off).
 
 Every argument is checked before any work, in this order: the arguments themselves, the
 output folder (can it be written?), ``--seed``, ``--test-size``, the package ``--report``
@@ -16,22 +18,31 @@ folder left by a killed run is removed by the next run that writes next to it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
+import signal
 import stat
 import sys
 import tempfile
+import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from hpmkd.config import HPMConfig, settings_help
 from hpmkd.errors import HPMKDConfigWarning, HPMKDInputError, RunCancelled
 from hpmkd.events import Event
 from hpmkd.extras import require
+from hpmkd.stop import StopRequest
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+#: Ctrl-C (128 + SIGINT), also when the best so far was kept and written.
+EXIT_INTERRUPTED = 130
 #: Config fields the CLI reads itself, whatever the method: the teachers' probabilities
 #: are cached with them before the run (``DistillationDataset(cache=...)``).
 CLI_USED_FIELDS = ("use_cache", "cache_dir", "cache_size_limit_gb")
@@ -128,6 +139,11 @@ def _parse_settings(items: list[str]) -> HPMConfig:
         key, value = item.split("=", 1)
         values[key.strip()] = value
     return HPMConfig.from_dict(values)
+
+
+def _set_explicitly(items: list[str], name: str) -> bool:
+    """Whether ``--set`` gave field ``name`` (whatever its value)."""
+    return any(item.split("=", 1)[0].strip() == name for item in items)
 
 
 def _progress(event: Event) -> None:
@@ -256,32 +272,57 @@ def _process_runs(pid: int) -> bool:
     return True
 
 
-def write_outputs(distiller, out: Path, report: bool) -> None:
+def write_outputs(distiller, out: Path, report: bool) -> dict[str, bytes]:
     """Write results, model, summary (and report) into ``out`` through a scratch folder.
 
     The files are written into ``.hpmkd-tmp-<pid>-<random>`` next to ``out``; a new
     ``out`` is then that folder renamed (atomic), an existing one receives the files.
     A failure removes the scratch folder; a kill leaves it for the next run to remove
     (:func:`remove_stale_scratch`, called before a run starts).
+
+    Returns
+    -------
+    dict of str to bytes
+        Each file written and its bytes (what the run cache stores).
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
-    try:
+
+    def fill(scratch: Path) -> None:
         distiller.results_df.to_csv(scratch / "results.csv", index=False)
         distiller.save_best_model(scratch / "best_model.joblib")
         distiller.save_summary(scratch / "summary.json")
         if report:
             distiller.generate_report(scratch / "report.html")
+
+    return _write_through_scratch(out, fill)
+
+
+def write_files(files: dict[str, bytes], out: Path) -> None:
+    """Write ready-made output files into ``out`` the way :func:`write_outputs` does."""
+
+    def fill(scratch: Path) -> None:
+        for name, data in files.items():
+            (scratch / name).write_bytes(data)
+
+    _write_through_scratch(out, fill)
+
+
+def _write_through_scratch(out: Path, fill: Callable[[Path], None]) -> dict[str, bytes]:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+    try:
+        fill(scratch)
+        written = {item.name: item.read_bytes() for item in sorted(scratch.iterdir())}
         scratch.chmod(0o777 & ~_umask())
         if not out.exists():
             try:
                 os.rename(scratch, out)
-                return
+                return written
             except OSError:
                 pass  # made meanwhile: move the files in
         out.mkdir(parents=True, exist_ok=True)
         for item in scratch.iterdir():
             os.replace(item, out / item.name)
+        return written
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -294,10 +335,10 @@ def _umask() -> int:
 
 def distill(args: argparse.Namespace) -> int:
     """Run ``hpmkd distill`` with parsed arguments; returns the exit code."""
-    from hpmkd import AutoDistiller, DistillationDataset
     from hpmkd.checks import check_random_state, check_test_size
-    from hpmkd.components.cache import IntelligentCache
+    from hpmkd.run_cache import RunCache
 
+    started = time.perf_counter()
     # Before any work, cheapest first: where the outputs go, the numbers, the optional
     # packages asked for, the files, the settings; then the data, the teachers, the split.
     out = check_output_folder(args.out)
@@ -322,6 +363,51 @@ def distill(args: argparse.Namespace) -> int:
             )
         config = config.with_updates(teacher_refit=args.teacher_refit)
     drop = [c.strip() for c in args.drop.split(",")] if args.drop else None
+    # An identical run done before is written again from the run cache: the key is made
+    # of the input files' bytes and everything else that decides the run, not the tables.
+    inputs = [args.data, *([args.test_data] if args.test_data else []), *args.teacher]
+    run_cache = RunCache(config, _run_arguments(args, seed, drop), inputs)
+    try:
+        entry = run_cache.lookup(need=("report.html",) if args.report else ())
+        if entry is not None:
+            return _serve_from_run_cache(entry, run_cache, args, config, out, started)
+        return _distill_cold(args, config, seed, drop, out, run_cache, started)
+    finally:
+        run_cache.close()
+
+
+def _run_arguments(args: argparse.Namespace, seed: int, drop: list[str] | None) -> dict:
+    """The arguments that reach the run (``--out``, ``--quiet``, ``--report`` do not)."""
+    return {
+        "data": args.data,
+        "target": args.target,
+        "teacher": list(args.teacher),
+        "trust_teacher": bool(args.trust_teacher),
+        "teacher_proba_cols": args.teacher_proba_cols,
+        "method": args.method,
+        "test_data": args.test_data,
+        "test_size": float(args.test_size),
+        "seed": int(seed),
+        "drop": drop,
+        # Which settings were given, not only their values: a setting left to the CLI
+        # (use_parallel, chosen by data size) and the same value set by hand are two runs.
+        "set": sorted(i.split("=", 1)[0].strip() for i in args.settings),
+    }
+
+
+def _distill_cold(
+    args: argparse.Namespace,
+    config: HPMConfig,
+    seed: int,
+    drop: list[str] | None,
+    out: Path,
+    run_cache: Any,
+    started: float,
+) -> int:
+    # The heavy libraries load here, when there is work to do.
+    from hpmkd import AutoDistiller, DistillationDataset
+    from hpmkd.components.cache import IntelligentCache
+
     if args.trust_teacher and args.teacher:
         print(
             "warning: --trust-teacher: loading the teacher file(s) with plain joblib, which "
@@ -347,43 +433,101 @@ def distill(args: argparse.Namespace) -> int:
     # Settings without effect on the method that runs: said once, before the work, as
     # warnings (not errors: the run is still what was asked for, minus those settings).
     method, _ = distiller.resolve_method()
-    for message in config.ineffective_messages(method, also_used=CLI_USED_FIELDS):
-        print(f"warning: {message}", file=sys.stderr)
+    if method == "hpm" and not _set_explicitly(args.settings, "use_parallel"):
+        # Both cores where it pays; the config default itself stays off (specification).
+        from hpmkd.parallel import auto_parallel
+
+        on, why = auto_parallel(dataset.n_rows, config.n_jobs)
+        if on:
+            config = config.with_updates(use_parallel=True)
+            distiller = AutoDistiller(
+                dataset, method=args.method, config=config, random_state=seed
+            )
+            if not args.quiet:
+                print(f"{why} (--set use_parallel=false to train one at a time)",
+                      file=sys.stderr)
+    _warn_ineffective(config, method)
     # Every check passed: clear what killed runs left next to --out, then work.
     remove_stale_scratch(out.absolute().parent)
     callbacks = [] if args.quiet else [_progress]
-    with warnings.catch_warnings():
+    # The memory as this run's warm start sees it, for the run cache's entry (the legacy
+    # plan neither reads nor writes the memory: its entry does not depend on it).
+    from hpmkd.engine.session import PLANS
+
+    uses_memory = PLANS[method].components
+    memory_before = run_cache.memory_state(dataset.fingerprint()) if uses_memory else None
+    stop = StopRequest()
+    with warnings.catch_warnings(), _ctrl_c_stops(stop):
         # Printed above in the CLI's own words (run() warns the Python API's users).
         warnings.simplefilter("ignore", HPMKDConfigWarning)
-        distiller.run(callbacks=callbacks)
+        distiller.run(callbacks=callbacks, stop=stop)
     # Everything is written to a scratch folder first, so a failure leaves no partial output.
-    write_outputs(distiller, out, args.report)
-    print_leakage(distiller.result_.leakage, quiet=args.quiet)
-    if not args.quiet:
-        m = distiller.best_metrics
+    files = write_outputs(distiller, out, args.report)
+    leakage = distiller.result_.leakage
+    print_leakage(None if leakage is None else leakage.to_dict(), quiet=args.quiet)
+    if stop.requested:
         print(
-            f"best {distiller.best_name}: test KS {m['ks']:.4f}, AUC {m['auc']:.4f}; "
-            f"outputs in {out}",
+            f"interrupted: {distiller.result_.stop_reason}; kept the best of the "
+            f"{len(distiller.result_.candidates)} candidate(s) that finished: "
+            f"{distiller.best_name} (a partial run; outputs in {out})",
             file=sys.stderr,
         )
-        result = distiller.result_
-        print(f"why this student: {result.components.selection_rule.reason}", file=sys.stderr)
-        if result.verdict is not None:
-            print(f"distillation gain ({result.verdict.outcome}): {result.verdict.text}",
-                  file=sys.stderr)
-            for d in result.verdict.differences:
-                print(f"  student - {d.against}: {d.sentence()} -> {d.outcome}",
-                      file=sys.stderr)
+        return EXIT_INTERRUPTED
+    lines = _closing_lines(distiller)
+    if not args.quiet:
+        _print_closing(lines, out)
+    if not distiller.result_.partial:  # a budget-stopped run depends on the clock
+        run_cache.store(
+            files, lines, method, dataset.fingerprint(), memory_before,
+            time.perf_counter() - started,
+        )
     return EXIT_OK
 
 
-def print_leakage(check, quiet: bool = False, width: int = 88) -> None:
+def _serve_from_run_cache(
+    entry: Any, run_cache: Any, args: argparse.Namespace, config: HPMConfig, out: Path,
+    started: float,
+) -> int:
+    _warn_ineffective(config, entry.method)
+    remove_stale_scratch(out.absolute().parent)
+    files = {k: v for k, v in entry.files.items() if args.report or k != "report.html"}
+    summary = json.loads(files["summary.json"])
+    # The outputs are the first run's; the summary says so, with both runs' times.
+    summary["run_cache"] = {
+        "served": True,
+        "key": run_cache.key,
+        "first_run_finished_at": time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.created_at)
+        ),
+        "first_run_seconds": entry.seconds,
+        "seconds": time.perf_counter() - started,
+    }
+    files["summary.json"] = json.dumps(summary, indent=2, sort_keys=False).encode()
+    write_files(files, out)
+    run_cache.remember_again(entry)
+    print_leakage(summary.get("leakage"), quiet=args.quiet)
+    if not args.quiet:
+        print(
+            f"{time.strftime('%H:%M:%S')} identical run found in the run cache (first run "
+            f"{summary['run_cache']['first_run_finished_at']}, {entry.seconds:.1f} s): its "
+            "outputs are written again, nothing was loaded or trained",
+            file=sys.stderr,
+        )
+        _print_closing(entry.lines, out)
+    return EXIT_OK
+
+
+def print_leakage(
+    check: Mapping[str, Any] | None, quiet: bool = False, width: int = 88
+) -> None:
     """The leakage check on stderr: a warning block when leakage is suspected (also with
     ``--quiet``: it is a warning), else one line (not with ``--quiet``).
 
     Parameters
     ----------
-    check : LeakageCheck or None
+    check : mapping or None
+        The check in its ``summary.json`` form (``LeakageCheck.to_dict()``), so a rerun
+        served from the run cache prints it without loading the engine.
     quiet : bool
     width : int
         Line width of the block.
@@ -392,20 +536,73 @@ def print_leakage(check, quiet: bool = False, width: int = 88) -> None:
 
     if check is None:
         return
-    if check.suspected:
+    if check["suspected"]:
         rule = "=" * width
         title = " WARNING: LEAKAGE SUSPECTED - the teacher looks trained on these rows "
         lines = [rule, title.center(width, "="), ""]
-        for paragraph in check.text.split("\n\n"):
+        for paragraph in str(check.get("text", "")).split("\n\n"):
             lines += [*textwrap.wrap(paragraph, width), ""]
         lines.append(rule)
         print("\n".join(lines), file=sys.stderr)
     elif not quiet:
         print(
-            f"leakage check: no sign that the teacher saw these rows ({check.n_rows:,} rows "
-            "checked; details in summary.json under \"leakage\")",
+            f"leakage check: no sign that the teacher saw these rows "
+            f"({int(check.get('n_rows', 0)):,} rows checked; details in summary.json under "
+            '"leakage")',
             file=sys.stderr,
         )
+
+
+def _warn_ineffective(config: HPMConfig, method: str) -> None:
+    for message in config.ineffective_messages(method, also_used=CLI_USED_FIELDS):
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def _closing_lines(distiller: Any) -> list[str]:
+    """The closing lines of a run (the first one gets the output folder when printed)."""
+    m = distiller.best_metrics
+    lines = [f"best {distiller.best_name}: test KS {m['ks']:.4f}, AUC {m['auc']:.4f}"]
+    result = distiller.result_
+    lines.append(f"why this student: {result.components.selection_rule.reason}")
+    climb = result.components.capacity
+    if climb is not None:
+        lines.append(f"capacity climb: {climb.stop_reason if climb.enabled else climb.reason}")
+    if result.verdict is not None:
+        lines.append(f"distillation gain ({result.verdict.outcome}): {result.verdict.text}")
+        for d in result.verdict.differences:
+            lines.append(f"  student - {d.against}: {d.sentence()} -> {d.outcome}")
+    return lines
+
+
+def _print_closing(lines: list[str] | tuple[str, ...], out: Path) -> None:
+    first, *rest = lines
+    print(f"{first}; outputs in {out}", file=sys.stderr)
+    for line in rest:
+        print(line, file=sys.stderr)
+
+
+@contextmanager
+def _ctrl_c_stops(stop: StopRequest) -> Iterator[None]:
+    """While the run works, the first Ctrl-C stops it and keeps the best so far (outputs
+    are still written, marked partial); a second Ctrl-C aborts as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        print(
+            "\ninterrupted: stopping and keeping the best so far (Ctrl-C again to abort)",
+            file=sys.stderr,
+        )
+        stop.request("interrupted with Ctrl-C")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -418,12 +615,12 @@ def main(argv: list[str] | None = None) -> int:
     except HPMKDInputError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_INPUT
-    except RunCancelled:
-        print("error: the run was cancelled", file=sys.stderr)
-        return EXIT_INPUT
+    except RunCancelled as exc:
+        print(f"error: the run was cancelled: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:
         print(
             f"error: internal error {type(exc).__name__}: {exc}. Please report it with the "

@@ -16,10 +16,9 @@ import dataclasses
 import difflib
 import inspect
 import os
+import sys
 from dataclasses import dataclass, fields
 from typing import Any
-
-import numpy as np
 
 from hpmkd.errors import HPMKDInputError
 from hpmkd.fieldspec import (
@@ -207,6 +206,22 @@ class HPMConfig:
         "proportionally more time.",
         min=2, max=20, methods=HPM_AND_LEGACY,
     )
+    max_capacity_steps: int = _setting(
+        4, "int", "Capacity rungs above large",
+        "While the best student is still clearly below the teacher on validation (paired "
+        "bootstrap) and the largest capacity still improves, phase 3 trains bigger "
+        "students one rung at a time (more trees and leaves, hidden units, depth), up to "
+        "this many rungs above 'large'. 0 turns the climb off.",
+        min=0, max=8,
+    )
+    min_compression: float = _setting(
+        5.0, "float", "Smallest teacher/student size ratio",
+        "A student from the capacity climb must be at least this many times smaller than "
+        "the teacher (pickled size); the climb stops at the rung that would break it. "
+        "Without a teacher model (probability columns) its size is unknown and only "
+        "max_capacity_steps bounds the climb.",
+        min=1, max=1000, unit="ratio",
+    )
 
     def __post_init__(self) -> None:
         for spec in _SPECS.values():
@@ -386,11 +401,16 @@ def _normalize(spec: FieldSpec, value: Any) -> Any:
     :meth:`HPMConfig._validate` to refuse by name; text is never split or parsed here
     (that is :meth:`HPMConfig.from_dict`'s job).
     """
-    if isinstance(value, np.generic):
+    # NumPy is not imported for this: a value cannot be a NumPy object unless NumPy is
+    # loaded already, and the command line builds configs before (or without) loading it.
+    np = sys.modules.get("numpy")
+    generic = np.generic if np is not None else ()
+    array = (np.ndarray,) if np is not None else ()
+    if isinstance(value, generic):
         value = value.item()
     if spec.kind in ("multi_choice", "float_list"):
-        if isinstance(value, (list, tuple, np.ndarray)):
-            value = tuple(v.item() if isinstance(v, np.generic) else v for v in value)
+        if isinstance(value, (list, tuple, *array)):
+            value = tuple(v.item() if isinstance(v, generic) else v for v in value)
     elif spec.kind in ("str", "optional_str") and isinstance(value, os.PathLike):
         value = os.fspath(value)
     return value

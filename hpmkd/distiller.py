@@ -20,6 +20,7 @@ from hpmkd.events import Callback, EventBus
 from hpmkd.extras import require
 from hpmkd.result import RunResult
 from hpmkd.results_table import metrics_dict
+from hpmkd.stop import StopRequest
 from hpmkd.students import proba_in_class_order
 
 METHODS = ("auto", "hpm", "legacy")
@@ -95,7 +96,9 @@ class AutoDistiller:
             return choose_method(self.dataset.n_rows, self.dataset.n_features)
         return self.method, f"{self.method}: chosen explicitly"
 
-    def run(self, callbacks: list[Callback] | None = None) -> pd.DataFrame:
+    def run(
+        self, callbacks: list[Callback] | None = None, stop: StopRequest | None = None
+    ) -> pd.DataFrame:
         """Run the distillation and return ``results_df``.
 
         Parameters
@@ -103,6 +106,11 @@ class AutoDistiller:
         callbacks : list of callables, optional
             Each receives every :class:`~hpmkd.events.Event` (phase start/end, finished
             candidates with their metrics, run start/end).
+        stop : StopRequest, optional
+            Lets another thread stop the run early: ``stop.request()`` keeps every
+            finished candidate and returns a partial run (``result_.partial``,
+            ``result_.stop_reason``); ``stop.request(discard=True)`` raises
+            :class:`~hpmkd.errors.RunCancelled`.
 
         Warns
         -----
@@ -119,7 +127,8 @@ class AutoDistiller:
         for message in self.config.ineffective_messages(method):
             warnings.warn(message, HPMKDConfigWarning, stacklevel=2)
         self.result_ = engine.run(
-            self.dataset, self.config, method, reason, self.random_state, EventBus(callbacks)
+            self.dataset, self.config, method, reason, self.random_state, EventBus(callbacks),
+            stop=stop,
         )
         self.results_df = self.result_.results_df()
         self.method_ = self.result_.method

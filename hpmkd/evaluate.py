@@ -129,10 +129,14 @@ def train_candidate(
         spec.family, spec.params, ctx.numeric, ctx.categorical, ctx.seed, ctx.n_threads
     )
     fit_on_soft_targets(model, ctx.X_train, targets, ctx.classes)
+    val_proba = None
     if full:
-        model = calibrate(model, ctx)
+        model, val_proba = calibrate_and_predict(model, ctx)
     fit_seconds = time.perf_counter() - start
-    return score_model(model, ctx, name or spec.label(), source, spec, fit_seconds, full=full)
+    return score_model(
+        model, ctx, name or spec.label(), source, spec, fit_seconds, full=full,
+        val_proba=val_proba,
+    )
 
 
 def calibrate(model: Any, ctx: TrainingContext) -> Any:
@@ -164,6 +168,66 @@ def calibrate(model: Any, ctx: TrainingContext) -> Any:
     return calibrated
 
 
+def calibrate_and_predict(model: Any, ctx: TrainingContext) -> tuple[Any, np.ndarray]:
+    """:func:`calibrate` and the calibrated model's validation probabilities (class
+    order), from a single prediction of the validation rows.
+
+    ``CalibratedClassifierCV.fit`` predicts the validation rows (in five folds) to fit the
+    temperature, and scoring the calibrated model predicted them once more. Here the
+    student's response on those rows is computed once and both the temperature and the
+    calibrated probabilities come from it, through the same scikit-learn steps that
+    ``fit`` and ``predict_proba`` take; the returned model is the same plain
+    ``CalibratedClassifierCV`` (``tests/test_same_numbers.py`` checks both against
+    scikit-learn's own ``fit``/``predict_proba``). Falls back to :func:`calibrate` and a
+    prediction wherever those steps do not apply as assumed.
+    """
+    from sklearn.calibration import CalibratedClassifierCV, _fit_calibrator
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.utils._array_api import get_namespace_and_device
+    from sklearn.utils._response import _get_response_values
+
+    def fallback() -> tuple[Any, np.ndarray]:
+        fitted = calibrate(model, ctx)
+        return fitted, proba_in_class_order(fitted, ctx.X_val, ctx.classes)
+
+    if [str(c) for c in model.classes_] != [str(c) for c in ctx.classes]:
+        return fallback()
+    classes = np.asarray(model.classes_)
+    # fit() label-encodes (sorted classes) and reads a binary model's positive column
+    # as its classes_[1]: the shortcut needs the model's classes in that order already.
+    if len(np.unique(ctx.y_val)) != len(classes) or not np.array_equal(
+        np.sort(classes), classes
+    ) or classes.dtype.kind not in "biuf":
+        return fallback()
+    labels = classes[ctx.y_val]
+    frozen = FrozenEstimator(model)
+    calibrated = CalibratedClassifierCV(frozen, method="temperature")
+    xp, _, _ = get_namespace_and_device(ctx.X_val)
+    with threadpool_limits(limits=1):
+        raw, _, used = _get_response_values(
+            frozen,
+            ctx.X_val,
+            response_method=["decision_function", "predict_proba"],
+            return_response_method_used=True,
+        )
+    raw = np.asarray(raw)
+    if raw.ndim == 1:
+        raw = raw.reshape(-1, 1)  # binary: one column, as fit() and predict_proba() shape it
+    pipeline = _fit_calibrator(frozen, raw, labels, classes, "temperature", xp=xp)
+    calibrated.classes_ = classes
+    calibrated.calibrated_classifiers_ = [pipeline]
+    for attribute in ("n_features_in_", "feature_names_in_"):
+        if hasattr(frozen, attribute):
+            setattr(calibrated, attribute, getattr(frozen, attribute))
+    # _CalibratedClassifier.predict_proba, temperature branch, on the same response.
+    predictions = raw
+    if len(classes) == 2 and raw.shape[-1] == 1 and used == "predict_proba":
+        predictions = np.concatenate([1 - raw, raw], axis=1)
+    proba = np.asarray(pipeline.calibrators[0].predict(predictions), dtype=float)
+    proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
+    return calibrated, proba
+
+
 def uncalibrated(model: Any) -> Any:
     """The fitted student inside a model :func:`calibrate` wrapped (else ``model``)."""
     frozen = getattr(model, "estimator", None)
@@ -180,12 +244,15 @@ def score_model(
     spec: StudentSpec | None,
     fit_seconds: float,
     full: bool = True,
+    val_proba: np.ndarray | None = None,
 ) -> CandidateResult:
     """Validation metrics, size and latency (timed on validation rows) of a fitted model.
 
-    With ``full=False`` only validation metrics are computed.
+    With ``full=False`` only validation metrics are computed. ``val_proba``: the model's
+    validation probabilities when already known (else predicted here).
     """
-    val_proba = proba_in_class_order(model, ctx.X_val, ctx.classes)
+    if val_proba is None:
+        val_proba = proba_in_class_order(model, ctx.X_val, ctx.classes)
     if full:
         size, latency = size_bytes(model), latency_ms_1k(single_thread_predictor(model), ctx.X_val)
     else:

@@ -9,12 +9,60 @@ LightGBM fits many times slower here.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from hpmkd.evaluate import CandidateResult, TrainingContext, train_candidate
 from hpmkd.extras import require
 from hpmkd.students import StudentSpec
+
+#: Rows from which the command line and the app turn parallel training on by themselves
+#: (``HPMConfig.use_parallel`` itself stays off by default, as the specification says).
+#: Provisional: bench/auto_parallel.py measures off against on by size, but it could not
+#: be run to the end on a quiet machine yet (docs/BENCHMARKS.md, issue 12 section).
+AUTO_PARALLEL_MIN_ROWS = 50_000
+
+
+def auto_parallel(n_rows: int, n_jobs: int, cores: int | None = None) -> tuple[bool, str]:
+    """Whether a run of ``n_rows`` rows should train in parallel, and why.
+
+    Parallel training pays once candidate fits take longer than starting the workers and
+    shipping the rows to them; :data:`AUTO_PARALLEL_MIN_ROWS` is where that is expected
+    (provisional, see its comment). It needs at least two workers and two cores.
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows of the table (before the split).
+    n_jobs : int
+        Worker processes the run would use (``HPMConfig.n_jobs``).
+    cores : int, optional
+        CPU cores this process may use; default: those of the machine's affinity mask.
+
+    Returns
+    -------
+    (bool, str)
+        The choice and a sentence saying why.
+    """
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1
+        )
+    workers = min(n_jobs, cores)
+    if workers < 2:
+        return False, (
+            f"parallel training off (auto): {workers} usable worker(s) "
+            f"(n_jobs={n_jobs}, {cores} core(s))"
+        )
+    if n_rows < AUTO_PARALLEL_MIN_ROWS:
+        return False, (
+            f"parallel training off (auto): {n_rows:,} rows, below {AUTO_PARALLEL_MIN_ROWS:,}"
+        )
+    return True, (
+        f"parallel training on (auto): {n_rows:,} rows, at least {AUTO_PARALLEL_MIN_ROWS:,}; "
+        f"{workers} worker processes"
+    )
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,32 @@ class HalvingRecord(ComponentRecord):
 
 
 @dataclass(frozen=True)
+class CapacityRecord(ComponentRecord):
+    """The capacity climb at the end of phase 3: bigger students of the best family while
+    the best is clearly below the teacher on validation (``hpmkd.engine.climb``).
+
+    ``stop`` is the stopping reason as a code (``reached_teacher``, ``size_cap``,
+    ``not_improving``, ``time_budget``, ``stopped``, ``max_steps``) and ``stop_reason`` says it in
+    words; ``steps`` holds one entry per rung tried (its validation metric, size,
+    compression against the teacher and the share of paired bootstrap resamples of the
+    validation rows where it scored below the teacher).
+    """
+
+    family: str | None = None
+    start: str | None = None
+    start_val_metric: float | None = None
+    start_share_below_teacher: float | None = None
+    teacher_val_metric: float | None = None
+    teacher_size_bytes: int | None = None
+    size_cap_bytes: int | None = None
+    min_compression: float | None = None
+    threshold: float | None = None
+    steps: tuple[Mapping[str, Any], ...] = ()
+    stop: str | None = None
+    stop_reason: str | None = None
+
+
+@dataclass(frozen=True)
 class AttentionRecord(ComponentRecord):
     """Phase 4, or the fusion of several teachers: attention weights fitted on validation."""
 
@@ -177,6 +203,7 @@ class Components:
     temperature: TemperatureRecord | None = None
     racing: RacingRecord | None = None
     halving: HalvingRecord | None = None
+    capacity: CapacityRecord | None = None
     attention: AttentionRecord | None = None
     teacher_attention: AttentionRecord | None = None
     cache: CacheRecord | None = None
@@ -307,6 +334,11 @@ class RunResult:
     leakage : LeakageCheck or None
         Whether the teacher(s) as given look fitted on the run's rows
         (:func:`hpmkd.leakage.check_run`); ``None`` when the run made no check.
+    stopped_by_budget : bool
+        The time budget ran out before every candidate was trained.
+    stop_reason : str or None
+        Why and in which phase the run stopped before its end (a stop request or the
+        time budget); ``None`` when it ran to the end. See :attr:`partial`.
     """
 
     method: str
@@ -329,6 +361,13 @@ class RunResult:
     dataset: DatasetFacts
     versions: Mapping[str, str] = field(default_factory=dict)
     leakage: LeakageCheck | None = None
+    stop_reason: str | None = None
+
+    @property
+    def partial(self) -> bool:
+        """Whether the run stopped before its end (stop request or time budget): its
+        candidates are the ones that finished (``stop_reason`` says why and where)."""
+        return self.stop_reason is not None
 
     @property
     def primary_teacher(self) -> CandidateResult:
@@ -376,6 +415,8 @@ class RunResult:
             "phases": [k for k in self.phases if k != "total"],
             "n_candidates": len(self.candidates),
             "stopped_by_time_budget": self.stopped_by_budget,
+            "partial": self.partial,
+            "stop_reason": self.stop_reason,
             "config": self.config.to_dict(),
             "random_state": self.random_state,
             # Past runs that warm-started this one: with the memory on, reproducing the

@@ -14,14 +14,19 @@ hard-label baseline); ``T > 1`` flattens the teacher's probabilities.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import warnings
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
@@ -31,6 +36,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
+
+from hpmkd.stop import check_stop
 
 CAPACITIES = ("small", "medium", "large")
 
@@ -61,6 +68,68 @@ _CAPACITY_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
+# Capacities beyond "large", climbed one at a time only while the best student is still
+# clearly below the teacher on validation (hpmkd.engine.climb): "xl1", "xl2" ... Each rung
+# is about 1.5 times the size of the one below (trees x leaves, hidden units), so the
+# climb can stop close under a size cap relative to the teacher: with 2x rungs, the first
+# rung above large on nyc_flights_delay was already 2.5% over the default 5x cap.
+CLIMB_PREFIX = "xl"
+MAX_CLIMB_STEPS = 8
+CLIMB_GROWTH = 1.5
+
+
+def climb_capacity(step: int) -> str:
+    """Name of climbed rung ``step`` (1 = the first rung above ``large``)."""
+    if not 1 <= step <= MAX_CLIMB_STEPS:
+        raise ValueError(f"climb step {step} is outside 1..{MAX_CLIMB_STEPS}")
+    return f"{CLIMB_PREFIX}{step}"
+
+
+def climb_step(capacity: str) -> int:
+    """Rung of ``capacity`` above ``large``: 0 for the screened capacities, else its step."""
+    if capacity in CAPACITIES:
+        return 0
+    text = capacity.removeprefix(CLIMB_PREFIX)
+    if capacity.startswith(CLIMB_PREFIX) and text.isdigit():
+        step = int(text)
+        if 1 <= step <= MAX_CLIMB_STEPS:
+            return step
+    raise ValueError(
+        f"unknown capacity {capacity!r}: use one of {', '.join(CAPACITIES)} or a climbed "
+        f"rung {CLIMB_PREFIX}1..{CLIMB_PREFIX}{MAX_CLIMB_STEPS}"
+    )
+
+
+def capacity_params(family: str, capacity: str) -> dict[str, Any]:
+    """The classifier parameters that make ``capacity`` of ``family``.
+
+    Climbed rungs grow from ``large`` by about :data:`CLIMB_GROWTH` each: LightGBM grows
+    its trees on odd steps and its leaves on even steps (68 x 31, 68 x 47, 101 x 47 ...),
+    the MLP its hidden units (96, 144 ...), the tree one level deeper per step, logistic
+    regression is regularised ten times less per step.
+    """
+    if family not in _CAPACITY_PARAMS:
+        raise ValueError(f"unknown student family {family!r}")
+    step = climb_step(capacity)
+    params = dict(_CAPACITY_PARAMS[family][capacity if step == 0 else "large"])
+    if step == 0:
+        return params
+    if family == "lgbm":
+        # Alternate: more trees first (no deeper interactions needed), then more leaves
+        # per tree; both multiply the number of leaves, hence about the size.
+        params["n_estimators"] = round(params["n_estimators"] * CLIMB_GROWTH ** ((step + 1) // 2))
+        params["num_leaves"] = round((params["num_leaves"] + 1) * CLIMB_GROWTH ** (step // 2)) - 1
+    elif family == "mlp":
+        params["hidden_layer_sizes"] = (
+            round(params["hidden_layer_sizes"][0] * CLIMB_GROWTH**step),
+        )
+    elif family == "tree":
+        params["max_depth"] = params["max_depth"] + step
+    else:
+        params["C"] = params["C"] * 10.0**step
+    return params
+
+
 # Values trials draw from (trial 0 always takes the first, the family's default).
 _TRIAL_SPACE: dict[str, dict[str, list[Any]]] = {
     # Scales stay within a capacity's band (capacities are 10x apart), so a trial of one
@@ -76,8 +145,8 @@ _TRIAL_SPACE: dict[str, dict[str, list[Any]]] = {
 }
 
 # MLP epochs shrink with the (duplicated) training rows so a fit costs about the same
-# number of sample passes whatever the data size; on the benchmark cases fewer passes
-# also overfit less (case b: 19 epochs scored higher test KS than 39 or 60).
+# number of sample passes whatever the data size. The budget is compared with half and
+# double on validation rows only (bench/defaults.py; docs/HPM.md, "Why these defaults").
 _MLP_SAMPLE_PASSES = 500_000
 _MLP_EPOCHS = (10, 40)
 
@@ -118,7 +187,7 @@ def trial_params(family: str, capacity: str, trial: int, n_rows: int, seed: int)
     Later trials walk a seeded shuffle of the other combinations of the family's trial
     space, so trials of one configuration are distinct until the space is exhausted.
     """
-    params = dict(_CAPACITY_PARAMS[family][capacity])
+    params = capacity_params(family, capacity)
     space = _TRIAL_SPACE[family]
     names = list(space)
     combos = list(itertools.product(*(space[n] for n in names)))
@@ -228,6 +297,56 @@ def is_numeric_only(model: Pipeline) -> bool:
     return prep is not None and all(name != "cat" for name, *_ in prep.transformers)
 
 
+# The last preprocessings fitted by fit_on_soft_targets, newest last: (weak reference to
+# the training frame, what the preprocessing is, the fitted preprocessing, the encoded
+# rows). A run alternates two kinds (ordinal codes for tree-like students, one-hot and
+# scaling for linear and MLP ones), so two are kept: every candidate on the same rows
+# with the same kind reuses its encoding instead of encoding the text columns again. An
+# entry dies with its frame (weakref.finalize below), so nothing is held after a run.
+_ENCODED: list[tuple[Any, tuple, ColumnTransformer, np.ndarray]] = []
+_ENCODED_KEEP = 2
+
+
+def _prep_key(prep: ColumnTransformer) -> tuple:
+    """What a student's preprocessing is: its steps, their parameters and columns."""
+    parts = []
+    for name, step, columns in prep.transformers:
+        if isinstance(step, str):
+            what: Any = step
+        else:
+            params = step.get_params(deep=True)
+            what = (type(step).__name__, tuple(sorted((k, repr(v)) for k, v in params.items())))
+        parts.append((name, what, tuple(columns)))
+    return tuple(parts), repr(prep.remainder), prep.verbose_feature_names_out
+
+
+def encode_rows(prep: ColumnTransformer, X: pd.DataFrame) -> tuple[ColumnTransformer, np.ndarray]:
+    """``prep`` fitted on ``X`` (a copy of it) and ``X`` transformed.
+
+    The preprocessing is unsupervised (imputation, scaling, category encoding), so it
+    depends only on the rows: recent results are kept and served again, as a fresh copy
+    of the fitted preprocessing, for the same frame and the same kind of preprocessing.
+    On nyc_flights_delay (196,000 rows, 8 text columns) one-hot encoding cost about 2.5
+    CPU seconds per candidate when fitted on the duplicated soft-target rows.
+    """
+    key = _prep_key(prep)
+    for entry in _ENCODED:
+        if entry[0]() is X and entry[1] == key:
+            return copy.deepcopy(entry[2]), entry[3]
+    fitted = clone(prep)
+    encoded = fitted.fit_transform(X)
+    if isinstance(encoded, np.ndarray):
+        _ENCODED.append((weakref.ref(X), key, fitted, encoded))
+        del _ENCODED[:-_ENCODED_KEEP]
+        weakref.finalize(X, _forget_dead)
+    return copy.deepcopy(fitted), encoded
+
+
+def _forget_dead() -> None:
+    """Drop the kept encodings whose frame is gone."""
+    _ENCODED[:] = [entry for entry in _ENCODED if entry[0]() is not None]
+
+
 def fit_on_soft_targets(
     model: Pipeline,
     X: pd.DataFrame,
@@ -238,6 +357,10 @@ def fit_on_soft_targets(
 
     Rows are duplicated once per class with that class's probability as sample weight;
     zero-weight copies are dropped (hard labels give back exactly the original rows).
+    The preprocessing step of a :func:`build_student` pipeline is fitted on the rows
+    themselves, once (see :func:`encode_rows`), and the encoded rows are duplicated:
+    every row keeps at least one copy, so the categories learned are the same, and the
+    means and scales are those of the rows rather than of their copies.
     """
     n_rows, n_classes = targets.shape
     row_index = np.tile(np.arange(n_rows), n_classes)
@@ -245,26 +368,81 @@ def fit_on_soft_targets(
     weights = targets.T.ravel()
     keep = weights > 1e-6
     labels = np.asarray(classes)[class_index[keep]]
-    X_rep = X.iloc[row_index[keep]]
+    rows = row_index[keep]
     weights = weights[keep]
     final = model.steps[-1][1]
+    prep_name, prep = model.steps[0]
+    split = len(model.steps) == 2 and isinstance(prep, ColumnTransformer)
+    if split:
+        fitted, encoded = encode_rows(prep, X)
+        model.steps[0] = (prep_name, fitted)
+        X_rep: Any = encoded
+    else:
+        X_rep = X
     if isinstance(final, MLPClassifier):
         # One seeded shuffle instead of sklearn's per-epoch one (see build_student); the
         # copies of a row must not sit in class-sorted blocks for minibatch training.
         order = np.random.default_rng(final.random_state).permutation(len(labels))
-        X_rep, labels, weights = X_rep.iloc[order], labels[order], weights[order]
-        if is_numeric_only(model):
-            # Numeric-only: float32 training is about 1.6x faster, and predicting on
-            # float64 rows later is unaffected (the weights are simply upcast).
-            X_rep = X_rep.astype(np.float32)
+        rows, labels, weights = rows[order], labels[order], weights[order]
+    X_rep = X_rep[rows] if split else X_rep.iloc[rows]
+    if isinstance(final, MLPClassifier) and is_numeric_only(model):
+        # Numeric-only: float32 training is about 1.6x faster, and predicting on
+        # float64 rows later is unaffected (the weights are simply upcast).
+        X_rep = X_rep.astype(np.float32)
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         # Small students gain nothing from BLAS threads (measured: one thread was faster),
         # and one thread keeps them from fighting over the two cores.
         # MLP students train for a fixed epoch budget by design; not converging to the
         # optimiser's tolerance within it is expected, not a fault.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X_rep, labels, model__sample_weight=weights)
+        check_stop()
+        callbacks = [_lgbm_check_stop] if isinstance(final, LGBMClassifier) else None
+        with _mlp_epoch_check(final):
+            if split:
+                extra = {"callbacks": callbacks} if callbacks else {}
+                final.fit(X_rep, labels, sample_weight=weights, **extra)
+            else:
+                step = model.steps[-1][0]
+                fit_params: dict[str, Any] = {f"{step}__sample_weight": weights}
+                if callbacks:
+                    fit_params[f"{step}__callbacks"] = callbacks
+                model.fit(X_rep, labels, **fit_params)
     return model
+
+
+def _lgbm_check_stop(env: Any) -> None:
+    """LightGBM callback: a requested stop ends the fit after the current round."""
+    check_stop()
+
+
+_MLP_EPOCH_HOOK = "_update_no_improvement_count"
+
+
+@contextmanager
+def _mlp_epoch_check(final: Any) -> Iterator[None]:
+    """Let an MLP fit notice a requested stop after every epoch.
+
+    scikit-learn's MLP has no callback; its stochastic solver calls
+    ``_update_no_improvement_count`` once per epoch, so an instance attribute wrapping it
+    checks for a stop there (the fitted weights are the same: the wrapper only adds the
+    check). The attribute is removed after the fit, so the saved student is a plain
+    ``MLPClassifier``. (The epoch loop swallows ``KeyboardInterrupt``, not this.)
+    """
+    if not isinstance(final, MLPClassifier):
+        yield
+        return
+    method = getattr(final, _MLP_EPOCH_HOOK)
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        out = method(*args, **kwargs)
+        check_stop()
+        return out
+
+    setattr(final, _MLP_EPOCH_HOOK, checked)
+    try:
+        yield
+    finally:
+        final.__dict__.pop(_MLP_EPOCH_HOOK, None)
 
 
 def proba_in_class_order(model: Any, X: pd.DataFrame, classes: list[Any]) -> np.ndarray:

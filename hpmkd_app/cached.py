@@ -77,16 +77,18 @@ def check_teacher_upload(
 
 
 @st.cache_resource(max_entries=4, show_spinner="Training the reference teacher ...")
-def reference_teacher(settings_json: str, _frame: Any) -> Outcome:
+def reference_teacher(settings_json: str, _frame: Any, _test_frame: Any = None) -> Outcome:
     """The fitted reference teacher for these settings (deterministic, seeded).
 
     Parameters
     ----------
     settings_json : str
         :func:`~hpmkd_app.teachers.reference_settings` as sorted JSON (the cache key;
-        includes the table digest).
+        includes the table's and the test table's digests).
     _frame : DataFrame
         The table (not hashed).
+    _test_frame : DataFrame, optional
+        The separate test table (not hashed).
 
     Returns
     -------
@@ -95,7 +97,7 @@ def reference_teacher(settings_json: str, _frame: Any) -> Outcome:
     """
     settings = json.loads(settings_json)
     try:
-        return Outcome(teacher_lib.train_reference_teacher(_frame, settings))
+        return Outcome(teacher_lib.train_reference_teacher(_frame, settings, _test_frame))
     except ValueError as exc:
         return Outcome(error=str(exc))
 
@@ -109,10 +111,14 @@ def settings_json(settings: dict[str, Any]) -> str:
     """
     keep = {k: settings[k] for k in ("data_digest", "target", "features", "seed",
                                      "validation_split", "test_size", "trees")}
+    # Settings made before test tables existed have no test digest: no test table.
+    keep["test_digest"] = settings.get("test_digest")
     return json.dumps(keep, sort_keys=True)
 
 
-def teacher_model(source: TeacherSource, table: LoadedTable) -> Any:
+def teacher_model(
+    source: TeacherSource, table: LoadedTable, test_table: LoadedTable | None = None
+) -> Any:
     """The live model of a ``reference`` teacher source (uploaded files have none here:
     they are only ever loaded in their isolated process).
 
@@ -121,6 +127,8 @@ def teacher_model(source: TeacherSource, table: LoadedTable) -> Any:
     source : TeacherSource
     table : LoadedTable
         The current table (the reference teacher is trained on it).
+    test_table : LoadedTable, optional
+        The current separate test table (it decides the teacher's train rows).
 
     Raises
     ------
@@ -136,14 +144,23 @@ def teacher_model(source: TeacherSource, table: LoadedTable) -> Any:
             "The reference teacher was trained on another table. Train it again on "
             "the Data & teachers page."
         )
-    out = reference_teacher(settings_json(source.settings), table.frame)
+    test_digest = test_table.digest if test_table is not None else None
+    if source.settings.get("test_digest") != test_digest:
+        raise HPMKDInputError(
+            "The reference teacher was trained before the test table changed, so its "
+            "training rows may include this run's validation or test rows. Train it again "
+            "on the Data & teachers page."
+        )
+    out = reference_teacher(settings_json(source.settings), table.frame,
+                            test_table.frame if test_table is not None else None)
     if not out.ok:
         raise HPMKDInputError(out.error)
     return out.value[0]
 
 
 def dataset_key(
-    table: LoadedTable, target: str, features: list[str], sources: list[TeacherSource]
+    table: LoadedTable, target: str, features: list[str], sources: list[TeacherSource],
+    test_table: LoadedTable | None = None,
 ) -> str:
     """Short key of the dataset inputs (digests and names only).
 
@@ -153,21 +170,24 @@ def dataset_key(
     target : str
     features : list of str
     sources : list of TeacherSource
+    test_table : LoadedTable, optional
     """
+    test = [test_table.digest, test_table.name] if test_table is not None else None
     return json.dumps(
         [table.digest, table.name, target, list(features), [list(map(str, s.key()))
-                                                            for s in sources]],
+                                                            for s in sources], test],
         default=str,
     )
 
 
 @st.cache_resource(max_entries=4, show_spinner="Checking the teachers against the data ...")
 def _dataset(key: str, _table: LoadedTable, target: str, _features: list[str],
-             _sources: list[TeacherSource]) -> Outcome:
+             _sources: list[TeacherSource], _test: LoadedTable | None) -> Outcome:
     try:
         limits = TeacherLimits.from_env()
         dataset = teacher_lib.build_dataset(
-            _table, target, _features, _sources, lambda s: teacher_model(s, _table), limits
+            _table, target, _features, _sources, lambda s: teacher_model(s, _table, _test),
+            limits, test_table=_test,
         )
         return Outcome(dataset)
     except ValueError as exc:
@@ -175,7 +195,8 @@ def _dataset(key: str, _table: LoadedTable, target: str, _features: list[str],
 
 
 def dataset(
-    table: LoadedTable, target: str, features: list[str], sources: list[TeacherSource]
+    table: LoadedTable, target: str, features: list[str], sources: list[TeacherSource],
+    test_table: LoadedTable | None = None,
 ) -> Outcome:
     """The :class:`~hpmkd.DistillationDataset` of the current choices, or its error.
 
@@ -185,6 +206,8 @@ def dataset(
     target : str
     features : list of str
     sources : list of TeacherSource
+    test_table : LoadedTable, optional
+        A separate test table (its rows are the run's test rows).
 
     Returns
     -------
@@ -193,9 +216,36 @@ def dataset(
     """
     # The engine class's identity is part of the key: after a development reload of
     # hpmkd, a dataset made by the old class is never handed to the new AutoDistiller.
-    key = f"{dataset_key(table, target, features, sources)}|{id(DistillationDataset)}"
-    return _dataset(key, table, target, list(features), list(sources))
+    key = (f"{dataset_key(table, target, features, sources, test_table)}"
+           f"|{id(DistillationDataset)}")
+    return _dataset(key, table, target, list(features), list(sources), test_table)
 
+
+@st.cache_resource(max_entries=8,
+                   show_spinner="Checking whether the teacher saw these rows ...")
+def leakage_check(key: str, seed: int, _dataset: DistillationDataset) -> Outcome:
+    """The pre-run leakage check of a dataset (:func:`hpmkd.leakage.check_dataset`).
+
+    Parameters
+    ----------
+    key : str
+        The dataset's input key (:func:`dataset_key`; the cache key with ``seed``).
+    seed : int
+        The run's seed: the check reads only the rows a run with it will not test on.
+    _dataset : DistillationDataset
+        The dataset of those inputs (not hashed).
+
+    Returns
+    -------
+    Outcome
+        ``value`` is a :class:`~hpmkd.leakage.LeakageCheck`.
+    """
+    from hpmkd.leakage import check_dataset
+
+    try:
+        return Outcome(check_dataset(_dataset, random_state=seed))
+    except ValueError as exc:
+        return Outcome(error=str(exc))
 
 
 @st.cache_data(max_entries=64, show_spinner="Computing feature importance ...")

@@ -30,6 +30,7 @@ from hpmkd.config import HPMConfig
 from hpmkd.distiller import METHODS
 from hpmkd.errors import HPMKDInputError
 from hpmkd.fieldspec import FieldSpec
+from hpmkd.parallel import auto_parallel
 from hpmkd.settings import ServerSettings, refuse_server_fields
 
 #: Widget kinds: checkbox, slider (int), int, float, float_optional, choice, multichoice,
@@ -50,9 +51,12 @@ LEGACY_FIELDS = tuple(s.name for s in HPMConfig.field_specs() if "legacy" in s.m
 
 _GROUPS = {
     "Search": ("max_configs", "n_trials", "families", "temperatures", "alphas",
-               "selection_metric", "selection_rule", "validation_split", "time_budget_s"),
+               "selection_metric", "selection_rule", "validation_split", "time_budget_s",
+               "max_capacity_steps", "min_compression"),
     "Components": ("use_progressive", "max_chain_stages", "min_improvement",
                    "use_adaptive_temperature", "use_multi_teacher", "use_memory", "use_cache"),
+    # Cross-fitted soft targets: the remedy the leakage notice points to.
+    "Teacher": ("teacher_refit", "teacher_refit_folds"),
     "Compute": ("use_parallel",),
 }
 
@@ -400,6 +404,37 @@ def hpm_available() -> bool:
         return importlib.util.find_spec("hpmkd.engine") is not None
     except (ImportError, ValueError):
         return False
+
+
+def with_auto_parallel(
+    config: HPMConfig, n_rows: int, method: str, auto: bool = True
+) -> tuple[HPMConfig, str]:
+    """The config a run starts with when the app picks parallel training by data size.
+
+    With ``auto`` and ``use_parallel`` left off, an hpm run on a table of at least
+    :data:`hpmkd.parallel.AUTO_PARALLEL_MIN_ROWS` rows trains in parallel (with the
+    server's worker count); a config that already asks for parallel training, a legacy
+    run, or ``auto=False`` keep the config as it is.
+
+    Parameters
+    ----------
+    config : HPMConfig
+    n_rows : int
+        Rows of the dataset.
+    method : str
+        The resolved method (``hpm`` or ``legacy``).
+    auto : bool, default True
+        Whether the person lets the app choose.
+
+    Returns
+    -------
+    (HPMConfig, str)
+        The config to run and a sentence for the page ("" when nothing was decided).
+    """
+    if config.use_parallel or method != "hpm" or not auto:
+        return config, ""
+    on, why = auto_parallel(n_rows, config.n_jobs)
+    return (config.with_updates(use_parallel=True) if on else config), why
 
 
 def ineffective_messages(config: HPMConfig, method: str | None) -> list[str]:

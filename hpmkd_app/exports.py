@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import joblib
 
 from hpmkd import AutoDistiller
+from hpmkd.extras import require
 
 
 def model_bytes(model: Any) -> bytes:
@@ -62,6 +64,34 @@ def report_html(distiller: AutoDistiller) -> bytes:
         path = Path(tmp) / "report.html"
         written = distiller.generate_report(path)
         return Path(written or path).read_bytes()
+
+
+def report_missing() -> str | None:
+    """Why the HTML report cannot be built in this installation (``None`` when it can)."""
+    try:
+        require("plotly", "The HTML report")
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
+def report_download(distiller: AutoDistiller) -> Callable[[], bytes]:
+    """The HTML report as deferred ``st.download_button`` data: one click builds it (in
+    Streamlit's download thread, not in the page script) and downloads it; a second
+    click on the same page serves the bytes already built.
+
+    Parameters
+    ----------
+    distiller : AutoDistiller
+    """
+    built: list[bytes] = []
+
+    def build() -> bytes:
+        if not built:
+            built.append(report_html(distiller))
+        return built[0]
+
+    return build
 
 
 def safe_filename(name: str) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "get_job",
     "run_key",
     "start_job",
+    "stop_job",
     "valid_job_id",
 ]
 
@@ -141,7 +142,7 @@ _valid_id = valid_job_id
 
 
 def cancel_job(job_id: str) -> bool:
-    """Ask a job to stop; ``True`` when the job exists and was still running.
+    """Abandon a job (nothing kept); ``True`` when the job exists and was still running.
 
     Parameters
     ----------
@@ -151,6 +152,21 @@ def cancel_job(job_id: str) -> bool:
     if job is None or job.finished:
         return False
     job.cancel()
+    return True
+
+
+def stop_job(job_id: str) -> bool:
+    """Stop a job and keep the best so far (a partial run); ``True`` when the job exists
+    and was still running.
+
+    Parameters
+    ----------
+    job_id : str
+    """
+    job = get_job(job_id)
+    if job is None or job.finished:
+        return False
+    job.stop()
     return True
 
 

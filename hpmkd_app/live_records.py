@@ -8,9 +8,10 @@ the same record types (:class:`~hpmkd.result.SelectionRecord`,
 
 - the ``info`` event of a component carries its record's plain form
   (``record.to_dict()``) under the component's name (``selection`` and ``warm_start``
-  from phase 1, ``chain`` from phase 2, ``attention`` from phase 4);
-  :func:`selection_record`, :func:`warm_start_record`, :func:`chain_record` and
-  :func:`attention_record` rebuild the records;
+  from phase 1, ``chain`` from phase 2, ``capacity`` from the end of phase 3,
+  ``attention`` from phase 4); :func:`selection_record`, :func:`warm_start_record`,
+  :func:`chain_record`, :func:`capacity_record` and :func:`attention_record` rebuild the
+  records;
 - the chain's stages before its own event, the temperatures and the cache hits are read
   from the candidates trained so far (:func:`chain_so_far`, :func:`temperature_so_far`,
   :func:`cache_so_far`).
@@ -27,6 +28,7 @@ from typing import Any, TypeVar
 from hpmkd.result import (
     AttentionRecord,
     CacheRecord,
+    CapacityRecord,
     ChainRecord,
     ComponentRecord,
     Components,
@@ -61,6 +63,11 @@ def chain_record(data: Mapping[str, Any]) -> ChainRecord:
     return _record(ChainRecord, data)
 
 
+def capacity_record(data: Mapping[str, Any]) -> CapacityRecord:
+    """The capacity climb's :class:`~hpmkd.result.CapacityRecord` from its event payload."""
+    return _record(CapacityRecord, data)
+
+
 def attention_record(data: Mapping[str, Any]) -> AttentionRecord:
     """Phase 4's :class:`~hpmkd.result.AttentionRecord` from its event payload."""
     return _record(AttentionRecord, data)
@@ -72,6 +79,7 @@ FROM_EVENT: dict[str, Callable[[Mapping[str, Any]], ComponentRecord]] = {
     "selection": selection_record,
     "warm_start": warm_start_record,
     "chain": chain_record,
+    "capacity": capacity_record,
     "attention": attention_record,
 }
 

@@ -19,6 +19,7 @@ import pandas as pd
 from hpmkd.result import (
     AttentionRecord,
     CacheRecord,
+    CapacityRecord,
     ChainRecord,
     Components,
     ParallelRecord,
@@ -118,7 +119,8 @@ def job_panels(view: JobView, result: RunResult | None) -> list[ComponentPanel]:
 
 
 def component_panels(source: PanelSource) -> list[ComponentPanel]:
-    """Panels for selection, warm start, chain, temperature, attention, cache, parallel.
+    """Panels for selection, warm start, chain, capacity climb, temperature, attention,
+    cache, parallel.
 
     A component that did not run says ``off`` and why.
 
@@ -133,6 +135,7 @@ def component_panels(source: PanelSource) -> list[ComponentPanel]:
         selection_panel(c.selection, source),
         warm_start_panel(c.warm_start, source),
         chain_panel(c.chain, source),
+        capacity_panel(c.capacity, source),
         temperature_panel(c.temperature, source),
         attention_panel(c.attention, source),
         cache_panel(c.cache, source),
@@ -232,6 +235,30 @@ def chain_panel(record: ChainRecord | None, source: PanelSource) -> ComponentPan
     )
 
 
+def capacity_panel(record: CapacityRecord | None, source: PanelSource) -> ComponentPanel:
+    """End of phase 3: the rungs climbed above the screened capacities and why it stopped."""
+    title = "Capacity climb"
+    if source.config.get("max_capacity_steps", 1) == 0:
+        return _off(title, "max_capacity_steps is 0")
+    if record is None:
+        return ComponentPanel(title, True, "decided when phase 3's configurations are trained")
+    if not record.enabled:
+        return _off(title, record.reason)
+    metric = source.config.get("selection_metric", "ks")
+    versus = ""
+    if record.start_val_metric is not None and record.teacher_val_metric is not None:
+        versus = (
+            f" (from {record.start}: val {metric} {record.start_val_metric:.4f} vs teacher "
+            f"{record.teacher_val_metric:.4f})"
+        )
+    kept = sum(1 for s in record.steps if s.get("kept"))
+    return ComponentPanel(
+        title, True,
+        f"{kept} rung(s) above large kept{versus}; stopped: {record.stop_reason}",
+        _frame(record.steps),
+    )
+
+
 def temperature_panel(record: TemperatureRecord | None, source: PanelSource) -> ComponentPanel:
     """Every temperature chosen, with its reason."""
     title = "Temperatures"
@@ -307,6 +334,7 @@ def _legacy(source: PanelSource) -> list[ComponentPanel]:
         _off("Configuration selection", why),
         _off("Warm start (optimization memory)", why),
         _off("Progressive chain", why),
+        _off("Capacity climb", why),
         ComponentPanel(
             "Temperatures", True, f"fixed grid: {_fixed_temperatures(source.config)}",
             _columns(rows, ("name", "source", "temperature", "alpha")),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import diskcache
+import numpy as np
 
 import hpmkd
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
@@ -41,7 +42,8 @@ def run_key(dataset: DistillationDataset, config: HPMConfig, method: str, seed: 
     ----------
     dataset : DistillationDataset
         Its :meth:`~hpmkd.DistillationDataset.fingerprint` covers features, target,
-        classes and teacher probabilities.
+        classes and teacher probabilities; its test rows (a separate test table or the
+        seeded held-out part) are added here.
     config : HPMConfig
     method : str
         As requested (``auto`` resolves deterministically from the dataset size).
@@ -52,8 +54,12 @@ def run_key(dataset: DistillationDataset, config: HPMConfig, method: str, seed: 
     str
         SHA-256 hex digest.
     """
+    # The fingerprint covers the rows' values, not which of them are test rows: the same
+    # rows as one table or as a table plus a test table are different runs.
+    test_rows = dataset.split(config.validation_split, seed).test
     payload = {
         "fingerprint": dataset.fingerprint(),
+        "test_rows": hashlib.sha256(np.ascontiguousarray(test_rows).tobytes()).hexdigest(),
         "config": config.to_dict(),
         "method": method,
         "seed": int(seed),

@@ -10,6 +10,12 @@ With the run cache on, the thread first looks the run up in
 :class:`~hpmkd_app.run_cache.RunCache` and, under the run's lock, trains it only when no
 identical run is stored (then stores it). A fresh run (cache off) skips the look-up but
 is stored all the same, so that it survives a server restart.
+
+Two ways to end a run early, both through the engine's
+:class:`~hpmkd.stop.StopRequest` (a fit in progress notices it within a boosting round or
+an epoch): :meth:`Job.stop` keeps every finished candidate and the job ends ``done`` with a
+partial result (``RunResult.stop_reason``); :meth:`Job.cancel` discards the run. A partial
+run is stored in the run cache under its own key, so it never serves an identical full run.
 """
 
 from __future__ import annotations
@@ -22,7 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpmkd import AutoDistiller, DistillationDataset, HPMConfig, HPMKDInputError, RunCancelled
+from hpmkd import (
+    AutoDistiller,
+    DistillationDataset,
+    HPMConfig,
+    HPMKDInputError,
+    RunCancelled,
+    StopRequest,
+)
 from hpmkd.events import Event
 from hpmkd.result import RunResult
 from hpmkd_app.run_cache import CachedRun, RunCache, run_key
@@ -107,33 +120,45 @@ class Job:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._cancel = threading.Event()
+        self._stop = StopRequest()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------- callbacks
     def on_event(self, event: Event) -> None:
-        """The run's callback: record the event; stop the run if cancel was asked.
+        """The run's callback: record the event; abandon the run if cancel was asked.
 
         Raises
         ------
         RunCancelled
-            After :meth:`cancel`, at the next event.
+            After :meth:`cancel`, at the next event (the engine also notices it inside
+            a fit).
         """
         with self._lock:
             self.events.append(event)
             if self.status == "starting" or self.status == "waiting":
                 self.status = "running"
-        if self._cancel.is_set():
-            raise RunCancelled("cancelled by the user")
+        if self._stop.requested and self._stop.discard:
+            raise RunCancelled(self._stop.reason)
 
     def cancel(self) -> None:
-        """Ask the run to stop at its next event (or while waiting for a lock)."""
-        self._cancel.set()
+        """Abandon the run (nothing is kept), also while it waits for another session."""
+        self._stop.request("cancelled by the user", discard=True)
+
+    def stop(self) -> None:
+        """Stop the run and keep the best so far: the job ends ``done`` with a partial
+        result holding every finished candidate (before any candidate finished, it ends
+        ``cancelled`` with a message)."""
+        self._stop.request("stopped by the user")
 
     @property
     def cancel_requested(self) -> bool:
-        """Whether :meth:`cancel` was called."""
-        return self._cancel.is_set()
+        """Whether :meth:`cancel` or :meth:`stop` was called."""
+        return self._stop.requested
+
+    @property
+    def stop_requested_at(self) -> float | None:
+        """``time.perf_counter()`` of the stop or cancel request, if any."""
+        return self._stop.requested_at
 
     def _set(self, **changes: Any) -> None:
         with self._lock:
@@ -192,8 +217,10 @@ class Job:
                 self._run_cached(start)
             else:
                 self._run_fresh(start)
-        except RunCancelled:
-            self._set(status="cancelled", error=None)
+        except RunCancelled as exc:
+            # A keep-the-best stop before any model finished has nothing to keep: say so.
+            note = None if self._stop.discard else str(exc)
+            self._set(status="cancelled", error=note)
         except HPMKDInputError as exc:
             self._set(status="error", error=str(exc))
         except ImportError as exc:
@@ -220,7 +247,7 @@ class Job:
                 if hit is not None:
                     self._serve(hit, cache)
                     return
-                if self._cancel.is_set():
+                if self._stop.requested:
                     raise RunCancelled("cancelled while waiting")
                 if lock.try_acquire():
                     break
@@ -258,13 +285,16 @@ class Job:
         self._set(status="running")
         distiller = AutoDistiller(self.dataset, method=self.method, config=self.config,
                                   random_state=self.seed)
-        distiller.run(callbacks=[self.on_event])
+        distiller.run(callbacks=[self.on_event], stop=self._stop)
         seconds = time.perf_counter() - start
         note = None
         if cache is not None and self.key:
+            # A run stopped on request is kept under its own key: a reload finds it, an
+            # identical full run is never served from it.
+            key = f"{self.key}:partial:{self.id}" if self._stop.requested else self.key
             try:
-                cache.put(self.key, distiller, seconds)
-                cache.remember_job(self.id, self.key)
+                cache.put(key, distiller, seconds)
+                cache.remember_job(self.id, key)
             except Exception as exc:
                 log.warning("could not store run %s: %s", self.id, exc)
                 note = f"The result could not be stored in the run cache: {exc}"

@@ -3,7 +3,7 @@
 Every key is the app's own (``hpmkd.*``), never a widget key: Streamlit deletes a
 widget's state when its page unmounts, so values that must survive page switches are
 copied here. Only plain data is stored (tables, teacher sources with their bytes, the
-config form dict, the run records); live models and datasets come from
+test table, the config form dict, the run records); live models and datasets come from
 :mod:`hpmkd_app.cached`, runs from :mod:`hpmkd_app.jobs`.
 
 :data:`INPUTS` lists every input of a run in one place: a run is bound to their
@@ -22,10 +22,17 @@ from hpmkd_app.run_history import RunRecord
 from hpmkd_app.tables import LoadedTable, default_target
 from hpmkd_app.teachers import TeacherSource
 
+# The run's data inputs: the table, its target and features, the teachers and the
+# optional separate test table (plain data; everything a dataset is built from).
 TABLE = "hpmkd.table"
 TARGET = "hpmkd.target"
 FEATURES = "hpmkd.features"
 TEACHERS = "hpmkd.teachers"
+TEST_TABLE = "hpmkd.test_table"
+TEST_UPLOAD_VERSION = "hpmkd.test_upload_version"
+#: The test upload already read (file id, name, size) and the error of the last one.
+TEST_UPLOAD_SIG = "hpmkd.test_upload_sig"
+TEST_UPLOAD_ERROR = "hpmkd.test_upload_error"
 TEACHER_ERRORS = "hpmkd.teacher_errors"
 DATA_VERSION = "hpmkd.data_version"
 CONFIG = "hpmkd.config"
@@ -147,6 +154,35 @@ def remove_teacher(index: int) -> None:
     st.session_state[TEACHERS] = sources
 
 
+def test_table() -> LoadedTable | None:
+    """The separate test table, if one was uploaded (its rows are the run's test rows)."""
+    return st.session_state.get(TEST_TABLE)
+
+
+def set_test_table(new: LoadedTable | None) -> None:
+    """Use ``new`` as the run's test rows; ``None`` holds out part of the table instead.
+
+    Removing it also gives the test uploader a new identity, so the browser forgets the
+    file it still shows.
+
+    Parameters
+    ----------
+    new : LoadedTable or None
+    """
+    if new is None:
+        st.session_state.pop(TEST_TABLE, None)
+        st.session_state[TEST_UPLOAD_VERSION] = test_upload_version() + 1
+        st.session_state.pop(TEST_UPLOAD_SIG, None)
+        st.session_state.pop(TEST_UPLOAD_ERROR, None)
+    else:
+        st.session_state[TEST_TABLE] = new
+
+
+def test_upload_version() -> int:
+    """Generation of the test table uploader (bumped when the test table is removed)."""
+    return int(st.session_state.get(TEST_UPLOAD_VERSION, 0))
+
+
 def teacher_errors() -> dict[str, str]:
     """Outcome of each model upload already checked, by upload file id and loading mode
     (``"<file id>:restricted"`` or ``":trusted"``; ``""`` when the model loaded, else the
@@ -266,6 +302,7 @@ INPUTS: dict[str, Callable[[], Any]] = {
     TARGET: target,
     FEATURES: features_,
     TEACHERS: teacher_sources,
+    TEST_TABLE: test_table,
     CONFIG: config_form,
     METHOD: method,
     SEED: seed,

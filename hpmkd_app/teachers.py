@@ -37,7 +37,7 @@ from hpmkd.errors import HPMKDInputError
 from hpmkd.isolation import TeacherFileInfo, check_teacher_file
 from hpmkd.settings import TeacherLimits
 from hpmkd.teacher import TeacherFile
-from hpmkd_app.tables import LoadedTable, digest_bytes
+from hpmkd_app.tables import LoadedTable, check_test_table, digest_bytes
 
 #: Model file types the teacher uploader accepts.
 MODEL_FILE_TYPES = ("joblib", "pkl", "pickle", "txt", "lgb", "json", "ubj", "skops")
@@ -219,6 +219,7 @@ def reference_settings(
     seed: int,
     validation_split: float,
     trees: int = REFERENCE_TREES,
+    test_table: LoadedTable | None = None,
 ) -> dict[str, Any]:
     """Everything that decides the reference teacher's training rows and model.
 
@@ -233,9 +234,13 @@ def reference_settings(
     validation_split : float
         The configured validation share (decides the engine's train rows).
     trees : int
+    test_table : LoadedTable, optional
+        The separate test table: with it the whole table is split into train and
+        validation, so it decides the train rows too.
     """
     return {
         "data_digest": table.digest,
+        "test_digest": test_table.digest if test_table is not None else None,
         "target": target,
         "features": list(features),
         "seed": int(seed),
@@ -285,7 +290,9 @@ def reference_model(numeric: list[str], categorical: list[str], seed: int, trees
     )
 
 
-def train_reference_teacher(frame: pd.DataFrame, settings: dict[str, Any]) -> tuple[Pipeline, dict]:
+def train_reference_teacher(
+    frame: pd.DataFrame, settings: dict[str, Any], test_frame: pd.DataFrame | None = None
+) -> tuple[Pipeline, dict]:
     """Train the reference LightGBM teacher on the engine's train rows only.
 
     The rows are those of ``DistillationDataset(...).split(validation_split, seed).train``:
@@ -298,6 +305,9 @@ def train_reference_teacher(frame: pd.DataFrame, settings: dict[str, Any]) -> tu
         The whole table.
     settings : dict
         From :func:`reference_settings`.
+    test_frame : DataFrame, optional
+        The separate test table the settings were made with (its rows are the test part;
+        the teacher never sees them either).
 
     Returns
     -------
@@ -313,19 +323,58 @@ def train_reference_teacher(frame: pd.DataFrame, settings: dict[str, Any]) -> tu
     """
     base = DistillationDataset(
         frame, target=settings["target"], features=list(settings["features"]),
-        test_size=settings["test_size"],
+        test_size=settings["test_size"], test_data=test_frame,
     )
     split = base.split(settings["validation_split"], settings["seed"])
     model = reference_model(base.numeric, base.categorical, settings["seed"], settings["trees"])
     X = base.frame.iloc[split.train][base.features]
     y = base.frame[base.target].iloc[split.train].to_numpy()
     model.fit(X, y)
+    # The rows it saw, kept on the model: the app's leakage notice can then tell this
+    # teacher's expected fit on a run's train rows from a teacher that saw other rows.
+    model.hpmkd_train_rows_ = np.asarray(split.train)
+    # Shares of the training table's rows (test table rows are not part of it).
+    n_table = base.n_rows - separate_test_rows(base)
     info = {
         "train_rows": len(split.train),
-        "rows": base.n_rows,
-        "train_share": len(split.train) / base.n_rows,
+        "rows": n_table,
+        "train_share": len(split.train) / n_table,
     }
     return model, info
+
+
+def separate_test_rows(dataset: DistillationDataset) -> int:
+    """Rows of a dataset that came from a separate test table (0 without one).
+
+    Parameters
+    ----------
+    dataset : DistillationDataset
+    """
+    if not dataset.has_separate_test:
+        return 0
+    # With a test table, the split's test part is exactly its rows (whatever the seed).
+    return len(dataset.split().test)
+
+
+def teachers_fitted_on(dataset: DistillationDataset, train_rows: np.ndarray) -> list[str]:
+    """Names of the dataset's teachers the app trained on exactly ``train_rows``.
+
+    Only the reference teacher carries the rows it was trained on
+    (``hpmkd_train_rows_``, set by :func:`train_reference_teacher`); uploaded files and
+    probability columns never count.
+
+    Parameters
+    ----------
+    dataset : DistillationDataset
+    train_rows : ndarray of int
+        A run's train positions.
+    """
+    out = []
+    for teacher in dataset.teachers:
+        rows = getattr(teacher.model, "hpmkd_train_rows_", None)
+        if rows is not None and np.array_equal(np.sort(rows), np.sort(train_rows)):
+            out.append(teacher.name)
+    return out
 
 
 def reference_source(settings: dict[str, Any], info: dict[str, Any]) -> TeacherSource:
@@ -346,7 +395,7 @@ def reference_source(settings: dict[str, Any], info: dict[str, Any]) -> TeacherS
 
 def stale_reference_reason(
     source: TeacherSource, table: LoadedTable, target: str, features: list[str], seed: int,
-    validation_split: float,
+    validation_split: float, test_table: LoadedTable | None = None,
 ) -> str | None:
     """Why a reference teacher no longer matches the current choices, or ``None``.
 
@@ -358,6 +407,8 @@ def stale_reference_reason(
     features : list of str
     seed : int
     validation_split : float
+    test_table : LoadedTable, optional
+        The current separate test table (it decides the train rows too).
     """
     if source.kind != "reference":
         return None
@@ -365,6 +416,10 @@ def stale_reference_reason(
     reasons = []
     if s.get("data_digest") != table.digest:
         reasons.append("the data changed")
+    if s.get("test_digest") != (test_table.digest if test_table is not None else None):
+        reasons.append("the test table changed" if test_table is not None and s.get("test_digest")
+                       else "a test table was added" if test_table is not None
+                       else "the test table was removed")
     if s.get("target") != target:
         reasons.append(f"it was trained for target {s.get('target')!r}")
     if list(s.get("features", [])) != list(features):
@@ -391,6 +446,7 @@ def build_dataset(
     sources: list[TeacherSource],
     model_for: Callable[[TeacherSource], Any],
     limits: TeacherLimits | None = None,
+    test_table: LoadedTable | None = None,
 ) -> DistillationDataset:
     """The :class:`~hpmkd.DistillationDataset` of the current choices.
 
@@ -409,12 +465,16 @@ def build_dataset(
     limits : TeacherLimits, optional
         Limits of the processes that score uploaded files (default: from the
         environment).
+    test_table : LoadedTable, optional
+        A separate test table (same columns): its rows are the run's test rows and the
+        whole table is used for training and validation.
 
     Raises
     ------
     HPMKDInputError
         Missing target, no teacher, teacher lacking features, class mismatch, bad
-        probability columns, too few rows per class ... (the engine's messages).
+        probability columns, too few rows per class, a test table that does not fit the
+        table ... (the engine's messages).
     """
     if not sources:
         raise HPMKDInputError(
@@ -424,6 +484,8 @@ def build_dataset(
     proba = [s for s in sources if s.kind == "proba_cols"]
     if len(proba) > 1:
         raise HPMKDInputError("Use at most one set of probability columns as a teacher.")
+    if test_table is not None:
+        check_test_table(test_table, table, target, features)
     models = [s for s in sources if s.kind != "proba_cols"]
     # Probability columns are the teacher's output, never a student's input.
     excluded = set(proba[0].proba_cols) if proba else set()
@@ -438,6 +500,7 @@ def build_dataset(
         features=list(features),
         teacher=objects or None,
         teacher_proba_cols=list(proba[0].proba_cols) if proba else None,
+        test_data=test_table.frame if test_table is not None else None,
         test_size=TEST_SIZE,
         name=table.name,
         # Recorded in the run summary: a teacher here was loaded unrestricted.

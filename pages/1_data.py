@@ -7,7 +7,7 @@ import time
 import streamlit as st
 
 from hpmkd import HPMKDInputError
-from hpmkd_app import cached, configform, state, tables, teachers, ui
+from hpmkd_app import cached, configform, leakage_view, state, tables, teachers, ui
 
 ui.run_through_app()
 st.title("1 · Data & teachers")
@@ -92,6 +92,9 @@ def show(table: tables.LoadedTable) -> None:
                 balance.assign(share=(balance["share"] * 100).round(1).astype(str) + " %"),
                 hide_index=True, width="stretch",
             )
+            problem = tables.target_problem(frame, chosen)
+            if problem:
+                st.error(problem, icon=":material/block:")
 
     options = [c for c in columns if c != chosen]
     selected = [c for c in state.features_() if c in options]
@@ -105,6 +108,41 @@ def show(table: tables.LoadedTable) -> None:
         state.set_features(features)
     if not features:
         st.error("Choose at least one feature column.")
+
+    # ------------------------------------------------------------------ test rows
+    st.subheader("Test rows")
+    st.caption(
+        "The final teacher-vs-student figures are measured on test rows that no selection "
+        "step sees. By default they are a seeded random part of your table. If your teacher "
+        "was trained on this table, upload a **separate test table** (same columns) that "
+        "nobody trained on: otherwise the teacher looks better than it is."
+    )
+    test_upload = st.file_uploader(
+        "Upload a test table (CSV or Parquet, same columns as the table above)",
+        help="Choose it before training the reference teacher: the test table decides "
+        "which rows are train rows.",
+        type=["csv", "tsv", "txt", "parquet", "pq"],
+        key=f"test_upload_{state.test_upload_version()}",
+    )
+    upload_error = ui.receive_test_upload(test_upload)
+    if upload_error:
+        st.error(upload_error)
+    test_table = state.test_table()
+    if test_table is not None:
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1.markdown(tables.describe_test_rows(test_table, chosen, 0, teachers.TEST_SIZE)
+                    + " Every row of the table above is used for training and validation.")
+        if c2.button("Remove test table", key="remove_test_table"):
+            state.set_test_table(None)
+            st.rerun()
+        try:
+            for note in tables.check_test_table(test_table, table, chosen, features):
+                st.caption(note)
+        except HPMKDInputError as exc:
+            st.error(str(exc))
+    else:
+        st.markdown(tables.describe_test_rows(
+            None, chosen, tables.rows_with_target(frame, chosen), teachers.TEST_SIZE))
 
     # ------------------------------------------------------------------ teachers
     st.subheader("Teachers")
@@ -121,17 +159,23 @@ def show(table: tables.LoadedTable) -> None:
         except HPMKDInputError:
             validation_split = 0.2
         settings = teachers.reference_settings(table, chosen, features, state.seed(),
-                                               validation_split)
+                                               validation_split, test_table=test_table)
+        non_test = ("all rows of your table (the test rows are your test table)"
+                    if test_table is not None else
+                    f"{100 - int(100 * teachers.TEST_SIZE)}% non-test rows")
         st.markdown(
             f"A **LightGBM classifier with {teachers.REFERENCE_TREES} trees**, trained here on the "
             "**train part** of the run's seeded split (seed "
-            f"{state.seed()}: {100 - int(100 * teachers.TEST_SIZE)}% non-test rows, of which "
+            f"{state.seed()}: {non_test}, of which "
             f"{round(100 * validation_split)}% go to validation). The **validation and test "
             "rows stay unseen** by the teacher, so its test scores are honest."
         )
         if st.button("Train a reference teacher", icon=":material/model_training:",
                      disabled=not features):
-            outcome = cached.reference_teacher(cached.settings_json(settings), frame)
+            outcome = cached.reference_teacher(
+                cached.settings_json(settings), frame,
+                test_table.frame if test_table is not None else None,
+            )
             if outcome.ok:
                 _, info = outcome.value
                 state.add_teacher(teachers.reference_source(settings, info))
@@ -215,7 +259,7 @@ def show(table: tables.LoadedTable) -> None:
                 state.remove_teacher(i)
                 st.rerun()
             stale = teachers.stale_reference_reason(source, table, chosen, features, state.seed(),
-                                                    validation_split)
+                                                    validation_split, test_table)
             if stale:
                 st.warning(stale)
 
@@ -228,12 +272,25 @@ def show(table: tables.LoadedTable) -> None:
         st.info(error)
     else:
         profile = dataset.profile()
+        n_test = teachers.separate_test_rows(dataset)
+        rows = (f"{dataset.n_rows - n_test:,} rows + {n_test:,} test rows from your test table"
+                if n_test else f"{dataset.n_rows:,} rows")
         st.success(
-            f"Dataset ready: {dataset.n_rows:,} rows, {dataset.n_features} features "
+            f"Dataset ready: {rows}, {dataset.n_features} features "
             f"({len(profile['categorical_features'])} categorical), classes "
             f"{', '.join(profile['class_counts'])}, teacher(s) {', '.join(profile['teachers'])}."
             + (f" {dataset.n_dropped_missing_target} row(s) without a target were dropped."
                if dataset.n_dropped_missing_target else "")
+        )
+        # The pre-run leakage check, on the rows a run with this seed will not test on.
+        check, check_error = ui.current_leakage(dataset)
+        if check_error:
+            st.warning(f"The leakage check could not run: {check_error}")
+        leakage_view.render(
+            check, test_table is not None, "data", on_refit=ui.use_teacher_refit_oof,
+            refit_possible=any(s.kind != "proba_cols" for s in sources),
+            trained_here=ui.reference_teachers_of(dataset, validation_split),
+            teacher_refit=str(state.config_form().get("teacher_refit", "none")),
         )
         ui.page_link("configure", "Next: Configure the run")
 

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from hpmkd import choose_method
-from hpmkd_app import configform, jobs, panels, progress, run_history, sessions, state, ui
+from hpmkd_app import (
+    configform,
+    jobs,
+    leakage_view,
+    panels,
+    progress,
+    run_history,
+    sessions,
+    state,
+    teachers,
+    ui,
+)
 
 ui.run_through_app()
 st.title("3 · Distill")
@@ -33,13 +45,24 @@ if dataset is not None and config is not None:
         resolved, reason = choose_method(dataset.n_rows, dataset.n_features)
     else:
         resolved, reason = method, f"{method}: chosen explicitly"
+    auto = st.checkbox(
+        "Choose parallel training by data size", value=True, key="w_auto_parallel",
+        help="Large tables train two candidates at a time on both cores, even when "
+        "Parallel training is off on the Configure page (switching it on there always wins).",
+    )
+    config, parallel_note = configform.with_auto_parallel(
+        config, dataset.n_rows, resolved, auto
+    )
     expected = jobs.expected_candidates(resolved, config)
     grid = f" · {expected} grid candidates" if expected else ""
     st.markdown(
-        f"**{dataset.name}**: {dataset.n_rows:,} rows, {dataset.n_features} features, "
+        f"**{dataset.name}**: {dataset.n_rows:,} rows ({ui.test_rows_note(dataset)}), "
+        f"{dataset.n_features} features, "
         f"teacher(s) {', '.join(t.name for t in dataset.teachers)} · method **{resolved}** "
         f"({reason}){grid} · seed {state.seed()}"
     )
+    if parallel_note:
+        st.caption(parallel_note)
     if resolved == "hpm" and not configform.hpm_available():
         st.warning("The hpm method is not available in this installation yet; choose legacy "
                    "on the Configure page.")
@@ -66,7 +89,7 @@ if c1.button("Start distillation", type="primary", icon=":material/play_arrow:",
     record = busy = sessions.record_run(job, dataset.name)
 running = job is not None and not job.finished
 if running:
-    st.caption("A run is in progress; cancel it below to start another.")
+    st.caption("A run is in progress; stop or cancel it below to start another.")
 elif busy is not None:
     st.warning(
         f"A run on **other inputs** is still going: `{busy.job_id}` "
@@ -78,9 +101,15 @@ elif busy is not None:
               on_click=jobs.cancel_job, args=(busy.job_id,))
 
 
-def _status(view: jobs.JobView) -> None:
+def _status(view: jobs.JobView, result: Any) -> None:
     elapsed = (view.finished_at or time.time()) - view.started_at
-    if view.status == "done" and view.from_cache:
+    if view.status == "done" and result is not None and result.partial:
+        st.warning(
+            f"**Partial run** after {elapsed:.1f} s — {result.stop_reason}. It keeps the "
+            f"{len(result.candidates)} candidate(s) that finished; compare and export it "
+            "like any run."
+        )
+    elif view.status == "done" and view.from_cache:
         st.success(
             f"Done — **served from cache** (identical run finished at "
             f"{ui.when(view.cached_finished_at)}); no training was needed."
@@ -90,7 +119,8 @@ def _status(view: jobs.JobView) -> None:
     elif view.status == "error":
         st.error(view.error or "The run failed.")
     elif view.status == "cancelled":
-        st.warning(f"Cancelled after {elapsed:.1f} s.")
+        st.warning(f"Cancelled after {elapsed:.1f} s. {view.error or 'Nothing was kept.'} "
+                   "Earlier runs stay on Compare and Export.")
     elif view.status == "waiting":
         st.info("An identical run is being trained by another session; waiting to reuse it.")
     else:
@@ -128,15 +158,23 @@ def render_job(job_id: str, polling: bool) -> None:
     view = current.view()
     result = current.result if view.status == "done" else None
     method_name = result.method if result is not None else progress.resolved_method(view)
-    _status(view)
+    _status(view, result)
     metric = view.config.get("selection_metric", "ks")
     expected_n = jobs.expected_candidates(method_name, current.config)
     st.progress(progress.progress_fraction(view, expected_n),
                 text=f"run {view.id} · {view.status}")
     if not view.finished:
-        st.button("Cancel run", icon=":material/stop_circle:", key=f"cancel_{view.id}",
+        b1, b2 = st.columns(2)
+        b1.button("Stop and keep the best so far", icon=":material/stop_circle:",
+                  key=f"stop_{view.id}", on_click=jobs.stop_job, args=(view.id,),
+                  disabled=current.cancel_requested,
+                  help="Ends the run within seconds (a fit in progress is abandoned) and "
+                  "keeps every candidate that finished: the best of them is compared and "
+                  "exported as a partial run.")
+        b2.button("Cancel and discard", icon=":material/cancel:", key=f"cancel_{view.id}",
                   on_click=jobs.cancel_job, args=(view.id,),
-                  disabled=current.cancel_requested)
+                  disabled=current.cancel_requested,
+                  help="Ends the run and keeps nothing of it; earlier runs stay available.")
     left, right = st.columns([1, 2])
     with left:
         st.markdown("**Phases**")
@@ -160,6 +198,12 @@ def render_job(job_id: str, polling: bool) -> None:
     if result is not None:
         verdict = result.verdict.text if result.verdict is not None else ""
         st.markdown(f"**Best student:** `{result.selected.name}` — {verdict}")
+        dataset_run = current.distiller.dataset
+        leakage_view.render(
+            result.leakage, dataset_run.has_separate_test, "distill",
+            refit_possible=any(t.kind != "proba_cols" for t in dataset_run.teachers),
+            trained_here=teachers.teachers_fitted_on(dataset_run, result.split.train),
+        )
         with st.expander("Full results table"):
             st.dataframe(board, hide_index=True, width="stretch")
         ui.page_link("compare", "Next: Compare teacher and student")

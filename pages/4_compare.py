@@ -9,7 +9,7 @@ import streamlit as st
 
 from hpmkd import curves
 from hpmkd.report import figures
-from hpmkd_app import cached, charts, compare, ui
+from hpmkd_app import cached, charts, compare, leakage_view, teachers, ui
 
 ui.run_through_app()
 st.title("4 · Compare")
@@ -28,6 +28,11 @@ def show(job: Any, distiller: Any) -> None:
     student_entries = compare.students(result)
     labels = compare.class_labels(result)
     y = np.asarray(result.y_test, dtype=int)
+    leakage_view.render(
+        result.leakage, distiller.dataset.has_separate_test, "compare",
+        refit_possible=any(t.kind != "proba_cols" for t in distiller.dataset.teachers),
+        trained_here=teachers.teachers_fitted_on(distiller.dataset, result.split.train),
+    )
 
     c1, c2, c3 = st.columns(3)
     student_names = [e.name for e in student_entries]
@@ -62,6 +67,7 @@ def show(job: Any, distiller: Any) -> None:
 
     # ------------------------------------------------------------------ metric cards
     st.subheader(f"{student.name} vs {teacher.name}")
+    st.caption(f"Measured on the {ui.test_rows_note(distiller.dataset)}.")
     cards = compare.metric_cards(teacher, student)
     for row in range(0, len(cards), 4):
         cols = st.columns(4)
@@ -121,8 +127,8 @@ def show(job: Any, distiller: Any) -> None:
         st.plotly_chart(charts.importance_figure(results, methods), width="stretch")
         st.caption("Rows: an evenly spaced sample of at most 500 test rows (the same for both "
                    "models). Values are comparable within a model, not across methods.")
-    st.caption(f"{len(y):,} test rows · classes {', '.join(labels)} · "
-               f"{int(np.sum(y == k)):,} of class {label}.")
+    st.caption(f"{len(y):,} test rows ({ui.test_rows_note(distiller.dataset)}) · classes "
+               f"{', '.join(labels)} · {int(np.sum(y == k)):,} of class {label}.")
 
 
 run = ui.finished_run()

@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from hpmkd_app import cached, compare, exports, state, ui
+from hpmkd_app import cached, compare, exports, ui
 
 ui.run_through_app()
 st.title("5 · Export")
@@ -45,21 +45,18 @@ def show(job: Any, distiller: Any) -> None:
                        icon=":material/data_object:", on_click="ignore")
 
     st.subheader("HTML report")
-    reports = st.session_state.setdefault(state.REPORTS, {})
-    build = job.id not in reports and st.button("Build the HTML report",
-                                               icon=":material/description:")
-    if build:
-        try:
-            with st.spinner("Writing the report ..."):
-                reports[job.id] = exports.report_html(distiller)
-        except ImportError as exc:
-            st.info(f"The HTML report is not available in this installation ({exc}). The "
-                    "CSV and JSON above hold the same numbers.")
-        except (OSError, ValueError, RuntimeError) as exc:
-            st.error(f"The report could not be written: {exc}")
-    if job.id in reports:
-        st.download_button("HTML report", reports[job.id], file_name="hpmkd_report.html",
-                           mime="text/html", icon=":material/download:", on_click="ignore")
+    missing = exports.report_missing()
+    if missing:
+        st.info(f"The HTML report is not available in this installation ({missing}). The "
+                "CSV and JSON above hold the same numbers.")
+    else:
+        # One click: the report is written when the button is pressed, then downloaded.
+        st.download_button("HTML report", exports.report_download(distiller),
+                           file_name="hpmkd_report.html", mime="text/html",
+                           icon=":material/description:", on_click="ignore",
+                           help="Every number, chart and decision of this run in one "
+                           "self-contained page; it is written when you click (a few "
+                           "seconds).")
 
     st.subheader("Use the student")
     dataset = distiller.dataset

@@ -168,7 +168,7 @@ def test_identical_concurrent_jobs_train_once(dataset, tmp_path):
     ],
 )
 def test_failed_run_reports_its_error(dataset, tmp_path, monkeypatch, exc, expected):
-    def fail(self, callbacks=None):
+    def fail(self, callbacks=None, stop=None):
         raise exc
 
     monkeypatch.setattr(AutoDistiller, "run", fail)
@@ -203,3 +203,33 @@ def test_run_cache_directory_is_private(tmp_path, monkeypatch):
 def test_expected_candidates():
     assert jobs.expected_candidates("legacy", GRID) == 18
     assert jobs.expected_candidates("hpm", GRID) is None
+
+
+HPM_SMALL = HPMConfig(families=("tree", "lgbm"), max_configs=3, n_trials=2, use_cache=False,
+                      use_memory=False)
+
+
+def test_stop_keeps_the_best_so_far_as_a_partial_run(dataset, tmp_path):
+    job = jobs.Job(dataset=dataset, config=HPM_SMALL, method="hpm", seed=8, cache_dir=tmp_path)
+    original = job.on_event
+
+    def stop_after_the_first_candidate(event):
+        original(event)
+        if event.kind == "candidate":
+            job.stop()
+
+    job.on_event = stop_after_the_first_candidate
+    view = _wait(job.start())
+    assert view.status == "done" and view.error is None
+    result = job.result
+    assert result.partial and "stopped by the user" in result.stop_reason
+    assert len(result.candidates) == sum(1 for e in view.events if e.kind == "candidate")
+    # Stored under its own key: a reload (the job is not in the registry, as after a
+    # server restart) finds it; an identical full run is not served it.
+    again = jobs.get_job(job.id, tmp_path)
+    assert again is not job and again.result.stop_reason == result.stop_reason
+    with RunCache(tmp_path) as cache:
+        assert cache.key_of_job(job.id).endswith(f":partial:{job.id}")
+        assert cache.get(job.key) is None
+    full = _wait(start_job(dataset, HPM_SMALL, method="hpm", seed=8, cache_dir=tmp_path))
+    assert full.status == "done" and not full.from_cache

@@ -176,8 +176,37 @@ def test_upload_csv_then_single_class_target_is_reported(sample):
         ("one_class.csv", frame.to_csv(index=False).encode(), "text/csv"))
     ok(at.run())
     assert at.session_state[state.TABLE].name == "one_class.csv"
+    # Flagged at upload, before any teacher is trained.
+    assert "has a single class (1) in all 60 rows" in texts(at.error)
     ok(button(at, "Train a reference teacher").click().run())
     assert "single class" in texts(at.error)
+
+
+@pytest.mark.parametrize(
+    "column, message",
+    [
+        ([None] * 60, "is empty in every row"),
+        ([(i % 20) / 7 for i in range(60)], "looks like a measurement, not a class label"),
+        ([0] * 57 + [1] * 3, "Class 1 has 3 row(s)"),
+        (list(range(60)), "60 distinct values"),
+    ],
+    ids=["all-missing", "continuous-float", "rare-class", "id-like"],
+)
+def test_an_unusable_target_is_flagged_at_upload(sample, column, message):
+    at = ok(page("data").run())
+    frame = sample["table"].frame.head(60).copy()
+    frame["target"] = column
+    at.file_uploader(key="data_upload").set_value(
+        ("bad_target.csv", frame.to_csv(index=False).encode(), "text/csv"))
+    ok(at.run())
+    assert message in texts(at.error)
+
+
+def test_a_usable_target_is_not_flagged():
+    from hpmkd_app import tables as app_tables
+
+    frame = app_tables.load_sample().frame
+    assert app_tables.target_problem(frame, "target") is None
 
 
 def test_malicious_pickle_teacher_is_refused_and_never_runs(sample, tmp_path):
@@ -505,9 +534,10 @@ def test_distill_starts_a_job_shows_done_then_serves_the_rerun_from_cache(sample
     assert "served from cache" in texts(at.success)
 
 
-def test_distill_shows_running_state_and_cancel(sample):
+def _start_and_wait_for_a_candidate(sample, seed: int, **extra) -> tuple[AppTest, jobs.Job]:
     grid = {**configform.default_form(), "families": ["logreg", "tree", "lgbm"]}
-    at = ok(preset(page("distill"), sample, **{state.CONFIG: grid, state.SEED: 4242}).run())
+    at = ok(preset(page("distill"), sample, **{state.CONFIG: grid, state.SEED: seed},
+                   **extra).run())
     at.checkbox(key="w_fresh").check()
     ok(button(at, "Start distillation").click().run())
     job = last_job(at)
@@ -517,15 +547,37 @@ def test_distill_shows_running_state_and_cancel(sample):
         time.sleep(0.05)
     ok(at.run())
     assert "Running" in texts(at.info)
-    assert any(b.label == "Cancel run" for b in at.button)
-    ok(button(at, "Cancel run").click().run())
-    assert job.wait(TIMEOUT) and job.status == "cancelled"
+    return at, job
+
+
+def test_distill_cancel_discards_the_run(sample):
+    at, job = _start_and_wait_for_a_candidate(sample, 4242)
+    ok(button(at, "Cancel and discard").click().run())
+    assert job.wait(TIMEOUT) and job.status == "cancelled" and job.distiller is None
     ok(at.run())
     assert "Cancelled" in texts(at.warning)
 
 
+def test_distill_stop_keeps_the_best_so_far_then_compare_and_export_it(sample):
+    at, job = _start_and_wait_for_a_candidate(sample, 4343)
+    ok(button(at, "Stop and keep the best so far").click().run())
+    assert job.wait(TIMEOUT) and job.status == "done", job.error
+    result = job.result
+    assert result.partial and 1 <= len(result.candidates) < 18
+    ok(at.run())
+    assert "Partial run" in texts(at.warning)
+    inputs = {state.CONFIG: dict(at.session_state[state.CONFIG]), state.SEED: 4343}
+    compare_page = ok(bind(page("compare"), sample, job, **inputs).run())
+    assert "Partial run" in texts(compare_page.warning)
+    assert len(compare_page.get("plotly_chart")) >= 8
+    export = ok(bind(page("export"), sample, job, **inputs).run())
+    assert "Partial run" in texts(export.warning)
+    labels = [b.label for b in export.get("download_button")]
+    assert "Student model (.joblib)" in labels
+
+
 def test_distill_reports_a_failed_run_inline(sample, monkeypatch):
-    def boom(self, callbacks=None):
+    def boom(self, callbacks=None, stop=None):
         raise ValueError("Teacher 'x' returned probabilities of shape (3, 2).")
 
     monkeypatch.setattr(AutoDistiller, "run", boom)
@@ -623,9 +675,9 @@ def test_export_offers_downloads_report_and_snippet(sample, finished_job):
     labels = [b.label for b in at.get("download_button")]
     assert labels[:3] == ["Student model (.joblib)", "Results (.csv)", "Summary (.json)"]
     assert "joblib.load" in at.code[0].value and "predict_proba" in at.code[0].value
-    ok(button(at, "Build the HTML report").click().run())
-    labels = [b.label for b in at.get("download_button")]
-    assert "HTML report" in labels or "not available" in texts(at.info)
+    # The report is one click: its button is there before anything is built.
+    assert "HTML report" in labels
+    assert not [b for b in at.button if "Build" in b.label]
 
 
 def test_export_without_a_run_says_so():

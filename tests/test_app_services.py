@@ -365,7 +365,8 @@ def test_finished_run_panels_read_the_typed_result(finished):
     by_title = {p.title: p for p in panels.job_panels(_view([], status="done"), result)}
     assert set(by_title) == {
         "Configuration selection", "Warm start (optimization memory)", "Progressive chain",
-        "Temperatures", "Attention-weighted multi-teacher", "Cache", "Parallel training",
+        "Capacity climb", "Temperatures", "Attention-weighted multi-teacher", "Cache",
+        "Parallel training",
     }
     source = panels.PanelSource.of_result(result)
     assert source.method == result.method and len(source.candidates) == len(result.candidates)

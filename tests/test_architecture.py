@@ -22,7 +22,8 @@ PACKAGE = PROJECT_ROOT / "hpmkd"
 
 #: Floors of the engine, bottom first. A module name matches the longest prefix listed.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("hpmkd._version", "hpmkd.errors", "hpmkd.fieldspec", "hpmkd.paths", "hpmkd.events"),
+    ("hpmkd._version", "hpmkd.errors", "hpmkd.fieldspec", "hpmkd.paths", "hpmkd.events",
+     "hpmkd.stop"),
     ("hpmkd.extras", "hpmkd.metrics", "hpmkd.curves", "hpmkd.config", "hpmkd.io", "hpmkd.checks"),
     ("hpmkd.settings",),
     ("hpmkd.safe_load",),
@@ -38,6 +39,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("hpmkd.distiller",),
     ("hpmkd.estimator",),
     ("hpmkd",),
+    ("hpmkd.run_cache",),
     ("hpmkd.cli", "hpmkd.__main__"),
 )
 #: Packages only the app (or an optional feature) needs.

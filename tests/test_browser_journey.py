@@ -2,14 +2,16 @@
 
 Sample data -> reference teacher -> Configure (quick preset, legacy) -> Distill -> Compare
 (charts render) -> Export (download the student, load it with joblib, predict), plus a
-reload that re-attaches to the run, and real uploads (a bad CSV, a good CSV, a malicious
-pickle teacher). Step timings are printed (run with ``-s`` to see them).
+reload that re-attaches to the run, real uploads (a bad CSV, a good CSV, a malicious
+pickle teacher), and a run stopped mid-train ("Stop and keep the best so far") whose
+partial result is compared and exported. Step timings are printed (run with ``-s``).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -118,6 +120,14 @@ def _goto_page(page, name: str, title: str) -> None:
     page.get_by_role("heading", name=title).wait_for()
 
 
+def _download_report(page, path: Path) -> None:
+    """One click on "HTML report" builds and downloads it."""
+    with page.expect_download(timeout=120_000) as report:
+        page.get_by_role("button", name="HTML report", exact=True).click()
+    report.value.save_as(path)
+    assert path.read_bytes()[:200].lower().lstrip().startswith(b"<!doctype html")
+
+
 def test_sample_journey_from_data_to_downloaded_student(server, browser, tmp_path):
     timer = Timer()
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
@@ -161,13 +171,8 @@ def test_sample_journey_from_data_to_downloaded_student(server, browser, tmp_pat
     info.value.save_as(target)
     timer.lap("export + download student")
 
-    page.get_by_role("button", name="Build the HTML report").click()
-    with page.expect_download() as report:
-        page.get_by_role("button", name="HTML report", exact=True).click()
-    report_path = tmp_path / "report.html"
-    report.value.save_as(report_path)
-    assert report_path.read_bytes()[:200].lower().lstrip().startswith(b"<!doctype html")
-    timer.lap("build + download HTML report")
+    _download_report(page, tmp_path / "report.html")
+    timer.lap("download HTML report (one click)")
 
     page.reload()
     page.get_by_role("button", name="Student model (.joblib)").wait_for()
@@ -213,7 +218,8 @@ def test_real_uploads_bad_csv_good_csv_and_malicious_teacher(server, browser, tm
     evil = tmp_path / "teacher.pkl"
     evil.write_bytes(pickle.dumps(Exploit()))
     page.get_by_role("tab", name="Upload model files").click()
-    page.locator("input[type=file]").nth(1).set_input_files(str(evil))
+    (page.locator('[data-testid="stFileUploader"]').filter(has_text="Model files")
+     .locator("input[type=file]").set_input_files(str(evil)))
     page.get_by_text("not on the list of classes allowed").wait_for()
     assert not marker.exists()
     timer.lap("malicious pickle teacher -> refused")
@@ -223,4 +229,59 @@ def test_real_uploads_bad_csv_good_csv_and_malicious_teacher(server, browser, tm
     page.get_by_text("Dataset ready: 300 rows").wait_for()
     timer.lap("reference teacher on the upload")
     timer.report("Upload timings")
+    page.close()
+
+
+def test_stop_mid_train_then_compare_and_export_the_partial_run(server, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    timer = Timer()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.set_default_timeout(60_000)
+    page.goto(server)
+    page.get_by_role("button", name="Use sample data").click()
+    page.get_by_text("Class balance").wait_for()
+    page.get_by_role("button", name="Train a reference teacher").click()
+    page.get_by_text("Dataset ready").wait_for()
+    timer.lap("sample data + reference teacher")
+
+    # The default configuration (hpm on the 1,000-row sample): long enough to stop in
+    # the training phase.
+    _goto_page(page, "Distill", "3 · Distill")
+    page.get_by_text("Train again even if an identical run").click()
+    page.get_by_role("button", name="Start distillation").click()
+    page.get_by_text(re.compile(r"Running — phase train, [1-9]\d* candidate")).wait_for(
+        timeout=180_000)
+    timer.lap("distill until the train phase")
+
+    page.get_by_role("button", name="Stop and keep the best so far").click()
+    page.get_by_text("Partial run").first.wait_for(timeout=30_000)
+    page.get_by_text("stopped by the user during the train phase").first.wait_for()
+    # The page reruns in full once the run has ended; a click during that rerun can be
+    # lost, so wait for it (the Start button comes back enabled).
+    expect(page.get_by_role("button", name="Start distillation")).to_be_enabled()
+    assert "session=" in page.url
+    timer.lap("stop -> partial run shown")
+
+    _goto_page(page, "Compare", "4 · Compare")
+    page.get_by_text("Partial run").first.wait_for()
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 8")
+    timer.lap("compare the partial run")
+
+    _goto_page(page, "Export", "5 · Export")
+    page.get_by_text("Partial run").first.wait_for()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Student model (.joblib)").click()
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(target)
+    report = tmp_path / "partial.html"
+    _download_report(page, report)
+    assert b"Partial run" in report.read_bytes()
+    timer.lap("export the partial run")
+    timer.report("Stop mid-train timings")
+
+    model = joblib.load(target)
+    rows = pd.read_csv(SAMPLE).head(20)
+    proba = model.predict_proba(rows[[c for c in rows.columns if c != "target"]])
+    assert proba.shape == (20, 2)
     page.close()

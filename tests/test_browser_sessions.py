@@ -170,7 +170,12 @@ def _quick_legacy_run(page) -> None:
 
 
 def _sidebar(page) -> str:
-    return page.locator("[data-testid=stSidebar]").inner_text()
+    # The session summary is drawn after the page itself (app.py): wait for it, so a
+    # page whose main part is already up is not read half-drawn.
+    side = page.locator("[data-testid=stSidebar]")
+    side.get_by_text("Your session").wait_for()
+    side.get_by_text("Method:").wait_for()
+    return side.inner_text()
 
 
 def test_reload_on_every_page_after_a_run_and_a_server_restart(server, browser):

@@ -329,3 +329,36 @@ def test_out_that_already_exists_receives_the_files(inputs, tmp_path, capsys):
         "best_model.joblib", "notes.txt", "results.csv", "summary.json"]
     assert (out / "notes.txt").read_text() == "mine"
     assert not list(tmp_path.glob(".hpmkd-tmp-*"))
+
+
+# ----------------------------------------------------------------------------- Ctrl-C
+def test_ctrl_c_keeps_the_best_so_far_and_writes_a_partial_run(
+    inputs, tmp_path, project_root, venv_python
+):
+    """The first Ctrl-C stops the run, keeps every finished candidate and writes them
+    (exit 130); the interrupt is sent when the first candidate is printed."""
+    import signal
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(project_root)}
+    grid = ["--set", "families=tree,logreg,lgbm", "--set", "temperatures=1,2,4",
+            "--set", "alphas=0.9,0.5,0.1"]
+    proc = subprocess.Popen(
+        [str(venv_python), "-m", "hpmkd", "distill", str(inputs["data"]), "--target", "target",
+         "--teacher", str(inputs["teacher"]), "--method", "legacy", *grid, "--out", str(out)],
+        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("  "):  # a finished candidate
+            proc.send_signal(signal.SIGINT)
+            break
+    _, rest = proc.communicate(timeout=120)
+    err = "".join(lines) + rest
+    assert proc.returncode == 130, err
+    assert "keeping the best so far" in err and "a partial run; outputs in" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["partial"] and "interrupted with Ctrl-C" in summary["stop_reason"]
+    assert 1 <= summary["n_candidates"] < 25
+    assert (out / "best_model.joblib").stat().st_size > 0

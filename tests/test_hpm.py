@@ -23,7 +23,7 @@ from hpmkd.metrics import compute_metrics
 from tests.conftest import expected_selection, fit_lgbm_teacher, make_classification_frame
 
 PHASES = ["select", "chain", "train", "ensemble", "compare"]
-CANDIDATE_SOURCES = {"chain", "config", "ensemble"}
+CANDIDATE_SOURCES = {"chain", "config", "climb", "ensemble"}
 N_ROWS, N_FEATURES, TEACHER_TREES = 1200, 6, 60
 SMALL = {"max_configs": 3, "n_trials": 2, "families": ("logreg", "tree", "lgbm")}
 # Nothing on disk: runs with these settings cannot influence each other.
@@ -567,3 +567,28 @@ def test_auto_on_1500_rows_runs_hpm_and_says_why():
     assert events[0].data["method"] == "hpm"
     assert summary["phases"] == PHASES
     assert math.isfinite(summary["student"]["ks"])
+
+
+def test_halving_chain_and_promotions_share_one_subsample(dataset_a, monkeypatch):
+    # Above HALVING_MIN_ROWS training rows (lowered here so a small table crosses it) the
+    # chain trains on the rung-0 subsample of phase 3, rung 1 retrains at most one trial
+    # per configuration, and the twin of a subsample candidate learns from those rows.
+    import hpmkd.engine.session as session_module
+    import hpmkd.engine.train as train_module
+
+    monkeypatch.setattr(session_module, "HALVING_MIN_ROWS", 300)
+    monkeypatch.setattr(train_module, "HALVING_MIN_ROWS", 300)
+    d = run_hpm(dataset_a, **ISOLATED)
+    result = d._check_run()
+    n_train = result.split_sizes["train"]
+    rung0 = max(300, n_train // 4)
+    halving = result.components.halving
+    assert halving.enabled and halving.rung0_rows == rung0 < n_train
+    chain = [c for c in result.candidates if c.source == "chain"]
+    assert chain and all(c.train_rows == rung0 for c in chain)
+    assert all(c.name.endswith(f"[{rung0:,} rows]") for c in chain)
+    full = [c for c in result.candidates if c.source == "config" and c.train_rows == n_train]
+    assert len(full) == halving.rung1_trials >= 1
+    configs = [(c.spec.family, c.spec.capacity, c.spec.alpha) for c in full]
+    assert len(configs) == len(set(configs))
+    assert result.twin is not None and result.twin.train_rows == result.selected.train_rows

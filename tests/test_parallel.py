@@ -24,7 +24,7 @@ SMALL = {
     "use_cache": False,
     "use_memory": False,
 }
-CANDIDATE_SOURCES = {"chain", "config", "ensemble"}
+CANDIDATE_SOURCES = {"chain", "config", "climb", "ensemble"}
 VAL_COLUMNS = ["val_ks", "val_auc", "val_accuracy", "val_f1", "val_fidelity"]
 
 

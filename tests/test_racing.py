@@ -54,3 +54,20 @@ def test_vectorised_bootstrap_ks_equals_resampled_ks():
     p3 = rng.dirichlet(np.ones(3), size=300)
     expected3 = [metric_value("ks", y3[i], p3[i]) for i in idx]
     np.testing.assert_allclose(_ks_many(y3, p3, weights), expected3, atol=1e-12)
+
+
+def test_scores_many_shares_the_resamples_of_paired_bootstrap():
+    # The verdict draws each resample once for three models; it must see exactly the
+    # resamples (and so the differences) of one PairedBootstrap per pair.
+    from hpmkd.components.racing import PairedBootstrap
+
+    y, model = _probas(4, n=3000)
+    student, twin, teacher = model(1.0), model(1.3), model(0.7)
+    for metric in ("ks", "auc"):
+        mine, *theirs = PairedBootstrap(y, None, metric, n_boot=60, seed=5).scores_many(
+            [student, twin, teacher]
+        )
+        for other, scores in zip((twin, teacher), theirs, strict=True):
+            pair = -PairedBootstrap(y, other, metric, n_boot=60, seed=5).differences(student)
+            np.testing.assert_array_equal(mine - scores, pair)
+        assert not np.allclose(mine, theirs[0])

@@ -203,3 +203,46 @@ def test_string_labels_are_the_fitted_students_classes(task, family):
     assert np.allclose(proba, model.predict_proba(task["X"]))
     reversed_order = proba_in_class_order(model, task["X"], ["yes", "no"])
     assert np.allclose(reversed_order, proba[:, ::-1])
+
+
+def test_encoded_rows_are_shared_and_train_the_same_tree_student():
+    # Text columns are encoded once per training frame and kind of preprocessing, then
+    # duplicated for the soft targets; a tree student learns exactly what it learned
+    # from encoding the duplicated rows itself (same categories, same codes).
+    from sklearn.base import clone
+
+    from hpmkd.students import encode_rows
+
+    rng = np.random.default_rng(3)
+    n = 500
+    X = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "city": rng.choice(["a", "b", "c", None], size=n),
+            "code": rng.choice([f"k{i}" for i in range(40)], size=n),
+        }
+    )
+    y = (X["x"] + (X["city"] == "a") > 0.3).astype(int).to_numpy()
+    p = np.clip(0.2 + 0.6 * y + rng.normal(0, 0.05, n), 0.01, 0.99)
+    targets = soft_targets(np.column_stack([1 - p, p]), y, temperature=2.0, alpha=0.7)
+    params = trial_params("lgbm", "small", 0, n, 0)
+    shared = build_student("lgbm", params, ["x"], ["city", "code"], 0)
+    first = encode_rows(shared.steps[0][1], X)[1]
+    fit_on_soft_targets(shared, X, targets, [0, 1])
+    assert encode_rows(clone(shared.steps[0][1]), X)[1] is first  # served, not re-encoded
+    # The old way: the whole pipeline fitted on the duplicated raw rows.
+    direct = build_student("lgbm", params, ["x"], ["city", "code"], 0)
+    rows = np.tile(np.arange(n), 2)
+    labels = np.repeat([0, 1], n)
+    direct.fit(X.iloc[rows], labels, model__sample_weight=targets.T.ravel())
+    raw = X.assign(city=X["city"].where(X.index % 7 != 0, "never seen"))
+    np.testing.assert_allclose(shared.predict_proba(raw), direct.predict_proba(raw))
+    # Nothing is held once the training frame is gone.
+    import gc
+
+    from hpmkd import students
+
+    del X, raw
+    gc.collect()
+    assert all(entry[0]() is not None for entry in students._ENCODED)
+    assert not any(entry[3] is first for entry in students._ENCODED)

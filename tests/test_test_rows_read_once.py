@@ -1,8 +1,8 @@
 """The test rows are read once: poisoning their labels changes no selection decision.
 
-Screening, racing, temperatures, chain stopping, attention, fusion and the selection rule
-all run on training and validation rows; only the compare phase reads the test rows, for
-the selected student, the teacher and the twin.
+Screening, racing, temperatures, chain stopping, the capacity climb, attention, fusion and
+the selection rule all run on training and validation rows; only the compare phase reads
+the test rows, for the selected student, the teacher and the twin.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
 from tests.conftest import fit_lgbm_teacher, make_classification_frame
+from tests.test_capacity_climb import FAST, oracle_frame
 
 VOLATILE = ("fit_seconds", "latency_ms_1k", "from_cache")
 
@@ -46,7 +47,7 @@ def test_poisoned_test_labels_change_no_selection_decision():
     assert a[val_cols].equals(b[val_cols])
     ca, cb = clean.result_.components, poisoned.result_.components
     for name in ("selection", "warm_start", "chain", "temperature", "racing", "halving",
-                 "attention", "teacher_attention", "selection_rule"):
+                 "capacity", "attention", "teacher_attention", "selection_rule"):
         record_a, record_b = getattr(ca, name), getattr(cb, name)
         if name == "selection":  # a clock, not a decision
             record_a = dataclasses.replace(record_a, screen_seconds=None)
@@ -55,3 +56,30 @@ def test_poisoned_test_labels_change_no_selection_decision():
     assert clean.best_name == poisoned.best_name
     # The poison is real: the test figures did change.
     assert clean.best_metrics["ks"] != poisoned.best_metrics["ks"]
+
+
+def test_poisoned_test_labels_change_no_step_of_the_capacity_climb():
+    # A table where the climb trains rungs above large (see tests/test_capacity_climb.py).
+    train, test = oracle_frame(6000), oracle_frame(1500, seed=9)
+    poisoned = test.assign(
+        target=np.random.default_rng(1).permutation(test["target"].to_numpy())
+    )
+    runs = []
+    for test_rows in (test, poisoned):
+        ds = DistillationDataset(
+            train, target="target", teacher_proba_cols=["p0", "p1"], test_data=test_rows
+        )
+        config = HPMConfig(**{**FAST, "use_cache": False, "max_capacity_steps": 2})
+        distiller = AutoDistiller(ds, method="hpm", config=config, random_state=42)
+        distiller.run()
+        runs.append(distiller)
+    clean, dirty = (r.result_.components.capacity for r in runs)
+    assert clean.steps, clean.stop_reason  # the climb really trained rungs
+
+    def decisions(record):  # everything but the clock
+        steps = tuple({k: v for k, v in s.items() if k != "fit_seconds"} for s in record.steps)
+        return dataclasses.replace(record, steps=steps)
+
+    assert decisions(clean) == decisions(dirty)
+    assert runs[0].best_name == runs[1].best_name
+    assert runs[0].best_metrics["ks"] != runs[1].best_metrics["ks"]

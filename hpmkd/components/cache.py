@@ -36,6 +36,7 @@ import importlib.metadata
 import os
 import pickle
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -46,8 +47,6 @@ from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
 import diskcache
-import numpy as np
-import pandas as pd
 
 from hpmkd._version import __version__
 from hpmkd.paths import hpmkd_home, private_dir
@@ -245,6 +244,27 @@ class IntelligentCache:
         self._count(hit=False)
         return value, False
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """The stored value of ``key``, or ``default``; never computes.
+
+        A read refreshes the entry for LRU eviction; the hit and miss counters of
+        :meth:`get_or_compute` are not touched. An entry that cannot be read back is
+        dropped and ``default`` returned.
+        """
+        if self._cache is None:
+            return default
+        value = self._read(key)
+        return default if value is _MISSING else value
+
+    def put(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key`` (replacing it), then evict beyond the size limit.
+
+        Does nothing when the cache is disabled; a value that cannot be stored gives a
+        ``RuntimeWarning`` and is dropped.
+        """
+        if self._cache is not None:
+            self._store(key, value)
+
     def __contains__(self, key: object) -> bool:
         """Whether ``key`` is stored (does not count as a use for LRU eviction)."""
         return self._cache is not None and key in self._cache
@@ -409,12 +429,18 @@ def _frame(tag: bytes, payload: bytes) -> bytes:
 
 def _encode(obj: Any) -> bytes:
     """Stable, unambiguous bytes for a key part (see :meth:`IntelligentCache.make_key`)."""
+    # NumPy and pandas are looked up, not imported: an object of theirs cannot exist
+    # unless they are loaded, and the command line makes keys before (or without) them.
+    np = sys.modules.get("numpy")
     if obj is None:
         return _frame(b"N", b"")
-    if isinstance(obj, (bool, np.bool_)):
+    if np is not None:
+        if isinstance(obj, np.bool_):
+            obj = bool(obj)
+        elif isinstance(obj, (np.integer, np.floating)) and not isinstance(obj, float):
+            obj = obj.item()  # np.int64(3) and 3 mean the same thing
+    if isinstance(obj, bool):
         return _frame(b"B", b"1" if obj else b"0")
-    if isinstance(obj, (np.integer, np.floating)) and not isinstance(obj, float):
-        obj = obj.item()  # np.int64(3) and 3 mean the same thing
     if isinstance(obj, int):
         return _frame(b"I", str(obj).encode())
     if isinstance(obj, float):
@@ -430,13 +456,14 @@ def _encode(obj: Any) -> bytes:
     if isinstance(obj, dict):
         pairs = sorted((_encode(k), _encode(v)) for k, v in obj.items())
         return _frame(b"D", b"".join(k + v for k, v in pairs))
-    if isinstance(obj, (np.ndarray, np.generic)):
+    if np is not None and isinstance(obj, (np.ndarray, np.generic)):
         return _encode_array(np.asarray(obj))
-    if isinstance(obj, pd.DataFrame):
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(obj, pd.DataFrame):
         columns = [(str(c), str(obj[c].dtype)) for c in obj.columns]
         hashed = pd.util.hash_pandas_object(obj, index=True).to_numpy()
         return _frame(b"P", _encode(columns) + _encode(hashed))
-    if isinstance(obj, pd.Series):
+    if pd is not None and isinstance(obj, pd.Series):
         hashed = pd.util.hash_pandas_object(obj, index=True).to_numpy()
         return _frame(b"R", _encode([str(obj.name), str(obj.dtype)]) + _encode(hashed))
     if isinstance(obj, PurePath):
@@ -452,7 +479,9 @@ def _encode(obj: Any) -> bytes:
     )
 
 
-def _encode_array(array: np.ndarray) -> bytes:
+def _encode_array(array: Any) -> bytes:
+    import numpy as np  # loaded already: the array is one of its objects
+
     header = _encode([array.dtype.str, list(array.shape)])
     if array.dtype.hasobject:
         # Object arrays hold pointers: hash the elements, not the raw buffer.

@@ -21,6 +21,7 @@ import numpy as np
 
 from hpmkd.components.temperature import MetaTemperatureScheduler
 from hpmkd.evaluate import CandidateResult, TrainingContext
+from hpmkd.stop import FitInterrupted
 from hpmkd.students import CAPACITIES, StudentSpec, proba_in_class_order, trial_params
 
 TrainFn = Callable[..., CandidateResult]
@@ -106,7 +107,7 @@ class ProgressiveDistillationChain:
         source = ctx.teacher_train
         for index, capacity in enumerate(self.ladder(), start=1):
             if should_stop():
-                outcome.stop_reason = f"time budget reached before stage {index}"
+                outcome.stop_reason = f"stopped before stage {index}"
                 break
             decision = self.scheduler.suggest(self.family)
             spec = StudentSpec(
@@ -117,12 +118,16 @@ class ProgressiveDistillationChain:
                 0,
                 trial_params(self.family, capacity, 0, len(ctx.y_train), seed),
             )
-            result = train(
-                spec,
-                source="chain",
-                name=f"chain stage {index} {spec.label()}",
-                teacher_train=source,
-            )
+            try:
+                result = train(
+                    spec,
+                    source="chain",
+                    name=f"chain stage {index} {spec.label()}",
+                    teacher_train=source,
+                )
+            except FitInterrupted:
+                outcome.stop_reason = f"stopped while training stage {index} (abandoned)"
+                break
             score = result.val.get(self.metric, math.nan)
             # Each stage learns from a different source: not comparable with other
             # stages, so it is its own group.

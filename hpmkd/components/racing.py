@@ -39,19 +39,28 @@ def _ks_many(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarra
     is a weighted cumulative sum over that order.
     """
     columns = [1] if proba.shape[1] == 2 else range(proba.shape[1])
+    weights = np.asarray(weights)
+    if weights.dtype.kind not in "iu":
+        weights = weights.astype(float)
     values = []
     for k in columns:
         score = proba[:, k]
         order = np.argsort(-score, kind="mergesort")
         s_sorted = score[order]
-        pos = (y[order] == k).astype(float)
+        pos = y[order] == k
         w = weights[:, order]
-        tp = np.cumsum(w * pos, axis=1)
-        fp = np.cumsum(w * (1.0 - pos), axis=1)
+        # Integer multiplicities sum exactly (as integers or as floats below 2**53), so
+        # the counts of all rows less the positives are the negatives, with one
+        # cumulative sum fewer and the very same numbers.
+        tp = np.cumsum(np.where(pos, w, 0), axis=1, dtype=w.dtype)
+        fp = np.cumsum(w, axis=1, dtype=w.dtype)
+        fp -= tp
         n_pos, n_neg = tp[:, -1:], fp[:, -1:]
         last_of_tie = np.r_[s_sorted[1:] != s_sorted[:-1], True]
+        if not last_of_tie.all():
+            tp, fp = tp[:, last_of_tie], fp[:, last_of_tie]
         with np.errstate(invalid="ignore", divide="ignore"):
-            gap = np.abs(tp[:, last_of_tie] / n_pos - fp[:, last_of_tie] / n_neg)
+            gap = np.abs(tp / n_pos - fp / n_neg)
         ks = gap.max(axis=1)
         ks[(n_pos[:, 0] == 0) | (n_neg[:, 0] == 0)] = np.nan
         values.append(ks)
@@ -75,8 +84,9 @@ class PairedBootstrap:
     ----------
     y : array of int
         Class indices of the validation rows.
-    incumbent : array (n_rows, n_classes)
-        The incumbent's probabilities on those rows.
+    incumbent : array (n_rows, n_classes) or None
+        The incumbent's probabilities on those rows (None when only
+        :meth:`scores_many` is used).
     metric : str
         A selection metric name (higher is better).
     reference : array, optional
@@ -90,7 +100,7 @@ class PairedBootstrap:
     def __init__(
         self,
         y: np.ndarray,
-        incumbent: np.ndarray,
+        incumbent: np.ndarray | None,
         metric: str = "ks",
         reference: np.ndarray | None = None,
         n_boot: int = 100,
@@ -98,7 +108,8 @@ class PairedBootstrap:
     ) -> None:
         self.y, self.metric, self.reference = y, metric, reference
         self.n_boot, self.seed = n_boot, seed
-        self._incumbent = self._scores(incumbent)
+        # None: no incumbent, for scoring several models at once (scores_many).
+        self._incumbent = self._scores(incumbent) if incumbent is not None else None
 
     def _draws(self):
         n = len(self.y)
@@ -108,29 +119,51 @@ class PairedBootstrap:
             yield rng.integers(0, n, size=(min(size, self.n_boot - start), n))
 
     def _scores(self, proba: np.ndarray) -> np.ndarray:
+        return self.scores_many([proba])[0]
+
+    def scores_many(self, probas: list[np.ndarray]) -> list[np.ndarray]:
+        """Each model's score on every resample, all models in one pass over the
+        resamples (drawn and counted once, not once per model).
+
+        Parameters
+        ----------
+        probas : list of arrays (n_rows, n_classes)
+            Probabilities of the models on the rows, each in class order.
+
+        Returns
+        -------
+        list of arrays (n_boot,)
+            The scores of each model, in the order given (NaN where undefined).
+        """
         n = len(self.y)
-        parts = []
+        parts: list[list[np.ndarray]] = [[] for _ in probas]
         for draws in self._draws():
             if self.metric == "ks":
                 # Row multiplicities of each resample (a bincount per resample).
                 flat = draws + (np.arange(len(draws)) * n)[:, None]
                 weights = np.bincount(flat.ravel(), minlength=len(draws) * n)
-                parts.append(_ks_many(self.y, proba, weights.reshape(len(draws), n)))
+                # Multiplicities and their sums are at most n: 32-bit integers hold them
+                # exactly with half the memory traffic of 64-bit ones.
+                dtype = np.int32 if n < 2**31 else np.int64
+                weights = weights.astype(dtype, copy=False).reshape(len(draws), n)
+                for part, proba in zip(parts, probas, strict=True):
+                    part.append(_ks_many(self.y, proba, weights))
             else:
-                parts.append(
-                    np.array(
-                        [
-                            metric_value(
-                                self.metric,
-                                self.y[idx],
-                                proba[idx],
-                                None if self.reference is None else self.reference[idx],
-                            )
-                            for idx in draws
-                        ]
+                for part, proba in zip(parts, probas, strict=True):
+                    part.append(
+                        np.array(
+                            [
+                                metric_value(
+                                    self.metric,
+                                    self.y[idx],
+                                    proba[idx],
+                                    None if self.reference is None else self.reference[idx],
+                                )
+                                for idx in draws
+                            ]
+                        )
                     )
-                )
-        return np.concatenate(parts)
+        return [np.concatenate(part) for part in parts]
 
     def differences(self, candidate: np.ndarray) -> np.ndarray:
         """Incumbent minus candidate score on each resample (resamples where either is

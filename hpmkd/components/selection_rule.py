@@ -135,7 +135,17 @@ def select_student(
     eligible.sort(key=lambda c: (-saving(top, c), -score_of(c, metric)))
     m = len(eligible)
     z = NormalDist().inv_cdf(1 - LEVEL / m) if m else math.nan
-    bootstrap = None
+    # Every candidate whose point estimate is within the margin is compared with the top
+    # on the same resamples; all of them are scored in one pass over the resamples.
+    close = [c for c in eligible if not top_score - score_of(c, metric) >= margin]
+    resampled: dict[int, np.ndarray] = {}
+    top_resampled = None
+    if close:
+        bootstrap = PairedBootstrap(y_val, None, metric, reference_val, n_boot=N_BOOT, seed=seed)
+        top_resampled, *others = bootstrap.scores_many(
+            [top.val_proba, *(c.val_proba for c in close)]
+        )
+        resampled = {id(c): scores for c, scores in zip(close, others, strict=True)}
     checked, passed = [], []
     for c in eligible:
         diff = top_score - score_of(c, metric)
@@ -144,11 +154,9 @@ def select_student(
             # The point estimate already misses the margin: no bound can be below it.
             entry.update(upper_bound=None, noninferior=False)
         else:
-            if bootstrap is None:
-                bootstrap = PairedBootstrap(
-                    y_val, top.val_proba, metric, reference_val, n_boot=N_BOOT, seed=seed
-                )
-            spread = bootstrap.differences(c.val_proba)
+            a, b = top_resampled, resampled[id(c)]
+            valid = ~(np.isnan(a) | np.isnan(b))  # resamples where both are defined
+            spread = a[valid] - b[valid]
             upper = diff + z * float(np.std(spread, ddof=1))
             entry.update(upper_bound=upper, noninferior=upper < margin)
             if upper < margin:

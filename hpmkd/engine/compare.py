@@ -20,6 +20,7 @@ from hpmkd.evaluate import CandidateResult, TestRows, TrainingContext, score_on_
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
 from hpmkd.result import Difference, Verdict
 from hpmkd.results_table import metrics_dict
+from hpmkd.stop import FitInterrupted
 from hpmkd.students import StudentSpec, trial_params
 from hpmkd.teacher import Teacher
 
@@ -57,6 +58,13 @@ def compare_candidates(session: RunSession) -> Comparison:
             session.random_state,
         )
         twin = _twin(session, selected)
+        if twin is None and session.stop.requested:
+            session.bus.emit(
+                "info",
+                phase="compare",
+                message=f"{session.stop_reason}: the hard-label twin was not trained, so "
+                "this partial run has no distillation verdict",
+            )
         # The one read of the test rows.
         rows = session.test_rows()
         chosen = selected
@@ -64,7 +72,18 @@ def compare_candidates(session: RunSession) -> Comparison:
         session.candidates = [selected if c is chosen else c for c in session.candidates]
         twin = score_on_test(twin, rows) if twin is not None else None
         teachers = _score_teachers(session, rows)
-        verdict = _verdict(session, selected, twin, teachers[0], rows)
+        if session.stop.requested and twin is not None:
+            # Stopped after the twin was trained: its test scores stay, but the verdict's
+            # paired-bootstrap intervals (thousands of resamples) are skipped.
+            session.should_stop()
+            session.bus.emit(
+                "info",
+                phase="compare",
+                message=f"{session.stop_reason}: the distillation verdict was not computed",
+            )
+            verdict = None
+        else:
+            verdict = _verdict(session, selected, twin, teachers[0], rows)
         metric = cfg.selection_metric
         session.bus.emit(
             "info",
@@ -84,7 +103,13 @@ def _twin(session: RunSession, selected: CandidateResult) -> CandidateResult | N
     from, with the same tuning budget: every trial the configuration had, the best on
     validation kept."""
     spec = selected.spec
+    # A run stopped on request skips the twin (n_trials more fits; a stop must be quick):
+    # the partial run is labelled and says it has no verdict. An expired time budget
+    # still trains it, as before.
     if spec is None:
+        return None
+    if session.stop.requested:
+        session.should_stop()  # records where the stop landed
         return None
     n_trials = session.config.n_trials if session.plan.adaptive else 1
     n_train = len(session.split.train)
@@ -97,7 +122,13 @@ def _twin(session: RunSession, selected: CandidateResult) -> CandidateResult | N
             else trial_params(spec.family, spec.capacity, trial, n_train, session.random_state)
         )
         hard = StudentSpec(spec.family, spec.capacity, 1.0, 0.0, trial, params)
-        trials.append(session.fit(hard, ctx, source="baseline", name=f"baseline {hard.label()}"))
+        try:
+            trials.append(
+                session.fit(hard, ctx, source="baseline", name=f"baseline {hard.label()}")
+            )
+        except FitInterrupted:
+            session.interrupted("the hard-label twin")
+            return None
     return max(trials, key=lambda c: rank_key(c, session.config.selection_metric))
 
 
@@ -172,9 +203,12 @@ def _verdict(
         return None
     metric = session.config.selection_metric
     metrics = list(dict.fromkeys([metric, "ks"]))
+    others = (("twin", twin), ("teacher", teacher))
+    by_metric = {m: _resample_scores(session, student, [o for _, o in others], m, rows)
+                 for m in metrics}
     differences = tuple(
-        _difference(session, student, other, who, m, rows)
-        for who, other in (("twin", twin), ("teacher", teacher))
+        _difference(student, other, who, m, rows, by_metric[m][0], by_metric[m][1 + i])
+        for i, (who, other) in enumerate(others)
         for m in metrics
     )
     s, t = metrics_dict(student), metrics_dict(twin)
@@ -198,23 +232,45 @@ def _verdict(
                    text=f"{text}: {main.sentence()}")
 
 
-def _difference(
+def _resample_scores(
     session: RunSession,
+    student: CandidateResult,
+    others: list[CandidateResult],
+    metric: str,
+    rows: TestRows,
+) -> list[np.ndarray | None]:
+    """Scores of the student and each other model on the same paired resamples of the
+    test rows (one pass: the student is scored once for all comparisons); None for a
+    model whose test score is undefined."""
+    models = [student, *others]
+    defined = [not math.isnan(float(m.test.get(metric, math.nan))) for m in models]
+    if not defined[0] or not any(defined[1:]):
+        return [None] * len(models)
+    boot = PairedBootstrap(
+        rows.y, None, metric, rows.reference, n_boot=VERDICT_BOOT, seed=session.random_state
+    )
+    picked = [m.test_proba for m, ok in zip(models, defined, strict=True) if ok]
+    scores = iter(boot.scores_many(picked))
+    return [next(scores) if ok else None for ok in defined]
+
+
+def _difference(
     student: CandidateResult,
     other: CandidateResult,
     who: str,
     metric: str,
     rows: TestRows,
+    student_scores: np.ndarray | None,
+    other_scores: np.ndarray | None,
 ) -> Difference:
     a = float(student.test.get(metric, math.nan))
     b = float(other.test.get(metric, math.nan))
     low = high = math.nan
     if not (math.isnan(a) or math.isnan(b)):
-        boot = PairedBootstrap(
-            rows.y, other.test_proba, metric, rows.reference, n_boot=VERDICT_BOOT,
-            seed=session.random_state,
-        )
-        spread = -boot.differences(student.test_proba)  # student minus other
+        assert student_scores is not None and other_scores is not None
+        # Resamples where either score is undefined are left out.
+        valid = ~(np.isnan(other_scores) | np.isnan(student_scores))
+        spread = student_scores[valid] - other_scores[valid]  # student minus other
         if len(spread):
             low, high = (float(v) for v in np.percentile(spread, [2.5, 97.5]))
     if math.isnan(low):

@@ -14,6 +14,7 @@ from hpmkd.components.multi_teacher import AttentionWeightedMultiTeacher
 from hpmkd.engine.session import RunSession
 from hpmkd.metrics import compute_metrics
 from hpmkd.result import AttentionRecord
+from hpmkd.stop import FitInterrupted
 from hpmkd.students import StudentSpec, proba_in_class_order
 
 #: Strongest candidates (by validation) that join the teachers as ensemble members.
@@ -38,13 +39,11 @@ def _ensemble(session: RunSession) -> AttentionRecord:
     cfg = session.config
     if not cfg.use_multi_teacher:
         return AttentionRecord(enabled=False, reason="use_multi_teacher=False")
-    if session.budget_exhausted():
-        return AttentionRecord(
-            enabled=False, reason="time budget reached before the ensemble phase"
-        )
+    if session.should_stop():
+        return AttentionRecord(enabled=False, reason=f"{session.stop_reason}: no ensemble")
     ctx, split = session.ctx, session.split
     students = sorted(
-        [c for c in session.candidates if c.source in {"config", "chain"}],
+        [c for c in session.candidates if c.source in {"config", "chain", "climb"}],
         key=session.selection_key,
         reverse=True,
     )[:ENSEMBLE_TOP_CANDIDATES]
@@ -61,12 +60,18 @@ def _ensemble(session: RunSession) -> AttentionRecord:
     spec = StudentSpec(
         base.family, base.capacity, base.temperature, base.alpha, base.trial, dict(base.params)
     )
-    result = session.train(
-        spec,
-        source="ensemble",
-        name=f"ensemble-distilled {spec.label()}",
-        teacher_train=attention.fuse(train_members),
-    )
+    try:
+        result = session.train(
+            spec,
+            source="ensemble",
+            name=f"ensemble-distilled {spec.label()}",
+            teacher_train=attention.fuse(train_members),
+        )
+    except FitInterrupted:
+        session.interrupted("the ensemble student")
+        return AttentionRecord(
+            enabled=False, reason=f"{session.stop_reason}: the ensemble student was abandoned"
+        )
     record = AttentionRecord(
         enabled=True,
         members=tuple(names),

@@ -24,6 +24,7 @@ from hpmkd.engine.ensemble import multi_teacher_ensemble
 from hpmkd.engine.select import remember, select_configurations
 from hpmkd.engine.session import PLANS, RunSession
 from hpmkd.engine.train import train_configurations
+from hpmkd.errors import RunCancelled
 from hpmkd.events import EventBus
 from hpmkd.leakage import LeakageCheck, check_run
 from hpmkd.result import (
@@ -35,6 +36,7 @@ from hpmkd.result import (
     TemperatureRecord,
     versions,
 )
+from hpmkd.stop import StopRequest
 
 
 def run(
@@ -44,6 +46,7 @@ def run(
     method_reason: str,
     random_state: int,
     bus: EventBus,
+    stop: StopRequest | None = None,
 ) -> RunResult:
     """Distill ``dataset``'s teachers with ``method`` (``hpm`` or ``legacy``).
 
@@ -57,14 +60,38 @@ def run(
     random_state : int
     bus : EventBus
         Receives every progress event.
+    stop : StopRequest, optional
+        Another thread may request a stop: it works like an expired time budget (no new
+        candidate starts, a fit in progress is abandoned), then the compare phase runs on
+        the candidates that finished and the result is labelled partial
+        (``stop_reason``). A stop before any candidate keeps the best screening fit.
 
     Returns
     -------
     RunResult
+
+    Raises
+    ------
+    RunCancelled
+        A discarding stop, or a stop before any model finished (nothing to keep).
     """
+    stop = stop if stop is not None else StopRequest()
+    with stop.active():
+        return _run(dataset, config, method, method_reason, random_state, bus, stop)
+
+
+def _run(
+    dataset: DistillationDataset,
+    config: HPMConfig,
+    method: str,
+    method_reason: str,
+    random_state: int,
+    bus: EventBus,
+    stop: StopRequest,
+) -> RunResult:
     plan = PLANS[method]
     memory = SharedOptimizationMemory.from_config(config) if plan.components else None
-    session = RunSession(dataset, config, plan, random_state, bus)
+    session = RunSession(dataset, config, plan, random_state, bus, stop)
     bus.emit(
         "run_start",
         message=f"{method}: {dataset.n_rows} rows, {dataset.n_features} features",
@@ -80,8 +107,15 @@ def run(
     try:
         configs, selection, warm_start = select_configurations(session, memory)
         chain = progressive_chain(session, configs)
-        halving, racing = train_configurations(session, configs)
+        halving, racing, capacity = train_configurations(session, configs)
         attention = multi_teacher_ensemble(session)
+        if stop.requested and stop.discard:
+            raise RunCancelled(stop.reason)
+        if stop.requested and not session.candidates and not session.keep_best_screened():
+            raise RunCancelled(
+                f"{stop.reason} before any model finished training: there is nothing to "
+                "keep. Start the run again and let it train at least one model."
+            )
         # The cache counters of the search phases (phase 5 only re-reads what they stored);
         # the executor is described while its cluster client is still open.
         cache = CacheRecord(**session.cache.stats()) if plan.components else None
@@ -105,7 +139,8 @@ def run(
         best=comparison.selected.name,
         seconds=session.phases["total"],
     )
-    if memory is not None and config.use_memory:
+    # A run stopped on request is not a fair record of what works on this data.
+    if memory is not None and config.use_memory and not stop.requested:
         remember(session, memory, comparison.selected)
     components = Components(
         selection=selection,
@@ -114,6 +149,7 @@ def run(
         temperature=_temperature_record(session) if plan.components else None,
         racing=racing,
         halving=halving,
+        capacity=capacity,
         attention=attention,
         teacher_attention=session.teacher_attention,
         cache=cache,
@@ -136,6 +172,7 @@ def run(
         y_val=session.ctx.y_val,
         y_test=dataset.y[session.split.test],
         stopped_by_budget=session.stopped_by_budget,
+        stop_reason=session.stop_reason,
         config=config,
         random_state=random_state,
         dataset=DatasetFacts(

@@ -12,10 +12,11 @@ import itertools
 import math
 
 from hpmkd.components.config_manager import AdaptiveConfigurationManager, SelectedConfig
-from hpmkd.components.memory import SharedOptimizationMemory
+from hpmkd.components.memory import SharedOptimizationMemory, WarmStart
 from hpmkd.engine.session import RunSession
 from hpmkd.evaluate import CandidateResult
 from hpmkd.result import SelectionRecord, WarmStartRecord
+from hpmkd.stop import FitInterrupted
 
 
 def select_configurations(
@@ -65,7 +66,11 @@ def _adaptive(
             meta, cfg.selection_metric, exclude_fingerprint=dataset.fingerprint()
         )
     manager = AdaptiveConfigurationManager(cfg, session.random_state)
-    manager.screen(session.ctx, session.fit)
+    try:
+        manager.screen(session.ctx, session.fit)
+    except FitInterrupted:
+        session.interrupted("screening")
+        return [], _stopped_record(session), _warm_record(warm, [])
     # The temperature sweep is the scheduler's controlled comparison; the screening noise
     # scale says which temperature effects are real.
     session.scheduler.noise = manager.noise_ / 2
@@ -80,27 +85,7 @@ def _adaptive(
         warm.configs if warm is not None and warm.used else (),
         warm.reason if warm is not None else "",
     )
-    if warm is not None:
-        plain = warm.to_dict()
-        warm_record = WarmStartRecord(
-            enabled=True,
-            used=warm.used,
-            reason=warm.reason,
-            configs=tuple(plain["configs"]),
-            neighbours=tuple(plain["neighbours"]),
-            # The past runs whose settings phase 1 kept (not every neighbour: a setting
-            # of a family this run does not search is dropped), in order of first use.
-            runs=tuple(
-                dict.fromkeys(s.source_run for s in selected if s.warm_started and s.source_run)
-            ),
-        )
-    else:
-        warm_record = WarmStartRecord(
-            enabled=False,
-            used=False,
-            reason="use_memory=False: no warm start, this run is not recorded",
-            runs=(),
-        )
+    warm_record = _warm_record(warm, selected)
     record = SelectionRecord(
         enabled=True,
         meta_features=meta,
@@ -122,6 +107,37 @@ def _adaptive(
     return selected, record, warm_record
 
 
+def _warm_record(warm: WarmStart | None, selected: list[SelectedConfig]) -> WarmStartRecord:
+    if warm is None:
+        return WarmStartRecord(
+            enabled=False,
+            used=False,
+            reason="use_memory=False: no warm start, this run is not recorded",
+            runs=(),
+        )
+    plain = warm.to_dict()
+    return WarmStartRecord(
+        enabled=True,
+        used=warm.used,
+        reason=warm.reason,
+        configs=tuple(plain["configs"]),
+        neighbours=tuple(plain["neighbours"]),
+        # The past runs whose settings phase 1 kept (not every neighbour: a setting
+        # of a family this run does not search is dropped), in order of first use.
+        runs=tuple(
+            dict.fromkeys(s.source_run for s in selected if s.warm_started and s.source_run)
+        ),
+    )
+
+
+def _stopped_record(session: RunSession) -> SelectionRecord:
+    return SelectionRecord(
+        enabled=False,
+        reason=f"{session.stop_reason}: screening ended after {len(session.screened)} fits, "
+        "no configuration was selected",
+    )
+
+
 def remember(
     session: RunSession, memory: SharedOptimizationMemory, selected: CandidateResult
 ) -> None:
@@ -131,7 +147,7 @@ def remember(
         [
             c
             for c in session.candidates
-            if c.spec is not None and c.source in {"config", "chain", "ensemble"}
+            if c.spec is not None and c.source in {"config", "chain", "climb", "ensemble"}
         ],
         key=lambda c: (c is selected, session.selection_key(c)),
         reverse=True,

@@ -2,8 +2,9 @@
 
 :class:`RunSession` holds what every phase needs: the split, the training context, the
 cache, the executor, the temperature scheduler, the candidates trained so far, the phase
-clock and the time budget. It trains candidates (through the cache), records and announces
-them, and compares two candidates on paired bootstrap resamples of the validation rows.
+clock, the time budget and the stop request. It trains candidates (through the cache),
+records and announces them, and compares two candidates on paired bootstrap resamples of
+the validation rows.
 
 :class:`MethodPlan` says which parts of the process a method uses: ``legacy`` is the same
 run with the adaptive parts switched off, not a different code path.
@@ -28,13 +29,27 @@ from hpmkd.components.selection_rule import rank_key
 from hpmkd.components.temperature import MetaTemperatureScheduler
 from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset, Split
-from hpmkd.evaluate import CandidateResult, TestRows, TrainingContext, train_candidate
+from hpmkd.errors import RunCancelled
+from hpmkd.evaluate import (
+    CandidateResult,
+    TestRows,
+    TrainingContext,
+    calibrate,
+    score_model,
+    subsample_context,
+    train_candidate,
+)
 from hpmkd.events import EventBus
 from hpmkd.metrics import compute_metrics
 from hpmkd.parallel import Executor, Job
 from hpmkd.result import AttentionRecord, PhaseSpan
 from hpmkd.results_table import candidate_row
+from hpmkd.stop import StopRequest
 from hpmkd.students import StudentSpec
+
+#: Above this many training rows, successive halving trains every trial first on a
+#: stratified subsample (rung 0) of a quarter of the rows, at least this many.
+HALVING_MIN_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,9 @@ class RunSession:
     plan : MethodPlan
     random_state : int
     bus : EventBus
+    stop : StopRequest, optional
+        A request to stop early; it works like an expired time budget (see
+        :meth:`should_stop`).
     """
 
     def __init__(
@@ -99,6 +117,7 @@ class RunSession:
         plan: MethodPlan,
         random_state: int,
         bus: EventBus,
+        stop: StopRequest | None = None,
     ) -> None:
         self.dataset = dataset
         self.config = config
@@ -108,7 +127,15 @@ class RunSession:
         self.candidates: list[CandidateResult] = []
         self.phases: dict[str, float] = {}
         self.timeline: list[PhaseSpan] = []
+        self.stop = stop if stop is not None else StopRequest()
         self.stopped_by_budget = False
+        # Why the run stopped before its end (time budget or a stop request), and in
+        # which phase; None while it runs to the end.
+        self.stop_reason: str | None = None
+        # Finished screening fits (phase 1): a run stopped before its first candidate
+        # keeps the best of them (:meth:`keep_best_screened`).
+        self.screened: list[CandidateResult] = []
+        self._phase_now = ""
         self.temperature_log: list[dict[str, Any]] = []
         self.teacher_attention: AttentionRecord | None = None
         # The rung-0 context of successive halving, when phase 3 used one.
@@ -144,6 +171,7 @@ class RunSession:
     def phase(self, name: str, message: str = "") -> Iterator[None]:
         """Time a phase and announce its start and end."""
         self.bus.emit("phase_start", phase=name, message=message or name)
+        self._phase_now = name
         start = time.perf_counter()
         yield
         end = time.perf_counter()
@@ -152,18 +180,59 @@ class RunSession:
         self.timeline.append(PhaseSpan(name, start - self._start, end - self._start))
         self.bus.emit("phase_end", phase=name, message=f"{name} done", seconds=seconds)
 
-    def budget_exhausted(self) -> bool:
-        """Whether ``time_budget_s`` has passed (no new candidate may start).
+    def should_stop(self) -> bool:
+        """Whether no new candidate may start: the stop was requested, or
+        ``time_budget_s`` has passed (never before the first candidate, so a budgeted run
+        always has a best to keep). Records why in :attr:`stop_reason`.
 
-        Never true before the first candidate: a run always has a best to keep.
+        Raises
+        ------
+        RunCancelled
+            The stop request discards the run.
         """
+        if self.stop.requested:
+            if self.stop.discard:
+                raise RunCancelled(self.stop.reason)
+            self._stopped(f"{self.stop.reason} during the {self._phase_now or 'first'} phase")
+            return True
         budget = self.config.time_budget_s
         if budget is None or not self.candidates:
             return False
         over = self.elapsed() >= budget
         if over:
             self.stopped_by_budget = True
+            self._stopped(f"time budget of {budget:g} s reached in the {self._phase_now} phase")
         return over
+
+    def interrupted(self, what: str) -> None:
+        """Record that ``what`` (a fit, a phase) was abandoned by a stop request."""
+        self.should_stop()
+        self.bus.emit("info", phase=self._phase_now or None, message=f"stopped: {what} abandoned")
+
+    def _stopped(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.bus.emit("info", phase=self._phase_now or None, message=reason, stopped=reason)
+
+    def keep_best_screened(self) -> bool:
+        """A run stopped before its first candidate: the best finished screening fit,
+        calibrated and measured on the validation rows, becomes its only candidate.
+
+        Returns
+        -------
+        bool
+            Whether there was a screening fit to keep.
+        """
+        if not self.screened:
+            return False
+        best = max(self.screened, key=self.selection_key)
+        model = calibrate(best.model, self.ctx)
+        kept = score_model(
+            model, self.ctx, f"screening {best.name}", "screen", best.spec, best.fit_seconds
+        )
+        # It was fitted on the screening subsample, not on every training row.
+        self.add_candidate(replace(kept, train_rows=best.train_rows))
+        return True
 
     # ----------------------------------------------------------------- data
     def _refit_teachers(self, split: Split) -> dict[str, np.ndarray]:
@@ -244,6 +313,21 @@ class RunSession:
             categorical=ds.categorical,
             seed=self.random_state,
         )
+
+    def halving_context(self) -> TrainingContext | None:
+        """The rung-0 subsample of successive halving (``None`` at or below
+        ``HALVING_MIN_ROWS`` training rows or without the adaptive components).
+
+        The chain and rung 0 of phase 3 both train there: one subsample per run, so the
+        hard-label twin of a candidate from either finds its rows (``rung0_ctx``).
+        """
+        n_train = len(self.split.train)
+        if not self.plan.components or n_train <= HALVING_MIN_ROWS:
+            return None
+        if self.rung0_ctx is None:
+            rows = max(HALVING_MIN_ROWS, n_train // 4)
+            self.rung0_ctx = subsample_context(self.ctx, rows, self.random_state, validation=False)
+        return self.rung0_ctx
 
     def test_rows(self) -> TestRows:
         """The test rows, for the compare phase only (no other phase reads them)."""
@@ -372,17 +456,26 @@ class RunSession:
     ) -> CandidateResult:
         """Train and score one candidate through the cache, without recording it
         (screening, the hard-label twin)."""
+        self._check_stop()
         ctx = ctx or self.ctx
         teacher_train = kwargs.get("teacher_train")
         target = ctx.teacher_train if teacher_train is None else teacher_train
         key = self._cache_key(spec, target, ctx, kwargs.get("full", True))
         result, hit = self.cache.get_or_compute(key, lambda: train_candidate(spec, ctx, **kwargs))
-        return replace(
+        result = replace(
             result,
             from_cache=hit,
             source=kwargs.get("source", result.source),
             name=kwargs.get("name") or spec.label(),
         )
+        if result.source == "screen":
+            self.screened.append(result)
+        return result
+
+    def _check_stop(self) -> None:
+        """Raise :class:`~hpmkd.stop.FitInterrupted` (or ``RunCancelled``) instead of
+        starting a fit after a stop request."""
+        self.stop.check()
 
     def train(self, spec: StudentSpec, source: str, **kwargs: Any) -> CandidateResult:
         """Train one candidate through the cache, record it and announce it."""
@@ -393,6 +486,7 @@ class RunSession:
     def train_jobs(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
         """Train a wave of jobs on the executor, serving cached ones from the cache;
         record and announce each."""
+        self._check_stop()
         keys = [self._cache_key(job.spec, ctx.teacher_train, ctx) for job in jobs]
         rows_note = "" if ctx is self.ctx else f" [{len(ctx.y_train):,} rows]"
         missing = [i for i, key in enumerate(keys) if key not in self.cache]

@@ -6,8 +6,10 @@ served from the cache when it can be; temperatures come from the scheduler betwe
 after each round of trials a configuration clearly worse than the incumbent on paired
 bootstrap resamples of the validation rows stops racing (:mod:`hpmkd.components.racing`);
 above ``HALVING_MIN_ROWS`` training rows, trials first train on a subsample and the best
-third is retrained on all rows (successive halving). The legacy grid takes the same path
-with one trial per configuration, in order, and no halving.
+third is retrained on all rows (successive halving); last, while the best student is
+still clearly below the teacher on validation, the capacity ladder is climbed further
+(:mod:`hpmkd.engine.climb`). The legacy grid takes the same path with one trial per
+configuration, in order, and no halving and no climb.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpmkd.components.config_manager import SelectedConfig
-from hpmkd.engine.session import RunSession
-from hpmkd.evaluate import CandidateResult, TrainingContext, subsample_context
+from hpmkd.engine.climb import climb_capacity_ladder
+from hpmkd.engine.session import HALVING_MIN_ROWS, RunSession
+from hpmkd.evaluate import CandidateResult, TrainingContext
 from hpmkd.parallel import Job
-from hpmkd.result import HalvingRecord, RacingRecord
+from hpmkd.result import CapacityRecord, HalvingRecord, RacingRecord
+from hpmkd.stop import FitInterrupted
 from hpmkd.students import StudentSpec, trial_params
 
-HALVING_MIN_ROWS = 50_000
+__all__ = ["HALVING_MIN_ROWS", "RACE_THRESHOLD", "train_configurations"]
+
 RACE_THRESHOLD = 0.9
 
 
@@ -38,12 +43,13 @@ class _Race:
 
 def train_configurations(
     session: RunSession, selected: list[SelectedConfig]
-) -> tuple[HalvingRecord | None, RacingRecord | None]:
-    """Train every selected configuration (see the module docstring).
+) -> tuple[HalvingRecord | None, RacingRecord | None, CapacityRecord | None]:
+    """Train every selected configuration, then climb the capacity ladder (see the module
+    docstring).
 
     Returns
     -------
-    (halving, racing)
+    (halving, racing, capacity)
         ``None`` where the method has no such component or racing never ran.
     """
     cfg, plan = session.config, session.plan
@@ -56,12 +62,15 @@ def train_configurations(
     race = _Race()
     with session.phase(plan.train_phase, message):
         halving = _train(session, selected, n_trials, race)
+        capacity = (
+            climb_capacity_ladder(session) if plan.adaptive and session.candidates else None
+        )
     racing = (
         RacingRecord(enabled=True, threshold=RACE_THRESHOLD, stopped=tuple(race.stopped))
         if race.ran
         else None
     )
-    return halving, racing
+    return halving, racing, capacity
 
 
 def _train(
@@ -82,17 +91,25 @@ def _train(
             else "three trials or fewer",
         )
     # Rung 0: a stratified quarter of the rows (at least HALVING_MIN_ROWS); rung 1: the
-    # best third of rung 0, by the validation metric, retrained on all rows. Both rungs
-    # are real candidates in the results (``train_rows`` says which).
-    rows = max(HALVING_MIN_ROWS, n_train // 4)
-    sub = subsample_context(session.ctx, rows, session.random_state, validation=False)
-    session.rung0_ctx = sub
+    # best third of the configurations, each by its best rung-0 trial, retrained on all
+    # rows. Both rungs are real candidates in the results (``train_rows`` says which).
+    sub = session.halving_context()
+    assert sub is not None  # more than HALVING_MIN_ROWS rows and the components on
     rung0 = _train_trials(session, pending, sub, race)
-    keep = sorted(rung0, key=session.selection_key, reverse=True)[: math.ceil(len(rung0) / 3)]
+    keep = _promoted(session, rung0)
     rung1: list[CandidateResult] = []
-    if keep and not session.budget_exhausted():
+    if keep and not session.should_stop():
         jobs = [Job(r.spec, {"source": session.plan.candidate_source}) for r in keep]
-        rung1 = session.train_jobs(jobs, session.ctx)
+        # In executor-sized waves, so a stop keeps the rung-1 fits that finished.
+        size = session.executor.batch_size
+        for start in range(0, len(jobs), size):
+            if session.should_stop():
+                break
+            try:
+                rung1 += session.train_jobs(jobs[start : start + size], session.ctx)
+            except FitInterrupted:
+                session.interrupted("the full-rows rung of successive halving")
+                break
     return HalvingRecord(
         enabled=True,
         rung0_rows=len(sub.y_train),
@@ -101,6 +118,28 @@ def _train(
         promoted=tuple(r.name for r in keep),
         rung1_trials=len(rung1),
     )
+
+
+def _promoted(session: RunSession, rung0: list[CandidateResult]) -> list[CandidateResult]:
+    """The rung-0 candidates retrained on all rows: the best trial of each
+    configuration, for the best third of the configurations, leaving out those clearly
+    worse than the best (below it in ``RACE_THRESHOLD`` of paired bootstrap resamples).
+
+    One trial per configuration: trials of a configuration differ in minor knobs whose
+    rung-0 ranking is within noise, and every full-row refit costs about four rung-0 fits
+    (on nyc_flights_delay the best third of all trials was 16 refits, most of phase 3).
+    """
+    ranked = sorted(rung0, key=session.selection_key, reverse=True)
+    best_per_config: dict[tuple, CandidateResult] = {}
+    for result in ranked:
+        spec = result.spec
+        config = (spec.family, spec.capacity, spec.alpha) if spec is not None else result.name
+        best_per_config.setdefault(config, result)
+    leaders = list(best_per_config.values())[: math.ceil(len(best_per_config) / 3)]
+    if not leaders:
+        return []
+    best = leaders[0]
+    return [best] + [r for r in leaders[1:] if session.share_worse(best, r) < RACE_THRESHOLD]
 
 
 def _train_trials(
@@ -124,7 +163,7 @@ def _train_trials(
                 best_of[config]
             ):
                 best_of[config] = result
-        if session.stopped_by_budget:
+        if session.stop_reason is not None:
             break
         if trial != trials[-1]:
             alive = _race(session, alive, best_of, trial, race)
@@ -139,11 +178,11 @@ def _train_round(
     n_train = len(session.split.train)
     out: list[tuple[SelectedConfig, CandidateResult]] = []
     while items:
-        if session.budget_exhausted():
+        if session.should_stop():
             session.bus.emit(
                 "info",
                 phase=session.plan.train_phase,
-                message=f"time budget reached: {len(items)} trials not started",
+                message=f"{session.stop_reason}: {len(items)} trials not started",
             )
             break
         size = session.executor.batch_size
@@ -168,7 +207,12 @@ def _train_round(
                     "feedback": feedback,
                 }
             )
-        for (config, _), result in zip(wave, session.train_jobs(jobs, ctx), strict=True):
+        try:
+            trained = session.train_jobs(jobs, ctx)
+        except FitInterrupted:
+            session.interrupted(f"{len(jobs)} trial(s) in progress")
+            break
+        for (config, _), result in zip(wave, trained, strict=True):
             out.append((config, result))
             session.scheduler.observe(
                 result.spec.family,

@@ -1,11 +1,12 @@
 """The report's HPM components section: what each component did, read from the typed
 records of :class:`~hpmkd.result.Components`.
 
-Each of the seven components gets a block that says whether it ran (and why not), lays out
-its record and draws its chart. A record's typed fields that the block does not lay out
-itself are listed under "Other recorded fields", and the records that have no block of
-their own (racing, halving, the teachers' attention, the selection rule) under "Other
-recorded details", so the report shows everything the run recorded.
+Each of the seven components, and the capacity climb of phase 3, gets a block that says
+whether it ran (and why not), lays out its record and draws its chart. A record's typed
+fields that the block does not lay out itself are listed under "Other recorded fields",
+and the records that have no block of their own (racing, halving, the teachers' attention,
+the selection rule) under "Other recorded details", so the report shows everything the run
+recorded.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hpmkd.report.fmt import esc, finite, fmt, kv_table, plain, record_table, ta
 from hpmkd.result import (
     AttentionRecord,
     CacheRecord,
+    CapacityRecord,
     ChainRecord,
     ComponentRecord,
     ParallelRecord,
@@ -36,6 +38,7 @@ COMPONENTS = (
     ("selection", "Configuration selection", "AdaptiveConfigurationManager"),
     ("warm_start", "Memory warm start", "SharedOptimizationMemory"),
     ("chain", "Progressive chain", "ProgressiveDistillationChain"),
+    ("capacity", "Capacity climb", "phase 3, beyond the screened capacities"),
     ("temperature", "Temperature scheduling", "MetaTemperatureScheduler"),
     ("attention", "Multi-teacher attention", "AttentionWeightedMultiTeacher"),
     ("cache", "Cache", "IntelligentCache"),
@@ -46,6 +49,12 @@ SHOWN_FIELDS: dict[str, frozenset[str]] = {
     "selection": frozenset({"enabled", "meta_features", "configs", "warm_started"}),
     "warm_start": frozenset({"enabled", "used", "reason", "neighbours"}),
     "chain": frozenset({"enabled", "stages", "stop_reason"}),
+    "capacity": frozenset(
+        {
+            "enabled", "start", "start_val_metric", "teacher_val_metric", "teacher_size_bytes",
+            "size_cap_bytes", "min_compression", "steps", "stop_reason",
+        }
+    ),
     "temperature": frozenset({"enabled", "adaptive", "decisions"}),
     "attention": frozenset(
         {"enabled", "members", "mean_weights", "val_metric_fused", "val_metric_mean"}
@@ -118,6 +127,7 @@ def section_components(ctx: ReportContext) -> str:
         "selection": _selection,
         "warm_start": _warm_start,
         "chain": _chain,
+        "capacity": _capacity,
         "temperature": _temperature,
         "attention": _attention,
         "cache": _cache,
@@ -252,6 +262,43 @@ def _chain(ctx: ReportContext, rec: ChainRecord) -> str:
         parts.append(ctx.chart(figures.chain_chart(rec.stages, min_imp, ctx.metric)))
     else:
         parts.append("<p>No chain stages were recorded.</p>")
+    if rec.stop_reason:
+        parts.append(f"<p><strong>Stopped because:</strong> {esc(rec.stop_reason)}</p>")
+    return "".join(parts)
+
+
+def _capacity(ctx: ReportContext, rec: CapacityRecord) -> str:
+    cap = (
+        f"{fmt(rec.size_cap_bytes, 'bytes')} bytes (teacher {fmt(rec.teacher_size_bytes, 'bytes')}"
+        f" bytes / min_compression {fmt(rec.min_compression, 'general')})"
+        if rec.size_cap_bytes is not None
+        else "none (the teacher's size is unknown)"
+    )
+    parts = [
+        kv_table(
+            [
+                ("started from", esc(rec.start or "")),
+                (f"its validation {esc(ctx.metric)}", fmt(rec.start_val_metric)),
+                (f"teacher's validation {esc(ctx.metric)}", fmt(rec.teacher_val_metric)),
+                ("size cap", esc(cap)),
+            ]
+        )
+    ]
+    if rec.steps:
+        keys = [
+            "step",
+            "capacity",
+            "name",
+            "val_metric",
+            "size_bytes",
+            "compression",
+            "share_below_teacher",
+            "improved",
+            "kept",
+        ]
+        parts.append(record_table(rec.steps, keys))
+    else:
+        parts.append("<p>No rung above the screened capacities was trained.</p>")
     if rec.stop_reason:
         parts.append(f"<p><strong>Stopped because:</strong> {esc(rec.stop_reason)}</p>")
     return "".join(parts)

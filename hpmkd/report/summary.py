@@ -130,11 +130,14 @@ def _verdict(ctx: ReportContext) -> str:
 
 
 def _budget(ctx: ReportContext) -> str:
-    if not ctx.result.stopped_by_budget:
+    result = ctx.result
+    reason = result.stop_reason
+    if reason is None and not result.stopped_by_budget:
         return ""
+    why = esc(reason) if reason else "the time budget ran out"
     return (
-        "<p class='warn'>The time budget ran out: not every candidate was trained; "
-        "the best of those trained was kept.</p>"
+        f"<p class='warn'><b>Partial run</b>: {why}. Not every candidate was trained; "
+        f"the best of the {len(result.candidates)} that finished was kept.</p>"
     )
 
 

@@ -1,0 +1,237 @@
+"""Benchmark: the default run on large tables, timed against the teacher's own fit.
+
+For each table the protocol of ``bench/common.py`` splits the rows (20% test, then 25% of
+the rest for validation); a Pipeline teacher (an ``OrdinalEncoder`` on the text columns,
+the rest passed through, then ``LGBMClassifier(n_estimators=500)``) is fitted on the 60%
+train part only, in the same process and sitting as the run, so its fit time is the yard
+stick the run is measured against. The distiller gets train + validation with the default
+``HPMConfig()`` and a fresh ``HPMKD_HOME`` (cold cache and memory); the student, the
+teacher and the hard-label twin are scored on the test rows neither saw.
+
+Every repeat runs in its own child interpreter, so the peak resident memory printed is
+that run's alone (data loading, teacher fit and run included) and peaks do not accumulate
+across tables or repeats. The machine's load average is printed beside each run: on a
+shared machine the ratio to the teacher fit, measured in the same child, is the figure to
+compare, not the wall seconds.
+
+    python bench/scale.py                          # nyc_flights_delay and us_census_fertility
+    python bench/scale.py --table nyc --repeats 3  # medians of three
+    python bench/scale.py --table million          # 1,000,000 x 50 synthetic
+    python bench/scale.py --set use_parallel=true  # any HPMConfig override
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: Table short names and their sources (``million`` is generated, not read).
+TABLES = {
+    "nyc": "nyc_flights_delay.csv.gz",
+    "census": "us_census_fertility.csv.gz",
+    "million": None,
+}
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+#: Marks the child's result line among anything else it prints.
+MARK = "SCALE-RESULT "
+
+
+def load_table(name: str, data_dir: Path) -> tuple[Any, Any]:
+    """The table's features and 0/1 target (``million``: make_classification, 50 columns)."""
+    import pandas as pd
+
+    from bench.common import load_real
+
+    if TABLES[name] is not None:
+        return load_real(data_dir / TABLES[name])
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=1_000_000, n_features=50, n_informative=15, random_state=3)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    return frame, pd.Series(y, name="target")
+
+
+def pipeline_teacher(X: Any) -> Any:
+    """OrdinalEncoder on the text columns (unknown and missing levels get their own
+    codes), numeric columns passed through, then a 500-tree LightGBM."""
+    import pandas as pd
+    from lightgbm import LGBMClassifier
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    text = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    encode = ColumnTransformer(
+        [
+            (
+                "text",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=-1,
+                    encoded_missing_value=-2,
+                ),
+                text,
+            )
+        ],
+        remainder="passthrough",
+    )
+    return Pipeline(
+        [("encode", encode), ("lgbm", LGBMClassifier(n_estimators=500, random_state=0, verbose=-1))]
+    )
+
+
+def split(X: Any, y: Any) -> dict[str, Any]:
+    """The protocol split of ``bench/common.protocol_split`` without its teacher."""
+    from sklearn.model_selection import train_test_split
+
+    X_rest, X_test, y_rest, y_test = train_test_split(
+        X, y, test_size=0.2, stratify=y, random_state=42
+    )
+    X_train, _X_val, y_train, _y_val = train_test_split(
+        X_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=42
+    )
+    distill = X_rest.copy()
+    distill["target"] = y_rest.to_numpy()
+    test = X_test.copy()
+    test["target"] = y_test.to_numpy()
+    return {"X_train": X_train, "y_train": y_train, "distill": distill, "test": test}
+
+
+def child(table: str, data_dir: Path, settings: dict[str, str]) -> dict[str, Any]:
+    """One repeat: load, split, fit the teacher (timed), distill (timed), score."""
+    from bench.common import Timer, fresh_home, peak_rss_mb, timed_distill
+    from hpmkd import HPMConfig
+
+    load_before = os.getloadavg()[0]
+    X, y = load_table(table, data_dir)
+    parts = split(X, y)
+    del X, y
+    teacher = pipeline_teacher(parts["X_train"])
+    cpu = time.process_time()
+    with Timer() as fit:
+        teacher.fit(parts["X_train"], parts["y_train"])
+    fit_cpu = time.process_time() - cpu
+    parts = {"teacher": teacher, "distill": parts["distill"], "test": parts["test"]}
+    config = HPMConfig.from_dict(settings)
+    with tempfile.TemporaryDirectory() as home:
+        fresh_home(Path(home))
+        cpu = time.process_time()
+        distiller, seconds = timed_distill(parts, config, "auto", name=table)
+        run_cpu = time.process_time() - cpu
+    s = distiller.summary()
+    return {
+        "table": table,
+        "rows": s["n_rows"],
+        "features": s["n_features"],
+        "teacher_fit_s": fit.seconds,
+        "run_s": seconds,
+        "ratio": seconds / fit.seconds,
+        # CPU seconds of this process (all threads): less sensitive to other processes
+        # on a shared machine than wall seconds, though thread spinning under contention
+        # still inflates the teacher's multi-threaded fit.
+        "teacher_fit_cpu_s": fit_cpu,
+        "run_cpu_s": run_cpu,
+        "phases": {k: v for k, v in s["timings"].items() if k != "total"},
+        "peak_rss_mib": peak_rss_mb(),
+        "selected": s["best_model"],
+        "student_bytes": s["student"]["size_bytes"],
+        "teacher_bytes": s["teacher"]["size_bytes"],
+        "size_ratio": s["compression"]["size_ratio"],
+        "student_ks": s["student"]["ks"],
+        "teacher_ks": s["teacher"]["ks"],
+        "twin_ks": (s["baseline"] or {}).get("ks"),
+        "twin": s["baseline_model"],
+        "stopped_by_time_budget": s["stopped_by_time_budget"],
+        "halving": s["details"].get("halving"),
+        "capacity": s["details"].get("capacity"),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
+
+
+def run_child(table: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one repeat in a fresh interpreter and read its result line."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", table]
+    cmd += ["--data", str(args.data)]
+    for item in args.settings:
+        cmd += ["--set", item]
+    env = dict(os.environ)
+    # The teacher's OpenMP threads sleep while they wait instead of spinning: on a shared,
+    # oversubscribed machine a spinning thread burns the CPU its partner needs (the 5.8 s
+    # nyc_flights_delay teacher fit took 175 s at load 16, and made no progress for 25
+    # minutes at load 40). Students train single-threaded and are not affected.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-5000:])
+        raise SystemExit(f"scale.py: the {table} run failed (exit {proc.returncode}); see above")
+    return json.loads(lines[-1][len(MARK) :])
+
+
+def describe(r: dict[str, Any]) -> str:
+    """One line per repeat."""
+    phases = " / ".join(f"{k} {v:.1f}" for k, v in r["phases"].items())
+    size = f"{r['size_ratio']:.0f}x smaller" if r["size_ratio"] else "size n/a"
+    twin = f"{r['twin_ks']:.4f}" if r["twin_ks"] is not None else "n/a"
+    return (
+        f"{r['table']} ({r['rows']:,} x {r['features']}): teacher fit {r['teacher_fit_s']:.1f}s, "
+        f"run {r['run_s']:.1f}s = {r['ratio']:.1f}x (CPU {r['teacher_fit_cpu_s']:.1f}s / "
+        f"{r['run_cpu_s']:.1f}s); phases {phases}; peak RSS "
+        f"{r['peak_rss_mib']:.0f} MiB; selected {r['selected']} ({r['student_bytes']:,} B, "
+        f"{size}); test KS student {r['student_ks']:.4f} teacher {r['teacher_ks']:.4f} "
+        f"twin {twin}; load {r['load_before']:.2f}->{r['load_after']:.2f}"
+    )
+
+
+def main() -> None:
+    """Run the tables (each repeat in a child) and print lines and medians."""
+    from bench.common import median
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", choices=[*TABLES, "both"], default="both")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--set", action="append", default=[], dest="settings")
+    parser.add_argument("--json", type=Path, help="also write every repeat's result here")
+    parser.add_argument("--child", choices=list(TABLES), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    settings = dict(s.split("=", 1) for s in args.settings)
+    if args.child:
+        print(MARK + json.dumps(child(args.child, args.data, settings)), flush=True)
+        return
+    tables = ["nyc", "census"] if args.table == "both" else [args.table]
+    everything = []
+    for table in tables:
+        runs = []
+        for _ in range(args.repeats):
+            runs.append(run_child(table, args))
+            print(describe(runs[-1]), flush=True)
+        everything += runs
+        if args.repeats > 1:
+            med = {k: median([r[k] for r in runs]) for k in ("teacher_fit_s", "run_s", "ratio")}
+            phases = {k: median([r["phases"].get(k, 0.0) for r in runs]) for k in runs[0]["phases"]}
+            print(
+                f"{table} medians of {args.repeats}: teacher fit {med['teacher_fit_s']:.1f}s, "
+                f"run {med['run_s']:.1f}s, ratio {med['ratio']:.1f}x; phases "
+                + " / ".join(f"{k} {v:.1f}" for k, v in phases.items())
+                + f"; peak RSS max {max(r['peak_rss_mib'] for r in runs):.0f} MiB; student KS "
+                f"median {median([r['student_ks'] for r in runs]):.4f}",
+                flush=True,
+            )
+    if args.json:
+        args.json.write_text(json.dumps(everything, indent=1))
+
+
+if __name__ == "__main__":
+    main()

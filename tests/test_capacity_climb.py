@@ -1,0 +1,227 @@
+"""The capacity climb at the end of phase 3 (issue 12): bigger students while the best one
+is still clearly below the teacher on validation, with each stopping reason.
+
+The tables are drawn from a known probability (an "oracle" teacher gives exactly it), so
+a student of limited capacity is really below its teacher and more capacity really helps;
+one LightGBM configuration keeps the runs to a few seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
+from hpmkd.engine.climb import CLIMB_THRESHOLD
+from hpmkd.errors import HPMKDInputError
+from hpmkd.metrics import size_bytes
+from hpmkd.result import CapacityRecord
+from hpmkd.students import capacity_params, climb_capacity, climb_step, trial_params
+from hpmkd_app import panels
+
+#: One LightGBM configuration, no chain: phase 3 trains lgbm-large, then the climb.
+FAST = {
+    "families": ("lgbm",),
+    "max_configs": 1,
+    "n_trials": 1,
+    "alphas": (1.0,),
+    "temperatures": (1.0,),
+    "use_progressive": False,
+    "use_memory": False,
+}
+
+
+def oracle_frame(n_rows: int, seed: int = 0, easy: bool = False) -> pd.DataFrame:
+    """Features, a target drawn from a known probability and that probability (p0, p1).
+
+    The hard probability has interactions a 45-tree LightGBM does not fully capture;
+    the easy one is a gentle function of one feature, which any student matches.
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, 6))
+    logit = 0.8 * X[:, 0] if easy else oracle_logit(X)
+    p = 1.0 / (1.0 + np.exp(-logit))
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    frame["target"] = (rng.random(n_rows) < p).astype(int)
+    frame["p0"], frame["p1"] = 1.0 - p, p
+    return frame
+
+
+def oracle_logit(X: np.ndarray) -> np.ndarray:
+    """The hard law's log-odds."""
+    return (
+        2.5 * np.sin(2 * X[:, 0]) * np.cos(2 * X[:, 1])
+        + 1.5 * np.sin(3 * X[:, 2])
+        + X[:, 3] * X[:, 4]
+    )
+
+
+class OracleTeacher:
+    """A fitted-classifier stand-in that predicts the hard law's own probability;
+    ``ballast`` bytes set its pickled size (what the size cap is measured against)."""
+
+    def __init__(self, ballast: int) -> None:
+        self.classes_ = np.array([0, 1])
+        self.feature_names_in_ = np.array([f"f{i}" for i in range(6)], dtype=object)
+        self.n_features_in_ = 6
+        self.ballast = bytes(ballast)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-oracle_logit(np.asarray(X, dtype=float))))
+        return np.column_stack([1.0 - p, p])
+
+
+def run(frame: pd.DataFrame, teacher=None, **config) -> AutoDistiller:
+    if teacher is None:
+        ds = DistillationDataset(frame, target="target", teacher_proba_cols=["p0", "p1"])
+    else:
+        ds = DistillationDataset(
+            frame.drop(columns=["p0", "p1"]), target="target", teacher=teacher
+        )
+    distiller = AutoDistiller(
+        ds, method="hpm", config=HPMConfig(**{**FAST, **config}), random_state=42
+    )
+    distiller.run()
+    return distiller
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private HPMKD_HOME: the cache serves a rerun's identical fits."""
+    monkeypatch.setenv("HPMKD_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def hard() -> pd.DataFrame:
+    return oracle_frame(6000)
+
+
+# ----------------------------------------------------------------------------- ladder
+def test_climbed_capacities_grow_from_large():
+    large = capacity_params("lgbm", "large")
+    rungs = [capacity_params("lgbm", climb_capacity(s)) for s in (1, 2, 3, 4)]
+    leaves = [p["n_estimators"] * p["num_leaves"] for p in [large, *rungs]]
+    # Every rung about 1.5 times the leaves (the size), alternating trees and leaves.
+    assert all(1.4 < b / a < 1.6 for a, b in itertools.pairwise(leaves)), leaves
+    assert (rungs[0]["n_estimators"], rungs[0]["num_leaves"]) == (68, 31)
+    assert (rungs[1]["n_estimators"], rungs[1]["num_leaves"]) == (68, 47)
+    assert capacity_params("mlp", "xl2")["hidden_layer_sizes"] == (144,)
+    assert capacity_params("tree", "xl1")["max_depth"] == 9
+    assert capacity_params("logreg", "xl1")["C"] == pytest.approx(50.0)
+    assert [climb_step(c) for c in ("small", "large", "xl1", "xl8")] == [0, 0, 1, 8]
+    for bad in ("xl0", "xl9", "huge", "xlx"):
+        with pytest.raises(ValueError, match="capacity"):
+            climb_step(bad)
+    # Trials of a climbed rung keep its size and vary the other knobs.
+    assert trial_params("lgbm", "xl1", 1, 5000, 0)["n_estimators"] == 68
+
+
+def test_config_bounds_the_climb():
+    assert HPMConfig().max_capacity_steps == 4 and HPMConfig().min_compression == 5.0
+    with pytest.raises(HPMKDInputError, match="max_capacity_steps"):
+        HPMConfig(max_capacity_steps=9)
+    with pytest.raises(HPMKDInputError, match="min_compression"):
+        HPMConfig(min_compression=0.5)
+
+
+# ----------------------------------------------------------------------------- the climb
+def test_climb_triggers_below_the_teacher_and_records_why_it_stopped(hard, home):
+    distiller = run(hard, max_capacity_steps=3)
+    record = distiller.result_.components.capacity
+    assert record.enabled and record.family == "lgbm"
+    assert record.start == "lgbm-large T=1 a=1 #0"
+    # Clearly below the teacher on validation: that is what started the climb.
+    assert record.start_share_below_teacher >= CLIMB_THRESHOLD
+    assert record.start_val_metric < record.teacher_val_metric
+    assert record.steps and record.steps[0]["capacity"] == "xl1"
+    first = record.steps[0]
+    assert first["improved"] and first["kept"] and first["val_metric"] > record.start_val_metric
+    assert record.stop in {"not_improving", "max_steps", "reached_teacher"}
+    assert record.stop_reason
+    # The teacher is given as probability columns: its size is unknown, so no cap.
+    assert record.size_cap_bytes is None and record.teacher_size_bytes is None
+    # Every kept rung is a real candidate, scored on validation like the others.
+    df = distiller.results_df
+    climbed = df[df["source"] == "climb"]
+    assert list(climbed["name"]) == [s["name"] for s in record.steps if s["kept"]]
+    for step in record.steps:
+        row = climbed[climbed["name"] == step["name"]].iloc[0]
+        assert row["val_ks"] == pytest.approx(step["val_metric"])
+        assert row["capacity"] == step["capacity"]
+    # The climb's gain reached the selection: a climbed student is the best on validation.
+    assert distiller.best_name in set(climbed["name"])
+    summary = json.loads(json.dumps(distiller.summary()))
+    assert summary["details"]["capacity"]["stop"] == record.stop
+    assert summary["details"]["capacity"]["steps"][0]["capacity"] == "xl1"
+    # The report and the app's Distill panel say what it did and why it stopped.
+    distiller.generate_report(home.parent / "report.html")
+    html = (home.parent / "report.html").read_text()
+    assert "Capacity climb" in html and first["name"] in html
+    assert html.count('data-component="capacity"') + html.count("data-component='capacity'")
+    panel = next(
+        p for p in panels.component_panels(panels.PanelSource.of_result(distiller.result_))
+        if p.title == "Capacity climb"
+    )
+    assert panel.on and record.stop_reason in panel.summary
+    assert list(panel.table["name"]) == [s["name"] for s in record.steps]
+    # The live panel rebuilds the same record from the climb's event.
+    assert CapacityRecord.from_dict(record.to_dict()) == record
+
+
+def test_climb_stops_at_max_capacity_steps(hard, home):
+    record = run(hard, max_capacity_steps=1).result_.components.capacity
+    assert [s["capacity"] for s in record.steps] == ["xl1"]
+    assert record.stop == "max_steps"
+    assert "max_capacity_steps=1" in record.stop_reason
+
+
+def test_climb_stops_when_the_student_reached_the_teacher(home):
+    record = run(oracle_frame(6000, easy=True)).result_.components.capacity
+    assert record.enabled and record.steps == ()
+    assert record.stop == "reached_teacher"
+    assert record.start_share_below_teacher < CLIMB_THRESHOLD
+    assert "reached the teacher within noise" in record.stop_reason
+
+
+def test_climb_stops_at_the_size_cap(hard, home):
+    # A teacher model (its size is known) that predicts the law itself.
+    teacher = OracleTeacher(ballast=2_000_000)
+    teacher_size = size_bytes(teacher)
+    free = run(hard, teacher, max_capacity_steps=1, min_compression=1.0)
+    record = free.result_.components.capacity
+    assert record.teacher_size_bytes == teacher_size
+    assert record.steps and record.steps[0]["kept"], record.stop_reason
+    start_size = free.results_df.set_index("name").loc[record.start, "size_bytes"]
+    xl1_size = record.steps[0]["size_bytes"]
+    # A cap between the start and its next rung: xl1 is trained (the cache serves it),
+    # found too big, and not kept.
+    ratio = teacher_size / ((start_size + xl1_size) / 2)
+    capped = run(hard, teacher, max_capacity_steps=1, min_compression=ratio)
+    record = capped.result_.components.capacity
+    assert record.stop == "size_cap" and f"size cap {ratio:g}x" in record.stop_reason
+    assert record.steps[0]["kept"] is False
+    assert record.size_cap_bytes < record.steps[0]["size_bytes"]
+    assert not (capped.results_df["source"] == "climb").any()
+    # A cap below the start's own size: nothing is trained.
+    tight = run(hard, teacher, min_compression=teacher_size / start_size * 1.01)
+    record = tight.result_.components.capacity
+    assert record.stop == "size_cap" and record.steps == ()
+    assert "is already" in record.stop_reason
+
+
+def test_climb_stops_at_the_time_budget(hard, home):
+    record = run(hard, time_budget_s=0.001).result_.components.capacity
+    assert record.stop == "time_budget" and record.steps == ()
+
+
+def test_climb_off(hard, home):
+    distiller = run(hard, max_capacity_steps=0)
+    record = distiller.result_.components.capacity
+    assert not record.enabled and "max_capacity_steps=0" in record.reason
+    assert not (distiller.results_df["source"] == "climb").any()

@@ -1,0 +1,79 @@
+"""Work removed from a run leaves its numbers unchanged: the one-prediction calibration
+equals scikit-learn's own fit and predict_proba, and scoring several models on shared
+bootstrap resamples equals scoring them one comparison at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpmkd import DistillationDataset
+from hpmkd.components.racing import PairedBootstrap
+from hpmkd.evaluate import TrainingContext, calibrate, calibrate_and_predict
+from hpmkd.students import (
+    build_student,
+    fit_on_soft_targets,
+    proba_in_class_order,
+    soft_targets,
+    trial_params,
+)
+from tests.conftest import fit_lgbm_teacher, make_classification_frame
+
+
+def _context(n_classes: int) -> TrainingContext:
+    frame = make_classification_frame(n_rows=900, n_features=6, n_classes=n_classes, seed=4)
+    teacher = fit_lgbm_teacher(frame.drop(columns="target"), frame["target"], 30)
+    ds = DistillationDataset(frame, target="target", teacher=teacher)
+    split = ds.split(0.25, 42)
+    proba = ds.teacher_proba()
+    return TrainingContext(
+        X_train=ds.X.iloc[split.train], y_train=ds.y[split.train],
+        X_val=ds.X.iloc[split.validation], y_val=ds.y[split.validation],
+        teacher_train=proba[split.train], reference_val=proba[split.validation],
+        classes=ds.classes, numeric=ds.numeric, categorical=ds.categorical, seed=42,
+    )
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("family", ["logreg", "mlp", "lgbm", "tree"])
+def test_one_prediction_calibration_equals_sklearn_fit(family, n_classes):
+    ctx = _context(n_classes)
+    params = trial_params(family, "small", 1, len(ctx.y_train), 42)
+    model = build_student(family, params, ctx.numeric, ctx.categorical, 42)
+    fit_on_soft_targets(
+        model, ctx.X_train, soft_targets(ctx.teacher_train, ctx.y_train, 3.0, 0.5), ctx.classes
+    )
+    reference = calibrate(model, ctx)
+    fast, val_proba = calibrate_and_predict(model, ctx)
+    assert type(fast) is type(reference)
+    # The same temperature and the same probabilities as scikit-learn's own steps.
+    t_ref = reference.calibrated_classifiers_[0].calibrators[0].beta_
+    t_fast = fast.calibrated_classifiers_[0].calibrators[0].beta_
+    assert t_fast == pytest.approx(t_ref, rel=1e-9, abs=1e-12)
+    np.testing.assert_array_equal(val_proba, proba_in_class_order(fast, ctx.X_val, ctx.classes))
+    np.testing.assert_allclose(
+        val_proba, proba_in_class_order(reference, ctx.X_val, ctx.classes), rtol=0, atol=1e-12
+    )
+    np.testing.assert_array_equal(fast.classes_, reference.classes_)
+    assert fast.n_features_in_ == reference.n_features_in_
+
+
+def test_scores_many_equals_one_comparison_at_a_time():
+    rng = np.random.default_rng(0)
+    n = 700
+    y = rng.integers(0, 2, n)
+    probas = []
+    for shift in (0.1, 0.2, 0.3):
+        p = np.clip(rng.normal(0.5 + shift * (y - 0.5), 0.2), 0, 1)
+        p[::5] = np.round(p[::5], 1)  # ties
+        probas.append(np.column_stack([1 - p, p]))
+    for metric in ("ks", "accuracy"):
+        together = PairedBootstrap(y, None, metric, n_boot=150, seed=9).scores_many(probas)
+        for proba, scores in zip(probas, together, strict=True):
+            alone = PairedBootstrap(y, proba, metric, n_boot=150, seed=9)._incumbent
+            np.testing.assert_array_equal(scores, alone)
+        # differences() (incumbent minus candidate) from shared scores, bit for bit.
+        one = PairedBootstrap(y, probas[0], metric, n_boot=150, seed=9).differences(probas[1])
+        a, b = together[0], together[1]
+        valid = ~(np.isnan(a) | np.isnan(b))
+        np.testing.assert_array_equal(one, a[valid] - b[valid])
