@@ -6,6 +6,7 @@ does) and measures the wall time from the request to ``AutoDistiller.run()`` ret
 with its partial result. The ensemble phase runs with ``use_multi_teacher=True``.
 
     python bench/stop_latency.py --case b
+    python bench/stop_latency.py --table ../shared/data/caravan_insurance.csv.gz
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import fresh_home, protocol_split, synthetic_case
+from bench.common import fresh_home, load_real, protocol_split, synthetic_case
 
 PHASES = ("select", "chain", "train", "ensemble", "compare")
 
@@ -66,16 +67,21 @@ def stop_in(parts: dict, phase: str, delay: float, home: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--case", choices=["b", "c"], default="b")
+    parser.add_argument("--table", default=None,
+                        help="a development table (gzip CSV with a 0/1 target) instead of "
+                        "the synthetic case, e.g. ../shared/data/caravan_insurance.csv.gz")
     parser.add_argument("--delay", type=float, default=0.5,
                         help="seconds after the phase starts (default 0.5)")
     parser.add_argument("--phases", default=",".join(PHASES))
     args = parser.parse_args()
-    parts = protocol_split(*synthetic_case(args.case))
+    data = load_real(args.table) if args.table else synthetic_case(args.case)
+    label = Path(args.table).name.split(".")[0] if args.table else f"case {args.case}"
+    parts = protocol_split(*data)
     with tempfile.TemporaryDirectory() as tmp:
         for i, phase in enumerate(args.phases.split(",")):
             row = stop_in(parts, phase, args.delay, Path(tmp) / str(i))
             print(
-                f"case {args.case} stop {args.delay:g} s into {row['phase']}: returned "
+                f"{label} stop {args.delay:g} s into {row['phase']}: returned "
                 f"{row['latency_s']:.2f} s after the request ({row['cpu_s']:.2f} CPU s, "
                 f"load {row['load']:.1f}); {row['candidates']} candidates "
                 f"kept, selected {row['selected']} (test KS {row['test_ks']:.4f}); "

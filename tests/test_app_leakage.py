@@ -10,11 +10,11 @@ model teacher (probability columns cannot be refitted).
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
+from apptest_support import QUICK_LEGACY, ROOT, TIMEOUT, ok, texts
 from lightgbm import LGBMClassifier
 from sklearn.model_selection import cross_val_predict
 from streamlit.testing.v1 import AppTest
@@ -22,19 +22,6 @@ from streamlit.testing.v1 import AppTest
 from hpmkd.leakage import LeakageCheck, LeakageSignal
 from hpmkd_app import configform, jobs, leakage_view, state, tables, teachers
 from hpmkd_app.run_history import RunRecord
-
-ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT = 60
-QUICK_LEGACY = configform.apply_preset(configform.default_form(), configform.QUICK_PRESET)
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def page(name: str) -> AppTest:

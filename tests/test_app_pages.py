@@ -12,21 +12,16 @@ import io
 import os
 import pickle
 import time
-from pathlib import Path
 
 import joblib
 import pytest
+from apptest_support import QUICK_LEGACY, ROOT, TIMEOUT, button, ok, texts
 from streamlit.testing.v1 import AppTest
 
 from hpmkd import AutoDistiller, HPMConfig
 from hpmkd.settings import ENV_VARS, ServerSettings
 from hpmkd_app import configform, jobs, session_codec, state, tables, teachers
 from hpmkd_app.run_history import RunRecord
-
-ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT = 60
-QUICK_LEGACY = configform.apply_preset(configform.default_form(), configform.QUICK_PRESET)
-
 
 PAGE_FILES = {"data": "1_data", "configure": "2_configure", "distill": "3_distill",
               "compare": "4_compare", "export": "5_export"}
@@ -35,21 +30,6 @@ PAGE_FILES = {"data": "1_data", "configure": "2_configure", "distill": "3_distil
 def page(name: str) -> AppTest:
     return AppTest.from_file(str(ROOT / "pages" / f"{PAGE_FILES[name]}.py"),
                              default_timeout=TIMEOUT)
-
-
-def button(at: AppTest, label: str):
-    matches = [b for b in at.button if b.label == label]
-    assert matches, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
-    return matches[0]
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 # ----------------------------------------------------------------- fixtures

@@ -14,31 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+from apptest_support import QUICK_LEGACY, ROOT, TIMEOUT, button, ok, texts
 from streamlit.testing.v1 import AppTest
 
 from hpmkd_app import configform, jobs, run_history, session_codec, sessions, state, tables
 from hpmkd_app import teachers as teacher_lib
 from hpmkd_app.run_history import RunRecord
 from hpmkd_app.session_store import SessionStore, SessionTooLarge, new_token, valid_token
-
-ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT = 60
-QUICK_LEGACY = configform.apply_preset(configform.default_form(), configform.QUICK_PRESET)
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def button(at: AppTest, label: str):
-    matches = [b for b in at.button if b.label == label]
-    assert matches, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
-    return matches[0]
 
 
 def app() -> AppTest:

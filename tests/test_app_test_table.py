@@ -4,38 +4,19 @@ training table, and its rows as the run's test rows (AppTest and service level).
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from apptest_support import QUICK_LEGACY, ROOT, TIMEOUT, button, ok, texts
 from streamlit.testing.v1 import AppTest
 
 from hpmkd import HPMKDInputError
 from hpmkd_app import configform, jobs, run_cache, state, tables, teachers
 
-ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT = 60
-QUICK_LEGACY = configform.apply_preset(configform.default_form(), configform.QUICK_PRESET)
-
 
 def data_page() -> AppTest:
     return AppTest.from_file(str(ROOT / "pages" / "1_data.py"), default_timeout=TIMEOUT)
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def button(at: AppTest, label: str):
-    matches = [b for b in at.button if b.label == label]
-    assert matches, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
-    return matches[0]
 
 
 def csv(frame: pd.DataFrame) -> bytes:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -23,34 +22,24 @@ from pathlib import Path
 import joblib
 import pandas as pd
 import pytest
+from browser_support import (
+    BROWSER_MARKS,
+    ROOT,
+    SAMPLE,
+    STEP_TIMEOUT_MS,
+    Timer,
+    free_port,
+    goto_page,
+    launch_chromium,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-SAMPLE = ROOT / "assets" / "german_credit.csv"
-ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="needs Debian chromium at /usr/bin/chromium "
-                       "(apt-get install chromium); playwright cannot download browsers here"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("browser-home")
-    port = _free_port()
+    port = free_port()
     log = (home / "streamlit.log").open("w")
     env = {**os.environ, "HPMKD_HOME": str(home),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -87,37 +76,7 @@ def server(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-class Timer:
-    """Seconds per named step, printed at the end."""
-
-    def __init__(self) -> None:
-        self.steps: list[tuple[str, float]] = []
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.steps.append((name, now - self._last))
-        self._last = now
-
-    def report(self, title: str) -> None:
-        total = sum(s for _, s in self.steps)
-        lines = [f"{name:<34s}{seconds:6.1f} s" for name, seconds in self.steps]
-        print(f"\n{title} (total {total:.1f} s)\n  " + "\n  ".join(lines))
-
-
-def _goto_page(page, name: str, title: str) -> None:
-    page.get_by_role("link", name=name, exact=True).click()
-    page.get_by_role("heading", name=title).wait_for()
+    yield from launch_chromium()
 
 
 def _download_report(page, path: Path) -> None:
@@ -129,9 +88,9 @@ def _download_report(page, path: Path) -> None:
 
 
 def test_sample_journey_from_data_to_downloaded_student(server, browser, tmp_path):
-    timer = Timer()
+    timer = Timer(width=34)
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(STEP_TIMEOUT_MS)
     page.goto(server)
     page.get_by_role("button", name="Use sample data").wait_for()
     timer.lap("open the app")
@@ -145,26 +104,26 @@ def test_sample_journey_from_data_to_downloaded_student(server, browser, tmp_pat
     page.get_by_text("Dataset ready").wait_for()
     timer.lap("train reference teacher")
 
-    _goto_page(page, "Configure", "2 · Configure")
+    goto_page(page, "Configure", "2 · Configure")
     page.get_by_role("button", name="Quick run preset").click()
     page.get_by_text("legacy — plain grid").click()
     page.get_by_text("trains a grid of 2 candidate(s)").wait_for()
     timer.lap("configure (quick preset, legacy)")
 
-    _goto_page(page, "Distill", "3 · Distill")
+    goto_page(page, "Distill", "3 · Distill")
     page.get_by_role("button", name="Start distillation").click()
     page.get_by_text("Done in").first.wait_for(timeout=90_000)
     page.get_by_text("Best student:").first.wait_for()
     assert "session=" in page.url
     timer.lap("distill (start -> done)")
 
-    _goto_page(page, "Compare", "4 · Compare")
+    goto_page(page, "Compare", "4 · Compare")
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 9")
     page.get_by_text("Feature importance on a fixed sample").wait_for()
     assert page.get_by_text("KL to teacher").count() >= 1
     timer.lap("compare (9 charts rendered)")
 
-    _goto_page(page, "Export", "5 · Export")
+    goto_page(page, "Export", "5 · Export")
     with page.expect_download() as info:
         page.get_by_role("button", name="Student model (.joblib)").click()
     target = tmp_path / info.value.suggested_filename
@@ -190,9 +149,9 @@ def test_sample_journey_from_data_to_downloaded_student(server, browser, tmp_pat
 
 
 def test_real_uploads_bad_csv_good_csv_and_malicious_teacher(server, browser, tmp_path):
-    timer = Timer()
+    timer = Timer(width=34)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(STEP_TIMEOUT_MS)
     page.goto(server)
     page.get_by_role("button", name="Use sample data").wait_for()
     data_input = page.locator("input[type=file]").first
@@ -235,9 +194,9 @@ def test_real_uploads_bad_csv_good_csv_and_malicious_teacher(server, browser, tm
 def test_stop_mid_train_then_compare_and_export_the_partial_run(server, browser, tmp_path):
     from playwright.sync_api import expect
 
-    timer = Timer()
+    timer = Timer(width=34)
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(STEP_TIMEOUT_MS)
     page.goto(server)
     page.get_by_role("button", name="Use sample data").click()
     page.get_by_text("Class balance").wait_for()
@@ -247,7 +206,7 @@ def test_stop_mid_train_then_compare_and_export_the_partial_run(server, browser,
 
     # The default configuration (hpm on the 1,000-row sample): long enough to stop in
     # the training phase.
-    _goto_page(page, "Distill", "3 · Distill")
+    goto_page(page, "Distill", "3 · Distill")
     page.get_by_text("Train again even if an identical run").click()
     page.get_by_role("button", name="Start distillation").click()
     page.get_by_text(re.compile(r"Running — phase train, [1-9]\d* candidate")).wait_for(
@@ -263,12 +222,12 @@ def test_stop_mid_train_then_compare_and_export_the_partial_run(server, browser,
     assert "session=" in page.url
     timer.lap("stop -> partial run shown")
 
-    _goto_page(page, "Compare", "4 · Compare")
+    goto_page(page, "Compare", "4 · Compare")
     page.get_by_text("Partial run").first.wait_for()
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 8")
     timer.lap("compare the partial run")
 
-    _goto_page(page, "Export", "5 · Export")
+    goto_page(page, "Export", "5 · Export")
     page.get_by_text("Partial run").first.wait_for()
     with page.expect_download() as info:
         page.get_by_role("button", name="Student model (.joblib)").click()

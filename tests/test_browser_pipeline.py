@@ -30,11 +30,12 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from browser_support import CHROMIUM, ROOT, STEP_TIMEOUT_MS, Timer, goto_page
 from lightgbm import LGBMClassifier
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
-from test_browser_journey import CHROMIUM, ROOT, Timer, _goto_page, browser, server
+from test_browser_journey import browser, server
 
 __all__ = ["browser", "server"]  # the fixtures, shared with the sample journey
 
@@ -127,7 +128,7 @@ def _journey(server, browser, tmp_path: Path, parts: dict[str, Any], teacher_row
     timer.lap("write table, test table, teacher")
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(STEP_TIMEOUT_MS)
     page.goto(server)
     page.get_by_role("button", name="Use sample data").wait_for()
     _uploader(page, "Upload a CSV or Parquet file").set_input_files(str(table))
@@ -146,11 +147,11 @@ def _journey(server, browser, tmp_path: Path, parts: dict[str, Any], teacher_row
     seen = {"data": _leakage_warning(page, "data")}
     timer.lap("test table + dataset + leakage check")
 
-    _goto_page(page, "Configure", "2 · Configure")
+    goto_page(page, "Configure", "2 · Configure")
     page.get_by_role("button", name="Quick run preset").click()
     page.get_by_text("legacy — plain grid").click()
     page.get_by_text("trains a grid of 2 candidate(s)").wait_for()
-    _goto_page(page, "Distill", "3 · Distill")
+    goto_page(page, "Distill", "3 · Distill")
     page.get_by_text(f"test rows: from your test table, {n_test:,} rows").wait_for()
     page.get_by_role("button", name="Start distillation").click()
     # "Done in ..." or, for a run identical to an earlier one, "Done — served from cache".
@@ -163,14 +164,14 @@ def _journey(server, browser, tmp_path: Path, parts: dict[str, Any], teacher_row
     seen["distill"] = _leakage_warning(page, "distill")
     timer.lap("configure + distill")
 
-    _goto_page(page, "Compare", "4 · Compare")
+    goto_page(page, "Compare", "4 · Compare")
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 9")
     page.get_by_text(f"Measured on the test rows: from your test table, {n_test:,} rows"
                      ).wait_for()
     seen["compare"] = _leakage_warning(page, "compare")
     timer.lap("compare (charts)")
 
-    _goto_page(page, "Export", "5 · Export")
+    goto_page(page, "Export", "5 · Export")
     with page.expect_download() as info:
         page.get_by_role("button", name="Student model (.joblib)").click()
     student = tmp_path / info.value.suggested_filename

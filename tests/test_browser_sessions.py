@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,29 +19,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from browser_support import (
+    BROWSER_MARKS,
+    ROOT,
+    SAMPLE,
+    STEP_TIMEOUT_MS,
+    Timer,
+    free_port,
+    goto_page,
+    launch_chromium,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-SAMPLE = ROOT / "assets" / "german_credit.csv"
-ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run",
-]
 TOKEN = re.compile(r"[?&]session=([A-Za-z0-9_-]{43})(?:&|$)")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="needs Debian chromium at /usr/bin/chromium "
-                       "(apt-get install chromium); playwright cannot download browsers here"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+pytestmark = BROWSER_MARKS
 
 
 class Server:
@@ -50,7 +40,7 @@ class Server:
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
@@ -105,37 +95,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-class Timer:
-    """Seconds per named step, printed at the end."""
-
-    def __init__(self) -> None:
-        self.steps: list[tuple[str, float]] = []
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.steps.append((name, now - self._last))
-        self._last = now
-
-    def report(self, title: str) -> None:
-        total = sum(s for _, s in self.steps)
-        lines = [f"{name:<40s}{seconds:6.1f} s" for name, seconds in self.steps]
-        print(f"\n{title} (total {total:.1f} s)\n  " + "\n  ".join(lines))
-
-
-def _goto_page(page, name: str, title: str) -> None:
-    page.get_by_role("link", name=name, exact=True).click()
-    page.get_by_role("heading", name=title).wait_for()
+    yield from launch_chromium()
 
 
 def _token(page) -> str:
@@ -160,11 +120,11 @@ def _sample_with_teacher(page) -> None:
 
 
 def _quick_legacy_run(page) -> None:
-    _goto_page(page, "Configure", "2 · Configure")
+    goto_page(page, "Configure", "2 · Configure")
     page.get_by_role("button", name="Quick run preset").click()
     page.get_by_text("legacy — plain grid").click()
     page.get_by_text("trains a grid of 2 candidate(s)").wait_for()
-    _goto_page(page, "Distill", "3 · Distill")
+    goto_page(page, "Distill", "3 · Distill")
     page.get_by_role("button", name="Start distillation").click()
     page.get_by_text("Best student:").first.wait_for(timeout=90_000)
 
@@ -181,7 +141,7 @@ def _sidebar(page) -> str:
 def test_reload_on_every_page_after_a_run_and_a_server_restart(server, browser):
     timer = Timer()
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(STEP_TIMEOUT_MS)
     page.goto(server.url)
     page.get_by_role("button", name="Use sample data").wait_for()
     assert "session=" not in page.url  # nothing to keep yet
@@ -195,7 +155,7 @@ def test_reload_on_every_page_after_a_run_and_a_server_restart(server, browser):
     assert "reference_lgbm_300" in _sidebar(page)
     timer.lap("reload on Data")
 
-    _goto_page(page, "Configure", "2 · Configure")
+    goto_page(page, "Configure", "2 · Configure")
     page.get_by_role("button", name="Quick run preset").click()
     page.get_by_text("legacy — plain grid").click()
     page.get_by_text("trains a grid of 2 candidate(s)").wait_for()
@@ -204,7 +164,7 @@ def test_reload_on_every_page_after_a_run_and_a_server_restart(server, browser):
     assert page.get_by_role("radio", name="legacy — plain grid").is_checked()
     timer.lap("configure + reload on Configure")
 
-    _goto_page(page, "Distill", "3 · Distill")
+    goto_page(page, "Distill", "3 · Distill")
     page.get_by_role("button", name="Start distillation").click()
     page.get_by_text("Best student:").first.wait_for(timeout=90_000)
     best = page.get_by_text("Best student:").first.inner_text()
@@ -214,13 +174,13 @@ def test_reload_on_every_page_after_a_run_and_a_server_restart(server, browser):
     assert page.get_by_text("Best student:").first.inner_text() == best
     timer.lap("reload on Distill after the run")
 
-    _goto_page(page, "Compare", "4 · Compare")
+    goto_page(page, "Compare", "4 · Compare")
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 9")
     _reload(page, "4 · Compare", token)
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 9")
     timer.lap("compare + reload on Compare")
 
-    _goto_page(page, "Export", "5 · Export")
+    goto_page(page, "Export", "5 · Export")
     page.get_by_role("button", name="Student model (.joblib)").wait_for()
     _reload(page, "5 · Export", token)
     page.get_by_role("button", name="Student model (.joblib)").wait_for()
@@ -233,10 +193,10 @@ def test_reload_on_every_page_after_a_run_and_a_server_restart(server, browser):
     page.get_by_role("button", name="Student model (.joblib)").wait_for()
     assert "german_credit.csv" in _sidebar(page)
     timer.lap("reload on Export after the restart")
-    _goto_page(page, "Distill", "3 · Distill")
+    goto_page(page, "Distill", "3 · Distill")
     page.get_by_text("Done in").first.wait_for()
     assert page.get_by_text("Best student:").first.inner_text() == best
-    _goto_page(page, "Data & teachers", "1 · Data & teachers")
+    goto_page(page, "Data & teachers", "1 · Data & teachers")
     page.get_by_text("Dataset ready: 1,000 rows").wait_for()  # teacher retrained, seeded
     timer.lap("Distill and Data after the restart")
     timer.report("Session reload/restart timings")
@@ -246,7 +206,7 @@ def test_reload_on_every_page_after_a_run_and_a_server_restart(server, browser):
 def test_switching_datasets_never_offers_the_old_student(server, browser, tmp_path):
     timer = Timer()
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(STEP_TIMEOUT_MS)
     page.goto(server.url)
     page.get_by_role("button", name="Use sample data").wait_for()
     _sample_with_teacher(page)
@@ -258,20 +218,20 @@ def test_switching_datasets_never_offers_the_old_student(server, browser, tmp_pa
 
     other = tmp_path / "credit_other.csv"
     pd.read_csv(SAMPLE).sample(n=400, random_state=1).to_csv(other, index=False)
-    _goto_page(page, "Data & teachers", "1 · Data & teachers")
+    goto_page(page, "Data & teachers", "1 · Data & teachers")
     page.locator("input[type=file]").first.set_input_files(str(other))
     page.get_by_text("credit_other.csv — 400 rows").wait_for()
     page.get_by_role("button", name="Train a reference teacher").click()
     page.get_by_text("Dataset ready: 400 rows").wait_for()
     timer.lap("switch to another CSV + teacher")
 
-    _goto_page(page, "Distill", "3 · Distill")
+    goto_page(page, "Distill", "3 · Distill")
     page.get_by_text("The current inputs have no run yet").first.wait_for()
     assert page.get_by_text("Best student:").count() == 0
-    _goto_page(page, "Compare", "4 · Compare")
+    goto_page(page, "Compare", "4 · Compare")
     page.get_by_text("The current inputs have no run yet").first.wait_for()
     assert page.locator(".js-plotly-plot").count() == 0
-    _goto_page(page, "Export", "5 · Export")
+    goto_page(page, "Export", "5 · Export")
     page.get_by_text("The current inputs have no run yet").first.wait_for()
     assert page.get_by_role("button", name="Student model (.joblib)").count() == 0
     assert "none on the current inputs" in _sidebar(page)

@@ -189,3 +189,40 @@ def test_the_report_labels_a_partial_run(dataset, tmp_path):
     )
     page = distiller.generate_report(tmp_path / "report.html").read_text()
     assert "<b>Partial run</b>: stopped by the user during the chain phase" in page
+
+
+def test_a_stop_does_not_wait_for_an_unfinished_leakage_check(dataset, monkeypatch):
+    # The check runs beside the phases; one that is still going when a stopped run ends
+    # is left out (waited for at most STOP_WAIT_S), not waited for.
+    import importlib
+    import threading
+
+    run_module = importlib.import_module("hpmkd.engine.run")  # the module, not run()
+
+    release = threading.Event()
+
+    def slow_check(*args, **kwargs):
+        release.wait(timeout=30)
+        raise AssertionError("not reached in time")
+
+    monkeypatch.setattr(run_module, "check_run", slow_check)
+    monkeypatch.setattr(run_module, "STOP_WAIT_S", 0.05)
+    stop = StopRequest()
+
+    def on_event(event):
+        if event.kind == "phase_start" and event.phase == "train":
+            stop.request()
+
+    try:
+        result, events = _run(dataset, stop, on_event)
+    finally:
+        release.set()
+    _assert_complete_partial(result, events, "train")
+    assert result.leakage is None
+    assert any("leakage check not finished" in str(e.message) for e in events)
+
+
+def test_a_full_run_waits_for_its_leakage_check(dataset):
+    result, events = _run(dataset, StopRequest())
+    assert result.leakage is not None
+    assert [e for e in events if e.data.get("leakage") == result.leakage.to_dict()]

@@ -14,7 +14,10 @@ adaptive components are not part of it.
 from __future__ import annotations
 
 import hashlib
+import threading
+from typing import Any
 
+from hpmkd.components.cache import IntelligentCache
 from hpmkd.components.memory import SharedOptimizationMemory
 from hpmkd.config import HPMConfig
 from hpmkd.data import DistillationDataset
@@ -104,6 +107,7 @@ def _run(
         },
         phases=list(plan.phases),
     )
+    leakage_check = BackgroundLeakageCheck(session)
     try:
         configs, selection, warm_start = select_configurations(session, memory)
         chain = progressive_chain(session, configs)
@@ -121,15 +125,19 @@ def _run(
         cache = CacheRecord(**session.cache.stats()) if plan.components else None
         parallel = ParallelRecord(**session.executor.describe()) if plan.components else None
         comparison = compare_candidates(session)
-        leakage = _leakage(session)
-        bus.emit(
-            "info",
-            phase="compare",
-            message="leakage suspected: the teacher looks trained on these rows"
-            if leakage.suspected
-            else "leakage check: no sign that the teacher saw these rows",
-            leakage=leakage.to_dict(),
-        )
+        leakage = leakage_check.result(stopping=stop.requested)
+        if leakage is None:
+            bus.emit("info", phase="compare", message="leakage check not finished: the run "
+                     "was stopped first (the Data page and the next run check again)")
+        else:
+            bus.emit(
+                "info",
+                phase="compare",
+                message="leakage suspected: the teacher looks trained on these rows"
+                if leakage.suspected
+                else "leakage check: no sign that the teacher saw these rows",
+                leakage=leakage.to_dict(),
+            )
     finally:
         session.close()
     session.phases["total"] = session.elapsed()
@@ -190,22 +198,71 @@ def _run(
     )
 
 
-def _leakage(session: RunSession) -> LeakageCheck:
-    """The leakage check of the teachers as given, on this run's split (memoized: it
-    depends only on the data, the teachers' probabilities, the split and the seed)."""
-    dataset, split, config = session.dataset, session.split, session.config
-    rows = hashlib.sha256(
-        split.train.tobytes() + b"|" + split.validation.tobytes() + b"|" + split.test.tobytes()
-    ).hexdigest()
-    return session.memo(
-        "leakage",
-        (dataset.fingerprint(), rows, session.random_state, config.teacher_refit,
-         dataset.has_separate_test),
-        lambda: check_run(
-            dataset, split.train, split.validation, split.test, session.random_state,
+#: How long a stopped run still waits for an unfinished leakage check (the app promises
+#: a stop within 2 s; the check takes 1-5 s on its own).
+STOP_WAIT_S = 1.0
+
+
+class BackgroundLeakageCheck:
+    """The run's leakage check of the teachers as given, computed in a thread beside the
+    phases and memoized in the cache.
+
+    It depends only on the data, the teachers' probabilities, the split and the seed, not
+    on any student, so it need not wait for them: a sequential run leaves the second core
+    to it, and a stop request does not wait for its 1-5 s (see :data:`STOP_WAIT_S`).
+    The cache is read and written from the run's own thread only.
+
+    Parameters
+    ----------
+    session : RunSession
+    """
+
+    def __init__(self, session: RunSession) -> None:
+        dataset, split, config = session.dataset, session.split, session.config
+        rows = hashlib.sha256(
+            split.train.tobytes() + b"|" + split.validation.tobytes() + b"|"
+            + split.test.tobytes()
+        ).hexdigest()
+        self._cache = session.cache
+        self._key = IntelligentCache.make_key(
+            "leakage", dataset.fingerprint(), rows, session.random_state,
             config.teacher_refit, dataset.has_separate_test,
-        ),
-    )
+        )
+        self._value: LeakageCheck | None = self._cache.get(self._key)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if self._value is None:
+            args = (dataset, split.train, split.validation, split.test, session.random_state,
+                    config.teacher_refit, dataset.has_separate_test)
+            self._thread = threading.Thread(
+                target=self._work, args=args, name="hpmkd-leakage-check", daemon=True
+            )
+            self._thread.start()
+
+    def _work(self, *args: Any) -> None:
+        try:
+            self._value = check_run(*args)
+        except BaseException as exc:  # raised again in the run's thread by result()
+            self._error = exc
+
+    def result(self, stopping: bool = False) -> LeakageCheck | None:
+        """The check, waiting for it to finish (at most :data:`STOP_WAIT_S` when the run
+        is stopping: then ``None`` if it is not done).
+
+        Raises
+        ------
+        BaseException
+            Whatever the check raised.
+        """
+        if self._thread is not None:
+            self._thread.join(timeout=STOP_WAIT_S if stopping else None)
+            if self._thread.is_alive():
+                return None
+            self._thread = None
+            if self._error is not None:
+                raise self._error
+            self._cache.put(self._key, self._value)
+        return self._value
 
 
 def _temperature_record(session: RunSession) -> TemperatureRecord:
