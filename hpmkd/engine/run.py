@@ -128,7 +128,7 @@ def _run(
         leakage = leakage_check.result(stopping=stop.requested)
         if leakage is None:
             bus.emit("info", phase="compare", message="leakage check not finished: the run "
-                     "was stopped first (the Data page and the next run check again)")
+                     "was stopped before it was (a run that ends normally always has it)")
         else:
             bus.emit(
                 "info",
