@@ -270,8 +270,7 @@ def check_dataset(dataset: DistillationDataset, random_state: int = 42) -> Leaka
     except HPMKDInputError as exc:  # too few rows to split: the run will say so too
         return LeakageCheck(False, (), f"Not checked: {exc}",
                             seconds=time.perf_counter() - start)
-    signals, n_rows = _in_sample_signals(dataset, rows, random_state)
-    signals += _noise_floor_signals(dataset, rows, random_state)
+    signals, n_rows = _row_signals(dataset, rows, random_state)
     return _finish(signals, n_rows, start, "none")
 
 
@@ -312,14 +311,22 @@ def check_run(
         return LeakageCheck(False, (), "No teacher was given, so there is nothing to check.",
                             seconds=time.perf_counter() - start, teacher_refit=teacher_refit)
     rows = np.sort(np.concatenate([train, validation]))
-    signals, n_rows = _in_sample_signals(dataset, rows, random_state)
-    signals += _noise_floor_signals(dataset, rows, random_state)
+    signals, n_rows = _row_signals(dataset, rows, random_state)
     if test_is_separate:
         signals += [
             _validation_above_test(name, proba, dataset.y, validation, test, random_state)
             for name, proba in dataset.teacher_probas.items()
         ]
     return _finish(signals, n_rows, start, teacher_refit)
+
+
+def _row_signals(
+    dataset: DistillationDataset, rows: np.ndarray, random_state: int
+) -> tuple[list[LeakageSignal], int]:
+    """The signals read from the rows a run learns from (before a run and in one):
+    in-sample fit against the cross-fitted reference, and the label-noise floor."""
+    signals, n_rows = _in_sample_signals(dataset, rows, random_state)
+    return signals + _noise_floor_signals(dataset, rows, random_state), n_rows
 
 
 def _finish(

@@ -141,6 +141,12 @@ def valid_job_id(job_id: object) -> bool:
 _valid_id = valid_job_id
 
 
+def _running(job_id: str) -> Job | None:
+    """The job ``job_id`` if it exists and has not finished."""
+    job = get_job(job_id)
+    return None if job is None or job.finished else job
+
+
 def cancel_job(job_id: str) -> bool:
     """Abandon a job (nothing kept); ``True`` when the job exists and was still running.
 
@@ -148,11 +154,10 @@ def cancel_job(job_id: str) -> bool:
     ----------
     job_id : str
     """
-    job = get_job(job_id)
-    if job is None or job.finished:
-        return False
-    job.cancel()
-    return True
+    job = _running(job_id)
+    if job is not None:
+        job.cancel()
+    return job is not None
 
 
 def stop_job(job_id: str) -> bool:
@@ -163,11 +168,10 @@ def stop_job(job_id: str) -> bool:
     ----------
     job_id : str
     """
-    job = get_job(job_id)
-    if job is None or job.finished:
-        return False
-    job.stop()
-    return True
+    job = _running(job_id)
+    if job is not None:
+        job.stop()
+    return job is not None
 
 
 def expected_candidates(method: str, config: HPMConfig) -> int | None:
