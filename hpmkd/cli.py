@@ -439,10 +439,7 @@ def _distill_cold(
 
         on, why = auto_parallel(dataset.n_rows, config.n_jobs)
         if on:
-            config = config.with_updates(use_parallel=True)
-            distiller = AutoDistiller(
-                dataset, method=args.method, config=config, random_state=seed
-            )
+            config = distiller.config = config.with_updates(use_parallel=True)
             if not args.quiet:
                 print(f"{why} (--set use_parallel=false to train one at a time)",
                       file=sys.stderr)
