@@ -104,9 +104,9 @@ def capacity_params(family: str, capacity: str) -> dict[str, Any]:
     """The classifier parameters that make ``capacity`` of ``family``.
 
     Climbed rungs grow from ``large`` by about :data:`CLIMB_GROWTH` each: LightGBM grows
-    its trees on odd steps and its leaves on even steps (68 x 31, 68 x 47, 101 x 47 ...),
-    the MLP its hidden units (96, 144 ...), the tree one level deeper per step, logistic
-    regression is regularised ten times less per step.
+    its leaves per tree on odd steps and its trees on even steps (45 x 47, 68 x 47,
+    68 x 71 ...), the MLP its hidden units (96, 144 ...), the tree one level deeper per
+    step, logistic regression is regularised ten times less per step.
     """
     if family not in _CAPACITY_PARAMS:
         raise ValueError(f"unknown student family {family!r}")
@@ -115,10 +115,14 @@ def capacity_params(family: str, capacity: str) -> dict[str, Any]:
     if step == 0:
         return params
     if family == "lgbm":
-        # Alternate: more trees first (no deeper interactions needed), then more leaves
-        # per tree; both multiply the number of leaves, hence about the size.
-        params["n_estimators"] = round(params["n_estimators"] * CLIMB_GROWTH ** ((step + 1) // 2))
-        params["num_leaves"] = round((params["num_leaves"] + 1) * CLIMB_GROWTH ** (step // 2)) - 1
+        # Alternate: more leaves per tree first, then more trees; both multiply the
+        # number of leaves, hence about the size. Leaves first: at the same size, fewer
+        # and deeper trees scored higher on validation (nyc_flights_delay, hard labels:
+        # 45 x 47 0.4247 vs 68 x 31 0.4226; at about 2,650 leaves 21 x 127 0.4358,
+        # 42 x 63 0.4288, 85 x 31 0.4252; docs/HPM.md, "Why these defaults").
+        leaves, trees = CLIMB_GROWTH ** ((step + 1) // 2), CLIMB_GROWTH ** (step // 2)
+        params["num_leaves"] = round((params["num_leaves"] + 1) * leaves) - 1
+        params["n_estimators"] = round(params["n_estimators"] * trees)
     elif family == "mlp":
         params["hidden_layer_sizes"] = (
             round(params["hidden_layer_sizes"][0] * CLIMB_GROWTH**step),
@@ -206,6 +210,32 @@ def trial_params(family: str, capacity: str, trial: int, n_rows: int, seed: int)
         params["batch_size"] = int(min(1024, max(n_rows, 1)))
     else:
         params.update(chosen)
+    return params
+
+
+#: Classifier parameters that make a student's size (its shape), per family: a sibling
+#: trial of a student keeps them (:func:`sibling_trial_params`). Logistic regression has
+#: none: its trials scale ``C``, which is also its capacity.
+SHAPE_KEYS: dict[str, tuple[str, ...]] = {
+    "lgbm": ("n_estimators", "num_leaves"),
+    "mlp": ("hidden_layer_sizes",),
+    "tree": ("max_depth",),
+    "logreg": (),
+}
+
+
+def sibling_trial_params(spec: StudentSpec, trial: int, n_rows: int, seed: int) -> dict:
+    """The parameters of ``trial`` for a student shaped like ``spec``.
+
+    :func:`trial_params` of the spec's family and capacity, with the spec's own shape
+    (:data:`SHAPE_KEYS`): a student trained at the size cap has a shape of its own
+    (:mod:`hpmkd.engine.climb`), and its other trials (the hard-label twin's tuning
+    budget) must be the same size, not the named rung's.
+    """
+    if trial == spec.trial:
+        return dict(spec.params)
+    params = trial_params(spec.family, spec.capacity, trial, n_rows, seed)
+    params.update({k: spec.params[k] for k in SHAPE_KEYS[spec.family] if k in spec.params})
     return params
 
 

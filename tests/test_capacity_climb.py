@@ -21,7 +21,14 @@ from hpmkd.engine.climb import CLIMB_THRESHOLD
 from hpmkd.errors import HPMKDInputError
 from hpmkd.metrics import size_bytes
 from hpmkd.result import CapacityRecord
-from hpmkd.students import capacity_params, climb_capacity, climb_step, trial_params
+from hpmkd.students import (
+    StudentSpec,
+    capacity_params,
+    climb_capacity,
+    climb_step,
+    sibling_trial_params,
+    trial_params,
+)
 from hpmkd_app import panels
 
 #: One LightGBM configuration, no chain: phase 3 trains lgbm-large, then the climb.
@@ -107,9 +114,9 @@ def test_climbed_capacities_grow_from_large():
     large = capacity_params("lgbm", "large")
     rungs = [capacity_params("lgbm", climb_capacity(s)) for s in (1, 2, 3, 4)]
     leaves = [p["n_estimators"] * p["num_leaves"] for p in [large, *rungs]]
-    # Every rung about 1.5 times the leaves (the size), alternating trees and leaves.
+    # Every rung about 1.5 times the leaves (the size), alternating leaves and trees.
     assert all(1.4 < b / a < 1.6 for a, b in itertools.pairwise(leaves)), leaves
-    assert (rungs[0]["n_estimators"], rungs[0]["num_leaves"]) == (68, 31)
+    assert (rungs[0]["n_estimators"], rungs[0]["num_leaves"]) == (45, 47)
     assert (rungs[1]["n_estimators"], rungs[1]["num_leaves"]) == (68, 47)
     assert capacity_params("mlp", "xl2")["hidden_layer_sizes"] == (144,)
     assert capacity_params("tree", "xl1")["max_depth"] == 9
@@ -119,7 +126,7 @@ def test_climbed_capacities_grow_from_large():
         with pytest.raises(ValueError, match="capacity"):
             climb_step(bad)
     # Trials of a climbed rung keep its size and vary the other knobs.
-    assert trial_params("lgbm", "xl1", 1, 5000, 0)["n_estimators"] == 68
+    assert trial_params("lgbm", "xl1", 1, 5000, 0)["num_leaves"] == 47
 
 
 def test_config_bounds_the_climb():
@@ -139,8 +146,13 @@ def test_climb_triggers_below_the_teacher_and_records_why_it_stopped(hard, home)
     # Clearly below the teacher on validation: that is what started the climb.
     assert record.start_share_below_teacher >= CLIMB_THRESHOLD
     assert record.start_val_metric < record.teacher_val_metric
-    assert record.steps and record.steps[0]["capacity"] == "xl1"
-    first = record.steps[0]
+    # Hard labels competed first, on all rows; the oracle's soft targets are the better.
+    hard_start = record.steps[0]
+    assert hard_start["kind"] == "hard_labels" and hard_start["alpha"] == 0.0
+    assert hard_start["capacity"] == "large" and not hard_start["improved"]
+    rungs = [s for s in record.steps if s["kind"] == "rung"]
+    assert rungs and rungs[0]["capacity"] == "xl1" and rungs[0]["alpha"] == 1.0
+    first = rungs[0]
     assert first["improved"] and first["kept"] and first["val_metric"] > record.start_val_metric
     assert record.stop in {"not_improving", "max_steps", "reached_teacher"}
     assert record.stop_reason
@@ -158,7 +170,7 @@ def test_climb_triggers_below_the_teacher_and_records_why_it_stopped(hard, home)
     assert distiller.best_name in set(climbed["name"])
     summary = json.loads(json.dumps(distiller.summary()))
     assert summary["details"]["capacity"]["stop"] == record.stop
-    assert summary["details"]["capacity"]["steps"][0]["capacity"] == "xl1"
+    assert summary["details"]["capacity"]["steps"][1]["capacity"] == "xl1"
     # The report and the app's Distill panel say what it did and why it stopped.
     distiller.generate_report(home.parent / "report.html")
     html = (home.parent / "report.html").read_text()
@@ -176,7 +188,9 @@ def test_climb_triggers_below_the_teacher_and_records_why_it_stopped(hard, home)
 
 def test_climb_stops_at_max_capacity_steps(hard, home):
     record = run(hard, max_capacity_steps=1).result_.components.capacity
-    assert [s["capacity"] for s in record.steps] == ["xl1"]
+    assert [(s["kind"], s["capacity"]) for s in record.steps] == [
+        ("hard_labels", "large"), ("rung", "xl1")
+    ]
     assert record.stop == "max_steps"
     assert "max_capacity_steps=1" in record.stop_reason
 
@@ -196,18 +210,29 @@ def test_climb_stops_at_the_size_cap(hard, home):
     free = run(hard, teacher, max_capacity_steps=1, min_compression=1.0)
     record = free.result_.components.capacity
     assert record.teacher_size_bytes == teacher_size
-    assert record.steps and record.steps[0]["kept"], record.stop_reason
+    rung = next(s for s in record.steps if s["kind"] == "rung")
+    assert rung["kept"], record.stop_reason
     start_size = free.results_df.set_index("name").loc[record.start, "size_bytes"]
-    xl1_size = record.steps[0]["size_bytes"]
+    xl1_size = rung["size_bytes"]
     # A cap between the start and its next rung: xl1 is trained (the cache serves it),
     # found too big, and not kept.
     ratio = teacher_size / ((start_size + xl1_size) / 2)
     capped = run(hard, teacher, max_capacity_steps=1, min_compression=ratio)
     record = capped.result_.components.capacity
     assert record.stop == "size_cap" and f"size cap {ratio:g}x" in record.stop_reason
-    assert record.steps[0]["kept"] is False
-    assert record.size_cap_bytes < record.steps[0]["size_bytes"]
-    assert not (capped.results_df["source"] == "climb").any()
+    rung = next(s for s in record.steps if s["kind"] == "rung")
+    assert rung["kept"] is False and record.size_cap_bytes < rung["size_bytes"]
+    climbed = set(capped.results_df.loc[capped.results_df["source"] == "climb", "name"])
+    assert rung["name"] not in climbed
+    # The room left under the cap: deeper, fewer trees than the start, each under the
+    # cap and a candidate, or tried and not kept.
+    at_cap = [s for s in record.steps if s["kind"] == "at_cap"]
+    assert at_cap and "trained at the cap" in record.stop_reason
+    start_leaves = capacity_params("lgbm", "large")["num_leaves"]
+    for step in at_cap:
+        assert step["params"]["num_leaves"] > start_leaves
+        assert step["kept"] == (step["size_bytes"] <= record.size_cap_bytes)
+        assert (step["name"] in climbed) == step["kept"]
     # A cap below the start's own size: nothing is trained.
     tight = run(hard, teacher, min_compression=teacher_size / start_size * 1.01)
     record = tight.result_.components.capacity
@@ -225,3 +250,62 @@ def test_climb_off(hard, home):
     record = distiller.result_.components.capacity
     assert not record.enabled and "max_capacity_steps=0" in record.reason
     assert not (distiller.results_df["source"] == "climb").any()
+
+
+# ----------------------------------------------------------------------------- hard labels
+def misleading_frame(n_rows: int = 6000) -> pd.DataFrame:
+    """The hard law, with a teacher that is the law itself on the validation rows a run
+    seeded 42 uses, and on its training rows the law without one of its terms: soft
+    targets mislead there (as an in-sample teacher's can), labels do not, and the
+    teacher is clearly the best on validation."""
+    frame = oracle_frame(n_rows)
+    ds = DistillationDataset(frame, target="target", teacher_proba_cols=["p0", "p1"])
+    train = ds.split(HPMConfig().validation_split, 42).train
+    X = frame[[f"f{i}" for i in range(6)]].to_numpy()[train]
+    p = 1.0 / (1.0 + np.exp(-(oracle_logit(X) - 1.5 * np.sin(3 * X[:, 2]))))
+    frame.loc[frame.index[train], "p1"] = p
+    frame.loc[frame.index[train], "p0"] = 1.0 - p
+    return frame
+
+
+@pytest.mark.parametrize("frame_of", [lambda: oracle_frame(6000), misleading_frame])
+def test_climb_goes_on_from_the_better_start_whatever_its_alpha(frame_of, home):
+    frame = frame_of()
+    distiller = run(frame, max_capacity_steps=1)
+    record = distiller.result_.components.capacity
+    df = distiller.results_df.set_index("name")
+    hard_start = record.steps[0]
+    assert hard_start["kind"] == "hard_labels" and hard_start["kept"]
+    soft_val, hard_val = record.start_val_metric, hard_start["val_metric"]
+    assert hard_start["improved"] == (hard_val > soft_val)
+    # The rung above is the better start's configuration, one size up.
+    rung = next(s for s in record.steps if s["kind"] == "rung")
+    assert rung["alpha"] == (0.0 if hard_val > soft_val else 1.0)
+    assert df.loc[rung["name"], "alpha"] == rung["alpha"]
+    # A start that is already on hard labels is not trained twice.
+    again = run(frame, max_capacity_steps=1, alphas=(0.0,)).result_.components.capacity
+    assert "hard_labels" not in [s["kind"] for s in again.steps]
+
+
+def test_hard_labels_win_where_soft_targets_mislead(home):
+    record = run(misleading_frame(), max_capacity_steps=1).result_.components.capacity
+    hard_start = record.steps[0]
+    assert hard_start["improved"] and hard_start["val_metric"] > record.start_val_metric + 0.02
+
+
+def test_sibling_trials_keep_the_shape():
+    at_cap = StudentSpec(
+        "lgbm", "xl2", 1.0, 0.0, 1,
+        {**trial_params("lgbm", "xl2", 1, 5000, 0), "n_estimators": 26, "num_leaves": 95},
+    )
+    assert sibling_trial_params(at_cap, 1, 5000, 0) == dict(at_cap.params)
+    other = sibling_trial_params(at_cap, 0, 5000, 0)
+    assert (other["n_estimators"], other["num_leaves"]) == (26, 95)
+    assert other["learning_rate"] == trial_params("lgbm", "xl2", 0, 5000, 0)["learning_rate"]
+    # A rung's own shape is its capacity's: siblings are trial_params as before.
+    for family in ("lgbm", "mlp", "tree", "logreg"):
+        spec = StudentSpec(family, "xl1", 1.0, 0.5, 0, trial_params(family, "xl1", 0, 5000, 0))
+        for trial in range(3):
+            assert sibling_trial_params(spec, trial, 5000, 0) == trial_params(
+                family, "xl1", trial, 5000, 0
+            )

@@ -21,7 +21,7 @@ from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predicto
 from hpmkd.result import Difference, Verdict
 from hpmkd.results_table import metrics_dict
 from hpmkd.stop import FitInterrupted
-from hpmkd.students import StudentSpec, trial_params
+from hpmkd.students import StudentSpec, sibling_trial_params
 from hpmkd.teacher import Teacher
 
 #: Paired resamples of the test rows behind each verdict interval.
@@ -116,11 +116,7 @@ def _twin(session: RunSession, selected: CandidateResult) -> CandidateResult | N
     ctx = _twin_context(session, selected)
     trials = []
     for trial in range(n_trials):
-        params = (
-            dict(spec.params)
-            if trial == spec.trial
-            else trial_params(spec.family, spec.capacity, trial, n_train, session.random_state)
-        )
+        params = sibling_trial_params(spec, trial, n_train, session.random_state)
         hard = StudentSpec(spec.family, spec.capacity, 1.0, 0.0, trial, params)
         try:
             trials.append(

@@ -287,8 +287,10 @@ def _capacity(ctx: ReportContext, rec: CapacityRecord) -> str:
     if rec.steps:
         keys = [
             "step",
+            "kind",
             "capacity",
             "name",
+            "alpha",
             "val_metric",
             "size_bytes",
             "compression",
