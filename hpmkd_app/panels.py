@@ -251,10 +251,11 @@ def capacity_panel(record: CapacityRecord | None, source: PanelSource) -> Compon
             f" (from {record.start}: val {metric} {record.start_val_metric:.4f} vs teacher "
             f"{record.teacher_val_metric:.4f})"
         )
-    kept = sum(1 for s in record.steps if s.get("kept"))
+    # Rungs and students at the size cap; the hard-label start is the same size.
+    kept = sum(1 for s in record.steps if s.get("kept") and s.get("kind") != "hard_labels")
     return ComponentPanel(
         title, True,
-        f"{kept} rung(s) above large kept{versus}; stopped: {record.stop_reason}",
+        f"{kept} student(s) above large kept{versus}; stopped: {record.stop_reason}",
         _frame(record.steps),
     )
 
