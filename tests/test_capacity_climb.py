@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
-from hpmkd.engine.climb import CLIMB_THRESHOLD
+from hpmkd.engine.climb import CLIMB_THRESHOLD, lgbm_size_model
 from hpmkd.errors import HPMKDInputError
+from hpmkd.evaluate import CandidateResult
 from hpmkd.metrics import size_bytes
 from hpmkd.result import CapacityRecord
 from hpmkd.students import (
@@ -309,3 +310,24 @@ def test_sibling_trials_keep_the_shape():
             assert sibling_trial_params(spec, trial, 5000, 0) == trial_params(
                 family, "xl1", trial, 5000, 0
             )
+
+
+def test_lgbm_size_model_fits_sizes_and_falls_back():
+    def candidate(trees: int, leaves: int, size: int) -> CandidateResult:
+        spec = StudentSpec("lgbm", "large", 1.0, 0.0, 0,
+                           {"n_estimators": trees, "num_leaves": leaves})
+        return CandidateResult(name=f"{trees}x{leaves}", source="config", spec=spec, val={},
+                               fit_seconds=0.0, size_bytes=size, latency_ms_1k=0.0,
+                               val_proba=np.zeros((1, 2)))
+
+    def law(trees: int, leaves: int) -> int:
+        return 40_000 + 250 * trees + 100 * trees * leaves
+
+    shapes = [(20, 7), (40, 15), (45, 31), (45, 47)]
+    found = [candidate(t, n, law(t, n)) for t, n in shapes]
+    fixed, per_tree, per_leaf = lgbm_size_model(found, found[-1])
+    assert (fixed, per_tree, per_leaf) == pytest.approx((40_000, 250, 100))
+    # Two shapes cannot separate the parts: the best student's bytes per leaf.
+    assert lgbm_size_model(found[2:], found[-1]) == pytest.approx(
+        (0.0, 0.0, law(45, 47) / (45 * 47))
+    )

@@ -16,10 +16,11 @@ labels can be worth more (on nyc_flights_delay, where the teacher saw 94% of the
 rows, lgbm-large scored validation KS 0.4154 on labels against 0.4025 at alpha 0.9).
 
 When the size cap stops a LightGBM climb while the best student is still clearly below
-the teacher, the room left under the cap is used: up to :data:`FILL_SHAPES` students of
-about :data:`FILL_SHARE` of the cap (the bytes per leaf measured on the best student), with
-1, 2 and 3 times its leaves per tree and as many trees as fit; each is a candidate if it
-is under the cap (``kind="at_cap"`` in the record).
+the teacher, the room left under the cap is used: students with 2 and 3 times the best
+one's leaves per tree (:data:`FILL_SHAPES`) and as many trees as fit in
+:data:`FILL_SHARE` of the cap, by a size model fitted on the run's LightGBM candidates
+(:func:`lgbm_size_model`); each is a candidate if it is under the cap (``kind="at_cap"``
+in the record).
 
 It climbs while all of these hold, and records the first that does not as the stop:
 
@@ -40,6 +41,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+import numpy as np
 
 from hpmkd.components.racing import PairedBootstrap, metric_value
 from hpmkd.engine.session import RunSession
@@ -63,11 +66,12 @@ CLIMB_THRESHOLD = 0.9
 CLIMB_BOOT = 200
 #: Candidate sources a climb may start from (single students of phases 2 and 3).
 CLIMB_SOURCES = ("config", "chain")
-#: Share of the size cap the students trained at the cap aim at: sizes per leaf vary a
-#: little with the shape (121-136 bytes per leaf on nyc_flights_delay).
-FILL_SHARE = 0.95
+#: Share of the size cap the students trained at the cap aim at: the size model
+#: (:func:`lgbm_size_model`) predicted the nyc_flights_delay students within 1%.
+FILL_SHARE = 0.97
 #: Leaves per tree of the students trained at the cap, as multiples of the best one's
-#: (``num_leaves + 1``): the same shape with more trees, then deeper, fewer trees.
+#: (``num_leaves + 1``): deeper, fewer trees (the same shape with more trees did not beat
+#: the rung below on validation; docs/HPM.md, "Why these defaults").
 FILL_SHAPES = (2, 3)
 #: Fewest trees of a student trained at the cap.
 FILL_MIN_TREES = 5
@@ -284,12 +288,11 @@ def _fill_cap(
     trees, leaves = spec.params.get("n_estimators"), spec.params.get("num_leaves")
     if spec.family != "lgbm" or not trees or not leaves or current.size_bytes <= 0:
         return ""
-    per_leaf = current.size_bytes / (trees * leaves)
-    budget = FILL_SHARE * cap / per_leaf  # leaves in all trees
+    fixed, per_tree, per_leaf = lgbm_size_model(session.candidates, current)
     shapes = []
     for factor in FILL_SHAPES:
         deeper = (leaves + 1) * factor - 1
-        n = math.floor(budget / deeper)
+        n = math.floor((FILL_SHARE * cap - fixed) / (per_tree + per_leaf * deeper))
         # The same shape only with room for a tenth more trees; none below a few trees.
         if n >= FILL_MIN_TREES and (factor > 1 or n >= 1.1 * trees):
             shapes.append((n, deeper))
@@ -323,6 +326,49 @@ def _fill_cap(
         f"; {len(tried)} student(s) trained at the cap ({', '.join(s for s in _shapes(tried))}), "
         f"best {best.name} val {metric} {_val(best, metric):.4f}"
     )
+
+
+def lgbm_size_model(
+    candidates: list[CandidateResult], current: CandidateResult
+) -> tuple[float, float, float]:
+    """Pickled size of a LightGBM student as ``fixed + per_tree * trees + per_leaf *
+    trees * leaves`` (bytes), fitted by least squares on the candidates' sizes.
+
+    The fixed part is the preprocessing (its category lists: about 42 kB on
+    nyc_flights_delay, a fifth of a ``large`` student), so bytes per leaf measured on one
+    student overstate what a deeper one costs: 26 x 95 took 88% of the cap it was sized
+    to fill at 95%. Fitted on the run's small, medium, large and ``xl1`` students there
+    (20 x 7 to 45 x 47), the model predicted 26 x 95, 17 x 143 and 54 x 47 within 1%.
+    With fewer than three distinct shapes, or a fit with a negative part, it falls back
+    to ``current``'s bytes per leaf.
+
+    Parameters
+    ----------
+    candidates : list of CandidateResult
+        The run's candidates (LightGBM ones with ``n_estimators`` and ``num_leaves``
+        are used).
+    current : CandidateResult
+        The best LightGBM student (the fallback's measure).
+
+    Returns
+    -------
+    (fixed, per_tree, per_leaf) : tuple of float
+    """
+    points = {}
+    for c in candidates:
+        params = c.spec.params if c.spec is not None and c.spec.family == "lgbm" else {}
+        if params.get("n_estimators") and params.get("num_leaves") and c.size_bytes > 0:
+            trees = params["n_estimators"]
+            points[(trees, params["num_leaves"])] = (trees, trees * params["num_leaves"],
+                                                     c.size_bytes)
+    if len(points) >= 3:
+        rows = np.array(list(points.values()), dtype=float)
+        design = np.column_stack([np.ones(len(rows)), rows[:, 0], rows[:, 1]])
+        coef = np.linalg.lstsq(design, rows[:, 2], rcond=None)[0]
+        if (coef >= 0).all() and coef[2] > 0:
+            return float(coef[0]), float(coef[1]), float(coef[2])
+    params = current.spec.params
+    return 0.0, 0.0, current.size_bytes / (params["n_estimators"] * params["num_leaves"])
 
 
 def _shapes(results: list[CandidateResult]) -> list[str]:
