@@ -472,6 +472,25 @@ class RunSession:
             self.screened.append(result)
         return result
 
+    def fit_many(
+        self, specs: list[StudentSpec], ctx: TrainingContext, names: list[str], source: str
+    ) -> list[CandidateResult]:
+        """:meth:`fit` for several specs on one context: those not in the cache train
+        together on the executor (in parallel when parallel training is on); none is
+        recorded as a candidate."""
+        self._check_stop()
+        keys = [self._cache_key(spec, ctx.teacher_train, ctx) for spec in specs]
+        missing = [i for i, key in enumerate(keys) if key not in self.cache]
+        jobs = [Job(specs[i], {"source": source}) for i in missing]
+        fresh = dict(zip(missing, self.executor.run(jobs, ctx), strict=True))
+        out = []
+        for i, (spec, key, name) in enumerate(zip(specs, keys, names, strict=True)):
+            value, hit = self.cache.get_or_compute(
+                key, lambda i=i, spec=spec: fresh.get(i) or train_candidate(spec, ctx)
+            )
+            out.append(replace(value, from_cache=hit and i not in fresh, source=source, name=name))
+        return out
+
     def _check_stop(self) -> None:
         """Raise :class:`~hpmkd.stop.FitInterrupted` (or ``RunCancelled``) instead of
         starting a fit after a stop request."""
