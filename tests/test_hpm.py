@@ -620,10 +620,15 @@ def test_twin_reuses_the_alpha0_candidates_of_the_search(dataset_a, fit_counter)
     np.testing.assert_array_equal(fresh.val_proba, twin.val_proba)
 
 
-def test_parallel_twin_equals_the_sequential_twin(dataset_a):
-    # The twin's trials train together on the executor when parallel training is on.
+def test_parallel_screening_and_twin_equal_the_sequential_ones(dataset_a):
+    # In parallel, each screening step's fits and the twin's trials train together on
+    # the executor: the same fits, the same scores as one at a time.
     seq = run_hpm(dataset_a, **ISOLATED)._check_run()
     par = run_hpm(dataset_a, **ISOLATED, use_parallel=True, n_jobs=2)._check_run()
+    a, b = seq.components.selection, par.components.selection
+    assert (a.screen_scores, a.alpha_scores, a.temperature_scores) == (
+        b.screen_scores, b.alpha_scores, b.temperature_scores
+    )
     assert par.selected.name == seq.selected.name
     assert par.twin.name == seq.twin.name
     np.testing.assert_allclose(par.twin.val_proba, seq.twin.val_proba)
