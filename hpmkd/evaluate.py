@@ -151,7 +151,8 @@ def train_candidate(
 # encoded rows). Every student pipeline fitted on the same training rows has an equal copy
 # of the same fitted preprocessing (hpmkd.students.encode_rows), so its validation rows
 # are encoded once per kind, not once per candidate (on nyc_flights_delay the text
-# columns' encoding took a tenth of the run, a third of it on the validation rows).
+# columns' encoding took a tenth of the run, a third of it on the validation rows). Two
+# kinds alternate (ordinal codes; one-hot and scaling), hence two entries.
 _VAL_ENCODED: list[tuple[Any, Any, tuple, np.ndarray]] = []
 _VAL_ENCODED_KEEP = 2
 
@@ -176,7 +177,14 @@ def _shared_val_rows(model: Any, ctx: TrainingContext) -> tuple[Any, np.ndarray]
         return None
     _VAL_ENCODED.append((weakref.ref(ctx.X_train), weakref.ref(ctx.X_val), key, encoded))
     del _VAL_ENCODED[:-_VAL_ENCODED_KEEP]
+    # Nothing is held after the run: an entry goes with either frame.
+    weakref.finalize(ctx.X_train, _forget_dead_val_rows)
+    weakref.finalize(ctx.X_val, _forget_dead_val_rows)
     return final, encoded
+
+
+def _forget_dead_val_rows() -> None:
+    _VAL_ENCODED[:] = [e for e in _VAL_ENCODED if e[0]() is not None and e[1]() is not None]
 
 
 def calibrate(model: Any, ctx: TrainingContext) -> Any:
