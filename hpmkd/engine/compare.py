@@ -138,8 +138,8 @@ def _twin(session: RunSession, selected: CandidateResult) -> CandidateResult | N
         return None
     trials = dict(zip(todo, fitted, strict=True))
     for i, result in reused.items():
-        trials[i] = replace(result, spec=specs[i], source="baseline", name=names[i],
-                            from_cache=False)
+        # Served from the cache exactly when the search candidate it reuses was.
+        trials[i] = replace(result, spec=specs[i], source="baseline", name=names[i])
     ordered = [trials[i] for i in range(len(specs))]
     return max(ordered, key=lambda c: rank_key(c, session.config.selection_metric))
 
