@@ -20,6 +20,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
+from hpmkd.stop import abandonable
 from hpmkd.students import (
     StudentSpec,
     build_student,
@@ -121,7 +122,24 @@ def train_candidate(
     full : bool
         ``False`` (screening) skips calibration, size and latency: a screening fit is
         only ranked by a validation metric that calibration does not change.
+
+    Notes
+    -----
+    During a run the fit is :func:`~hpmkd.stop.abandonable`: a stop returns at once even
+    from a fit that has no stop check of its own (logistic regression, decision tree,
+    the encoding and calibration steps); the abandoned fit's result is discarded.
     """
+    return abandonable(_train_candidate, spec, ctx, source, name, teacher_train, full)
+
+
+def _train_candidate(
+    spec: StudentSpec,
+    ctx: TrainingContext,
+    source: str,
+    name: str | None,
+    teacher_train: np.ndarray | None,
+    full: bool,
+) -> CandidateResult:
     source_proba = ctx.teacher_train if teacher_train is None else teacher_train
     targets = soft_targets(source_proba, ctx.y_train, spec.temperature, spec.alpha)
     start = time.perf_counter()

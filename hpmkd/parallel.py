@@ -5,16 +5,30 @@ same :class:`~hpmkd.evaluate.TrainingContext`; results come back in the order of
 specs. Inside workers BLAS and OpenMP pools are limited to one thread (students already
 pin LightGBM to ``n_jobs=1``): two cores oversubscribed by nested threads made small
 LightGBM fits many times slower here.
+
+On loky, every job is its own task and results come back as they finish, so a stop
+request (:mod:`hpmkd.stop`) is noticed within :data:`~hpmkd.stop.POLL_S` seconds: the wave
+returns the finished jobs (:class:`~hpmkd.stop.WaveInterrupted`) and the busy workers are
+killed, so they do not burn the cores while the run finishes. The training context (the
+rows, megabytes) is written once per run to a temporary file that each worker reads once
+(:func:`_worker_context`), instead of being pickled into every task.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from hpmkd.errors import RunCancelled
 from hpmkd.evaluate import CandidateResult, TrainingContext, train_candidate
 from hpmkd.extras import require
+from hpmkd.stop import POLL_S, WaveInterrupted, active_request
 from hpmkd.students import StudentSpec
 
 #: Rows from which the command line and the app turn parallel training on by themselves
@@ -83,6 +97,29 @@ def _train_jobs(jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
         return [train_candidate(job.spec, ctx, **job.kwargs) for job in jobs]
 
 
+# In a loky worker: the training contexts read from their files, newest last (a run
+# alternates between at most a few: the halving subsample, all rows, a chain's subsample).
+_WORKER_CONTEXTS: list[tuple[str, TrainingContext]] = []
+_WORKER_CONTEXTS_KEEP = 2
+
+
+def _worker_context(path: str) -> TrainingContext:
+    """The context stored at ``path``, read once per worker process."""
+    for stored, ctx in _WORKER_CONTEXTS:
+        if stored == path:
+            return ctx
+    with open(path, "rb") as handle:
+        ctx = pickle.load(handle)  # written by this run's Executor (_context_file)
+    _WORKER_CONTEXTS.append((path, ctx))
+    del _WORKER_CONTEXTS[:-_WORKER_CONTEXTS_KEEP]
+    return ctx
+
+
+def _train_in_worker(job: Job, path: str) -> tuple[CandidateResult, int]:
+    """One job in a loky worker; also returns the worker's pid (tests check it is gone)."""
+    return _train_jobs([job], _worker_context(path))[0], os.getpid()
+
+
 class Executor:
     """Run batches of :class:`Job` on one backend.
 
@@ -102,6 +139,11 @@ class Executor:
         self._client = None
         self._ctx_future = None
         self._ctx_id: int | None = None
+        # loky: the context files of this run (the context is kept so its id stays its own).
+        self._ctx_dir: Path | None = None
+        self._ctx_files: dict[int, tuple[TrainingContext, str]] = {}
+        #: Pids of the loky workers that trained the last wave (for tests and diagnostics).
+        self.worker_pids: set[int] = set()
 
     @classmethod
     def from_config(cls, config: Any) -> Executor:
@@ -133,25 +175,66 @@ class Executor:
         return 2 * self.n_jobs
 
     def run(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
-        """Train ``jobs`` and return their results in order."""
+        """Train ``jobs`` and return their results in order.
+
+        Raises
+        ------
+        WaveInterrupted
+            A stop that keeps the best so far came during a loky wave: it carries the
+            jobs that finished; the others were dropped and their workers killed.
+        FitInterrupted, RunCancelled
+            A stop in a fit in this process (see :func:`hpmkd.stop.abandonable`), or a
+            discarding stop during a loky wave.
+        """
         if not jobs:
             return []
         if self.backend == "sequential" or (len(jobs) == 1 and self.backend == "loky"):
             return [train_candidate(job.spec, ctx, **job.kwargs) for job in jobs]
         if self.backend == "loky":
-            from joblib import Parallel, delayed
-
-            chunks = [jobs[i :: self.n_jobs] for i in range(min(self.n_jobs, len(jobs)))]
-            parts = Parallel(n_jobs=len(chunks), backend="loky")(
-                delayed(_train_jobs)(chunk, ctx) for chunk in chunks
-            )
-            # Undo the round-robin chunking so results follow the jobs' order.
-            out: list[CandidateResult | None] = [None] * len(jobs)
-            for i, part in enumerate(parts):
-                for j, result in enumerate(part):
-                    out[i + j * len(chunks)] = result
-            return out  # type: ignore[return-value]
+            return self._run_loky(jobs, ctx)
         return self._run_dask(jobs, ctx)
+
+    def _run_loky(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        from joblib.externals.loky import get_reusable_executor
+
+        path = self._context_file(ctx)
+        pool = get_reusable_executor(max_workers=self.n_jobs, timeout=300)
+        futures = {pool.submit(_train_in_worker, job, path): i for i, job in enumerate(jobs)}
+        request = active_request()
+        finished: dict[int, CandidateResult] = {}
+        pending = set(futures)
+        self.worker_pids = set()
+        while pending:
+            done, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+            for future in done:
+                result, pid = future.result()
+                finished[futures[future]] = result
+                self.worker_pids.add(pid)
+            if pending and request is not None and request.requested:
+                # Kill the busy workers rather than let them finish fits nobody will
+                # read; the next wave (if any) starts fresh workers.
+                pool.shutdown(wait=True, kill_workers=True)
+                if request.discard:
+                    raise RunCancelled(request.reason)
+                raise WaveInterrupted(request.reason, finished)
+        return [finished[i] for i in range(len(jobs))]
+
+    def _context_file(self, ctx: TrainingContext) -> str:
+        """The file holding ``ctx`` for the workers, written on its first wave."""
+        entry = self._ctx_files.get(id(ctx))
+        if entry is not None and entry[0] is ctx:
+            return entry[1]
+        if self._ctx_dir is None:
+            self._ctx_dir = Path(tempfile.mkdtemp(prefix="hpmkd-contexts-"))
+            # Removed by close(), or when the executor is collected, or at exit.
+            weakref.finalize(self, shutil.rmtree, str(self._ctx_dir), True)
+        path = self._ctx_dir / f"context-{len(self._ctx_files)}.pkl"
+        with open(path, "wb") as handle:
+            pickle.dump(ctx, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        self._ctx_files[id(ctx)] = (ctx, str(path))
+        return str(path)
 
     def _run_dask(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
         from distributed import Client
@@ -168,7 +251,12 @@ class Executor:
         return [part[0] for part in self._client.gather(futures)]
 
     def close(self) -> None:
-        """Release the Dask client (the cluster itself keeps running)."""
+        """Remove the context files; release the Dask client (the cluster itself keeps
+        running)."""
+        if self._ctx_dir is not None:
+            shutil.rmtree(self._ctx_dir, ignore_errors=True)
+            self._ctx_dir = None
+            self._ctx_files = {}
         if self._client is not None:
             self._client.close()
             self._client = None

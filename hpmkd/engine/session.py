@@ -44,7 +44,7 @@ from hpmkd.metrics import compute_metrics
 from hpmkd.parallel import Executor, Job
 from hpmkd.result import AttentionRecord, PhaseSpan
 from hpmkd.results_table import candidate_row
-from hpmkd.stop import StopRequest
+from hpmkd.stop import StopRequest, WaveInterrupted
 from hpmkd.students import StudentSpec
 
 #: Above this many training rows, successive halving trains every trial first on a
@@ -485,24 +485,57 @@ class RunSession:
 
     def train_jobs(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
         """Train a wave of jobs on the executor, serving cached ones from the cache;
-        record and announce each."""
+        record and announce each.
+
+        Raises
+        ------
+        WaveInterrupted
+            A stop came during the wave: the jobs that finished are recorded like any
+            candidate, and the exception's ``finished`` holds them (by position in
+            ``jobs``); the others were dropped.
+        """
         self._check_stop()
         keys = [self._cache_key(job.spec, ctx.teacher_train, ctx) for job in jobs]
-        rows_note = "" if ctx is self.ctx else f" [{len(ctx.y_train):,} rows]"
         missing = [i for i, key in enumerate(keys) if key not in self.cache]
-        fresh = dict(zip(missing, self.executor.run([jobs[i] for i in missing], ctx), strict=True))
-        results = []
-        for i, (job, key) in enumerate(zip(jobs, keys, strict=True)):
+        stopped: WaveInterrupted | None = None
+        try:
+            fresh = dict(zip(missing, self.executor.run([jobs[i] for i in missing], ctx),
+                             strict=True))
+        except WaveInterrupted as exc:
+            # Keep what finished, as a sequential wave keeps the fits before the stop.
+            fresh = {missing[j]: result for j, result in exc.finished.items()}
+            stopped = exc
+        done = [i for i in range(len(jobs)) if i not in missing or i in fresh]
+        if stopped is not None:
+            # A cached job is read, never trained, after a stop (an evicted one is dropped).
+            done = [i for i in done if i in fresh or keys[i] in self.cache]
+        out = self._record_jobs(jobs, keys, done, fresh, ctx)
+        if stopped is not None:
+            raise WaveInterrupted(str(stopped), dict(zip(done, out, strict=True)))
+        return out
+
+    def _record_jobs(
+        self,
+        jobs: list[Job],
+        keys: list[str],
+        done: list[int],
+        fresh: dict[int, CandidateResult],
+        ctx: TrainingContext,
+    ) -> list[CandidateResult]:
+        """Store the fresh results of ``done`` jobs, read the cached ones, record and
+        announce each (in job order)."""
+        rows_note = "" if ctx is self.ctx else f" [{len(ctx.y_train):,} rows]"
+        out = []
+        for i in done:
+            job, key = jobs[i], keys[i]
             # A fresh result is stored now; a cached one is read (trained here only if it
             # was evicted in between).
             value, hit = self.cache.get_or_compute(
                 key, lambda i=i, job=job: fresh.get(i) or train_candidate(job.spec, ctx)
             )
-            results.append(replace(value, from_cache=hit and i not in fresh))
-        out = []
-        for job, result in zip(jobs, results, strict=True):
             result = replace(
-                result,
+                value,
+                from_cache=hit and i not in fresh,
                 source=job.kwargs.get("source", "config"),
                 name=job.kwargs.get("name") or job.spec.label() + rows_note,
             )
