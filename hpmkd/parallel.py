@@ -21,6 +21,7 @@ import pickle
 import shutil
 import tempfile
 import weakref
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,8 +196,6 @@ class Executor:
         return self._run_dask(jobs, ctx)
 
     def _run_loky(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
-        from concurrent.futures import FIRST_COMPLETED, wait
-
         from joblib.externals.loky import get_reusable_executor
 
         path = self._context_file(ctx)
