@@ -143,6 +143,7 @@ class Executor:
         # loky: the context files of this run (the context is kept so its id stays its own).
         self._ctx_dir: Path | None = None
         self._ctx_files: dict[int, tuple[TrainingContext, str]] = {}
+        self._pool: Any = None
         #: Pids of the loky workers that trained the last wave (for tests and diagnostics).
         self.worker_pids: set[int] = set()
 
@@ -196,10 +197,14 @@ class Executor:
         return self._run_dask(jobs, ctx)
 
     def _run_loky(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
-        from joblib.externals.loky import get_reusable_executor
-
         path = self._context_file(ctx)
-        pool = get_reusable_executor(max_workers=self.n_jobs, timeout=300)
+        if self._pool is None:
+            from joblib.externals.loky import ProcessPoolExecutor
+
+            # The run's own workers (not loky's process-wide reusable pool): killing them
+            # on a stop must not touch another run's (two app sessions in one process).
+            self._pool = ProcessPoolExecutor(max_workers=self.n_jobs)
+        pool = self._pool
         futures = {pool.submit(_train_in_worker, job, path): i for i, job in enumerate(jobs)}
         request = active_request()
         finished: dict[int, CandidateResult] = {}
@@ -207,18 +212,28 @@ class Executor:
         self.worker_pids = set()
         while pending:
             done, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
-            for future in done:
-                result, pid = future.result()
-                finished[futures[future]] = result
-                self.worker_pids.add(pid)
+            try:
+                for future in done:
+                    result, pid = future.result()
+                    finished[futures[future]] = result
+                    self.worker_pids.add(pid)
+            except BaseException:
+                self._kill_workers()  # a failed job: the wave is lost, as with joblib
+                raise
             if pending and request is not None and request.requested:
                 # Kill the busy workers rather than let them finish fits nobody will
-                # read; the next wave (if any) starts fresh workers.
-                pool.shutdown(wait=True, kill_workers=True)
+                # read; a later wave (if any) starts fresh workers.
+                self._kill_workers()
                 if request.discard:
                     raise RunCancelled(request.reason)
                 raise WaveInterrupted(request.reason, finished)
         return [finished[i] for i in range(len(jobs))]
+
+    def _kill_workers(self) -> None:
+        """Stop the loky workers now, whatever they are doing, and wait for them to end."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, kill_workers=True)
+            self._pool = None
 
     def _context_file(self, ctx: TrainingContext) -> str:
         """The file holding ``ctx`` for the workers, written on its first wave."""
@@ -250,8 +265,9 @@ class Executor:
         return [part[0] for part in self._client.gather(futures)]
 
     def close(self) -> None:
-        """Remove the context files; release the Dask client (the cluster itself keeps
-        running)."""
+        """End the loky workers and remove the context files; release the Dask client
+        (the cluster itself keeps running)."""
+        self._kill_workers()  # idle by now (every wave has returned)
         if self._ctx_dir is not None:
             shutil.rmtree(self._ctx_dir, ignore_errors=True)
             self._ctx_dir = None

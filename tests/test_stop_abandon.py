@@ -159,14 +159,11 @@ def _train_or_block(job: Job, path: str):
 
 @pytest.fixture
 def blocking_workers(tmp_path, monkeypatch):
-    """Loky jobs that block on a file; a stop requested once all others have finished."""
+    """Loky jobs that block on a file; a stop requested once all others have finished.
+    (Each run starts its own workers, so they see the flag directory's variable.)"""
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     monkeypatch.setenv("HPMKD_TEST_FLAGS", str(tmp_path))
     monkeypatch.setattr(hpmkd.parallel, "_train_in_worker", _train_or_block)
-    # Workers read the flag directory from their environment: start fresh ones.
-    from joblib.externals.loky import get_reusable_executor
-
-    get_reusable_executor(max_workers=2).shutdown(wait=True, kill_workers=True)
     state: dict = {"stop": None, "jobs": 0}
     real_wait = hpmkd.parallel.wait
 
@@ -181,7 +178,6 @@ def blocking_workers(tmp_path, monkeypatch):
     yield state
     (tmp_path / "release").write_text("")
     cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    get_reusable_executor(max_workers=2).shutdown(wait=True, kill_workers=True)
 
 
 def _gone(pid: int) -> bool:
