@@ -34,7 +34,7 @@ from hpmkd.evaluate import (
     CandidateResult,
     TestRows,
     TrainingContext,
-    calibrate,
+    calibrate_and_predict,
     score_model,
     subsample_context,
     train_candidate,
@@ -226,9 +226,12 @@ class RunSession:
         if not self.screened:
             return False
         best = max(self.screened, key=self.selection_key)
-        model = calibrate(best.model, self.ctx)
+        # One prediction of the validation rows for the calibration and the scores: this
+        # runs after a stop, which should return within seconds on large tables too.
+        model, val_proba = calibrate_and_predict(best.model, self.ctx)
         kept = score_model(
-            model, self.ctx, f"screening {best.name}", "screen", best.spec, best.fit_seconds
+            model, self.ctx, f"screening {best.name}", "screen", best.spec, best.fit_seconds,
+            val_proba=val_proba,
         )
         # It was fitted on the screening subsample, not on every training row.
         self.add_candidate(replace(kept, train_rows=best.train_rows))
