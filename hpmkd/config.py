@@ -204,7 +204,7 @@ class HPMConfig:
         "Folds K of teacher_refit=\"oof\": each training row's soft target comes from a "
         "clone fitted on the other K - 1 folds. More folds: clones closer to the teacher, "
         "proportionally more time.",
-        min=2, max=20, methods=HPM_AND_LEGACY,
+        min=2, max=20, methods=HPM_AND_LEGACY, requires=("teacher_refit=oof",),
     )
     max_capacity_steps: int = _setting(
         4, "int", "Capacity rungs above large",
@@ -296,11 +296,12 @@ class HPMConfig:
         """Fields changed from their default that have no effect on a run of ``method``.
 
         A field has no effect when the method does not use it (its spec's ``methods``:
-        ``legacy`` ignores every hpm-only field) or when a switch it needs is off (its
+        ``legacy`` ignores every hpm-only field) or when a condition it needs does not hold (its
         spec's ``requires``: ``n_jobs`` and ``dask_scheduler`` without ``use_parallel``,
         ``min_improvement`` and ``max_chain_stages`` without ``use_progressive``,
         ``cache_dir`` and ``cache_size_limit_gb`` without ``use_cache``, ``memory_dir``
-        without ``use_memory``). Fields left at their default are never listed.
+        without ``use_memory``, ``teacher_refit_folds`` unless ``teacher_refit="oof"``).
+        Fields left at their default are never listed.
 
         Parameters
         ----------
@@ -333,9 +334,12 @@ class HPMConfig:
             if method not in spec.methods and spec.name not in also_used:
                 out.append((spec.name, f"the {method} method does not use it"))
                 continue
-            off = [name for name in spec.requires if not getattr(self, name)]
-            if off:
-                out.append((spec.name, " and ".join(f"{name} is False" for name in off)))
+            unmet = [(name, value) for name, value in spec.requirements()
+                     if getattr(self, name) != value]
+            if unmet:
+                out.append((spec.name, " and ".join(
+                    f"{name} is {getattr(self, name)!r}" for name, _ in unmet
+                )))
         return out
 
     def ineffective_messages(
@@ -360,7 +364,8 @@ class HPMConfig:
                 fix = f"use method {' or '.join(repr(m) for m in spec.methods)}"
             else:
                 fix = "set " + " and ".join(
-                    f"{r}=True" for r in spec.requires if not getattr(self, r)
+                    f"{name}={value!r}" for name, value in spec.requirements()
+                    if getattr(self, name) != value
                 )
             leave = "unset" if spec.default is None else f"at its default ({spec.default!r})"
             out.append(
@@ -502,9 +507,14 @@ def _field_spec(field: dataclasses.Field) -> FieldSpec:
 
 _SPECS: dict[str, FieldSpec] = {f.name: _field_spec(f) for f in fields(HPMConfig)}
 for _spec in _SPECS.values():
-    for _name in _spec.requires:
-        if _name not in _SPECS or _SPECS[_name].kind != "bool":
-            raise TypeError(f"HPMConfig.{_spec.name} requires {_name!r}, which is no switch")
+    for _name, _value in _spec.requirements():
+        _kind = _SPECS[_name].kind if _name in _SPECS else None
+        if not ((_kind == "bool" and _value is True)
+                or (_kind == "choice" and _value in _SPECS[_name].choices)):
+            raise TypeError(
+                f"HPMConfig.{_spec.name} requires {_name}={_value!r}, which is neither a "
+                "switch nor a value of a choice field"
+            )
 HPMConfig.__doc__ = (
     inspect.cleandoc(HPMConfig.__doc__ or "") + "\n\n" + docstring_parameters(_SPECS.values())
 )

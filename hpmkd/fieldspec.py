@@ -52,8 +52,10 @@ class FieldSpec:
         A setting of the machine that runs the work (workers, folders, cache size)
         rather than of the experiment.
     requires : tuple of str
-        Switches (``bool`` fields) that must all be on for this field to have any effect:
-        ``n_jobs`` requires ``use_parallel``. ``HPMConfig.ineffective_fields`` reads it.
+        Conditions that must all hold for this field to have any effect: a switch's name
+        (a ``bool`` field that must be on: ``n_jobs`` requires ``use_parallel``) or
+        ``"field=value"`` for a choice (``teacher_refit_folds`` requires
+        ``teacher_refit=oof``). ``HPMConfig.ineffective_fields`` reads it.
     name : str
         The field name; filled in by ``HPMConfig``.
     default : object
@@ -196,9 +198,19 @@ class FieldSpec:
             f"Used by: {used}.{needs}"
         )
 
+    def requirements(self) -> list[tuple[str, Any]]:
+        """The conditions of ``requires`` as ``(field, required value)`` pairs."""
+        out: list[tuple[str, Any]] = []
+        for entry in self.requires:
+            name, sep, value = entry.partition("=")
+            out.append((name, value if sep else True))
+        return out
+
     def needs_text(self) -> str:
-        """The switches the field needs, as ``--set`` text: "use_parallel=true"."""
-        return " and ".join(f"{name}=true" for name in self.requires)
+        """The conditions the field needs, as ``--set`` text: "use_parallel=true"."""
+        return " and ".join(
+            f"{name}={format_value(value)}" for name, value in self.requirements()
+        )
 
 
 def _is_real(value: Any) -> bool:

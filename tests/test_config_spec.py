@@ -281,13 +281,15 @@ NEEDS = {
     "n_jobs": ("use_parallel",), "dask_scheduler": ("use_parallel",),
     "min_improvement": ("use_progressive",), "max_chain_stages": ("use_progressive",),
     "cache_dir": ("use_cache",), "cache_size_limit_gb": ("use_cache",),
-    "memory_dir": ("use_memory",),
+    "memory_dir": ("use_memory",), "teacher_refit_folds": ("teacher_refit=oof",),
 }
 
 
 def test_the_switches_a_field_needs_are_data_on_its_spec():
     assert {s.name: s.requires for s in SPECS if s.requires} == NEEDS
     for name, (switch,) in NEEDS.items():
+        if "=" in switch:
+            continue  # a choice, not a switch: see the next test
         spec = HPMConfig.field_spec(name)
         assert f"Only with {switch}=true." in spec.describe()
         off = HPMConfig(**{name: _changed(spec), switch: False})
@@ -343,3 +345,17 @@ def test_distill_help_lists_every_field(capsys):
         assert f"  {spec.name}={spec.default_text()}  {spec.label}" in out, spec.name
     assert "a whole number from 1 to 64" in out
     assert "one of ks, auc, accuracy, f1, fidelity, rank_fidelity" in out
+
+
+def test_a_field_that_needs_a_choice_warns_without_it():
+    # teacher_refit_folds only counts with teacher_refit="oof"; set alone, the folds are
+    # silently unused, so they are reported like a field whose switch is off.
+    spec = HPMConfig.field_spec("teacher_refit_folds")
+    assert "Only with teacher_refit=oof." in spec.describe()
+    alone = HPMConfig(teacher_refit_folds=3)
+    assert alone.ineffective_fields("hpm") == [("teacher_refit_folds", "teacher_refit is 'none'")]
+    assert alone.ineffective_messages("legacy") == [
+        "HPMConfig.teacher_refit_folds=3 has no effect: teacher_refit is 'none'; set "
+        "teacher_refit='oof', or leave teacher_refit_folds at its default (5)."
+    ]
+    assert HPMConfig(teacher_refit_folds=3, teacher_refit="oof").ineffective_fields("hpm") == []
