@@ -94,7 +94,7 @@ def busy_after(window: float = 1.0) -> dict:
 
 def stop_in(parts: dict, phase: str, delay: float, home: Path, parallel: bool) -> dict:
     """One run stopped ``delay`` s into ``phase``; its latency and what it kept."""
-    from hpmkd import AutoDistiller, DistillationDataset, HPMConfig, StopRequest
+    from hpmkd import AutoDistiller, DistillationDataset, HPMConfig, RunCancelled, StopRequest
 
     fresh_home(home)
     extra = {"use_parallel": True, "n_jobs": 2} if parallel else {}
@@ -113,11 +113,21 @@ def stop_in(parts: dict, phase: str, delay: float, home: Path, parallel: bool) -
             threading.Timer(delay, request).start()
 
     distiller = AutoDistiller(ds, method="hpm", config=config, random_state=42)
-    distiller.run(callbacks=[on_event], stop=stop)
+    try:
+        distiller.run(callbacks=[on_event], stop=stop)
+        result = distiller.result_
+    except RunCancelled as exc:
+        # Stopped before any model finished: nothing to keep (a clear cancellation).
+        result = None
+        cancelled = str(exc)
     returned, cpu_returned = time.perf_counter(), time.process_time()
-    result = distiller.result_
     latency = returned - stop.requested_at if stop.requested_at is not None else float("nan")
     busy = busy_after()
+    if result is None:
+        return {**busy, "phase": phase, "latency_s": latency, "load": os.getloadavg()[0],
+                "cpu_s": cpu_returned - cpu_at_request[0] if cpu_at_request else float("nan"),
+                "reason": f"cancelled: {cancelled}", "candidates": 0, "selected": "none",
+                "test_ks": float("nan")}
     return {
         **busy,
         "phase": phase,

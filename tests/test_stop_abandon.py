@@ -250,3 +250,22 @@ def test_a_stop_during_a_loky_wave_keeps_its_finished_candidates(
     assert all(label in labels for label in finished) and blocked not in labels
     assert "ks" in result.selected.test
     assert any("trial(s) in progress abandoned" in str(e.message) for e in events)
+
+
+def test_a_stopped_run_selects_the_top_validation_candidate(dataset):
+    """The selection rule's bootstrap (seconds on large tables) is skipped after a stop:
+    the partial run keeps the best candidate by validation and says so."""
+    stop = StopRequest()
+    config = HPMConfig(**CONFIG, selection_rule="smaller_if_noninferior")
+    distiller = AutoDistiller(dataset, method="hpm", config=config, random_state=3)
+    distiller.run(
+        callbacks=[lambda e: stop.request()
+                   if e.kind == "phase_start" and e.phase == "compare" else None],
+        stop=stop,
+    )
+    result = distiller.result_
+    decision = result.components.selection_rule
+    assert result.partial and decision.rule == "smaller_if_noninferior"
+    assert decision.selected == decision.top_by_validation == result.selected.name
+    assert "non-inferior candidate was skipped" in decision.reason
+    assert decision.checked == ()
