@@ -19,6 +19,7 @@ import os
 import time
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import train_test_split
 
 
@@ -42,7 +43,7 @@ def main() -> None:
     def smoothed(labels: np.ndarray) -> np.ndarray:
         return np.column_stack([1 - labels, labels]).astype(float) * 0.8 + 0.1
 
-    numeric = [c for c in X.columns if np.issubdtype(X[c].dtype, np.number)]
+    numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
     ctx = TrainingContext(
         X_tr, y_tr, X_va, y_va, smoothed(y_tr), smoothed(y_va), [0, 1], numeric,
         [c for c in X.columns if c not in numeric],
