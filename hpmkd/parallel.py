@@ -98,6 +98,16 @@ def _train_jobs(jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
         return [train_candidate(job.spec, ctx, **job.kwargs) for job in jobs]
 
 
+#: Thread pools of the workers' libraries start with one thread (as joblib's loky backend
+#: sets them for n_jobs = cores); threadpoolctl limits them again around every fit.
+_WORKER_ENV = {
+    var: "1"
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
+                "NUMBA_NUM_THREADS")
+}
+
+
 # In a loky worker: the training contexts read from their files, newest last (a run
 # alternates between at most a few: the halving subsample, all rows, a chain's subsample).
 _WORKER_CONTEXTS: list[tuple[str, TrainingContext]] = []
@@ -203,7 +213,7 @@ class Executor:
 
             # The run's own workers (not loky's process-wide reusable pool): killing them
             # on a stop must not touch another run's (two app sessions in one process).
-            self._pool = ProcessPoolExecutor(max_workers=self.n_jobs)
+            self._pool = ProcessPoolExecutor(max_workers=self.n_jobs, env=dict(_WORKER_ENV))
         pool = self._pool
         futures = {pool.submit(_train_in_worker, job, path): i for i, job in enumerate(jobs)}
         request = active_request()
