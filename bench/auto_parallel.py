@@ -28,7 +28,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.scale import DEFAULT_DATA, load_table, pipeline_teacher, split  # noqa: E402
+from bench.scale import (  # noqa: E402
+    DEFAULT_DATA,
+    load_table,
+    pipeline_teacher,
+    split,
+    workers_cpu_seconds,
+)
 
 MARK = "PARALLEL-RESULT "
 
@@ -52,6 +58,7 @@ def child(table: str, rows: int, parallel: bool, data_dir: Path) -> dict[str, An
         cpu = time.process_time()
         distiller, seconds = timed_distill(parts, HPMConfig(use_parallel=parallel), "auto")
         cpu = time.process_time() - cpu
+        workers = workers_cpu_seconds()
     s = distiller.summary()
     return {
         "table": table,
@@ -60,6 +67,7 @@ def child(table: str, rows: int, parallel: bool, data_dir: Path) -> dict[str, An
         "parallel": parallel,
         "run_s": seconds,
         "main_cpu_s": cpu,
+        "workers_cpu_s": workers,
         "phases": {k: round(v, 1) for k, v in s["timings"].items() if k != "total"},
         "student_ks": s["student"]["ks"],
         "selected": s["best_model"],
@@ -84,7 +92,10 @@ def main() -> None:
         for parallel in (False, True):
             cmd = [sys.executable, __file__, "--table", args.table, "--data", str(args.data)]
             cmd += ["--child", str(rows), "1" if parallel else "0"]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            # Sleeping, not spinning, OpenMP waits, as in bench/scale.py (a spinning
+            # teacher thread burns the CPU its partner needs on a busy machine).
+            env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
             if proc.returncode != 0 or not lines:
                 sys.stderr.write(proc.stderr[-4000:])
@@ -93,7 +104,8 @@ def main() -> None:
             phases = " / ".join(f"{k} {v}" for k, v in r["phases"].items())
             print(
                 f"{r['table']} {r['rows']:,} x {r['features']} parallel={r['parallel']}: "
-                f"{r['run_s']:.1f}s (main CPU {r['main_cpu_s']:.1f}s); {phases}; KS "
+                f"{r['run_s']:.1f}s (CPU main {r['main_cpu_s']:.1f}s + workers "
+                f"{r['workers_cpu_s']:.1f}s); {phases}; KS "
                 f"{r['student_ks']:.4f} {r['selected']}; load {r['load_before']:.1f}->"
                 f"{r['load_after']:.1f}",
                 flush=True,

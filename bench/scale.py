@@ -17,7 +17,13 @@ compare, not the wall seconds.
     python bench/scale.py                          # nyc_flights_delay and us_census_fertility
     python bench/scale.py --table nyc --repeats 3  # medians of three
     python bench/scale.py --table million          # 1,000,000 x 50 synthetic
-    python bench/scale.py --set use_parallel=true  # any HPMConfig override
+    python bench/scale.py --parallel off           # force sequential training (or ``on``)
+    python bench/scale.py --set n_trials=2         # any HPMConfig override
+
+``--parallel auto`` (the default) makes the choice ``hpmkd distill`` makes: parallel
+training from :data:`hpmkd.parallel.AUTO_PARALLEL_MIN_ROWS` rows of the table, with the
+config's ``n_jobs`` (so the run is what a user gets from the command line); the choice
+and why are printed with each run.
 """
 
 from __future__ import annotations
@@ -107,7 +113,46 @@ def split(X: Any, y: Any) -> dict[str, Any]:
     return {"X_train": X_train, "y_train": y_train, "distill": distill, "test": test}
 
 
-def child(table: str, data_dir: Path, settings: dict[str, str]) -> dict[str, Any]:
+def parallel_choice(parallel: str, n_rows: int, config: Any) -> tuple[Any, str]:
+    """``config`` with ``use_parallel`` as ``--parallel`` asks and a sentence saying why.
+
+    ``auto`` is the command line's choice (:func:`hpmkd.parallel.auto_parallel` on the
+    table's rows before the split and the config's ``n_jobs``); ``off``/``on`` force it.
+    """
+    if parallel == "auto":
+        from hpmkd.parallel import auto_parallel
+
+        on, why = auto_parallel(n_rows, config.n_jobs)
+    else:
+        on, why = parallel == "on", f"parallel training {parallel} (--parallel {parallel})"
+    return config.with_updates(use_parallel=on), why
+
+
+def workers_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process's child processes: the parallel run's
+    loky workers, still alive (joblib keeps them for reuse), read from ``/proc``, plus
+    any children already reaped. 0 for a sequential run; NaN off Linux."""
+    import resource
+
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return float("nan")
+    pids = {pid for f in tasks.glob("*/children") for pid in f.read_text().split()}
+    ticks = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # exited in between: counted below once reaped
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ticks / os.sysconf("SC_CLK_TCK") + usage.ru_utime + usage.ru_stime
+
+
+def child(
+    table: str, data_dir: Path, settings: dict[str, str], parallel: str = "auto"
+) -> dict[str, Any]:
     """One repeat: load, split, fit the teacher (timed), distill (timed), score."""
     from bench.common import Timer, fresh_home, peak_rss_mb, timed_distill
     from hpmkd import HPMConfig
@@ -122,12 +167,14 @@ def child(table: str, data_dir: Path, settings: dict[str, str]) -> dict[str, Any
         teacher.fit(parts["X_train"], parts["y_train"])
     fit_cpu = time.process_time() - cpu
     parts = {"teacher": teacher, "distill": parts["distill"], "test": parts["test"]}
-    config = HPMConfig.from_dict(settings)
+    n_rows = len(parts["distill"]) + len(parts["test"])
+    config, parallel_why = parallel_choice(parallel, n_rows, HPMConfig.from_dict(settings))
     with tempfile.TemporaryDirectory() as home:
         fresh_home(Path(home))
         cpu = time.process_time()
         distiller, seconds = timed_distill(parts, config, "auto", name=table)
         run_cpu = time.process_time() - cpu
+        workers_cpu = workers_cpu_seconds()
     s = distiller.summary()
     return {
         "table": table,
@@ -136,11 +183,15 @@ def child(table: str, data_dir: Path, settings: dict[str, str]) -> dict[str, Any
         "teacher_fit_s": fit.seconds,
         "run_s": seconds,
         "ratio": seconds / fit.seconds,
-        # CPU seconds of this process (all threads): less sensitive to other processes
-        # on a shared machine than wall seconds, though thread spinning under contention
-        # still inflates the teacher's multi-threaded fit.
+        # CPU seconds of this process (all threads) and, for the run, of its worker
+        # processes: less sensitive to other processes on a shared machine than wall
+        # seconds, though thread spinning under contention still inflates the teacher's
+        # multi-threaded fit.
         "teacher_fit_cpu_s": fit_cpu,
         "run_cpu_s": run_cpu,
+        "workers_cpu_s": workers_cpu,
+        "parallel": config.use_parallel,
+        "parallel_why": parallel_why,
         "phases": {k: v for k, v in s["timings"].items() if k != "total"},
         "peak_rss_mib": peak_rss_mb(),
         "selected": s["best_model"],
@@ -162,7 +213,7 @@ def child(table: str, data_dir: Path, settings: dict[str, str]) -> dict[str, Any
 def run_child(table: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run one repeat in a fresh interpreter and read its result line."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", table]
-    cmd += ["--data", str(args.data)]
+    cmd += ["--data", str(args.data), "--parallel", args.parallel]
     for item in args.settings:
         cmd += ["--set", item]
     env = dict(os.environ)
@@ -187,10 +238,10 @@ def describe(r: dict[str, Any]) -> str:
     return (
         f"{r['table']} ({r['rows']:,} x {r['features']}): teacher fit {r['teacher_fit_s']:.1f}s, "
         f"run {r['run_s']:.1f}s = {r['ratio']:.1f}x (CPU {r['teacher_fit_cpu_s']:.1f}s / "
-        f"{r['run_cpu_s']:.1f}s); phases {phases}; peak RSS "
+        f"{r['run_cpu_s']:.1f}s + workers {r['workers_cpu_s']:.1f}s); phases {phases}; peak RSS "
         f"{r['peak_rss_mib']:.0f} MiB; selected {r['selected']} ({r['student_bytes']:,} B, "
         f"{size}); test KS student {r['student_ks']:.4f} teacher {r['teacher_ks']:.4f} "
-        f"twin {twin}; load {r['load_before']:.2f}->{r['load_after']:.2f}"
+        f"twin {twin}; {r['parallel_why']}; load {r['load_before']:.2f}->{r['load_after']:.2f}"
     )
 
 
@@ -203,12 +254,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--set", action="append", default=[], dest="settings")
+    parser.add_argument(
+        "--parallel",
+        choices=["auto", "off", "on"],
+        default="auto",
+        help="parallel training: the command line's automatic choice (default), off or on",
+    )
     parser.add_argument("--json", type=Path, help="also write every repeat's result here")
     parser.add_argument("--child", choices=list(TABLES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     settings = dict(s.split("=", 1) for s in args.settings)
     if args.child:
-        print(MARK + json.dumps(child(args.child, args.data, settings)), flush=True)
+        print(MARK + json.dumps(child(args.child, args.data, settings, args.parallel)), flush=True)
         return
     tables = ["nyc", "census"] if args.table == "both" else [args.table]
     everything = []

@@ -12,6 +12,7 @@ rows, once, for the selected student, the teachers and the twin (:func:`score_on
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,6 +24,7 @@ from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predicto
 from hpmkd.stop import abandonable
 from hpmkd.students import (
     StudentSpec,
+    _prep_key,
     build_student,
     fit_on_soft_targets,
     proba_in_class_order,
@@ -147,14 +149,60 @@ def _train_candidate(
         spec.family, spec.params, ctx.numeric, ctx.categorical, ctx.seed, ctx.n_threads
     )
     fit_on_soft_targets(model, ctx.X_train, targets, ctx.classes)
-    val_proba = None
+    shared = _shared_val_rows(model, ctx)
     if full:
-        model, val_proba = calibrate_and_predict(model, ctx)
+        model, val_proba = calibrate_and_predict(model, ctx, shared)
+    elif shared is not None:
+        final, encoded = shared
+        val_proba = proba_in_class_order(final, encoded, ctx.classes)
+    else:
+        val_proba = None
     fit_seconds = time.perf_counter() - start
     return score_model(
         model, ctx, name or spec.label(), source, spec, fit_seconds, full=full,
         val_proba=val_proba,
     )
+
+
+# The validation rows as the students' shared preprocessing encodes them, newest last:
+# (weak references to the training and validation frames, what the preprocessing is, the
+# encoded rows). Every student pipeline fitted on the same training rows has an equal copy
+# of the same fitted preprocessing (hpmkd.students.encode_rows), so its validation rows
+# are encoded once per kind, not once per candidate (on nyc_flights_delay the text
+# columns' encoding took a tenth of the run, a third of it on the validation rows). Two
+# kinds alternate (ordinal codes; one-hot and scaling), hence two entries.
+_VAL_ENCODED: list[tuple[Any, Any, tuple, np.ndarray]] = []
+_VAL_ENCODED_KEEP = 2
+
+
+def _shared_val_rows(model: Any, ctx: TrainingContext) -> tuple[Any, np.ndarray] | None:
+    """The final step of ``model``, a student pipeline just fitted on ``ctx.X_train`` by
+    :func:`~hpmkd.students.fit_on_soft_targets`, and ``ctx.X_val`` encoded by its
+    preprocessing: ``final.predict_proba(encoded)`` is ``model.predict_proba(ctx.X_val)``.
+    ``None`` for any other shape of model."""
+    from sklearn.compose import ColumnTransformer
+
+    steps = getattr(model, "steps", None)
+    if not steps or len(steps) != 2 or not isinstance(steps[0][1], ColumnTransformer):
+        return None
+    prep, final = steps[0][1], steps[1][1]
+    key = _prep_key(prep)
+    for train_ref, val_ref, kind, encoded in _VAL_ENCODED:
+        if train_ref() is ctx.X_train and val_ref() is ctx.X_val and kind == key:
+            return final, encoded
+    encoded = prep.transform(ctx.X_val)
+    if not isinstance(encoded, np.ndarray):
+        return None
+    _VAL_ENCODED.append((weakref.ref(ctx.X_train), weakref.ref(ctx.X_val), key, encoded))
+    del _VAL_ENCODED[:-_VAL_ENCODED_KEEP]
+    # Nothing is held after the run: an entry goes with either frame.
+    weakref.finalize(ctx.X_train, _forget_dead_val_rows)
+    weakref.finalize(ctx.X_val, _forget_dead_val_rows)
+    return final, encoded
+
+
+def _forget_dead_val_rows() -> None:
+    _VAL_ENCODED[:] = [e for e in _VAL_ENCODED if e[0]() is not None and e[1]() is not None]
 
 
 def calibrate(model: Any, ctx: TrainingContext) -> Any:
@@ -186,7 +234,9 @@ def calibrate(model: Any, ctx: TrainingContext) -> Any:
     return calibrated
 
 
-def calibrate_and_predict(model: Any, ctx: TrainingContext) -> tuple[Any, np.ndarray]:
+def calibrate_and_predict(
+    model: Any, ctx: TrainingContext, shared: tuple[Any, np.ndarray] | None = None
+) -> tuple[Any, np.ndarray]:
     """:func:`calibrate` and the calibrated model's validation probabilities (class
     order), from a single prediction of the validation rows.
 
@@ -197,7 +247,9 @@ def calibrate_and_predict(model: Any, ctx: TrainingContext) -> tuple[Any, np.nda
     ``fit`` and ``predict_proba`` take; the returned model is the same plain
     ``CalibratedClassifierCV`` (``tests/test_same_numbers.py`` checks both against
     scikit-learn's own ``fit``/``predict_proba``). Falls back to :func:`calibrate` and a
-    prediction wherever those steps do not apply as assumed.
+    prediction wherever those steps do not apply as assumed. ``shared``: the model's
+    final step and the validation rows already encoded by its preprocessing
+    (:func:`_shared_val_rows`), so they are not encoded again.
     """
     from sklearn.calibration import CalibratedClassifierCV, _fit_calibrator
     from sklearn.frozen import FrozenEstimator
@@ -221,10 +273,13 @@ def calibrate_and_predict(model: Any, ctx: TrainingContext) -> tuple[Any, np.nda
     frozen = FrozenEstimator(model)
     calibrated = CalibratedClassifierCV(frozen, method="temperature")
     xp, _, _ = get_namespace_and_device(ctx.X_val)
+    # With ``shared`` (see _shared_val_rows), the final step's response on the encoded
+    # validation rows: the pipeline's own response, without encoding them again.
+    responder, rows = (frozen, ctx.X_val) if shared is None else shared
     with threadpool_limits(limits=1):
         raw, _, used = _get_response_values(
-            frozen,
-            ctx.X_val,
+            responder,
+            rows,
             response_method=["decision_function", "predict_proba"],
             return_response_method_used=True,
         )

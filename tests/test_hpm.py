@@ -592,3 +592,43 @@ def test_halving_chain_and_promotions_share_one_subsample(dataset_a, monkeypatch
     configs = [(c.spec.family, c.spec.capacity, c.spec.alpha) for c in full]
     assert len(configs) == len(set(configs))
     assert result.twin is not None and result.twin.train_rows == result.selected.train_rows
+
+
+def test_twin_reuses_the_alpha0_candidates_of_the_search(dataset_a, fit_counter):
+    # With alpha 0 only, every trial of the selected configuration was trained on the same
+    # rows as its twin trial would be: the twin takes those fits instead of refitting.
+    d = run_hpm(dataset_a, **{**ISOLATED, "alphas": (0.0,)})
+    result = d._check_run()
+    selected, twin = result.selected, result.twin
+    assert selected.spec.alpha == 0 and twin is not None
+    same = [
+        c for c in result.candidates
+        if c.spec is not None and c.spec.alpha == 0
+        and (c.spec.family, c.spec.capacity) == (selected.spec.family, selected.spec.capacity)
+        and c.train_rows == twin.train_rows
+    ]
+    assert any(twin.model is c.model for c in same)
+    # The reused fit is the one a fresh fit would make (alpha 0: labels only, whatever
+    # the temperature).
+    from hpmkd.engine.session import PLANS, RunSession
+    from hpmkd.events import EventBus
+
+    fits = len(fit_counter)
+    session = RunSession(dataset_a, HPMConfig(**ISOLATED), PLANS["hpm"], 42, EventBus())
+    fresh = session.fit(twin.spec)
+    assert len(fit_counter) == fits + 1
+    np.testing.assert_array_equal(fresh.val_proba, twin.val_proba)
+
+
+def test_parallel_screening_and_twin_equal_the_sequential_ones(dataset_a):
+    # In parallel, each screening step's fits and the twin's trials train together on
+    # the executor: the same fits, the same scores as one at a time.
+    seq = run_hpm(dataset_a, **ISOLATED)._check_run()
+    par = run_hpm(dataset_a, **ISOLATED, use_parallel=True, n_jobs=2)._check_run()
+    a, b = seq.components.selection, par.components.selection
+    assert (a.screen_scores, a.alpha_scores, a.temperature_scores) == (
+        b.screen_scores, b.alpha_scores, b.temperature_scores
+    )
+    assert par.selected.name == seq.selected.name
+    assert par.twin.name == seq.twin.name
+    np.testing.assert_allclose(par.twin.val_proba, seq.twin.val_proba)

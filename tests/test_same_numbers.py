@@ -77,3 +77,38 @@ def test_scores_many_equals_one_comparison_at_a_time():
         a, b = together[0], together[1]
         valid = ~(np.isnan(a) | np.isnan(b))
         np.testing.assert_array_equal(one, a[valid] - b[valid])
+
+
+@pytest.mark.parametrize("family", ["lgbm", "mlp"])
+def test_shared_validation_encoding_equals_the_pipelines_own_predictions(family):
+    # Candidates on the same rows share the encoded validation rows; their validation
+    # probabilities are still exactly those of their own pipeline on the raw rows.
+    from hpmkd.evaluate import train_candidate
+    from hpmkd.students import StudentSpec
+
+    frame = make_classification_frame(n_rows=900, n_features=5, seed=6)
+    rng = np.random.default_rng(6)
+    frame["city"] = rng.choice(["north", "south", "east", None], size=len(frame))
+    frame["kind"] = np.where(frame["f0"] > 0, "a", "b")
+    teacher_frame = frame.drop(columns=["target", "city", "kind"])
+    teacher = fit_lgbm_teacher(teacher_frame, frame["target"], 30)
+    proba = teacher.predict_proba(teacher_frame)
+    from hpmkd.data import prepare_features
+
+    X = prepare_features(frame.drop(columns="target"))
+    y = frame["target"].to_numpy()
+    train, val = np.arange(600), np.arange(600, 900)
+    ctx = TrainingContext(
+        X_train=X.iloc[train], y_train=y[train], X_val=X.iloc[val], y_val=y[val],
+        teacher_train=proba[train], reference_val=proba[val], classes=[0, 1],
+        numeric=[f"f{i}" for i in range(5)], categorical=["city", "kind"], seed=42,
+    )
+    for trial, full in [(0, True), (1, True), (2, False), (1, False)]:
+        params = trial_params(family, "small", trial, len(train), 42)
+        result = train_candidate(StudentSpec(family, "small", 2.0, 0.5, trial, params), ctx,
+                                 full=full)
+        own = proba_in_class_order(result.model, ctx.X_val, ctx.classes)
+        np.testing.assert_array_equal(result.val_proba, own)
+    from hpmkd.evaluate import _VAL_ENCODED
+
+    assert any(train_ref() is ctx.X_train for train_ref, *_ in _VAL_ENCODED)

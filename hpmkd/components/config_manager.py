@@ -102,13 +102,20 @@ class AdaptiveConfigurationManager:
         return CAPACITIES[:2] if n_train < SMALL_DATA_ROWS else CAPACITIES
 
     def screen(
-        self, ctx: TrainingContext, fit: Callable[..., CandidateResult] | None = None
+        self,
+        ctx: TrainingContext,
+        fit: Callable[..., CandidateResult] | None = None,
+        fit_many: Callable[[list[StudentSpec], TrainingContext], list[CandidateResult]]
+        | None = None,
     ) -> dict[tuple[str, str], float]:
         """Score every family x capacity, then every alpha, then every temperature, with
         cheap real fits.
 
         ``fit(spec, ctx, source=..., full=False)`` trains one screening candidate (the
         distiller passes its cached trainer); default: train directly.
+        ``fit_many(specs, ctx)``, when given, trains the screening fits of each of the
+        three steps together (in parallel when the run trains in parallel) and returns
+        them in order; the fits and scores are those of ``fit``.
         """
         fit = fit or (lambda spec, c, **kw: train_candidate(spec, c, **kw))
         import time
@@ -126,21 +133,36 @@ class AdaptiveConfigurationManager:
         a_mid = sorted(self.config.alphas)[len(self.config.alphas) // 2]
         n = len(small.y_train)
 
-        def screen_score(family: str, capacity: str, alpha: float, t: float = t_mid) -> float:
+        def spec_of(family: str, capacity: str, alpha: float, t: float = t_mid) -> StudentSpec:
             params = trial_params(family, capacity, 0, n, self.random_state)
-            spec = StudentSpec(family, capacity, t, alpha, 0, params)
-            return _score(fit(spec, small, source="screen", full=False).val.get(metric))
+            return StudentSpec(family, capacity, t, alpha, 0, params)
 
-        for family, capacity in itertools.product(
-            self.config.families, self.capacities(len(ctx.y_train))
+        def scores(specs: list[StudentSpec]) -> list[float]:
+            if fit_many is not None and len(specs) > 1:
+                results = fit_many(specs, small)
+            else:
+                results = [fit(spec, small, source="screen", full=False) for spec in specs]
+            return [_score(r.val.get(metric)) for r in results]
+
+        pairs = list(
+            itertools.product(self.config.families, self.capacities(len(ctx.y_train)))
+        )
+        for pair, score in zip(
+            pairs, scores([spec_of(f, c, a_mid) for f, c in pairs]), strict=True
         ):
-            self.screen_scores_[(family, capacity)] = screen_score(family, capacity, a_mid)
+            self.screen_scores_[pair] = score
         best_family, best_capacity = max(self.screen_scores_, key=self.screen_scores_.get)
+        others = [a for a in self.config.alphas if a != a_mid]
+        fitted = dict(
+            zip(others, scores([spec_of(best_family, best_capacity, a) for a in others]),
+                strict=True)
+        )
         for alpha in self.config.alphas:
-            if alpha == a_mid:
-                self.alpha_scores_[alpha] = self.screen_scores_[(best_family, best_capacity)]
-                continue
-            self.alpha_scores_[alpha] = screen_score(best_family, best_capacity, alpha)
+            self.alpha_scores_[alpha] = (
+                self.screen_scores_[(best_family, best_capacity)]
+                if alpha == a_mid
+                else fitted[alpha]
+            )
         # Temperature sweep: the same configuration (family, capacity, alpha, parameters)
         # at every temperature, so the scheduler sees temperature effects with nothing
         # else varying. At alpha 0 the temperature does nothing, so a soft alpha is used.
@@ -149,11 +171,15 @@ class AdaptiveConfigurationManager:
             best_soft = max(soft, key=self.alpha_scores_.get)
             self.temperature_alpha_ = best_soft
             self.temperature_family_ = (best_family, best_capacity)
+            others = [t for t in self.config.temperatures if t != t_mid]
+            fitted = dict(zip(
+                others,
+                scores([spec_of(best_family, best_capacity, best_soft, t) for t in others]),
+                strict=True,
+            ))
             for t in self.config.temperatures:
                 self.temperature_scores_[t] = (
-                    self.alpha_scores_[best_soft]
-                    if t == t_mid
-                    else screen_score(best_family, best_capacity, best_soft, t)
+                    self.alpha_scores_[best_soft] if t == t_mid else fitted[t]
                 )
         self.screen_seconds_ = time.perf_counter() - start
         return self.screen_scores_

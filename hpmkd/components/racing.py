@@ -11,6 +11,7 @@ on the same rows differ by much less noise than either score varies on its own.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -31,23 +32,39 @@ def metric_value(
     return float(compute_metrics(y, proba, reference)[metric])
 
 
-def _ks_many(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """KS of ``proba`` under each row-weight vector in ``weights`` (n_boot, n_rows).
-
-    A bootstrap resample is a vector of row multiplicities, and resampling does not
-    change the order of the scores: each class column is sorted once and every resample
-    is a weighted cumulative sum over that order.
-    """
+def _ks_order(y: np.ndarray, proba: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """What :func:`_ks_many` needs of ``proba`` whatever the resample: per class column
+    scored, the rows by descending score, which of them are positive, and which close a
+    run of tied scores (``None`` when no scores tie)."""
     columns = [1] if proba.shape[1] == 2 else range(proba.shape[1])
-    weights = np.asarray(weights)
-    if weights.dtype.kind not in "iu":
-        weights = weights.astype(float)
-    values = []
+    out = []
     for k in columns:
         score = proba[:, k]
         order = np.argsort(-score, kind="mergesort")
         s_sorted = score[order]
-        pos = y[order] == k
+        last_of_tie = np.r_[s_sorted[1:] != s_sorted[:-1], True]
+        out.append((order, y[order] == k, None if last_of_tie.all() else last_of_tie))
+    return out
+
+
+def _ks_many(
+    y: np.ndarray,
+    proba: np.ndarray,
+    weights: np.ndarray,
+    orders: list[tuple[np.ndarray, ...]] | None = None,
+) -> np.ndarray:
+    """KS of ``proba`` under each row-weight vector in ``weights`` (n_boot, n_rows).
+
+    A bootstrap resample is a vector of row multiplicities, and resampling does not
+    change the order of the scores: each class column is sorted once (``orders``, from
+    :func:`_ks_order`, shared by every chunk of resamples) and every resample is a
+    weighted cumulative sum over that order.
+    """
+    weights = np.asarray(weights)
+    if weights.dtype.kind not in "iu":
+        weights = weights.astype(float)
+    values = []
+    for order, pos, last_of_tie in orders if orders is not None else _ks_order(y, proba):
         w = weights[:, order]
         # Integer multiplicities sum exactly (as integers or as floats below 2**53), so
         # the counts of all rows less the positives are the negatives, with one
@@ -56,8 +73,7 @@ def _ks_many(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarra
         fp = np.cumsum(w, axis=1, dtype=w.dtype)
         fp -= tp
         n_pos, n_neg = tp[:, -1:], fp[:, -1:]
-        last_of_tie = np.r_[s_sorted[1:] != s_sorted[:-1], True]
-        if not last_of_tie.all():
+        if last_of_tie is not None:
             tp, fp = tp[:, last_of_tie], fp[:, last_of_tie]
         with np.errstate(invalid="ignore", divide="ignore"):
             gap = np.abs(tp / n_pos - fp / n_neg)
@@ -71,6 +87,8 @@ def _ks_many(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarra
 #: comparison's memory stays small on large validation sets (one million rows: the
 #: unchunked weights and cumulative sums took over a gigabyte).
 CHUNK_CELLS = 2_000_000
+#: Threads that score chunks of KS resamples side by side (at most the usable cores).
+THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
 class PairedBootstrap:
@@ -111,12 +129,18 @@ class PairedBootstrap:
         # None: no incumbent, for scoring several models at once (scores_many).
         self._incumbent = self._scores(incumbent) if incumbent is not None else None
 
-    def _draws(self):
-        n = len(self.y)
-        size = max(1, CHUNK_CELLS // max(n, 1))
-        for index, start in enumerate(range(0, self.n_boot, size)):
-            rng = np.random.default_rng([self.seed, index])
-            yield rng.integers(0, n, size=(min(size, self.n_boot - start), n))
+    def _chunk_size(self) -> int:
+        return max(1, CHUNK_CELLS // max(len(self.y), 1))
+
+    def _n_chunks(self) -> int:
+        return -(-self.n_boot // self._chunk_size())
+
+    def _chunk(self, index: int) -> np.ndarray:
+        """Row indices of the resamples of chunk ``index`` (one row per resample)."""
+        size, n = self._chunk_size(), len(self.y)
+        start = index * size
+        rng = np.random.default_rng([self.seed, index])
+        return rng.integers(0, n, size=(min(size, self.n_boot - start), n))
 
     def _scores(self, proba: np.ndarray) -> np.ndarray:
         return self.scores_many([proba])[0]
@@ -135,20 +159,10 @@ class PairedBootstrap:
         list of arrays (n_boot,)
             The scores of each model, in the order given (NaN where undefined).
         """
-        n = len(self.y)
-        parts: list[list[np.ndarray]] = [[] for _ in probas]
-        for draws in self._draws():
-            if self.metric == "ks":
-                # Row multiplicities of each resample (a bincount per resample).
-                flat = draws + (np.arange(len(draws)) * n)[:, None]
-                weights = np.bincount(flat.ravel(), minlength=len(draws) * n)
-                # Multiplicities and their sums are at most n: 32-bit integers hold them
-                # exactly with half the memory traffic of 64-bit ones.
-                dtype = np.int32 if n < 2**31 else np.int64
-                weights = weights.astype(dtype, copy=False).reshape(len(draws), n)
-                for part, proba in zip(parts, probas, strict=True):
-                    part.append(_ks_many(self.y, proba, weights))
-            else:
+        if self.metric != "ks":
+            parts: list[list[np.ndarray]] = [[] for _ in probas]
+            for index in range(self._n_chunks()):
+                draws = self._chunk(index)
                 for part, proba in zip(parts, probas, strict=True):
                     part.append(
                         np.array(
@@ -163,7 +177,36 @@ class PairedBootstrap:
                             ]
                         )
                     )
-        return [np.concatenate(part) for part in parts]
+            return [np.concatenate(part) for part in parts]
+        n = len(self.y)
+        orders = [_ks_order(self.y, proba) for proba in probas]
+
+        def chunk(index: int) -> list[np.ndarray]:
+            draws = self._chunk(index)
+            # Row multiplicities of each resample (a bincount per resample).
+            flat = draws + (np.arange(len(draws)) * n)[:, None]
+            weights = np.bincount(flat.ravel(), minlength=len(draws) * n)
+            # Multiplicities and their sums are at most n: 32-bit integers hold them
+            # exactly with half the memory traffic of 64-bit ones.
+            dtype = np.int32 if n < 2**31 else np.int64
+            weights = weights.astype(dtype, copy=False).reshape(len(draws), n)
+            return [
+                _ks_many(self.y, proba, weights, order)
+                for proba, order in zip(probas, orders, strict=True)
+            ]
+
+        n_chunks = self._n_chunks()
+        if n_chunks > 1 and THREADS > 1:
+            # numpy releases the GIL in the sums and gathers: the chunks of a large
+            # comparison (1,000 resamples of the 65,000 test rows of the verdict) share
+            # the cores. Every chunk draws from its own seed, so the numbers are the same.
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(THREADS, n_chunks)) as pool:
+                done = list(pool.map(chunk, range(n_chunks)))
+        else:
+            done = [chunk(index) for index in range(n_chunks)]
+        return [np.concatenate([scores[i] for scores in done]) for i in range(len(probas))]
 
     def differences(self, candidate: np.ndarray) -> np.ndarray:
         """Incumbent minus candidate score on each resample (resamples where either is

@@ -132,22 +132,55 @@ def _twin(session: RunSession, selected: CandidateResult) -> CandidateResult | N
     n_trials = session.config.n_trials if session.plan.adaptive else 1
     n_train = len(session.split.train)
     ctx = _twin_context(session, selected)
-    trials = []
+    specs = []
     for trial in range(n_trials):
         params = (
             dict(spec.params)
             if trial == spec.trial
             else trial_params(spec.family, spec.capacity, trial, n_train, session.random_state)
         )
-        hard = StudentSpec(spec.family, spec.capacity, 1.0, 0.0, trial, params)
-        try:
-            trials.append(
-                session.fit(hard, ctx, source="baseline", name=f"baseline {hard.label()}")
-            )
-        except FitInterrupted:
-            session.interrupted("the hard-label twin")
-            return None
-    return max(trials, key=lambda c: rank_key(c, session.config.selection_metric))
+        specs.append(StudentSpec(spec.family, spec.capacity, 1.0, 0.0, trial, params))
+    names = [f"baseline {hard.label()}" for hard in specs]
+    # A candidate of the search with alpha 0 and the same family, capacity and
+    # hyper-parameters, trained on the same rows, is this twin trial already (its
+    # temperature changes nothing at alpha 0): reused, not fitted again.
+    reused = {i: _same_fit(session, hard, ctx) for i, hard in enumerate(specs)}
+    reused = {i: r for i, r in reused.items() if r is not None}
+    todo = [i for i in range(len(specs)) if i not in reused]
+    try:
+        fitted = session.fit_many(
+            [specs[i] for i in todo], ctx, [names[i] for i in todo], "baseline"
+        ) if todo else []
+    except FitInterrupted:
+        session.interrupted("the hard-label twin")
+        return None
+    trials = dict(zip(todo, fitted, strict=True))
+    for i, result in reused.items():
+        # Served from the cache exactly when the search candidate it reuses was.
+        trials[i] = replace(result, spec=specs[i], source="baseline", name=names[i])
+    ordered = [trials[i] for i in range(len(specs))]
+    return max(ordered, key=lambda c: rank_key(c, session.config.selection_metric))
+
+
+def _same_fit(
+    session: RunSession, hard: StudentSpec, ctx: TrainingContext
+) -> CandidateResult | None:
+    """A finished search candidate that is the fit ``hard`` (alpha 0) would make: alpha 0,
+    same family, capacity and hyper-parameters, fitted and calibrated on ``ctx``'s rows."""
+    params = sorted(hard.params.items())
+    for result in session.candidates:
+        other = result.spec
+        if (
+            other is not None
+            and other.alpha == 0
+            and (other.family, other.capacity) == (hard.family, hard.capacity)
+            and sorted(other.params.items()) == params
+            and result.train_rows == len(ctx.y_train)
+            and result.source != "screen"  # a screening subsample, not ctx's rows
+            and result.size_bytes >= 0  # fully scored and calibrated
+        ):
+            return result
+    return None
 
 
 def _twin_context(session: RunSession, selected: CandidateResult) -> TrainingContext:

@@ -67,7 +67,10 @@ def _adaptive(
         )
     manager = AdaptiveConfigurationManager(cfg, session.random_state)
     try:
-        manager.screen(session.ctx, session.fit)
+        # In parallel, each screening step's fits train together; one at a time
+        # otherwise, so a stop keeps every screening fit that finished.
+        parallel = session.executor.backend != "sequential"
+        manager.screen(session.ctx, session.fit, session.screen_many if parallel else None)
     except FitInterrupted:
         session.interrupted("screening")
         return [], _stopped_record(session), _warm_record(warm, [])

@@ -475,6 +475,39 @@ class RunSession:
             self.screened.append(result)
         return result
 
+    def fit_many(
+        self,
+        specs: list[StudentSpec],
+        ctx: TrainingContext,
+        names: list[str],
+        source: str,
+        full: bool = True,
+    ) -> list[CandidateResult]:
+        """:meth:`fit` for several specs on one context: those not in the cache train
+        together on the executor (in parallel when parallel training is on); none is
+        recorded as a candidate (screening fits are kept in :attr:`screened`)."""
+        self._check_stop()
+        keys = [self._cache_key(spec, ctx.teacher_train, ctx, full) for spec in specs]
+        missing = [i for i, key in enumerate(keys) if key not in self.cache]
+        jobs = [Job(specs[i], {"source": source, "full": full}) for i in missing]
+        fresh = dict(zip(missing, self.executor.run(jobs, ctx), strict=True))
+        out = []
+        for i, (spec, key, name) in enumerate(zip(specs, keys, names, strict=True)):
+            value, hit = self.cache.get_or_compute(
+                key,
+                lambda i=i, spec=spec: fresh.get(i) or train_candidate(spec, ctx, full=full),
+            )
+            result = replace(value, from_cache=hit and i not in fresh, source=source, name=name)
+            if source == "screen":
+                self.screened.append(result)
+            out.append(result)
+        return out
+
+    def screen_many(self, specs: list[StudentSpec], ctx: TrainingContext) -> list[CandidateResult]:
+        """Screening fits (``full=False``) of ``specs`` trained together: see
+        :meth:`fit_many`."""
+        return self.fit_many(specs, ctx, [spec.label() for spec in specs], "screen", full=False)
+
     def _check_stop(self) -> None:
         """Raise :class:`~hpmkd.stop.FitInterrupted` (or ``RunCancelled``) instead of
         starting a fit after a stop request."""
