@@ -21,7 +21,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
-from hpmkd.stop import abandonable
+from hpmkd.stop import abandonable, abandoned
 from hpmkd.students import (
     StudentSpec,
     _prep_key,
@@ -193,6 +193,8 @@ def _shared_val_rows(model: Any, ctx: TrainingContext) -> tuple[Any, np.ndarray]
     encoded = prep.transform(ctx.X_val)
     if not isinstance(encoded, np.ndarray):
         return None
+    if abandoned():
+        return final, encoded  # a fit left behind by a stop stores nothing
     _VAL_ENCODED.append((weakref.ref(ctx.X_train), weakref.ref(ctx.X_val), key, encoded))
     del _VAL_ENCODED[:-_VAL_ENCODED_KEEP]
     # Nothing is held after the run: an entry goes with either frame.

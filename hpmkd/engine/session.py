@@ -485,14 +485,30 @@ class RunSession:
     ) -> list[CandidateResult]:
         """:meth:`fit` for several specs on one context: those not in the cache train
         together on the executor (in parallel when parallel training is on); none is
-        recorded as a candidate (screening fits are kept in :attr:`screened`)."""
+        recorded as a candidate (screening fits are kept in :attr:`screened`).
+
+        Raises
+        ------
+        WaveInterrupted
+            A stop during the wave: the fits that finished are kept (in ``screened`` for
+            screening) and in the exception's ``finished``, by position in ``specs``.
+        """
         self._check_stop()
         keys = [self._cache_key(spec, ctx.teacher_train, ctx, full) for spec in specs]
         missing = [i for i, key in enumerate(keys) if key not in self.cache]
         jobs = [Job(specs[i], {"source": source, "full": full}) for i in missing]
-        fresh = dict(zip(missing, self.executor.run(jobs, ctx), strict=True))
+        stopped: WaveInterrupted | None = None
+        try:
+            fresh = dict(zip(missing, self.executor.run(jobs, ctx), strict=True))
+        except WaveInterrupted as exc:
+            # Keep the fits that finished (a stopped screening keeps its best one).
+            fresh = {missing[j]: result for j, result in exc.finished.items()}
+            stopped = exc
         out = []
+        kept: dict[int, CandidateResult] = {}
         for i, (spec, key, name) in enumerate(zip(specs, keys, names, strict=True)):
+            if stopped is not None and i not in fresh and key not in self.cache:
+                continue  # dropped by the stop
             value, hit = self.cache.get_or_compute(
                 key,
                 lambda i=i, spec=spec: fresh.get(i) or train_candidate(spec, ctx, full=full),
@@ -501,6 +517,9 @@ class RunSession:
             if source == "screen":
                 self.screened.append(result)
             out.append(result)
+            kept[i] = result
+        if stopped is not None:
+            raise WaveInterrupted(str(stopped), kept)
         return out
 
     def screen_many(self, specs: list[StudentSpec], ctx: TrainingContext) -> list[CandidateResult]:
