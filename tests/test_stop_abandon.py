@@ -218,38 +218,51 @@ def test_a_stopped_loky_wave_keeps_the_finished_jobs_and_kills_the_busy_worker(
     executor.close()
 
 
+@pytest.mark.parametrize("phase", ["select", "train"])
 def test_a_stop_during_a_loky_wave_keeps_its_finished_candidates(
-    dataset, blocking_workers, tmp_path, monkeypatch
+    dataset, blocking_workers, tmp_path, monkeypatch, phase
 ):
+    """Screening fits and trials go to the workers in waves: the last job of the phase's
+    first wave of two or more blocks, the stop comes once the others are back."""
     stop = StopRequest()
     blocking_workers["stop"] = stop
     waves: list[list[str]] = []
+    now = {"phase": None}
     real_run = Executor.run
 
     def run(self, jobs, ctx):
-        # Block the last job of the first wave of two or more: the others finish.
-        if len(jobs) >= 2 and not waves:
+        if len(jobs) >= 2 and not waves and now["phase"] == phase:
             waves.append([job.spec.label() for job in jobs])
             (tmp_path / "block").write_text(waves[0][-1])
         return real_run(self, jobs, ctx)
+
+    def on_event(event):
+        if event.kind == "phase_start":
+            now["phase"] = event.phase
 
     monkeypatch.setattr(Executor, "run", run)
     config = HPMConfig(**{**CONFIG, "families": ("lgbm", "tree", "logreg"), "max_configs": 3},
                        use_parallel=True, n_jobs=2)
     events: list = []
     distiller = AutoDistiller(dataset, method="hpm", config=config, random_state=3)
-    distiller.run(callbacks=[events.append], stop=stop)
-    assert waves, "no loky wave of two or more jobs"
+    distiller.run(callbacks=[events.append, on_event], stop=stop)
+    assert waves, f"no loky wave of two or more jobs in the {phase} phase"
     assert not (tmp_path / "release").exists()  # returned while the job was blocked
     assert _gone(int((tmp_path / "pid").read_text()))
     result = distiller.result_
-    assert result.partial and "during the train phase" in result.stop_reason
+    assert result.partial and f"during the {phase} phase" in result.stop_reason
     assert len(result.candidates) == len(_candidate_events(events))
-    labels = [c.spec.label() for c in result.candidates if c.source == "config"]
-    finished, blocked = waves[0][:-1], waves[0][-1]
-    assert all(label in labels for label in finished) and blocked not in labels
     assert "ks" in result.selected.test
-    assert any("trial(s) in progress abandoned" in str(e.message) for e in events)
+    finished, blocked = waves[0][:-1], waves[0][-1]
+    if phase == "select":
+        # The best finished screening fit is kept: one of the wave's finished fits or
+        # of the waves before it, never the blocked one.
+        assert [c.source for c in result.candidates] == ["screen"]
+        assert result.selected.name != f"screening {blocked}"
+    else:
+        labels = [c.spec.label() for c in result.candidates if c.source == "config"]
+        assert all(label in labels for label in finished) and blocked not in labels
+        assert any("trial(s) in progress abandoned" in str(e.message) for e in events)
 
 
 def test_a_stopped_run_selects_the_top_validation_candidate(dataset):
