@@ -21,6 +21,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
+from hpmkd.stop import abandonable, abandoned
 from hpmkd.students import (
     StudentSpec,
     _prep_key,
@@ -123,7 +124,24 @@ def train_candidate(
     full : bool
         ``False`` (screening) skips calibration, size and latency: a screening fit is
         only ranked by a validation metric that calibration does not change.
+
+    Notes
+    -----
+    During a run the fit is :func:`~hpmkd.stop.abandonable`: a stop returns at once even
+    from a fit that has no stop check of its own (logistic regression, decision tree,
+    the encoding and calibration steps); the abandoned fit's result is discarded.
     """
+    return abandonable(_train_candidate, spec, ctx, source, name, teacher_train, full)
+
+
+def _train_candidate(
+    spec: StudentSpec,
+    ctx: TrainingContext,
+    source: str,
+    name: str | None,
+    teacher_train: np.ndarray | None,
+    full: bool,
+) -> CandidateResult:
     source_proba = ctx.teacher_train if teacher_train is None else teacher_train
     targets = soft_targets(source_proba, ctx.y_train, spec.temperature, spec.alpha)
     start = time.perf_counter()
@@ -175,6 +193,8 @@ def _shared_val_rows(model: Any, ctx: TrainingContext) -> tuple[Any, np.ndarray]
     encoded = prep.transform(ctx.X_val)
     if not isinstance(encoded, np.ndarray):
         return None
+    if abandoned():
+        return final, encoded  # a fit left behind by a stop stores nothing
     _VAL_ENCODED.append((weakref.ref(ctx.X_train), weakref.ref(ctx.X_val), key, encoded))
     del _VAL_ENCODED[:-_VAL_ENCODED_KEEP]
     # Nothing is held after the run: an entry goes with either frame.

@@ -5,16 +5,31 @@ same :class:`~hpmkd.evaluate.TrainingContext`; results come back in the order of
 specs. Inside workers BLAS and OpenMP pools are limited to one thread (students already
 pin LightGBM to ``n_jobs=1``): two cores oversubscribed by nested threads made small
 LightGBM fits many times slower here.
+
+On loky, every job is its own task and results come back as they finish, so a stop
+request (:mod:`hpmkd.stop`) is noticed within :data:`~hpmkd.stop.POLL_S` seconds: the wave
+returns the finished jobs (:class:`~hpmkd.stop.WaveInterrupted`) and the busy workers are
+killed, so they do not burn the cores while the run finishes. The training context (the
+rows, megabytes) is written once per run to a temporary file that each worker reads once
+(:func:`_worker_context`), instead of being pickled into every task.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import shutil
+import tempfile
+import weakref
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from hpmkd.errors import RunCancelled
 from hpmkd.evaluate import CandidateResult, TrainingContext, train_candidate
 from hpmkd.extras import require
+from hpmkd.stop import POLL_S, WaveInterrupted, active_request
 from hpmkd.students import StudentSpec
 
 #: Rows from which the command line and the app turn parallel training on by themselves
@@ -83,6 +98,39 @@ def _train_jobs(jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
         return [train_candidate(job.spec, ctx, **job.kwargs) for job in jobs]
 
 
+#: Thread pools of the workers' libraries start with one thread (as joblib's loky backend
+#: sets them for n_jobs = cores); threadpoolctl limits them again around every fit.
+_WORKER_ENV = {
+    var: "1"
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
+                "NUMBA_NUM_THREADS")
+}
+
+
+# In a loky worker: the training contexts read from their files, newest last (a run
+# alternates between at most a few: the halving subsample, all rows, a chain's subsample).
+_WORKER_CONTEXTS: list[tuple[str, TrainingContext]] = []
+_WORKER_CONTEXTS_KEEP = 2
+
+
+def _worker_context(path: str) -> TrainingContext:
+    """The context stored at ``path``, read once per worker process."""
+    for stored, ctx in _WORKER_CONTEXTS:
+        if stored == path:
+            return ctx
+    with open(path, "rb") as handle:
+        ctx = pickle.load(handle)  # written by this run's Executor (_context_file)
+    _WORKER_CONTEXTS.append((path, ctx))
+    del _WORKER_CONTEXTS[:-_WORKER_CONTEXTS_KEEP]
+    return ctx
+
+
+def _train_in_worker(job: Job, path: str) -> tuple[CandidateResult, int]:
+    """One job in a loky worker; also returns the worker's pid (tests check it is gone)."""
+    return _train_jobs([job], _worker_context(path))[0], os.getpid()
+
+
 class Executor:
     """Run batches of :class:`Job` on one backend.
 
@@ -102,6 +150,12 @@ class Executor:
         self._client = None
         self._ctx_future = None
         self._ctx_id: int | None = None
+        # loky: the context files of this run (the context is kept so its id stays its own).
+        self._ctx_dir: Path | None = None
+        self._ctx_files: dict[int, tuple[TrainingContext, str]] = {}
+        self._pool: Any = None
+        #: Pids of the loky workers that trained the last wave (for tests and diagnostics).
+        self.worker_pids: set[int] = set()
 
     @classmethod
     def from_config(cls, config: Any) -> Executor:
@@ -133,25 +187,78 @@ class Executor:
         return 2 * self.n_jobs
 
     def run(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
-        """Train ``jobs`` and return their results in order."""
+        """Train ``jobs`` and return their results in order.
+
+        Raises
+        ------
+        WaveInterrupted
+            A stop that keeps the best so far came during a loky wave: it carries the
+            jobs that finished; the others were dropped and their workers killed.
+        FitInterrupted, RunCancelled
+            A stop in a fit in this process (see :func:`hpmkd.stop.abandonable`), or a
+            discarding stop during a loky wave.
+        """
         if not jobs:
             return []
         if self.backend == "sequential" or (len(jobs) == 1 and self.backend == "loky"):
             return [train_candidate(job.spec, ctx, **job.kwargs) for job in jobs]
         if self.backend == "loky":
-            from joblib import Parallel, delayed
-
-            chunks = [jobs[i :: self.n_jobs] for i in range(min(self.n_jobs, len(jobs)))]
-            parts = Parallel(n_jobs=len(chunks), backend="loky")(
-                delayed(_train_jobs)(chunk, ctx) for chunk in chunks
-            )
-            # Undo the round-robin chunking so results follow the jobs' order.
-            out: list[CandidateResult | None] = [None] * len(jobs)
-            for i, part in enumerate(parts):
-                for j, result in enumerate(part):
-                    out[i + j * len(chunks)] = result
-            return out  # type: ignore[return-value]
+            return self._run_loky(jobs, ctx)
         return self._run_dask(jobs, ctx)
+
+    def _run_loky(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
+        path = self._context_file(ctx)
+        if self._pool is None:
+            from joblib.externals.loky import ProcessPoolExecutor
+
+            # The run's own workers (not loky's process-wide reusable pool): killing them
+            # on a stop must not touch another run's (two app sessions in one process).
+            self._pool = ProcessPoolExecutor(max_workers=self.n_jobs, env=dict(_WORKER_ENV))
+        pool = self._pool
+        futures = {pool.submit(_train_in_worker, job, path): i for i, job in enumerate(jobs)}
+        request = active_request()
+        finished: dict[int, CandidateResult] = {}
+        pending = set(futures)
+        self.worker_pids = set()
+        while pending:
+            done, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+            try:
+                for future in done:
+                    result, pid = future.result()
+                    finished[futures[future]] = result
+                    self.worker_pids.add(pid)
+            except BaseException:
+                self._kill_workers()  # a failed job: the wave is lost, as with joblib
+                raise
+            if pending and request is not None and request.requested:
+                # Kill the busy workers rather than let them finish fits nobody will
+                # read; a later wave (if any) starts fresh workers.
+                self._kill_workers()
+                if request.discard:
+                    raise RunCancelled(request.reason)
+                raise WaveInterrupted(request.reason, finished)
+        return [finished[i] for i in range(len(jobs))]
+
+    def _kill_workers(self) -> None:
+        """Stop the loky workers now, whatever they are doing, and wait for them to end."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, kill_workers=True)
+            self._pool = None
+
+    def _context_file(self, ctx: TrainingContext) -> str:
+        """The file holding ``ctx`` for the workers, written on its first wave."""
+        entry = self._ctx_files.get(id(ctx))
+        if entry is not None and entry[0] is ctx:
+            return entry[1]
+        if self._ctx_dir is None:
+            self._ctx_dir = Path(tempfile.mkdtemp(prefix="hpmkd-contexts-"))
+            # Removed by close(), or when the executor is collected, or at exit.
+            weakref.finalize(self, shutil.rmtree, str(self._ctx_dir), True)
+        path = self._ctx_dir / f"context-{len(self._ctx_files)}.pkl"
+        with open(path, "wb") as handle:
+            pickle.dump(ctx, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        self._ctx_files[id(ctx)] = (ctx, str(path))
+        return str(path)
 
     def _run_dask(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
         from distributed import Client
@@ -168,7 +275,13 @@ class Executor:
         return [part[0] for part in self._client.gather(futures)]
 
     def close(self) -> None:
-        """Release the Dask client (the cluster itself keeps running)."""
+        """End the loky workers and remove the context files; release the Dask client
+        (the cluster itself keeps running)."""
+        self._kill_workers()  # idle by now (every wave has returned)
+        if self._ctx_dir is not None:
+            shutil.rmtree(self._ctx_dir, ignore_errors=True)
+            self._ctx_dir = None
+            self._ctx_files = {}
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -37,7 +37,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
 
-from hpmkd.stop import check_stop
+from hpmkd.stop import abandoned, check_stop
 
 CAPACITIES = ("small", "medium", "large")
 
@@ -365,7 +365,8 @@ def encode_rows(prep: ColumnTransformer, X: pd.DataFrame) -> tuple[ColumnTransfo
             return copy.deepcopy(entry[2]), entry[3]
     fitted = clone(prep)
     encoded = fitted.fit_transform(X)
-    if isinstance(encoded, np.ndarray):
+    # A fit left behind by a stop (hpmkd.stop.abandonable) must not store anything.
+    if isinstance(encoded, np.ndarray) and not abandoned():
         _ENCODED.append((weakref.ref(X), key, fitted, encoded))
         del _ENCODED[:-_ENCODED_KEEP]
         weakref.finalize(X, _forget_dead)

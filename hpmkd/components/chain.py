@@ -21,7 +21,7 @@ import numpy as np
 
 from hpmkd.components.temperature import MetaTemperatureScheduler
 from hpmkd.evaluate import CandidateResult, TrainingContext
-from hpmkd.stop import FitInterrupted
+from hpmkd.stop import FitInterrupted, abandonable
 from hpmkd.students import CAPACITIES, StudentSpec, proba_in_class_order, trial_params
 
 TrainFn = Callable[..., CandidateResult]
@@ -159,7 +159,14 @@ class ProgressiveDistillationChain:
                 )
                 break
             best_score = max(best_score, score)
-            previous = proba_in_class_order(result.model, ctx.X_train, ctx.classes)
+            try:
+                # Seconds on large tables, with no stop check inside: a stop leaves it.
+                previous = abandonable(
+                    proba_in_class_order, result.model, ctx.X_train, ctx.classes
+                )
+            except FitInterrupted:
+                outcome.stop_reason = f"stopped before stage {index + 1}"
+                break
             source = (1 - self.stage_mix) * ctx.teacher_train + self.stage_mix * previous
             source = source / source.sum(axis=1, keepdims=True)
         else:

@@ -12,9 +12,10 @@ import numpy as np
 
 from hpmkd.components.multi_teacher import AttentionWeightedMultiTeacher
 from hpmkd.engine.session import RunSession
+from hpmkd.evaluate import CandidateResult, TrainingContext
 from hpmkd.metrics import compute_metrics
 from hpmkd.result import AttentionRecord
-from hpmkd.stop import FitInterrupted
+from hpmkd.stop import FitInterrupted, abandonable
 from hpmkd.students import StudentSpec, proba_in_class_order
 
 #: Strongest candidates (by validation) that join the teachers as ensemble members.
@@ -51,7 +52,6 @@ def _ensemble(session: RunSession) -> AttentionRecord:
     val_members = [p[split.validation] for p in session.teacher_probas.values()]
     val_members += [c.val_proba for c in students]
     train_members = [p[split.train] for p in session.teacher_probas.values()]
-    train_members += [proba_in_class_order(c.model, ctx.X_train, ctx.classes) for c in students]
     attention = AttentionWeightedMultiTeacher().fit(val_members, ctx.y_val)
     fused_val = attention.fuse(val_members)
     metric = cfg.selection_metric
@@ -61,6 +61,9 @@ def _ensemble(session: RunSession) -> AttentionRecord:
         base.family, base.capacity, base.temperature, base.alpha, base.trial, dict(base.params)
     )
     try:
+        # The members' predictions on every training row take seconds on large tables
+        # and have no stop check: a stop leaves them behind (hpmkd.stop.abandonable).
+        train_members += abandonable(_predict_train_rows, students, ctx)
         result = session.train(
             spec,
             source="ensemble",
@@ -93,3 +96,8 @@ def _ensemble(session: RunSession) -> AttentionRecord:
         attention=record.to_dict(),
     )
     return record
+
+
+def _predict_train_rows(students: list[CandidateResult], ctx: TrainingContext) -> list[np.ndarray]:
+    """The students' probabilities on the training rows (class order)."""
+    return [proba_in_class_order(c.model, ctx.X_train, ctx.classes) for c in students]

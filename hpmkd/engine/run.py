@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from typing import Any
 
 from hpmkd.components.cache import IntelligentCache
@@ -125,7 +126,7 @@ def _run(
         cache = CacheRecord(**session.cache.stats()) if plan.components else None
         parallel = ParallelRecord(**session.executor.describe()) if plan.components else None
         comparison = compare_candidates(session)
-        leakage = leakage_check.result(stopping=stop.requested)
+        leakage = leakage_check.result(stopping=stop.requested, since=stop.requested_at)
         if leakage is None:
             bus.emit("info", phase="compare", message="leakage check not finished: the run "
                      "was stopped before it was (a run that ends normally always has it)")
@@ -198,8 +199,9 @@ def _run(
     )
 
 
-#: How long a stopped run still waits for an unfinished leakage check (the app promises
-#: a stop within 2 s; the check takes 1-5 s on its own).
+#: How long after a stop request a stopped run may still wait for an unfinished leakage
+#: check (the app promises a stop within 2 s; the check takes 1-5 s on its own). Counted
+#: from the request: the compare phase of the kept candidates runs meanwhile.
 STOP_WAIT_S = 1.0
 
 
@@ -245,9 +247,10 @@ class BackgroundLeakageCheck:
         except BaseException as exc:  # raised again in the run's thread by result()
             self._error = exc
 
-    def result(self, stopping: bool = False) -> LeakageCheck | None:
-        """The check, waiting for it to finish (at most :data:`STOP_WAIT_S` when the run
-        is stopping: then ``None`` if it is not done).
+    def result(self, stopping: bool = False, since: float | None = None) -> LeakageCheck | None:
+        """The check, waiting for it to finish (when the run is stopping, until
+        :data:`STOP_WAIT_S` after ``since``, the ``time.perf_counter()`` of the stop
+        request, or for :data:`STOP_WAIT_S` without it: then ``None`` if it is not done).
 
         Raises
         ------
@@ -255,7 +258,11 @@ class BackgroundLeakageCheck:
             Whatever the check raised.
         """
         if self._thread is not None:
-            self._thread.join(timeout=STOP_WAIT_S if stopping else None)
+            timeout = None
+            if stopping:
+                waited = 0.0 if since is None else time.perf_counter() - since
+                timeout = max(0.0, STOP_WAIT_S - waited)
+            self._thread.join(timeout=timeout)
             if self._thread.is_alive():
                 return None
             self._thread = None

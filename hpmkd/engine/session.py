@@ -34,7 +34,7 @@ from hpmkd.evaluate import (
     CandidateResult,
     TestRows,
     TrainingContext,
-    calibrate,
+    calibrate_and_predict,
     score_model,
     subsample_context,
     train_candidate,
@@ -44,7 +44,7 @@ from hpmkd.metrics import compute_metrics
 from hpmkd.parallel import Executor, Job
 from hpmkd.result import AttentionRecord, PhaseSpan
 from hpmkd.results_table import candidate_row
-from hpmkd.stop import StopRequest
+from hpmkd.stop import StopRequest, WaveInterrupted
 from hpmkd.students import StudentSpec
 
 #: Above this many training rows, successive halving trains every trial first on a
@@ -226,9 +226,12 @@ class RunSession:
         if not self.screened:
             return False
         best = max(self.screened, key=self.selection_key)
-        model = calibrate(best.model, self.ctx)
+        # One prediction of the validation rows for the calibration and the scores: this
+        # runs after a stop, which should return within seconds on large tables too.
+        model, val_proba = calibrate_and_predict(best.model, self.ctx)
         kept = score_model(
-            model, self.ctx, f"screening {best.name}", "screen", best.spec, best.fit_seconds
+            model, self.ctx, f"screening {best.name}", "screen", best.spec, best.fit_seconds,
+            val_proba=val_proba,
         )
         # It was fitted on the screening subsample, not on every training row.
         self.add_candidate(replace(kept, train_rows=best.train_rows))
@@ -482,14 +485,30 @@ class RunSession:
     ) -> list[CandidateResult]:
         """:meth:`fit` for several specs on one context: those not in the cache train
         together on the executor (in parallel when parallel training is on); none is
-        recorded as a candidate (screening fits are kept in :attr:`screened`)."""
+        recorded as a candidate (screening fits are kept in :attr:`screened`).
+
+        Raises
+        ------
+        WaveInterrupted
+            A stop during the wave: the fits that finished are kept (in ``screened`` for
+            screening) and in the exception's ``finished``, by position in ``specs``.
+        """
         self._check_stop()
         keys = [self._cache_key(spec, ctx.teacher_train, ctx, full) for spec in specs]
         missing = [i for i, key in enumerate(keys) if key not in self.cache]
         jobs = [Job(specs[i], {"source": source, "full": full}) for i in missing]
-        fresh = dict(zip(missing, self.executor.run(jobs, ctx), strict=True))
+        stopped: WaveInterrupted | None = None
+        try:
+            fresh = dict(zip(missing, self.executor.run(jobs, ctx), strict=True))
+        except WaveInterrupted as exc:
+            # Keep the fits that finished (a stopped screening keeps its best one).
+            fresh = {missing[j]: result for j, result in exc.finished.items()}
+            stopped = exc
         out = []
+        kept: dict[int, CandidateResult] = {}
         for i, (spec, key, name) in enumerate(zip(specs, keys, names, strict=True)):
+            if stopped is not None and i not in fresh and key not in self.cache:
+                continue  # dropped by the stop
             value, hit = self.cache.get_or_compute(
                 key,
                 lambda i=i, spec=spec: fresh.get(i) or train_candidate(spec, ctx, full=full),
@@ -498,6 +517,9 @@ class RunSession:
             if source == "screen":
                 self.screened.append(result)
             out.append(result)
+            kept[i] = result
+        if stopped is not None:
+            raise WaveInterrupted(str(stopped), kept)
         return out
 
     def screen_many(self, specs: list[StudentSpec], ctx: TrainingContext) -> list[CandidateResult]:
@@ -518,24 +540,57 @@ class RunSession:
 
     def train_jobs(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
         """Train a wave of jobs on the executor, serving cached ones from the cache;
-        record and announce each."""
+        record and announce each.
+
+        Raises
+        ------
+        WaveInterrupted
+            A stop came during the wave: the jobs that finished are recorded like any
+            candidate, and the exception's ``finished`` holds them (by position in
+            ``jobs``); the others were dropped.
+        """
         self._check_stop()
         keys = [self._cache_key(job.spec, ctx.teacher_train, ctx) for job in jobs]
-        rows_note = "" if ctx is self.ctx else f" [{len(ctx.y_train):,} rows]"
         missing = [i for i, key in enumerate(keys) if key not in self.cache]
-        fresh = dict(zip(missing, self.executor.run([jobs[i] for i in missing], ctx), strict=True))
-        results = []
-        for i, (job, key) in enumerate(zip(jobs, keys, strict=True)):
+        stopped: WaveInterrupted | None = None
+        try:
+            fresh = dict(zip(missing, self.executor.run([jobs[i] for i in missing], ctx),
+                             strict=True))
+        except WaveInterrupted as exc:
+            # Keep what finished, as a sequential wave keeps the fits before the stop.
+            fresh = {missing[j]: result for j, result in exc.finished.items()}
+            stopped = exc
+        done = [i for i in range(len(jobs)) if i not in missing or i in fresh]
+        if stopped is not None:
+            # A cached job is read, never trained, after a stop (an evicted one is dropped).
+            done = [i for i in done if i in fresh or keys[i] in self.cache]
+        out = self._record_jobs(jobs, keys, done, fresh, ctx)
+        if stopped is not None:
+            raise WaveInterrupted(str(stopped), dict(zip(done, out, strict=True)))
+        return out
+
+    def _record_jobs(
+        self,
+        jobs: list[Job],
+        keys: list[str],
+        done: list[int],
+        fresh: dict[int, CandidateResult],
+        ctx: TrainingContext,
+    ) -> list[CandidateResult]:
+        """Store the fresh results of ``done`` jobs, read the cached ones, record and
+        announce each (in job order)."""
+        rows_note = "" if ctx is self.ctx else f" [{len(ctx.y_train):,} rows]"
+        out = []
+        for i in done:
+            job, key = jobs[i], keys[i]
             # A fresh result is stored now; a cached one is read (trained here only if it
             # was evicted in between).
             value, hit = self.cache.get_or_compute(
                 key, lambda i=i, job=job: fresh.get(i) or train_candidate(job.spec, ctx)
             )
-            results.append(replace(value, from_cache=hit and i not in fresh))
-        out = []
-        for job, result in zip(jobs, results, strict=True):
             result = replace(
-                result,
+                value,
+                from_cache=hit and i not in fresh,
                 source=job.kwargs.get("source", "config"),
                 name=job.kwargs.get("name") or job.spec.label() + rows_note,
             )

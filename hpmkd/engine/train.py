@@ -25,7 +25,7 @@ from hpmkd.engine.session import HALVING_MIN_ROWS, RunSession
 from hpmkd.evaluate import CandidateResult, TrainingContext
 from hpmkd.parallel import Job
 from hpmkd.result import CapacityRecord, HalvingRecord, RacingRecord
-from hpmkd.stop import FitInterrupted
+from hpmkd.stop import FitInterrupted, WaveInterrupted
 from hpmkd.students import StudentSpec, trial_params
 
 __all__ = ["HALVING_MIN_ROWS", "RACE_THRESHOLD", "train_configurations"]
@@ -107,6 +107,11 @@ def _train(
                 break
             try:
                 rung1 += session.train_jobs(jobs[start : start + size], session.ctx)
+            except WaveInterrupted as exc:
+                # The wave's finished fits are candidates already; count them too.
+                rung1 += [result for _, result in sorted(exc.finished.items())]
+                session.interrupted("the full-rows rung of successive halving")
+                break
             except FitInterrupted:
                 session.interrupted("the full-rows rung of successive halving")
                 break
@@ -207,12 +212,17 @@ def _train_round(
                     "feedback": feedback,
                 }
             )
+        unfinished = 0
         try:
-            trained = session.train_jobs(jobs, ctx)
+            trained = list(zip(wave, session.train_jobs(jobs, ctx), strict=True))
+        except WaveInterrupted as exc:
+            # A parallel wave left by a stop: its finished trials count like any other.
+            trained = [(wave[i], result) for i, result in sorted(exc.finished.items())]
+            unfinished = len(jobs) - len(trained)
         except FitInterrupted:
             session.interrupted(f"{len(jobs)} trial(s) in progress")
             break
-        for (config, _), result in zip(wave, trained, strict=True):
+        for (config, _), result in trained:
             out.append((config, result))
             session.scheduler.observe(
                 result.spec.family,
@@ -222,6 +232,9 @@ def _train_round(
                 result.spec.alpha,
                 f"{json.dumps(result.spec.params, sort_keys=True)} rows={result.train_rows}",
             )
+        if unfinished:
+            session.interrupted(f"{unfinished} trial(s) in progress")
+            break
     return out
 
 
