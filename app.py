@@ -26,7 +26,9 @@ with st.sidebar:
                 "and shows how close it gets. Work through the pages top to bottom.")
 sessions.sync()  # a reload or a restart: the ?session= link brings the inputs back
 navigation.run()
-# Drawn after the page (pages never call st.stop) so it shows what the page just changed.
+# After the page (pages never call st.stop), so the store holds what the page just
+# changed; before the sidebar, so a sidebar that shows a change means it is stored (a
+# reload right after a change finds it) and can say when the store refused it.
+sessions.save()
 with st.sidebar:
     ui.sidebar_summary()
-sessions.save()  # after the page, so the store holds what the page just changed

@@ -215,13 +215,28 @@ class Executor:
             # on a stop must not touch another run's (two app sessions in one process).
             self._pool = ProcessPoolExecutor(max_workers=self.n_jobs, env=dict(_WORKER_ENV))
         pool = self._pool
-        futures = {pool.submit(_train_in_worker, job, path): i for i, job in enumerate(jobs)}
+        # At most one job per worker is handed to loky at a time, the next when one ends:
+        # killing the workers while loky still queues jobs of its own makes its manager
+        # thread fail on them (a KeyError traceback on stderr; loky 3.6.0 of joblib 1.6.0).
+        todo = list(enumerate(jobs))
+        futures: dict[Any, int] = {}
+        pending: set[Any] = set()
+
+        def hand_out() -> None:
+            while todo and len(pending) < self.n_jobs:
+                i, job = todo.pop(0)
+                future = pool.submit(_train_in_worker, job, path)
+                futures[future] = i
+                pending.add(future)
+
         request = active_request()
         finished: dict[int, CandidateResult] = {}
-        pending = set(futures)
         self.worker_pids = set()
+        hand_out()
         while pending:
-            done, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+            done, still = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+            pending.clear()
+            pending.update(still)
             try:
                 for future in done:
                     result, pid = future.result()
@@ -237,6 +252,12 @@ class Executor:
                 if request.discard:
                     raise RunCancelled(request.reason)
                 raise WaveInterrupted(request.reason, finished)
+            if request is not None and request.requested and todo:
+                # Nothing left running, jobs not started: they are dropped, not started.
+                if request.discard:
+                    raise RunCancelled(request.reason)
+                raise WaveInterrupted(request.reason, finished)
+            hand_out()
         return [finished[i] for i in range(len(jobs))]
 
     def _kill_workers(self) -> None:

@@ -112,11 +112,19 @@ def _reload(page, title: str, token: str) -> None:
     assert _token(page) == token
 
 
+def _stored(page, text: str) -> None:
+    """Wait until the sidebar shows ``text``: it is drawn after the session is stored
+    (app.py), so a reload from here finds the change (the page's own text comes earlier,
+    and a reload then could beat the store)."""
+    page.locator("[data-testid=stSidebar]").get_by_text(text).first.wait_for()
+
+
 def _sample_with_teacher(page) -> None:
     page.get_by_role("button", name="Use sample data").click()
     page.get_by_text("german_credit.csv —").wait_for()
     page.get_by_role("button", name="Train a reference teacher").click()
     page.get_by_text("Dataset ready").wait_for()
+    _stored(page, "reference_lgbm_300")
 
 
 def _quick_legacy_run(page) -> None:
@@ -159,6 +167,7 @@ def test_reload_on_every_page_after_a_run_and_a_server_restart(server, browser):
     page.get_by_role("button", name="Quick run preset").click()
     page.get_by_text("legacy — plain grid").click()
     page.get_by_text("trains a grid of 2 candidate(s)").wait_for()
+    _stored(page, "Method: legacy")
     _reload(page, "2 · Configure", token)
     page.get_by_text("trains a grid of 2 candidate(s)").wait_for()
     assert page.get_by_role("radio", name="legacy — plain grid").is_checked()

@@ -164,13 +164,18 @@ def blocking_workers(tmp_path, monkeypatch):
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     monkeypatch.setenv("HPMKD_TEST_FLAGS", str(tmp_path))
     monkeypatch.setattr(hpmkd.parallel, "_train_in_worker", _train_or_block)
-    state: dict = {"stop": None, "jobs": 0}
+    state: dict = {"stop": None, "jobs": None, "back": 0}
     real_wait = hpmkd.parallel.wait
 
     def wait(pending, **kwargs):
         done, still = real_wait(pending, **kwargs)
-        # Only the blocked job left: the others came back, now the stop comes.
-        if state["stop"] is not None and len(still) == 1 and (tmp_path / "pid").exists():
+        state["back"] += len(done)
+        # Only the blocked job left, and every other job of the wave back (when the
+        # test says how many there are: jobs are handed to the workers one by one, so
+        # a single job running may still have others waiting behind it).
+        others_back = state["jobs"] is None or state["back"] == state["jobs"] - 1
+        if (state["stop"] is not None and len(still) == 1 and others_back
+                and (tmp_path / "pid").exists()):
             state["stop"].request()
         return done, still
 
@@ -205,6 +210,7 @@ def test_a_stopped_loky_wave_keeps_the_finished_jobs_and_kills_the_busy_worker(
     (tmp_path / "block").write_text(jobs[1].spec.label())
     stop = StopRequest()
     blocking_workers["stop"] = stop
+    blocking_workers["jobs"] = len(jobs)
     executor = Executor("loky", n_jobs=2)
     with stop.active(), pytest.raises(WaveInterrupted) as caught:
         executor.run(jobs, ctx)
