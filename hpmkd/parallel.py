@@ -215,15 +215,17 @@ class Executor:
             # on a stop must not touch another run's (two app sessions in one process).
             self._pool = ProcessPoolExecutor(max_workers=self.n_jobs, env=dict(_WORKER_ENV))
         pool = self._pool
-        # At most one job per worker is handed to loky at a time, the next when one ends:
-        # killing the workers while loky still queues jobs of its own makes its manager
-        # thread fail on them (a KeyError traceback on stderr; loky 3.6.0 of joblib 1.6.0).
+        # At most two jobs per worker are handed to loky at a time, the next when one
+        # ends: so many fit in loky's call queue (2 x workers + 1), a worker finds its next
+        # job waiting, and loky keeps none in a queue of its own. Killing the workers while
+        # it did made its manager thread fail on them (a KeyError traceback on stderr;
+        # loky 3.6.0 of joblib 1.6.0).
         todo = list(enumerate(jobs))
         futures: dict[Any, int] = {}
         pending: set[Any] = set()
 
         def hand_out() -> None:
-            while todo and len(pending) < self.n_jobs:
+            while todo and len(pending) < 2 * self.n_jobs:
                 i, job = todo.pop(0)
                 future = pool.submit(_train_in_worker, job, path)
                 futures[future] = i
