@@ -12,7 +12,6 @@ rows, once, for the selected student, the teachers and the twin (:func:`score_on
 from __future__ import annotations
 
 import time
-import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,8 +20,9 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
-from hpmkd.stop import abandonable, abandoned
+from hpmkd.stop import abandonable
 from hpmkd.students import (
+    RecentByFrames,
     StudentSpec,
     _prep_key,
     build_student,
@@ -164,15 +164,15 @@ def _train_candidate(
     )
 
 
-# The validation rows as the students' shared preprocessing encodes them, newest last:
-# (weak references to the training and validation frames, what the preprocessing is, the
-# encoded rows). Every student pipeline fitted on the same training rows has an equal copy
-# of the same fitted preprocessing (hpmkd.students.encode_rows), so its validation rows
-# are encoded once per kind, not once per candidate (on nyc_flights_delay the text
-# columns' encoding took a tenth of the run, a third of it on the validation rows). Two
-# kinds alternate (ordinal codes; one-hot and scaling), hence two entries.
-_VAL_ENCODED: list[tuple[Any, Any, tuple, np.ndarray]] = []
-_VAL_ENCODED_KEEP = 2
+# The validation rows as the students' shared preprocessing encodes them: (training
+# frame, validation frame, what the preprocessing is, the encoded rows). Every student
+# pipeline fitted on the same training rows has an equal copy of the same fitted
+# preprocessing (hpmkd.students.encode_rows), so its validation rows are encoded once per
+# kind, not once per candidate (on nyc_flights_delay the text columns' encoding took a
+# tenth of the run, a third of it on the validation rows). Two kinds alternate (ordinal
+# codes; one-hot and scaling), hence two entries.
+_VAL_ENCODINGS = RecentByFrames(n_frames=2, keep=2)
+_VAL_ENCODED = _VAL_ENCODINGS.entries
 
 
 def _shared_val_rows(model: Any, ctx: TrainingContext) -> tuple[Any, np.ndarray] | None:
@@ -186,25 +186,15 @@ def _shared_val_rows(model: Any, ctx: TrainingContext) -> tuple[Any, np.ndarray]
     if not steps or len(steps) != 2 or not isinstance(steps[0][1], ColumnTransformer):
         return None
     prep, final = steps[0][1], steps[1][1]
-    key = _prep_key(prep)
-    for train_ref, val_ref, kind, encoded in _VAL_ENCODED:
-        if train_ref() is ctx.X_train and val_ref() is ctx.X_val and kind == key:
-            return final, encoded
+    frames, key = (ctx.X_train, ctx.X_val), _prep_key(prep)
+    kept = _VAL_ENCODINGS.get(frames, key)
+    if kept is not None:
+        return final, kept[0]
     encoded = prep.transform(ctx.X_val)
     if not isinstance(encoded, np.ndarray):
         return None
-    if abandoned():
-        return final, encoded  # a fit left behind by a stop stores nothing
-    _VAL_ENCODED.append((weakref.ref(ctx.X_train), weakref.ref(ctx.X_val), key, encoded))
-    del _VAL_ENCODED[:-_VAL_ENCODED_KEEP]
-    # Nothing is held after the run: an entry goes with either frame.
-    weakref.finalize(ctx.X_train, _forget_dead_val_rows)
-    weakref.finalize(ctx.X_val, _forget_dead_val_rows)
+    _VAL_ENCODINGS.put(frames, key, encoded)
     return final, encoded
-
-
-def _forget_dead_val_rows() -> None:
-    _VAL_ENCODED[:] = [e for e in _VAL_ENCODED if e[0]() is not None and e[1]() is not None]
 
 
 def calibrate(model: Any, ctx: TrainingContext) -> Any:

@@ -247,15 +247,11 @@ class Executor:
             except BaseException:
                 self._kill_workers()  # a failed job: the wave is lost, as with joblib
                 raise
-            if pending and request is not None and request.requested:
-                # Kill the busy workers rather than let them finish fits nobody will
-                # read; a later wave (if any) starts fresh workers.
-                self._kill_workers()
-                if request.discard:
-                    raise RunCancelled(request.reason)
-                raise WaveInterrupted(request.reason, finished)
-            if request is not None and request.requested and todo:
-                # Nothing left running, jobs not started: they are dropped, not started.
+            if (pending or todo) and request is not None and request.requested:
+                # Jobs not handed out are dropped. Busy workers are killed rather than
+                # left to finish fits nobody will read; a later wave starts fresh ones.
+                if pending:
+                    self._kill_workers()
                 if request.discard:
                     raise RunCancelled(request.reason)
                 raise WaveInterrupted(request.reason, finished)

@@ -327,14 +327,61 @@ def is_numeric_only(model: Pipeline) -> bool:
     return prep is not None and all(name != "cat" for name, *_ in prep.transformers)
 
 
-# The last preprocessings fitted by fit_on_soft_targets, newest last: (weak reference to
-# the training frame, what the preprocessing is, the fitted preprocessing, the encoded
-# rows). A run alternates two kinds (ordinal codes for tree-like students, one-hot and
-# scaling for linear and MLP ones), so two are kept: every candidate on the same rows
-# with the same kind reuses its encoding instead of encoding the text columns again. An
-# entry dies with its frame (weakref.finalize below), so nothing is held after a run.
-_ENCODED: list[tuple[Any, tuple, ColumnTransformer, np.ndarray]] = []
-_ENCODED_KEEP = 2
+class RecentByFrames:
+    """The last few results computed from some frames, found again by the frames'
+    identity and a key.
+
+    An entry is ``(*weak references to the frames, key, *values)``, newest last; it dies
+    with any of its frames (``weakref.finalize``), so nothing is held after a run. A step
+    left behind by a stop (:func:`hpmkd.stop.abandoned`) stores nothing.
+
+    Parameters
+    ----------
+    n_frames : int
+        How many frames an entry is keyed by.
+    keep : int
+        How many entries are kept.
+    """
+
+    def __init__(self, n_frames: int, keep: int) -> None:
+        self.n_frames = n_frames
+        self.keep = keep
+        self.entries: list[tuple] = []
+
+    def get(self, frames: tuple[Any, ...], key: Any) -> tuple | None:
+        """The values stored for these very frames and ``key``, else ``None``."""
+        n = self.n_frames
+        for entry in self.entries:
+            if entry[n] == key and all(
+                ref() is frame for ref, frame in zip(entry[:n], frames, strict=True)
+            ):
+                return entry[n + 1 :]
+        return None
+
+    def put(self, frames: tuple[Any, ...], key: Any, *values: Any) -> None:
+        """Store ``values`` for ``frames`` and ``key`` (the oldest entry goes beyond
+        ``keep``)."""
+        if abandoned():
+            return
+        self.entries.append((*(weakref.ref(frame) for frame in frames), key, *values))
+        del self.entries[: -self.keep]
+        for frame in frames:
+            weakref.finalize(frame, self._forget_dead)
+
+    def _forget_dead(self) -> None:
+        self.entries[:] = [
+            entry for entry in self.entries
+            if all(ref() is not None for ref in entry[: self.n_frames])
+        ]
+
+
+# The last preprocessings fitted by fit_on_soft_targets: (training frame, what the
+# preprocessing is, the fitted preprocessing, the encoded rows). A run alternates two
+# kinds (ordinal codes for tree-like students, one-hot and scaling for linear and MLP
+# ones), so two are kept: every candidate on the same rows with the same kind reuses its
+# encoding instead of encoding the text columns again.
+_ENCODINGS = RecentByFrames(n_frames=1, keep=2)
+_ENCODED = _ENCODINGS.entries
 
 
 def _prep_key(prep: ColumnTransformer) -> tuple:
@@ -360,22 +407,14 @@ def encode_rows(prep: ColumnTransformer, X: pd.DataFrame) -> tuple[ColumnTransfo
     CPU seconds per candidate when fitted on the duplicated soft-target rows.
     """
     key = _prep_key(prep)
-    for entry in _ENCODED:
-        if entry[0]() is X and entry[1] == key:
-            return copy.deepcopy(entry[2]), entry[3]
+    kept = _ENCODINGS.get((X,), key)
+    if kept is not None:
+        return copy.deepcopy(kept[0]), kept[1]
     fitted = clone(prep)
     encoded = fitted.fit_transform(X)
-    # A fit left behind by a stop (hpmkd.stop.abandonable) must not store anything.
-    if isinstance(encoded, np.ndarray) and not abandoned():
-        _ENCODED.append((weakref.ref(X), key, fitted, encoded))
-        del _ENCODED[:-_ENCODED_KEEP]
-        weakref.finalize(X, _forget_dead)
+    if isinstance(encoded, np.ndarray):
+        _ENCODINGS.put((X,), key, fitted, encoded)
     return copy.deepcopy(fitted), encoded
-
-
-def _forget_dead() -> None:
-    """Drop the kept encodings whose frame is gone."""
-    _ENCODED[:] = [entry for entry in _ENCODED if entry[0]() is not None]
 
 
 def fit_on_soft_targets(
