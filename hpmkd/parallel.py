@@ -131,6 +131,13 @@ def _train_in_worker(job: Job, path: str) -> tuple[CandidateResult, int]:
     return _train_jobs([job], _worker_context(path))[0], os.getpid()
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class Executor:
     """Run batches of :class:`Job` on one backend.
 
@@ -166,6 +173,20 @@ class Executor:
             require("distributed", "Training on a Dask cluster (dask_scheduler)")
             return cls("dask", config.n_jobs, config.dask_scheduler)
         return cls("loky", config.n_jobs)
+
+    @property
+    def in_process_threads(self) -> int:
+        """LightGBM threads for the fits the run trains in its own process.
+
+        With loky workers those fits (the chain, the capacity climb, single-job waves)
+        run while the workers wait for the next wave, so the cores the workers use are
+        free: they get as many threads. Sequential runs keep one thread (the leakage
+        check's thread uses the other core, and every result stays exactly as before);
+        Dask workers are elsewhere, so this process's cores are not theirs to count.
+        """
+        if self.backend != "loky":
+            return 1
+        return max(1, min(self.n_jobs, _usable_cores()))
 
     def describe(self) -> dict[str, Any]:
         """Plain-data description for the run record."""

@@ -8,6 +8,7 @@ the sequential run's results).
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -92,7 +93,13 @@ def lgbm_jobs(n_rows: int) -> list[Job]:
 
 
 def lgbm_threads(result) -> int:
-    return uncalibrated(result.model).named_steps["model"].get_params()["n_jobs"]
+    """Threads the LightGBM student trained on (LightGBM records them in the model's
+    text); the student itself always predicts on one."""
+    model = uncalibrated(result.model).named_steps["model"]
+    assert model.get_params()["n_jobs"] == 1 and model.booster_.params["num_threads"] == 1
+    found = re.search(r"\[num_threads: (\d+)\]", model.booster_.model_to_string())
+    assert found is not None
+    return int(found.group(1))
 
 
 # ----------------------------------------------------------------------------- loky
@@ -192,3 +199,17 @@ def test_dask_scheduler_without_dask_installed_says_which_extra(monkeypatch):
     config = HPMConfig(use_parallel=True, dask_scheduler="tcp://127.0.0.1:1")
     with pytest.raises(MethodNotAvailableError, match=r"hpmkd\[dask\]"):
         Executor.from_config(config)
+
+
+def test_fits_in_the_run_process_use_the_workers_cores_only_with_loky(monkeypatch):
+    # With loky workers, the fits the run trains itself (chain, climb) run while the
+    # workers wait: they get the workers' cores. Sequential runs and Dask keep one thread.
+    import hpmkd.parallel as parallel
+
+    monkeypatch.setattr(parallel, "_usable_cores", lambda: 2)
+    assert Executor("sequential").in_process_threads == 1
+    assert Executor("loky", n_jobs=2).in_process_threads == 2
+    assert Executor("loky", n_jobs=4).in_process_threads == 2
+    assert Executor("dask", n_jobs=4, scheduler="tcp://127.0.0.1:1").in_process_threads == 1
+    monkeypatch.setattr(parallel, "_usable_cores", lambda: 1)
+    assert Executor("loky", n_jobs=2).in_process_threads == 1
