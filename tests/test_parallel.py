@@ -213,3 +213,26 @@ def test_fits_in_the_run_process_use_the_workers_cores_only_with_loky(monkeypatc
     assert Executor("dask", n_jobs=4, scheduler="tcp://127.0.0.1:1").in_process_threads == 1
     monkeypatch.setattr(parallel, "_usable_cores", lambda: 1)
     assert Executor("loky", n_jobs=2).in_process_threads == 1
+
+
+def test_a_student_with_text_columns_is_the_same_size_from_a_worker():
+    # Text columns are object arrays (hpmkd.data.text_as_objects); read back from the
+    # worker's context file they must give students that pickle to the same size as in
+    # this process (a second numpy dtype object in the encoder added 34 bytes).
+    import numpy as np
+    import pandas as pd
+
+    frame = make_classification_frame(n_rows=1500, n_features=4, seed=8)
+    rng = np.random.default_rng(8)
+    frame["city"] = pd.Series(rng.choice(["north", "south", "east", None], size=1500),
+                              dtype="str")
+    p1 = 1 / (1 + np.exp(-frame["f0"].to_numpy()))
+    frame["p0"], frame["p1"] = 1 - p1, p1
+    ds = DistillationDataset(frame, target="target", teacher_proba_cols=["p0", "p1"])
+    ctx = context(ds, n_threads=1)
+    jobs = lgbm_jobs(len(ctx.y_train))
+    here = Executor("sequential").run(jobs, ctx)
+    pooled = Executor("loky", n_jobs=2).run(jobs, ctx)
+    assert [r.size_bytes for r in pooled] == [r.size_bytes for r in here]
+    for a, b in zip(here, pooled, strict=True):
+        np.testing.assert_array_equal(a.val_proba, b.val_proba)
