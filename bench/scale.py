@@ -64,7 +64,7 @@ def load_table(name: str, data_dir: Path) -> tuple[Any, Any]:
     from sklearn.datasets import make_classification
 
     X, y = make_classification(n_samples=1_000_000, n_features=50, n_informative=15, random_state=3)
-    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])], copy=False)
     return frame, pd.Series(y, name="target")
 
 
@@ -162,6 +162,27 @@ def _status_kib(pid: str, key: str) -> int:
     return 0
 
 
+def _process_name(pid: str) -> str:
+    """A short name of a child process: loky worker, resource tracker or its command."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "?"
+    if "LokyProcess" in cmd:
+        return "loky worker"
+    if "resource_tracker" in cmd:
+        return "resource tracker"
+    return cmd[:60]
+
+
+def _forked_not_started(pid: str) -> bool:
+    """Whether child ``pid`` is still a copy of this process (forked, not yet exec'd)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes() == Path("/proc/self/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
 def _children() -> set[str]:
     """Process ids of this process's live children (the loky workers of a parallel run)."""
     tasks = Path("/proc/self/task").glob("*/children")
@@ -187,6 +208,8 @@ class RssSampler:
         self.current = "start"
         self.stages: dict[str, dict[str, float]] = {}
         self.worker_hwm_kib: dict[str, int] = {}
+        # Per child process: what it is and the stages it was seen in (first, last).
+        self.worker_info: dict[str, list[str]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -218,9 +241,16 @@ class RssSampler:
         own = _status_kib("self", "VmRSS")
         workers = 0
         for pid in _children():
+            if _forked_not_started(pid):
+                # Between fork and exec a starting worker shares this process's pages,
+                # and its RSS and high-water mark count them: not memory of its own.
+                continue
             workers += _status_kib(pid, "VmRSS")
             hwm = _status_kib(pid, "VmHWM")
             self.worker_hwm_kib[pid] = max(self.worker_hwm_kib.get(pid, 0), hwm)
+            if pid not in self.worker_info:
+                self.worker_info[pid] = [_process_name(pid), self.current, self.current]
+            self.worker_info[pid][2] = self.current
         rec = self.stages.setdefault(self.current, {"own": 0.0, "workers": 0.0, "total": 0.0})
         rec["own"] = max(rec["own"], own / 1024)
         rec["workers"] = max(rec["workers"], workers / 1024)
@@ -237,28 +267,22 @@ class RssSampler:
         return {
             "stages": stages,
             "worker_peaks_mib": sorted(round(v / 1024, 1) for v in self.worker_hwm_kib.values()),
+            "children": [
+                {"pid": pid, "what": info[0], "seen": f"{info[1]} .. {info[2]}",
+                 "peak_mib": round(self.worker_hwm_kib.get(pid, 0) / 1024, 1)}
+                for pid, info in self.worker_info.items()
+            ],
             "total_peak_mib": round(total, 1),
         }
-
-
-def workers_peak_rss_mib() -> float:
-    """The largest peak resident memory (MiB) of any child process: ``VmHWM`` of the live
-    loky workers from ``/proc`` and ``ru_maxrss`` of reaped children. 0 for a sequential
-    run; NaN off Linux."""
-    import resource
-
-    if not Path("/proc/self/task").is_dir():
-        return float("nan")
-    live = max((_status_kib(pid, "VmHWM") for pid in _children()), default=0)
-    reaped = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(live, reaped) / 1024
 
 
 def child(
     table: str, data_dir: Path, settings: dict[str, str], parallel: str = "auto"
 ) -> dict[str, Any]:
     """One repeat: load, split, fit the teacher (timed), distill (timed), score."""
-    from bench.common import Timer, fresh_home, peak_rss_mb, timed_distill
+    import resource
+
+    from bench.common import Timer, fresh_home, timed_distill
     from hpmkd import HPMConfig
 
     load_before = os.getloadavg()[0]
@@ -287,7 +311,6 @@ def child(
             run_cpu = time.process_time() - cpu
             rss.stage("after run")
             workers_cpu = workers_cpu_seconds()
-            workers_maxrss = workers_peak_rss_mib()
     s = distiller.summary()
     return {
         "table": table,
@@ -306,11 +329,12 @@ def child(
         "parallel": config.use_parallel,
         "parallel_why": parallel_why,
         "phases": {k: v for k, v in s["timings"].items() if k != "total"},
-        # ru_maxrss of this process (data, teacher fit and run; children reaped so far
-        # count only if larger, see peak_rss_mb), the workers' own peaks and the sampled
-        # peak of this process and its workers together (see RssSampler).
-        "peak_rss_mib": peak_rss_mb(),
-        "workers_peak_rss_mib": workers_maxrss,
+        # The kernel's ru_maxrss of this process (data, teacher fit and run), not of its
+        # children: a child's ru_maxrss counts this process's pages it shared between
+        # fork and exec. The workers' own peaks and the sampled peak of this process and
+        # its workers together come from RssSampler.
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "workers_peak_rss_mib": max(rss.report()["worker_peaks_mib"], default=0.0),
         "memory": rss.report(),
         "selected": s["best_model"],
         "student_bytes": s["student"]["size_bytes"],
@@ -370,10 +394,12 @@ def describe_memory(r: dict[str, Any]) -> str:
     stages = ", ".join(
         f"{k} {v['own']:.0f}/{v['workers']:.0f}" for k, v in r["memory"]["stages"].items()
     )
-    workers = ", ".join(f"{v:.0f}" for v in r["memory"]["worker_peaks_mib"]) or "none"
+    children = "; ".join(
+        f"{c['what']} {c['peak_mib']:.0f} MiB ({c['seen']})" for c in r["memory"]["children"]
+    ) or "none"
     return (
-        f"  RSS MiB per stage (this process / workers, sampled every 0.1 s): {stages}; "
-        f"workers' own peaks: {workers}"
+        f"  RSS MiB per stage (this process / its children, sampled every 0.1 s): {stages}\n"
+        f"  children's own peaks (VmHWM) and the stages they were seen in: {children}"
     )
 
 

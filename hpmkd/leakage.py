@@ -593,7 +593,9 @@ def _noise_floor_signals(
     docstring); nothing for a teacher with fewer than :data:`MIN_CELLS` repeated cells."""
     # One hash per row of the features, computed once for every teacher: cheap (a
     # fraction of a second on 200,000 rows) so every non-test row is used, not a sample.
-    features = pd.util.hash_pandas_object(dataset.X.iloc[rows], index=False).to_numpy()
+    # (Rows hash on their own, so the dataset's row hashes, indexed, are the same values
+    # without a copy of the rows.)
+    features = dataset.row_hashes()[rows]
     # Cells of (features, probabilities) split cells of features, and each repeated cell
     # holds two rows or more: with fewer than 2 * MIN_CELLS rows in repeated feature
     # cells there cannot be MIN_CELLS repeated cells, so skip the per-teacher work.
