@@ -208,6 +208,11 @@ class RssSampler:
         self.current = "start"
         self.stages: dict[str, dict[str, float]] = {}
         self.worker_hwm_kib: dict[str, int] = {}
+        # Every sample (seconds, stage, MiB of this process, of its children) and every
+        # finished candidate (seconds, its event message): for --json, to see what ran
+        # when the memory rose.
+        self.timeline: list[tuple] = []
+        self.t0 = time.perf_counter()
         # Per child process: what it is and the stages it was seen in (first, last).
         self.worker_info: dict[str, list[str]] = {}
         self._stop = threading.Event()
@@ -230,11 +235,14 @@ class RssSampler:
         self.sample()
 
     def on_event(self, event: Any) -> None:
-        """Run callback: each ``phase_start`` starts a stage named after its phase."""
+        """Run callback: each ``phase_start`` starts a stage named after its phase; each
+        finished candidate is noted in the timeline."""
         if event.kind == "phase_start" and event.phase:
             self.stage(event.phase)
         elif event.kind == "phase_end":
             self.stage("between phases")
+        elif event.kind == "candidate":
+            self.timeline.append((round(time.perf_counter() - self.t0, 2), event.message))
 
     def sample(self) -> None:
         """One sample of this process and its children."""
@@ -255,6 +263,9 @@ class RssSampler:
         rec["own"] = max(rec["own"], own / 1024)
         rec["workers"] = max(rec["workers"], workers / 1024)
         rec["total"] = max(rec["total"], (own + workers) / 1024)
+        self.timeline.append(
+            (round(time.perf_counter() - self.t0, 2), self.current, own // 1024, workers // 1024)
+        )
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -273,6 +284,7 @@ class RssSampler:
                 for pid, info in self.worker_info.items()
             ],
             "total_peak_mib": round(total, 1),
+            "timeline": self.timeline,
         }
 
 
