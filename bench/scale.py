@@ -10,7 +10,10 @@ teacher and the hard-label twin are scored on the test rows neither saw.
 
 Every repeat runs in its own child interpreter, so the peak resident memory printed is
 that run's alone (data loading, teacher fit and run included) and peaks do not accumulate
-across tables or repeats. The machine's load average is printed beside each run: on a
+across tables or repeats. Beside the process's own peak (``ru_maxrss``), a sampler
+(:class:`RssSampler`) reports per stage the memory of the process and of its worker
+processes, the workers' own peaks and the largest sum of both (``--json``: every sample).
+The machine's load average is printed beside each run: on a
 shared machine the ratio to the teacher fit, measured in the same child, is the figure to
 compare, not the wall seconds.
 
