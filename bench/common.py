@@ -96,11 +96,17 @@ def fmt(value: float, digits: int = 4) -> str:
 
 
 def timed_distill(
-    parts: dict[str, Any], config: Any, method: str, seed: int = 42, name: str = "case"
+    parts: dict[str, Any],
+    config: Any,
+    method: str,
+    seed: int = 42,
+    name: str = "case",
+    callbacks: list[Any] | None = None,
 ) -> tuple[Any, float]:
     """Build the dataset (teacher probabilities included) and distill, timed together.
 
-    Returns the finished ``AutoDistiller`` and the wall seconds.
+    ``callbacks`` go to ``run()``. Returns the finished ``AutoDistiller`` and the wall
+    seconds.
     """
     from hpmkd import AutoDistiller, DistillationDataset
     from hpmkd.components.cache import IntelligentCache
@@ -115,7 +121,7 @@ def timed_distill(
             cache=IntelligentCache.from_config(config),
         )
         distiller = AutoDistiller(ds, method=method, config=config, random_state=seed)
-        distiller.run()
+        distiller.run(callbacks=callbacks)
     return distiller, timer.seconds
 
 

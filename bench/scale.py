@@ -10,7 +10,10 @@ teacher and the hard-label twin are scored on the test rows neither saw.
 
 Every repeat runs in its own child interpreter, so the peak resident memory printed is
 that run's alone (data loading, teacher fit and run included) and peaks do not accumulate
-across tables or repeats. The machine's load average is printed beside each run: on a
+across tables or repeats. Beside the process's own peak (``ru_maxrss``), a sampler
+(:class:`RssSampler`) reports per stage the memory of the process and of its worker
+processes, the workers' own peaks and the largest sum of both (``--json``: every sample).
+The machine's load average is printed beside each run: on a
 shared machine the ratio to the teacher fit, measured in the same child, is the figure to
 compare, not the wall seconds.
 
@@ -34,6 +37,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -63,7 +67,7 @@ def load_table(name: str, data_dir: Path) -> tuple[Any, Any]:
     from sklearn.datasets import make_classification
 
     X, y = make_classification(n_samples=1_000_000, n_features=50, n_informative=15, random_state=3)
-    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])], copy=False)
     return frame, pd.Series(y, name="target")
 
 
@@ -150,31 +154,178 @@ def workers_cpu_seconds() -> float:
     return ticks / os.sysconf("SC_CLK_TCK") + usage.ru_utime + usage.ru_stime
 
 
+def _status_kib(pid: str, key: str) -> int:
+    """A ``/proc/PID/status`` field in KiB (``VmRSS``, ``VmHWM``); 0 if the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _process_name(pid: str) -> str:
+    """A short name of a child process: loky worker, resource tracker or its command."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "?"
+    if "LokyProcess" in cmd:
+        return "loky worker"
+    if "resource_tracker" in cmd:
+        return "resource tracker"
+    return cmd[:60]
+
+
+def _forked_not_started(pid: str) -> bool:
+    """Whether child ``pid`` is still a copy of this process (forked, not yet exec'd)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes() == Path("/proc/self/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+def _children() -> set[str]:
+    """Process ids of this process's live children (the loky workers of a parallel run)."""
+    tasks = Path("/proc/self/task").glob("*/children")
+    return {pid for f in tasks for pid in f.read_text().split()}
+
+
+class RssSampler:
+    """Samples resident memory every ``interval`` seconds, per stage of the repeat.
+
+    A background thread reads ``VmRSS`` of this process and of each live child process
+    (the loky workers) from ``/proc``; the stage is whatever :meth:`stage` last set (the
+    bench's own steps, then the run's phases from its ``phase_start`` events). Per stage
+    it keeps the largest RSS of this process, of the workers together, and of both
+    together at one sample. Each worker's own peak is read from its ``VmHWM`` (the
+    kernel's high-water mark, so short peaks between samples are included), as long as
+    the worker is alive when sampled. Samples miss peaks shorter than ``interval`` for
+    the per-stage figures; the process's own peak overall is the kernel's ``ru_maxrss``.
+    Linux only (``/proc``); elsewhere it records nothing.
+    """
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.current = "start"
+        self.stages: dict[str, dict[str, float]] = {}
+        self.worker_hwm_kib: dict[str, int] = {}
+        # Every sample (seconds, stage, MiB of this process, of its children) and every
+        # finished candidate (seconds, its event message): for --json, to see what ran
+        # when the memory rose.
+        self.timeline: list[tuple] = []
+        self.t0 = time.perf_counter()
+        # Per child process: what it is and the stages it was seen in (first, last).
+        self.worker_info: dict[str, list[str]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        if Path("/proc/self/status").is_file():
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def stage(self, name: str) -> None:
+        """Label the following samples ``name`` (sampled once at once, so it is recorded)."""
+        self.sample()
+        self.current = name
+        self.sample()
+
+    def on_event(self, event: Any) -> None:
+        """Run callback: each ``phase_start`` starts a stage named after its phase; each
+        finished candidate is noted in the timeline."""
+        if event.kind == "phase_start" and event.phase:
+            self.stage(event.phase)
+        elif event.kind == "phase_end":
+            self.stage("between phases")
+        elif event.kind == "candidate":
+            self.timeline.append((round(time.perf_counter() - self.t0, 2), event.message))
+
+    def sample(self) -> None:
+        """One sample of this process and its children."""
+        own = _status_kib("self", "VmRSS")
+        workers = 0
+        for pid in _children():
+            if _forked_not_started(pid):
+                # Between fork and exec a starting worker shares this process's pages,
+                # and its RSS and high-water mark count them: not memory of its own.
+                continue
+            workers += _status_kib(pid, "VmRSS")
+            hwm = _status_kib(pid, "VmHWM")
+            self.worker_hwm_kib[pid] = max(self.worker_hwm_kib.get(pid, 0), hwm)
+            if pid not in self.worker_info:
+                self.worker_info[pid] = [_process_name(pid), self.current, self.current]
+            self.worker_info[pid][2] = self.current
+        rec = self.stages.setdefault(self.current, {"own": 0.0, "workers": 0.0, "total": 0.0})
+        rec["own"] = max(rec["own"], own / 1024)
+        rec["workers"] = max(rec["workers"], workers / 1024)
+        rec["total"] = max(rec["total"], (own + workers) / 1024)
+        self.timeline.append(
+            (round(time.perf_counter() - self.t0, 2), self.current, own // 1024, workers // 1024)
+        )
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def report(self) -> dict[str, Any]:
+        """Per-stage peaks (MiB) and the workers' own peaks (MiB, one per worker seen)."""
+        stages = {k: {m: round(v, 1) for m, v in r.items()} for k, r in self.stages.items()}
+        total = max((r["total"] for r in self.stages.values()), default=0.0)
+        return {
+            "stages": stages,
+            "worker_peaks_mib": sorted(round(v / 1024, 1) for v in self.worker_hwm_kib.values()),
+            "children": [
+                {"pid": pid, "what": info[0], "seen": f"{info[1]} .. {info[2]}",
+                 "peak_mib": round(self.worker_hwm_kib.get(pid, 0) / 1024, 1)}
+                for pid, info in self.worker_info.items()
+            ],
+            "total_peak_mib": round(total, 1),
+            "timeline": self.timeline,
+        }
+
+
 def child(
     table: str, data_dir: Path, settings: dict[str, str], parallel: str = "auto"
 ) -> dict[str, Any]:
     """One repeat: load, split, fit the teacher (timed), distill (timed), score."""
-    from bench.common import Timer, fresh_home, peak_rss_mb, timed_distill
+    import resource
+
+    from bench.common import Timer, fresh_home, timed_distill
     from hpmkd import HPMConfig
 
     load_before = os.getloadavg()[0]
-    X, y = load_table(table, data_dir)
-    parts = split(X, y)
-    del X, y
-    teacher = pipeline_teacher(parts["X_train"])
-    cpu = time.process_time()
-    with Timer() as fit:
-        teacher.fit(parts["X_train"], parts["y_train"])
-    fit_cpu = time.process_time() - cpu
-    parts = {"teacher": teacher, "distill": parts["distill"], "test": parts["test"]}
-    n_rows = len(parts["distill"]) + len(parts["test"])
-    config, parallel_why = parallel_choice(parallel, n_rows, HPMConfig.from_dict(settings))
-    with tempfile.TemporaryDirectory() as home:
-        fresh_home(Path(home))
+    with RssSampler() as rss:
+        rss.stage("load")
+        X, y = load_table(table, data_dir)
+        rss.stage("split")
+        parts = split(X, y)
+        del X, y
+        teacher = pipeline_teacher(parts["X_train"])
+        rss.stage("teacher fit")
         cpu = time.process_time()
-        distiller, seconds = timed_distill(parts, config, "auto", name=table)
-        run_cpu = time.process_time() - cpu
-        workers_cpu = workers_cpu_seconds()
+        with Timer() as fit:
+            teacher.fit(parts["X_train"], parts["y_train"])
+        fit_cpu = time.process_time() - cpu
+        parts = {"teacher": teacher, "distill": parts["distill"], "test": parts["test"]}
+        n_rows = len(parts["distill"]) + len(parts["test"])
+        config, parallel_why = parallel_choice(parallel, n_rows, HPMConfig.from_dict(settings))
+        with tempfile.TemporaryDirectory() as home:
+            fresh_home(Path(home))
+            rss.stage("dataset")
+            cpu = time.process_time()
+            distiller, seconds = timed_distill(
+                parts, config, "auto", name=table, callbacks=[rss.on_event]
+            )
+            run_cpu = time.process_time() - cpu
+            rss.stage("after run")
+            workers_cpu = workers_cpu_seconds()
     s = distiller.summary()
     return {
         "table": table,
@@ -193,7 +344,13 @@ def child(
         "parallel": config.use_parallel,
         "parallel_why": parallel_why,
         "phases": {k: v for k, v in s["timings"].items() if k != "total"},
-        "peak_rss_mib": peak_rss_mb(),
+        # The kernel's ru_maxrss of this process (data, teacher fit and run), not of its
+        # children: a child's ru_maxrss counts this process's pages it shared between
+        # fork and exec. The workers' own peaks and the sampled peak of this process and
+        # its workers together come from RssSampler.
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "workers_peak_rss_mib": max(rss.report()["worker_peaks_mib"], default=0.0),
+        "memory": rss.report(),
         "selected": s["best_model"],
         "student_bytes": s["student"]["size_bytes"],
         "teacher_bytes": s["teacher"]["size_bytes"],
@@ -239,9 +396,25 @@ def describe(r: dict[str, Any]) -> str:
         f"{r['table']} ({r['rows']:,} x {r['features']}): teacher fit {r['teacher_fit_s']:.1f}s, "
         f"run {r['run_s']:.1f}s = {r['ratio']:.1f}x (CPU {r['teacher_fit_cpu_s']:.1f}s / "
         f"{r['run_cpu_s']:.1f}s + workers {r['workers_cpu_s']:.1f}s); phases {phases}; peak RSS "
-        f"{r['peak_rss_mib']:.0f} MiB; selected {r['selected']} ({r['student_bytes']:,} B, "
+        f"{r['peak_rss_mib']:.0f} MiB (workers' largest {r['workers_peak_rss_mib']:.0f} MiB; "
+        f"sampled peak of both together {r['memory']['total_peak_mib']:.0f} MiB); "
+        f"selected {r['selected']} ({r['student_bytes']:,} B, "
         f"{size}); test KS student {r['student_ks']:.4f} teacher {r['teacher_ks']:.4f} "
         f"twin {twin}; {r['parallel_why']}; load {r['load_before']:.2f}->{r['load_after']:.2f}"
+    )
+
+
+def describe_memory(r: dict[str, Any]) -> str:
+    """One line: the sampled RSS peaks per stage (this process / workers, MiB)."""
+    stages = ", ".join(
+        f"{k} {v['own']:.0f}/{v['workers']:.0f}" for k, v in r["memory"]["stages"].items()
+    )
+    children = "; ".join(
+        f"{c['what']} {c['peak_mib']:.0f} MiB ({c['seen']})" for c in r["memory"]["children"]
+    ) or "none"
+    return (
+        f"  RSS MiB per stage (this process / its children, sampled every 0.1 s): {stages}\n"
+        f"  children's own peaks (VmHWM) and the stages they were seen in: {children}"
     )
 
 
@@ -274,6 +447,7 @@ def main() -> None:
         for _ in range(args.repeats):
             runs.append(run_child(table, args))
             print(describe(runs[-1]), flush=True)
+            print(describe_memory(runs[-1]), flush=True)
         everything += runs
         if args.repeats > 1:
             med = {k: median([r[k] for r in runs]) for k in ("teacher_fit_s", "run_s", "ratio")}

@@ -291,6 +291,23 @@ def _deduplicate_names(teachers: list[Teacher]) -> None:
             seen[t.name] = 1
 
 
+#: Rows of the table a teacher object predicts at once (:func:`teacher_probabilities`).
+TEACHER_CHUNK_ROWS = 200_000
+
+
+def _stack_chunks(parts: list[np.ndarray], name: str) -> np.ndarray:
+    """The chunks' probabilities one below the other (a chunk of another shape is the
+    teacher's error, reported by the caller's shape check)."""
+    widths = {p.shape[1] if p.ndim == 2 else -1 for p in parts}
+    if len(widths) != 1 or -1 in widths:
+        raise HPMKDInputError(
+            f"Teacher {name!r} returned probabilities of different shapes for different "
+            f"rows ({', '.join(str(p.shape) for p in parts)}): it must return one column "
+            "per class for every row."
+        )
+    return np.concatenate(parts, axis=0)
+
+
 def teacher_probabilities(
     teacher: Teacher,
     frame: pd.DataFrame,
@@ -346,8 +363,18 @@ def teacher_probabilities(
         values = frame[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
         _check_proba(values, len(frame), n_classes, f"probability columns {cols}")
         return values
-    X = frame[teacher.feature_columns(frame, feature_cols)]
-    raw, teacher_classes = teacher.raw_proba(X)
+    cols = teacher.feature_columns(frame, feature_cols)
+    # In chunks of rows: the teacher's input (the columns selected, then whatever its own
+    # pipeline makes of them) exists for one chunk at a time, not for every row at once
+    # (on 1,000,000 x 50 rows, 400 MB for the selection and as much again for a
+    # Pipeline's encoded copy). Predictions are row by row, so the numbers are the same;
+    # tables up to one chunk are predicted in one call, as before.
+    chunks = [
+        teacher.raw_proba(frame.iloc[start : start + TEACHER_CHUNK_ROWS][cols])
+        for start in range(0, max(len(frame), 1), TEACHER_CHUNK_ROWS)
+    ]
+    teacher_classes = chunks[0][1]
+    raw = chunks[0][0] if len(chunks) == 1 else _stack_chunks([c for c, _ in chunks], teacher.name)
     if raw.ndim != 2 or raw.shape[0] != len(frame):
         raise HPMKDInputError(
             f"Teacher {teacher.name!r} returned probabilities of shape {raw.shape} for "

@@ -316,3 +316,58 @@ def test_utf8_bom_gives_clean_first_column_name(tmp_path):
     _check_loaded(ds.frame)
     assert ds.features[0] == "age"
     assert not any("\ufeff" in c for c in ds.frame.columns)
+
+
+# ----------------------------------------------------------------------------- memory
+def test_teacher_predicts_large_tables_in_chunks_with_the_same_numbers(
+    make_frame, fit_teacher, monkeypatch
+):
+    # Rows are predicted a chunk at a time (the teacher's input never exists for every
+    # row at once); the probabilities are those of one call on every row.
+    from hpmkd import teacher as teacher_module
+
+    frame = make_frame(n_rows=500, seed=4)
+    teacher = fit_teacher(frame[FEATURES], frame["target"], n_estimators=20)
+    calls: list[int] = []
+    original = teacher.predict_proba
+
+    def counting(X):
+        calls.append(len(X))
+        return original(X)
+
+    monkeypatch.setattr(teacher, "predict_proba", counting)
+    monkeypatch.setattr(teacher_module, "TEACHER_CHUNK_ROWS", 120)
+    ds = DistillationDataset(frame, target="target", teacher=teacher)
+    assert calls == [120, 120, 120, 120, 20]
+    np.testing.assert_array_equal(ds.teacher_proba(), original(frame[FEATURES]))
+
+
+def test_row_hashes_are_the_rows_own_and_feed_the_fingerprint(binary_frame):
+    ds = DistillationDataset(binary_frame, target="target")
+    hashes = ds.row_hashes()
+    assert hashes is ds.row_hashes() and hashes.shape == (ds.n_rows,)
+    rows = np.array([3, 7, 250])
+    # A row's hash depends on that row only: indexing the table's hashes is hashing
+    # the rows (what the leakage check did on a copy of them).
+    np.testing.assert_array_equal(
+        hashes[rows], pd.util.hash_pandas_object(ds.X.iloc[rows], index=False).to_numpy()
+    )
+    changed = binary_frame.copy()
+    changed.loc[7, "f0"] += 1.0
+    other = DistillationDataset(changed, target="target")
+    assert (other.row_hashes() != hashes).sum() == 1
+    assert other.fingerprint() != ds.fingerprint()
+
+
+def test_the_callers_frames_are_never_changed(make_frame):
+    # Without copies of their own before the concatenation, the caller's frames are
+    # still untouched (column names, values), with a test table and without.
+    train = make_frame(n_rows=200, seed=5).rename(columns={"f4": 4})
+    test = make_frame(n_rows=60, seed=6).rename(columns={"f4": 4})
+    before = (train.copy(), test.copy())
+    for kwargs in ({"test_data": test}, {}):
+        ds = DistillationDataset(train, target="target", **kwargs)
+        assert "4" in ds.features
+        ds.frame.iloc[0, 0] = 99.0
+        pd.testing.assert_frame_equal(train, before[0])
+        pd.testing.assert_frame_equal(test, before[1])

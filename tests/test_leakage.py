@@ -351,3 +351,16 @@ def test_oof_keeps_the_teachers_own_text_labels_and_class_order(make_frame):
     assert proba.shape == (600, 3) and np.allclose(proba.sum(axis=1), 1.0)
     # Columns in the dataset's class order: the clones beat chance on rows they never saw.
     assert np.mean(proba.argmax(axis=1) == ds.y) > 0.5
+
+
+@pytest.mark.parametrize("n", [7, 1_001, 25_003])
+def test_bootstrap_means_in_chunks_are_the_resamples_of_one_draw(n, monkeypatch):
+    # The validation-against-test signal draws its resamples chunk after chunk (400 x
+    # 200,000 test rows at once were 1.3 GB); the numbers are those of one draw.
+    from hpmkd import leakage
+
+    values = np.random.default_rng(1).gamma(2.0, size=n)
+    whole = values[np.random.default_rng(9).integers(0, n, size=(400, n))].mean(axis=1)
+    monkeypatch.setattr(leakage, "BOOT_CHUNK_CELLS", 3 * n + 1)  # chunks of 3 resamples
+    chunked = leakage._bootstrap_means(values, 400, np.random.default_rng(9))
+    np.testing.assert_array_equal(chunked, whole)
