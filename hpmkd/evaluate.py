@@ -22,11 +22,13 @@ from threadpoolctl import threadpool_limits
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
 from hpmkd.stop import abandonable
 from hpmkd.students import (
+    N_MEMBERS,
     RecentByFrames,
     StudentSpec,
     _prep_key,
     build_student,
     fit_on_soft_targets,
+    fit_seed_average,
     proba_in_class_order,
     soft_targets,
 )
@@ -145,10 +147,16 @@ def _train_candidate(
     source_proba = ctx.teacher_train if teacher_train is None else teacher_train
     targets = soft_targets(source_proba, ctx.y_train, spec.temperature, spec.alpha)
     start = time.perf_counter()
-    model = build_student(
-        spec.family, spec.params, ctx.numeric, ctx.categorical, ctx.seed, ctx.n_threads
-    )
-    fit_on_soft_targets(model, ctx.X_train, targets, ctx.classes)
+    if spec.params.get(N_MEMBERS, 1) > 1:
+        model = fit_seed_average(
+            spec.family, spec.params, ctx.numeric, ctx.categorical, ctx.seed, ctx.X_train,
+            targets, ctx.classes, ctx.n_threads,
+        )
+    else:
+        model = build_student(
+            spec.family, spec.params, ctx.numeric, ctx.categorical, ctx.seed, ctx.n_threads
+        )
+        fit_on_soft_targets(model, ctx.X_train, targets, ctx.classes)
     shared = _shared_val_rows(model, ctx)
     if full:
         model, val_proba = calibrate_and_predict(model, ctx, shared)
