@@ -537,6 +537,7 @@ def fit_seed_average(
     targets: np.ndarray,
     classes: list[Any],
     n_threads: int = 1,
+    first: Pipeline | None = None,
 ) -> Pipeline:
     """A student that is the mean of ``params["n_members"]`` copies of one configuration
     trained on the same soft targets with seeds ``seed``, ``seed + 1`` ...
@@ -548,6 +549,11 @@ def fit_seed_average(
     copies' classifiers: it loads and predicts where hpmkd is not installed. The
     optimiser's state (``_optimizer``: the moment estimates of Adam, about half an MLP's
     pickled bytes) is dropped from the copies: it only serves further training.
+
+    ``first``: the copy with seed ``seed``, already fitted by :func:`build_student` and
+    :func:`fit_on_soft_targets` on these rows and targets (the capacity climb's start);
+    a copy of it is used instead of fitting it again (the fit is deterministic, so the
+    result is the same).
 
     Returns
     -------
@@ -564,8 +570,11 @@ def fit_seed_average(
     base = {k: v for k, v in params.items() if k != N_MEMBERS}
     prep, members = None, []
     for i in range(n_members):
-        model = build_student(family, base, numeric, categorical, seed + i, n_threads)
-        fit_on_soft_targets(model, X, targets, classes)
+        if i == 0 and first is not None:
+            model = copy.deepcopy(first)
+        else:
+            model = build_student(family, base, numeric, categorical, seed + i, n_threads)
+            fit_on_soft_targets(model, X, targets, classes)
         prep = prep or model.steps[0][1]
         final = model.steps[-1][1]
         final.__dict__.pop("_optimizer", None)

@@ -274,6 +274,14 @@ def test_seed_average_is_the_mean_of_seeded_copies_in_a_plain_pipeline(task):
     mean = np.mean([m.predict_proba(encoded) for m in members], axis=0)
     np.testing.assert_allclose(model.predict_proba(task["X_held"]), mean)
     assert not np.allclose(members[0].predict_proba(encoded), members[1].predict_proba(encoded))
+    # A first copy fitted beforehand (the climb's start) is reused as it is, untouched.
+    start = build_student("mlp", params, FEATURES, [], 7)
+    fit_on_soft_targets(start, task["X"], targets, [0, 1])
+    reused = fit_seed_average("mlp", {**params, N_MEMBERS: 3}, FEATURES, [], 7, task["X"],
+                              targets, [0, 1], first=start)
+    assert reused[-1].estimators_[0] is not start[-1] and hasattr(start[-1], "_optimizer")
+    np.testing.assert_array_equal(reused.predict_proba(task["X_held"]),
+                                  model.predict_proba(task["X_held"]))
     # Plain scikit-learn: the saved student needs no hpmkd class to load.
     assert b"hpmkd" not in pickle.dumps(model)
     with pytest.raises(ValueError, match="fit_seed_average"):

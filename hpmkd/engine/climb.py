@@ -69,7 +69,7 @@ import numpy as np
 from hpmkd.components.racing import PairedBootstrap, metric_value
 from hpmkd.components.selection_rule import SUPERSEDED_BY
 from hpmkd.engine.session import RunSession
-from hpmkd.evaluate import CandidateResult
+from hpmkd.evaluate import CandidateResult, uncalibrated
 from hpmkd.metrics import size_bytes
 from hpmkd.result import CapacityRecord
 from hpmkd.stop import FitInterrupted
@@ -105,6 +105,9 @@ FILL_MIN_TREES = 5
 SEED_AVERAGE_FAMILIES = ("mlp",)
 #: Copies in a seed average (docs/HPM.md, "Seed averages").
 SEED_MEMBERS = 3
+#: Sources of candidates fitted on the run's training rows and the teacher's targets by
+#: the plain path (the chain's later stages learn from a mix of targets).
+OWN_FITS = ("config", "climb")
 
 
 def climb_capacity_ladder(session: RunSession) -> CapacityRecord:
@@ -288,7 +291,11 @@ def _average_seeds(
         return current, share
     averaged = StudentSpec(spec.family, spec.capacity, spec.temperature, spec.alpha,
                            spec.trial, {**spec.params, N_MEMBERS: SEED_MEMBERS})
-    result = session.fit(averaged, source="climb", name=f"climb {averaged.label()}")
+    # The start is the copy with the run's seed when it was fitted on these rows and
+    # targets: reused, not fitted again.
+    own = current.source in OWN_FITS and current.train_rows == len(session.split.train)
+    result = session.fit(averaged, source="climb", name=f"climb {averaged.label()}",
+                         first_member=uncalibrated(current.model) if own else None)
     entry = _entry(base, 0, "seed_average", result, metric)
     if cap is not None and result.size_bytes > cap:
         steps.append({**entry, "kept": False})
