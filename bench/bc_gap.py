@@ -17,7 +17,8 @@ and scored out of fold: KS on all of them pooled, against the teacher's on the s
 
 A student is ``family,shape,temperature,alpha`` then optional ``param=value`` items; the
 shape is the MLP's hidden units or LightGBM's ``trees x leaves``; the other knobs are
-trial 0's (``hpmkd.students.trial_params`` of capacity ``large``).
+trial 0's (``hpmkd.students.trial_params`` of capacity ``large``) or ``trial=N``'s;
+``ens=K`` also scores the mean of K students with seeds ``seed`` ... ``seed + K - 1``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def parse(text: str, n_rows: int, seed: int) -> Any:
     from hpmkd.students import StudentSpec, trial_params
 
     family, shape, temperature, alpha, *extras = text.split(",")
-    params = trial_params(family, "large", 0, n_rows, seed)
+    trial = int(dict(i.partition("=")[::2] for i in extras).get("trial", 0))
+    params = trial_params(family, "large", trial, n_rows, seed)
     if family == "mlp":
         params["hidden_layer_sizes"] = tuple(int(u) for u in shape.split("x"))
     elif family == "lgbm":
@@ -50,7 +52,7 @@ def parse(text: str, n_rows: int, seed: int) -> Any:
         params.update(n_estimators=int(trees), num_leaves=int(leaves))
     for item in extras:
         key, _, value = item.partition("=")
-        if key in ("aug", "ens"):
+        if key in ("aug", "ens", "trial"):
             continue
         params[key] = float(value) if "." in value or "e" in value else int(value)
     return StudentSpec(family, "large", float(temperature), float(alpha), 0, params)

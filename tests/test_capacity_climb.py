@@ -369,3 +369,14 @@ def test_an_average_twin_is_an_average_of_as_many_seeds():
     averaged = StudentSpec("mlp", "large", 2.0, 0.5, 1, params)
     for trial in range(3):
         assert sibling_trial_params(averaged, trial, 5000, 0)[N_MEMBERS] == SEED_MEMBERS
+
+
+def test_no_seed_average_for_a_student_clearly_above_the_teacher(home):
+    frame = oracle_frame(3000, easy=True)
+    # A teacher that knows next to nothing: a student of the labels is clearly above it.
+    noise = np.random.default_rng(1).uniform(0.45, 0.55, len(frame))
+    frame["p1"], frame["p0"] = noise, 1.0 - noise
+    distiller = run(frame, families=("mlp",), alphas=(0.0,), max_capacity_steps=1)
+    record = distiller.result_.components.capacity
+    assert record.start_share_below_teacher < 1 - CLIMB_THRESHOLD
+    assert record.steps == () and record.stop == "reached_teacher"

@@ -23,10 +23,14 @@ one's leaves per tree (:data:`FILL_SHAPES`) and as many trees as fit in
 in the record).
 
 Seeds are averaged before anything else: when the best candidate's family is one whose
-fits vary with their seed (:data:`SEED_AVERAGE_FAMILIES`: the MLP) and it is not yet an
-average, :data:`SEED_MEMBERS` copies of its configuration that differ only in their seed
-are trained on all training rows and averaged (:func:`hpmkd.students.fit_seed_average`;
-``kind="seed_average"`` in the record). Unless the average is clearly worse than the start
+fits vary with their seed (:data:`SEED_AVERAGE_FAMILIES`: the MLP), it is not yet an
+average and it is not clearly above the teacher already (it scores below the teacher in
+at least ``1 - CLIMB_THRESHOLD`` = 10% of the paired bootstrap resamples of the
+validation rows: the racing rule, the other way round; above that the issue's target is
+met by the student as it is, and the fits are not spent), :data:`SEED_MEMBERS` copies of
+its configuration that differ only in their seed are trained on all training rows and
+averaged (:func:`hpmkd.students.fit_seed_average`; ``kind="seed_average"`` in the
+record). Unless the average is clearly worse than the start
 (below it in at least :data:`CLIMB_THRESHOLD` of paired bootstrap resamples of the
 validation rows, the racing rule), it **supersedes** the start: the start is one of its
 members, so its configuration is represented by the average from then on; the start stays
@@ -283,7 +287,8 @@ def _average_seeds(
     under the cap; returns the better of the two and its share below the teacher."""
     spec, metric = current.spec, session.config.selection_metric
     if (
-        spec.family not in SEED_AVERAGE_FAMILIES
+        share < 1 - CLIMB_THRESHOLD  # clearly above the teacher already
+        or spec.family not in SEED_AVERAGE_FAMILIES
         or spec.params.get(N_MEMBERS, 1) > 1
         or (cap is not None and current.size_bytes >= cap)
         or session.should_stop()
