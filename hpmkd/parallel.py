@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import weakref
 from concurrent.futures import FIRST_COMPLETED, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +89,6 @@ class Job:
 
 
 def _train_jobs(jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
-    from dataclasses import replace
-
     from threadpoolctl import threadpool_limits
 
     ctx = replace(ctx, n_threads=1) if ctx.n_threads != 1 else ctx
@@ -121,14 +119,42 @@ def _worker_context(path: str) -> TrainingContext:
             return ctx
     with open(path, "rb") as handle:
         ctx = pickle.load(handle)  # written by this run's Executor (_context_file)
+    ctx = replace(ctx, X_train=_shared_dtypes(ctx.X_train), X_val=_shared_dtypes(ctx.X_val))
     _WORKER_CONTEXTS.append((path, ctx))
     del _WORKER_CONTEXTS[:-_WORKER_CONTEXTS_KEEP]
     return ctx
 
 
+def _shared_dtypes(frame: Any) -> Any:
+    """``frame`` with its object columns on numpy's own object dtype.
+
+    An object array read back from a pickle has a dtype object of its own, equal to
+    numpy's shared one but not the same object; the encoders of a student fitted on it
+    kept both, and the student pickled a few bytes bigger (34 on nyc_flights_delay) than
+    the same student fitted in the run's process. A copy of the column (the pointers, not
+    the strings) takes numpy's shared dtype again.
+    """
+    import pandas as pd
+
+    columns = [c for c in frame.columns if frame[c].dtype == object]
+    if not columns:
+        return frame
+    out = frame.copy(deep=False)
+    for c in columns:
+        out[c] = pd.Series(frame[c].to_numpy().astype(object), index=frame.index, dtype=object)
+    return out
+
+
 def _train_in_worker(job: Job, path: str) -> tuple[CandidateResult, int]:
     """One job in a loky worker; also returns the worker's pid (tests check it is gone)."""
     return _train_jobs([job], _worker_context(path))[0], os.getpid()
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class Executor:
@@ -166,6 +192,20 @@ class Executor:
             require("distributed", "Training on a Dask cluster (dask_scheduler)")
             return cls("dask", config.n_jobs, config.dask_scheduler)
         return cls("loky", config.n_jobs)
+
+    @property
+    def in_process_threads(self) -> int:
+        """LightGBM threads for the fits the run trains in its own process.
+
+        With loky workers those fits (the chain, the capacity climb, single-job waves)
+        run while the workers wait for the next wave, so the cores the workers use are
+        free: they get as many threads. Sequential runs keep one thread (the leakage
+        check's thread uses the other core, and every result stays exactly as before);
+        Dask workers are elsewhere, so this process's cores are not theirs to count.
+        """
+        if self.backend != "loky":
+            return 1
+        return max(1, min(self.n_jobs, _usable_cores()))
 
     def describe(self) -> dict[str, Any]:
         """Plain-data description for the run record."""

@@ -489,6 +489,12 @@ def fit_on_soft_targets(
                 if callbacks:
                     fit_params[f"{step}__callbacks"] = callbacks
                 model.fit(X_rep, labels, **fit_params)
+    if isinstance(final, LGBMClassifier) and final.n_jobs != 1:
+        # Trained on several threads while the cores were free; the student itself
+        # predicts on one thread, like every student (the attribute, not set_params,
+        # which would also record it among LightGBM's "other" parameters).
+        final.n_jobs = 1
+        final.booster_.params["num_threads"] = 1
     return model
 
 

@@ -205,7 +205,7 @@ def test_climb_stops_when_the_student_reached_the_teacher(home):
     assert "reached the teacher within noise" in record.stop_reason
 
 
-def test_climb_stops_at_the_size_cap(hard, home):
+def test_climb_stops_at_the_size_cap(hard, home, monkeypatch):
     # A teacher model (its size is known) that predicts the law itself.
     teacher = OracleTeacher(ballast=2_000_000)
     teacher_size = size_bytes(teacher)
@@ -235,6 +235,16 @@ def test_climb_stops_at_the_size_cap(hard, home):
         assert step["params"]["num_leaves"] > start_leaves
         assert step["kept"] == (step["size_bytes"] <= record.size_cap_bytes)
         assert (step["name"] in climbed) == step["kept"]
+    # The students at the cap are one wave: with parallel training they are fitted in
+    # the workers (a fresh cache, so nothing is served from the run above), and they
+    # are the very same students.
+    monkeypatch.setenv("HPMKD_HOME", str(home.parent / "parallel"))
+    side = run(hard, teacher, max_capacity_steps=1, min_compression=ratio,
+               use_parallel=True, n_jobs=2)
+    side_at_cap = [s for s in side.result_.components.capacity.steps if s["kind"] == "at_cap"]
+    keys = ("name", "val_metric", "size_bytes", "kept")
+    assert [[s[k] for k in keys] for s in side_at_cap] == [[s[k] for k in keys] for s in at_cap]
+    assert not any(r.from_cache for r in side.result_.candidates if r.source == "climb")
     # A cap below the start's own size: nothing is trained.
     tight = run(hard, teacher, min_compression=teacher_size / start_size * 1.01)
     record = tight.result_.components.capacity

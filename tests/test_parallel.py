@@ -8,6 +8,7 @@ the sequential run's results).
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -92,7 +93,13 @@ def lgbm_jobs(n_rows: int) -> list[Job]:
 
 
 def lgbm_threads(result) -> int:
-    return uncalibrated(result.model).named_steps["model"].get_params()["n_jobs"]
+    """Threads the LightGBM student trained on (LightGBM records them in the model's
+    text); the student itself always predicts on one."""
+    model = uncalibrated(result.model).named_steps["model"]
+    assert model.get_params()["n_jobs"] == 1 and model.booster_.params["num_threads"] == 1
+    found = re.search(r"\[num_threads: (\d+)\]", model.booster_.model_to_string())
+    assert found is not None
+    return int(found.group(1))
 
 
 # ----------------------------------------------------------------------------- loky
@@ -192,3 +199,40 @@ def test_dask_scheduler_without_dask_installed_says_which_extra(monkeypatch):
     config = HPMConfig(use_parallel=True, dask_scheduler="tcp://127.0.0.1:1")
     with pytest.raises(MethodNotAvailableError, match=r"hpmkd\[dask\]"):
         Executor.from_config(config)
+
+
+def test_fits_in_the_run_process_use_the_workers_cores_only_with_loky(monkeypatch):
+    # With loky workers, the fits the run trains itself (chain, climb) run while the
+    # workers wait: they get the workers' cores. Sequential runs and Dask keep one thread.
+    import hpmkd.parallel as parallel
+
+    monkeypatch.setattr(parallel, "_usable_cores", lambda: 2)
+    assert Executor("sequential").in_process_threads == 1
+    assert Executor("loky", n_jobs=2).in_process_threads == 2
+    assert Executor("loky", n_jobs=4).in_process_threads == 2
+    assert Executor("dask", n_jobs=4, scheduler="tcp://127.0.0.1:1").in_process_threads == 1
+    monkeypatch.setattr(parallel, "_usable_cores", lambda: 1)
+    assert Executor("loky", n_jobs=2).in_process_threads == 1
+
+
+def test_a_student_with_text_columns_is_the_same_size_from_a_worker():
+    # Text columns are object arrays (hpmkd.data.text_as_objects); read back from the
+    # worker's context file they must give students that pickle to the same size as in
+    # this process (a second numpy dtype object in the encoder added 34 bytes).
+    import numpy as np
+    import pandas as pd
+
+    frame = make_classification_frame(n_rows=1500, n_features=4, seed=8)
+    rng = np.random.default_rng(8)
+    frame["city"] = pd.Series(rng.choice(["north", "south", "east", None], size=1500),
+                              dtype="str")
+    p1 = 1 / (1 + np.exp(-frame["f0"].to_numpy()))
+    frame["p0"], frame["p1"] = 1 - p1, p1
+    ds = DistillationDataset(frame, target="target", teacher_proba_cols=["p0", "p1"])
+    ctx = context(ds, n_threads=1)
+    jobs = lgbm_jobs(len(ctx.y_train))
+    here = Executor("sequential").run(jobs, ctx)
+    pooled = Executor("loky", n_jobs=2).run(jobs, ctx)
+    assert [r.size_bytes for r in pooled] == [r.size_bytes for r in here]
+    for a, b in zip(here, pooled, strict=True):
+        np.testing.assert_array_equal(a.val_proba, b.val_proba)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pytest
 
 from hpmkd.components.racing import metric_value, share_worse
 
@@ -71,3 +74,50 @@ def test_scores_many_shares_the_resamples_of_paired_bootstrap():
             pair = -PairedBootstrap(y, other, metric, n_boot=60, seed=5).differences(student)
             np.testing.assert_array_equal(mine - scores, pair)
         assert not np.allclose(mine, theirs[0])
+
+
+def _ks_many_whole_chunk(y, proba, weights):
+    """The verdict's KS on resamples as it was computed before ``_ks_one`` (all
+    resamples of a chunk as one matrix): the per-resample code must give the very same
+    numbers, bit for bit, not merely close ones."""
+    from hpmkd.components.racing import _ks_order
+
+    values = []
+    for order, pos, last_of_tie in _ks_order(y, proba):
+        w = weights[:, order]
+        tp = np.cumsum(np.where(pos, w, 0), axis=1, dtype=w.dtype)
+        fp = np.cumsum(w, axis=1, dtype=w.dtype)
+        fp -= tp
+        n_pos, n_neg = tp[:, -1:], fp[:, -1:]
+        if last_of_tie is not None:
+            tp, fp = tp[:, last_of_tie], fp[:, last_of_tie]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = np.abs(tp / n_pos - fp / n_neg)
+        ks = gap.max(axis=1)
+        ks[(n_pos[:, 0] == 0) | (n_neg[:, 0] == 0)] = np.nan
+        values.append(ks)
+    return np.nanmean(np.vstack(values), axis=0) if len(values) > 1 else values[0]
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("kind", ["int32", "float"])
+def test_per_resample_ks_is_bit_identical_to_the_whole_chunk(n_classes, kind):
+    from hpmkd.components.racing import _ks_many
+
+    rng = np.random.default_rng(n_classes)
+    n = 400
+    y = rng.integers(0, n_classes, n)
+    proba = rng.dirichlet(np.ones(n_classes), size=n)
+    proba[::3] = np.round(proba[::3], 1)  # ties
+    proba /= proba.sum(axis=1, keepdims=True)
+    idx = rng.integers(0, n, size=(40, n))
+    weights = np.stack([np.bincount(i, minlength=n) for i in idx]).astype(kind)
+    # Resamples with no positive (or no negative) rows of a class: KS undefined there.
+    weights[0] = np.where(y == 0, weights[0], 0)
+    weights[1] = np.where(y == 1, weights[1], 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of all-NaN resamples
+        expected = _ks_many_whole_chunk(y, proba, weights)
+        got = _ks_many(y, proba, weights)
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(got[:2]).all() and not np.isnan(got[2:]).any()

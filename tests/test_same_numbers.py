@@ -5,6 +5,7 @@ bootstrap resamples equals scoring them one comparison at a time."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hpmkd import DistillationDataset
@@ -112,3 +113,32 @@ def test_shared_validation_encoding_equals_the_pipelines_own_predictions(family)
     from hpmkd.evaluate import _VAL_ENCODED
 
     assert any(train_ref() is ctx.X_train for train_ref, *_ in _VAL_ENCODED)
+
+
+@pytest.mark.parametrize("family", ["lgbm", "mlp", "logreg"])
+def test_text_held_as_objects_fits_the_same_student(family):
+    # The dataset holds pandas' Arrow-backed text columns as object arrays of the same
+    # values (hpmkd.data.text_as_objects): a student fitted on them pickles to the very
+    # bytes of one fitted on the text as it came, and predicts the same on either.
+    import pickle
+
+    from hpmkd.data import text_as_objects
+
+    frame = make_classification_frame(n_rows=600, n_features=4, seed=8)
+    rng = np.random.default_rng(8)
+    frame["city"] = pd.Series(rng.choice(["north", "south", "east", None], size=600), dtype="str")
+    frame["kind"] = pd.Series(np.where(frame["f0"] > 0, "a", "b"), dtype="str")
+    X = frame.drop(columns="target")
+    objects = text_as_objects(X)
+    assert objects["city"].dtype == object
+    assert objects["city"].isna().sum() == X["city"].isna().sum()
+    targets = np.column_stack([1 - frame["target"].to_numpy() * 0.8 - 0.1,
+                               frame["target"].to_numpy() * 0.8 + 0.1])
+    numeric, categorical = [f"f{i}" for i in range(4)], ["city", "kind"]
+    fitted = []
+    for rows in (X, objects):
+        model = build_student(family, trial_params(family, "small", 0, 600, 0), numeric,
+                              categorical, 0, 1)
+        fitted.append(fit_on_soft_targets(model, rows, targets, [0, 1]))
+    assert pickle.dumps(fitted[0]) == pickle.dumps(fitted[1])
+    np.testing.assert_array_equal(fitted[0].predict_proba(X), fitted[1].predict_proba(objects))

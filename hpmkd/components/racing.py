@@ -65,22 +65,29 @@ def _ks_many(
         weights = weights.astype(float)
     values = []
     for order, pos, last_of_tie in orders if orders is not None else _ks_order(y, proba):
-        w = weights[:, order]
-        # Integer multiplicities sum exactly (as integers or as floats below 2**53), so
-        # the counts of all rows less the positives are the negatives, with one
-        # cumulative sum fewer and the very same numbers.
-        tp = np.cumsum(np.where(pos, w, 0), axis=1, dtype=w.dtype)
-        fp = np.cumsum(w, axis=1, dtype=w.dtype)
-        fp -= tp
-        n_pos, n_neg = tp[:, -1:], fp[:, -1:]
-        if last_of_tie is not None:
-            tp, fp = tp[:, last_of_tie], fp[:, last_of_tie]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gap = np.abs(tp / n_pos - fp / n_neg)
-        ks = gap.max(axis=1)
-        ks[(n_pos[:, 0] == 0) | (n_neg[:, 0] == 0)] = np.nan
-        values.append(ks)
+        # One resample at a time: its arrays (a few hundred kB for 65,000 rows) stay in
+        # the CPU cache, where the whole chunk's did not (2.2x faster on the verdict's
+        # 1,000 resamples of 65,000 rows), with the very same operations per resample.
+        values.append(np.array([_ks_one(row[order], pos, last_of_tie) for row in weights]))
     return np.nanmean(np.vstack(values), axis=0) if len(values) > 1 else values[0]
+
+
+def _ks_one(w: np.ndarray, pos: np.ndarray, last_of_tie: np.ndarray | None) -> float:
+    """KS of one resample: ``w`` are the row multiplicities in descending score order."""
+    # Integer multiplicities sum exactly (as integers or as floats below 2**53), so the
+    # counts of all rows less the positives are the negatives, with one cumulative sum
+    # fewer and the very same numbers.
+    tp = np.cumsum(np.where(pos, w, 0), dtype=w.dtype)
+    fp = np.cumsum(w, dtype=w.dtype)
+    fp -= tp
+    n_pos, n_neg = tp[-1], fp[-1]
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    if last_of_tie is not None:
+        tp, fp = tp[last_of_tie], fp[last_of_tie]
+    gap = tp / n_pos
+    gap -= fp / n_neg
+    return float(np.abs(gap, out=gap).max())
 
 
 #: Resamples are drawn in chunks of at most this many (row, resample) cells, so the
@@ -183,13 +190,12 @@ class PairedBootstrap:
 
         def chunk(index: int) -> list[np.ndarray]:
             draws = self._chunk(index)
-            # Row multiplicities of each resample (a bincount per resample).
-            flat = draws + (np.arange(len(draws)) * n)[:, None]
-            weights = np.bincount(flat.ravel(), minlength=len(draws) * n)
-            # Multiplicities and their sums are at most n: 32-bit integers hold them
-            # exactly with half the memory traffic of 64-bit ones.
-            dtype = np.int32 if n < 2**31 else np.int64
-            weights = weights.astype(dtype, copy=False).reshape(len(draws), n)
+            # Row multiplicities of each resample (a bincount per resample). They and
+            # their sums are at most n: 32-bit integers hold them exactly with half the
+            # memory traffic of 64-bit ones.
+            weights = np.empty(draws.shape, dtype=np.int32 if n < 2**31 else np.int64)
+            for row, drawn in zip(weights, draws, strict=True):
+                row[:] = np.bincount(drawn, minlength=n)
             return [
                 _ks_many(self.y, proba, weights, order)
                 for proba, order in zip(probas, orders, strict=True)

@@ -76,7 +76,7 @@ from hpmkd.engine.session import RunSession
 from hpmkd.evaluate import CandidateResult, uncalibrated
 from hpmkd.metrics import size_bytes
 from hpmkd.result import CapacityRecord
-from hpmkd.stop import FitInterrupted
+from hpmkd.stop import FitInterrupted, WaveInterrupted
 from hpmkd.students import (
     CAPACITIES,
     MAX_CLIMB_STEPS,
@@ -394,19 +394,26 @@ def _fill_cap(
         if n >= FILL_MIN_TREES and (factor > 1 or n >= 1.1 * trees):
             shapes.append((n, deeper))
     tried = []
+    grown_specs, names = [], []
     for n, deeper in shapes:
-        if session.should_stop():
-            break
         params = {**spec.params, "n_estimators": n, "num_leaves": deeper}
         # Named after the rung that did not fit; its shape is in its params.
         grown = StudentSpec(spec.family, climb_capacity(step), spec.temperature, spec.alpha,
                             spec.trial, params)
+        grown_specs.append(grown)
+        names.append(f"climb {grown.label()} at cap {n}x{deeper}")
+    results: list[CandidateResult] = []
+    if grown_specs and not session.should_stop():
+        # The students at the cap do not depend on each other: one wave, so parallel
+        # training fits them side by side (the workers sit idle during the climb).
         try:
-            result = session.fit(grown, source="climb",
-                                 name=f"climb {grown.label()} at cap {n}x{deeper}")
+            results = session.fit_many(grown_specs, session.ctx, names, "climb")
+        except WaveInterrupted as exc:
+            session.interrupted("a student at the size cap")
+            results = [exc.finished[i] for i in sorted(exc.finished)]
         except FitInterrupted:
             session.interrupted("a student at the size cap")
-            break
+    for result in results:
         entry = _entry(base, step, "at_cap", result, metric)
         if result.size_bytes > cap:
             steps.append({**entry, "kept": False})

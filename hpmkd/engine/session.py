@@ -315,6 +315,9 @@ class RunSession:
             numeric=ds.numeric,
             categorical=ds.categorical,
             seed=self.random_state,
+            # Fits in this process run while the workers (if any) wait: see
+            # Executor.in_process_threads. The workers' own fits always use one thread.
+            n_threads=self.executor.in_process_threads,
         )
 
     def halving_context(self) -> TrainingContext | None:
