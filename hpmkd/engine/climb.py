@@ -42,8 +42,9 @@ average's is a single fresh estimate; on 1,600 validation rows (case b) the two 
 a few rows, while out of fold on all 8,000 rows the average was the better on all five
 seeds. For the same reason this step does not wait for the teacher comparison below
 ("reached the teacher" is read from that biased maximum). On case b
-(clean protocol, 5 seeds) the best MLP configuration was at the teacher's validation KS
-on two seeds, yet 0.0035-0.013 below it out of fold on all 8,000 rows of all five; a
+(clean protocol, 5 seeds) the runs' usual MLP configuration was within 0.004 of the
+teacher's validation KS or above it on three seeds, yet 0.0035-0.013 below it out of fold
+on all 8,000 rows on all five; a
 wider MLP did not close that gap (144 units: -0.0083 on the mean, 64 units -0.0078), an
 average of three seeds did (docs/HPM.md, "Seed averages").
 
