@@ -22,11 +22,13 @@ from threadpoolctl import threadpool_limits
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
 from hpmkd.stop import abandonable
 from hpmkd.students import (
+    N_MEMBERS,
     RecentByFrames,
     StudentSpec,
     _prep_key,
     build_student,
     fit_on_soft_targets,
+    fit_seed_average,
     proba_in_class_order,
     soft_targets,
 )
@@ -106,6 +108,7 @@ def train_candidate(
     name: str | None = None,
     teacher_train: np.ndarray | None = None,
     full: bool = True,
+    first_member: Any = None,
 ) -> CandidateResult:
     """Fit ``spec`` on the soft targets of the training rows, calibrate it on the
     validation rows and score it there.
@@ -124,6 +127,9 @@ def train_candidate(
     full : bool
         ``False`` (screening) skips calibration, size and latency: a screening fit is
         only ranked by a validation metric that calibration does not change.
+    first_member : Pipeline, optional
+        For a seed average (``spec.params["n_members"]``): its first copy, already
+        fitted (see :func:`~hpmkd.students.fit_seed_average`).
 
     Notes
     -----
@@ -131,7 +137,9 @@ def train_candidate(
     from a fit that has no stop check of its own (logistic regression, decision tree,
     the encoding and calibration steps); the abandoned fit's result is discarded.
     """
-    return abandonable(_train_candidate, spec, ctx, source, name, teacher_train, full)
+    return abandonable(
+        _train_candidate, spec, ctx, source, name, teacher_train, full, first_member
+    )
 
 
 def _train_candidate(
@@ -141,14 +149,21 @@ def _train_candidate(
     name: str | None,
     teacher_train: np.ndarray | None,
     full: bool,
+    first_member: Any = None,
 ) -> CandidateResult:
     source_proba = ctx.teacher_train if teacher_train is None else teacher_train
     targets = soft_targets(source_proba, ctx.y_train, spec.temperature, spec.alpha)
     start = time.perf_counter()
-    model = build_student(
-        spec.family, spec.params, ctx.numeric, ctx.categorical, ctx.seed, ctx.n_threads
-    )
-    fit_on_soft_targets(model, ctx.X_train, targets, ctx.classes)
+    if spec.params.get(N_MEMBERS, 1) > 1:
+        model = fit_seed_average(
+            spec.family, spec.params, ctx.numeric, ctx.categorical, ctx.seed, ctx.X_train,
+            targets, ctx.classes, ctx.n_threads, first=first_member,
+        )
+    else:
+        model = build_student(
+            spec.family, spec.params, ctx.numeric, ctx.categorical, ctx.seed, ctx.n_threads
+        )
+        fit_on_soft_targets(model, ctx.X_train, targets, ctx.classes)
     shared = _shared_val_rows(model, ctx)
     if full:
         model, val_proba = calibrate_and_predict(model, ctx, shared)

@@ -134,6 +134,11 @@ def capacity_params(family: str, capacity: str) -> dict[str, Any]:
     return params
 
 
+#: Parameter of a student that is the mean of several copies of one configuration which
+#: differ only in their random seed (:func:`fit_seed_average`); absent means one copy.
+N_MEMBERS = "n_members"
+
+
 # Values trials draw from (trial 0 always takes the first, the family's default).
 _TRIAL_SPACE: dict[str, dict[str, list[Any]]] = {
     # Scales stay within a capacity's band (capacities are 10x apart), so a trial of one
@@ -182,7 +187,9 @@ class StudentSpec:
     def label(self) -> str:
         """A short human-readable name."""
         t, a = f"{self.temperature:g}", f"{self.alpha:g}"
-        return f"{self.family}-{self.capacity} T={t} a={a} #{self.trial}"
+        members = self.params.get(N_MEMBERS, 1)
+        average = f" x{members} seeds" if members > 1 else ""
+        return f"{self.family}-{self.capacity}{average} T={t} a={a} #{self.trial}"
 
 
 def trial_params(family: str, capacity: str, trial: int, n_rows: int, seed: int) -> dict:
@@ -218,7 +225,8 @@ def trial_params(family: str, capacity: str, trial: int, n_rows: int, seed: int)
 #: none: its trials scale ``C``, which is also its capacity.
 SHAPE_KEYS: dict[str, tuple[str, ...]] = {
     "lgbm": ("n_estimators", "num_leaves"),
-    "mlp": ("hidden_layer_sizes",),
+    # A seed average's twin is a seed average of as many members (same size).
+    "mlp": ("hidden_layer_sizes", N_MEMBERS),
     "tree": ("max_depth",),
     "logreg": (),
 }
@@ -274,6 +282,10 @@ def build_student(
         if family == "logreg":
             clf: Any = LogisticRegression(C=params["C"], max_iter=500, random_state=seed)
         else:
+            if N_MEMBERS in params:
+                raise ValueError(
+                    "a seed-averaged student is fitted by fit_seed_average, not built here"
+                )
             clf = MLPClassifier(
                 random_state=seed,
                 # Rows are shuffled once before fitting (fit_on_soft_targets): sklearn's
@@ -521,6 +533,68 @@ def _mlp_epoch_check(final: Any) -> Iterator[None]:
         yield
     finally:
         final.__dict__.pop(_MLP_EPOCH_HOOK, None)
+
+
+def fit_seed_average(
+    family: str,
+    params: dict[str, Any],
+    numeric: list[str],
+    categorical: list[str],
+    seed: int,
+    X: pd.DataFrame,
+    targets: np.ndarray,
+    classes: list[Any],
+    n_threads: int = 1,
+    first: Pipeline | None = None,
+) -> Pipeline:
+    """A student that is the mean of ``params["n_members"]`` copies of one configuration
+    trained on the same soft targets with seeds ``seed``, ``seed + 1`` ...
+
+    Each copy is a :func:`build_student` pipeline fitted by :func:`fit_on_soft_targets`
+    (its own seeded initialisation and row order). They share one preprocessing (fitted
+    on the same rows, the copies' are equal), so the result is a plain scikit-learn
+    ``Pipeline`` of that preprocessing and a soft-voting ``VotingClassifier`` of the
+    copies' classifiers: it loads and predicts where hpmkd is not installed. The
+    optimiser's state (``_optimizer``: the moment estimates of Adam, about half an MLP's
+    pickled bytes) is dropped from the copies: it only serves further training.
+
+    ``first``: the copy with seed ``seed``, already fitted by :func:`build_student` and
+    :func:`fit_on_soft_targets` on these rows and targets (the capacity climb's start);
+    a copy of it is used instead of fitting it again (the fit is deterministic, so the
+    result is the same).
+
+    Returns
+    -------
+    Pipeline
+        Fitted; ``predict_proba`` is the mean of the copies' probabilities.
+    """
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.preprocessing import LabelEncoder
+    from sklearn.utils import Bunch
+
+    n_members = int(params[N_MEMBERS])
+    if n_members < 2:
+        raise ValueError(f"a seed average needs at least 2 members, got {n_members}")
+    base = {k: v for k, v in params.items() if k != N_MEMBERS}
+    prep, members = None, []
+    for i in range(n_members):
+        if i == 0 and first is not None:
+            model = copy.deepcopy(first)
+        else:
+            model = build_student(family, base, numeric, categorical, seed + i, n_threads)
+            fit_on_soft_targets(model, X, targets, classes)
+        prep = prep or model.steps[0][1]
+        final = model.steps[-1][1]
+        final.__dict__.pop("_optimizer", None)
+        members.append((f"seed{seed + i}", final))
+    vote = VotingClassifier(members, voting="soft")
+    # Fitted by hand from the fitted copies (VotingClassifier.fit would refit clones of
+    # them, without fit_on_soft_targets' soft targets).
+    vote.estimators_ = [final for _, final in members]
+    vote.named_estimators_ = Bunch(**dict(members))
+    vote.le_ = LabelEncoder().fit(members[0][1].classes_)
+    vote.classes_ = vote.le_.classes_
+    return Pipeline([("prep", prep), ("model", vote)])
 
 
 def proba_in_class_order(model: Any, X: pd.DataFrame, classes: list[Any]) -> np.ndarray:

@@ -17,12 +17,13 @@ import pandas as pd
 import pytest
 
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
-from hpmkd.engine.climb import CLIMB_THRESHOLD, lgbm_size_model
+from hpmkd.engine.climb import CLIMB_THRESHOLD, SEED_MEMBERS, lgbm_size_model
 from hpmkd.errors import HPMKDInputError
 from hpmkd.evaluate import CandidateResult
 from hpmkd.metrics import size_bytes
 from hpmkd.result import CapacityRecord
 from hpmkd.students import (
+    N_MEMBERS,
     StudentSpec,
     capacity_params,
     climb_capacity,
@@ -341,3 +342,51 @@ def test_lgbm_size_model_fits_sizes_and_falls_back():
     assert lgbm_size_model(found[2:], found[-1]) == pytest.approx(
         (0.0, 0.0, law(45, 47) / (45 * 47))
     )
+
+
+# ----------------------------------------------------------------------------- seed averages
+def test_the_best_mlp_is_averaged_over_seeds_before_the_climb(hard, home):
+    distiller = run(hard, families=("mlp",), max_capacity_steps=1)
+    record = distiller.result_.components.capacity
+    first = record.steps[0]
+    assert first["kind"] == "seed_average" and first["kept"]
+    assert first["params"][N_MEMBERS] == SEED_MEMBERS
+    assert first["capacity"] == record.start.split()[0].removeprefix("mlp-")
+    assert first["name"] == f"climb {record.start.replace(' T=', f' x{SEED_MEMBERS} seeds T=')}"
+    df = distiller.results_df.set_index("name")
+    assert df.loc[first["name"], "source"] == "climb"
+    assert df.loc[first["name"], "val_ks"] == pytest.approx(first["val_metric"])
+    assert first["improved"] == (first["val_metric"] > record.start_val_metric)
+    # Unless clearly worse than the start (the racing rule), the average supersedes it:
+    # the climb goes on from the average, and the start no longer competes.
+    supersedes = first["share_below_start"] < CLIMB_THRESHOLD
+    assert first["supersedes"] == (record.start if supersedes else None)
+    for step in record.steps[1:]:
+        assert (step["params"].get(N_MEMBERS) == SEED_MEMBERS) == supersedes
+    # Here the average scores a little below the start (0.4986 vs 0.5022 validation KS)
+    # but within noise (below it in 64% of the resamples): it supersedes the start.
+    assert supersedes
+    assert distiller.best_name != record.start
+    reason = distiller.summary()["details"]["selection_rule"]["reason"]
+    assert f"superseded by a seed average: {record.start}" in reason
+    # Three copies cost three fits' bytes at most (the optimiser state is not shipped).
+    single = df.loc[record.start, "size_bytes"]
+    assert single < first["size_bytes"] <= SEED_MEMBERS * single
+
+
+def test_an_average_twin_is_an_average_of_as_many_seeds():
+    params = {**trial_params("mlp", "large", 1, 5000, 0), N_MEMBERS: SEED_MEMBERS}
+    averaged = StudentSpec("mlp", "large", 2.0, 0.5, 1, params)
+    for trial in range(3):
+        assert sibling_trial_params(averaged, trial, 5000, 0)[N_MEMBERS] == SEED_MEMBERS
+
+
+def test_no_seed_average_for_a_student_clearly_above_the_teacher(home):
+    frame = oracle_frame(3000, easy=True)
+    # A teacher that knows next to nothing: a student of the labels is clearly above it.
+    noise = np.random.default_rng(1).uniform(0.45, 0.55, len(frame))
+    frame["p1"], frame["p0"] = noise, 1.0 - noise
+    distiller = run(frame, families=("mlp",), alphas=(0.0,), max_capacity_steps=1)
+    record = distiller.result_.components.capacity
+    assert record.start_share_below_teacher < 1 - CLIMB_THRESHOLD
+    assert record.steps == () and record.stop == "reached_teacher"

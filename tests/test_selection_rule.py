@@ -110,3 +110,23 @@ def test_undefined_scores_never_win(rule):
     bad.val["ks"] = math.nan
     chosen, _ = select_student([good, bad], y, None, "ks", rule, 2.0, 0.5, 0)
     assert chosen is good
+
+
+@pytest.mark.parametrize("rule", ["smaller_if_noninferior", "best"])
+def test_a_candidate_superseded_by_its_seed_average_does_not_compete(rule):
+    from dataclasses import replace
+
+    from hpmkd.components.selection_rule import SUPERSEDED_BY
+
+    y = _labels(7)
+    start = _candidate("start", y, 1.2, 1, 50_000)
+    average = _candidate("average", y, 1.0, 2, 90_000)
+    other = _candidate("other", y, 0.8, 3, 60_000)
+    assert start.val["ks"] > average.val["ks"] > other.val["ks"]
+    chosen, _ = select_student([start, average, other], y, None, "ks", rule, 2.0, 0.01, 0)
+    assert chosen is start
+    gone = replace(start, extra={SUPERSEDED_BY: "average"})
+    chosen, decision = select_student([gone, average, other], y, None, "ks", rule, 2.0,
+                                      0.01, 0)
+    assert chosen is average and decision.top_by_validation == "average"
+    assert decision.reason.endswith("superseded by a seed average: start")

@@ -246,3 +246,48 @@ def test_encoded_rows_are_shared_and_train_the_same_tree_student():
     gc.collect()
     assert all(entry[0]() is not None for entry in students._ENCODED)
     assert not any(entry[3] is first for entry in students._ENCODED)
+
+
+# ----------------------------------------------------------------------------- seed averages
+def test_seed_average_is_the_mean_of_seeded_copies_in_a_plain_pipeline(task):
+    import pickle
+
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.pipeline import Pipeline
+
+    from hpmkd.students import N_MEMBERS, StudentSpec, fit_seed_average
+
+    params = trial_params("mlp", "small", 0, len(task["y"]), 0)
+    targets = soft_targets(task["teacher_proba"], task["y"], 2.0, 0.5)
+    model = fit_seed_average("mlp", {**params, N_MEMBERS: 3}, FEATURES, [], 7, task["X"],
+                             targets, [0, 1])
+    assert isinstance(model, Pipeline) and isinstance(model[-1], VotingClassifier)
+    members = model[-1].estimators_
+    assert [m.random_state for m in members] == [7, 8, 9]
+    # Each copy is the single student its seed gives, on the same soft targets.
+    for seed, member in zip((7, 8, 9), members, strict=True):
+        single = build_student("mlp", params, FEATURES, [], seed)
+        fit_on_soft_targets(single, task["X"], targets, [0, 1])
+        np.testing.assert_allclose(member.coefs_[0], single[-1].coefs_[0])
+        assert not hasattr(member, "_optimizer")  # training state only, not shipped
+    encoded = model[0].transform(task["X_held"])
+    mean = np.mean([m.predict_proba(encoded) for m in members], axis=0)
+    np.testing.assert_allclose(model.predict_proba(task["X_held"]), mean)
+    assert not np.allclose(members[0].predict_proba(encoded), members[1].predict_proba(encoded))
+    # A first copy fitted beforehand (the climb's start) is reused as it is, untouched.
+    start = build_student("mlp", params, FEATURES, [], 7)
+    fit_on_soft_targets(start, task["X"], targets, [0, 1])
+    reused = fit_seed_average("mlp", {**params, N_MEMBERS: 3}, FEATURES, [], 7, task["X"],
+                              targets, [0, 1], first=start)
+    assert reused[-1].estimators_[0] is not start[-1] and hasattr(start[-1], "_optimizer")
+    np.testing.assert_array_equal(reused.predict_proba(task["X_held"]),
+                                  model.predict_proba(task["X_held"]))
+    # Plain scikit-learn: the saved student needs no hpmkd class to load.
+    assert b"hpmkd" not in pickle.dumps(model)
+    with pytest.raises(ValueError, match="fit_seed_average"):
+        build_student("mlp", {**params, N_MEMBERS: 3}, FEATURES, [], 0)
+    with pytest.raises(ValueError, match="at least 2"):
+        fit_seed_average("mlp", {**params, N_MEMBERS: 1}, FEATURES, [], 0, task["X"],
+                         targets, [0, 1])
+    spec = StudentSpec("mlp", "small", 2.0, 0.5, 0, {**params, N_MEMBERS: 3})
+    assert spec.label() == "mlp-small x3 seeds T=2 a=0.5 #0"

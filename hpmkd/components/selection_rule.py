@@ -12,6 +12,9 @@ any inferior candidate is declared non-inferior stays below ``LEVEL``. Among the
 non-inferior candidates the one with the largest saving wins (ties: the higher validation
 score). A candidate trained on a subsample (a successive-halving rung) never competes
 with the same configuration trained on all rows: its only saving would be the rows.
+A candidate the capacity climb superseded by its seed average (``extra["superseded_by"]``,
+see :mod:`hpmkd.engine.climb`) does not compete: its configuration is represented by the
+average, of which it is one member.
 
 The decision record carries the numbers: margin, level, m, and for each candidate checked
 its saving, score difference and upper bound.
@@ -59,6 +62,10 @@ class SelectionDecision:
     def to_dict(self) -> dict[str, object]:
         """Plain data."""
         return dataclasses.asdict(self)
+
+
+#: Key of ``CandidateResult.extra`` naming the seed average that supersedes a candidate.
+SUPERSEDED_BY = "superseded_by"
 
 
 def score_of(result: CandidateResult, metric: str) -> float:
@@ -113,6 +120,14 @@ def select_student(
     seed : int
         Seed of the bootstrap resamples.
     """
+    pool = [c for c in candidates if not c.extra.get(SUPERSEDED_BY)]
+    if pool and len(pool) < len(candidates):
+        selected, decision = select_student(
+            pool, y_val, reference_val, metric, rule, min_saving, margin, seed
+        )
+        gone = [c.name for c in candidates if c.extra.get(SUPERSEDED_BY)]
+        note = f"; not competing, superseded by a seed average: {', '.join(gone)}"
+        return selected, dataclasses.replace(decision, reason=decision.reason + note)
     full_rows = max(c.train_rows for c in candidates)
     on_all_rows = {c.spec.key() for c in candidates if c.spec and c.train_rows == full_rows}
 
