@@ -345,7 +345,18 @@ def test_lgbm_size_model_fits_sizes_and_falls_back():
 
 
 # ----------------------------------------------------------------------------- seed averages
-def test_the_best_mlp_is_averaged_over_seeds_before_the_climb(hard, home):
+def test_the_best_mlp_is_averaged_over_seeds_before_the_climb(hard, home, monkeypatch):
+    import hpmkd.evaluate as evaluate
+
+    twin_fits = []  # seed-average members of each fit of the hard-label twin
+    real = evaluate._train_candidate
+
+    def spy(spec, ctx, source, *args, **kwargs):
+        if source == "baseline":
+            twin_fits.append(spec.params.get(N_MEMBERS, 1))
+        return real(spec, ctx, source, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "_train_candidate", spy)
     distiller = run(hard, families=("mlp",), max_capacity_steps=1)
     record = distiller.result_.components.capacity
     first = record.steps[0]
@@ -369,6 +380,13 @@ def test_the_best_mlp_is_averaged_over_seeds_before_the_climb(hard, home):
     assert distiller.best_name != record.start
     reason = distiller.summary()["details"]["selection_rule"]["reason"]
     assert f"superseded by a seed average: {record.start}" in reason
+    # The twin of an average: single-fit trials on labels, the best averaged as well.
+    assert f" x{SEED_MEMBERS} seeds " in distiller.best_name
+    twin = distiller.summary()["baseline_model"]
+    assert twin.startswith("baseline mlp-") and f" x{SEED_MEMBERS} seeds T=1 a=0 " in twin
+    # ... one average of labels, not one per twin trial (the student's search trials
+    # were single fits too).
+    assert twin_fits.count(SEED_MEMBERS) == 1 and set(twin_fits) == {1, SEED_MEMBERS}
     # Three copies cost three fits' bytes at most (the optimiser state is not shipped).
     single = df.loc[record.start, "size_bytes"]
     assert single < first["size_bytes"] <= SEED_MEMBERS * single

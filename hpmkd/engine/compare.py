@@ -16,12 +16,18 @@ import numpy as np
 from hpmkd.components.racing import PairedBootstrap
 from hpmkd.components.selection_rule import SelectionDecision, rank_key, select_student
 from hpmkd.engine.session import RunSession
-from hpmkd.evaluate import CandidateResult, TestRows, TrainingContext, score_on_test
+from hpmkd.evaluate import (
+    CandidateResult,
+    TestRows,
+    TrainingContext,
+    score_on_test,
+    uncalibrated,
+)
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
 from hpmkd.result import Difference, Verdict
 from hpmkd.results_table import metrics_dict
 from hpmkd.stop import FitInterrupted, abandonable
-from hpmkd.students import StudentSpec, sibling_trial_params
+from hpmkd.students import N_MEMBERS, StudentSpec, sibling_trial_params
 from hpmkd.teacher import Teacher
 
 #: Paired resamples of the test rows behind each verdict interval.
@@ -132,9 +138,14 @@ def _twin(session: RunSession, selected: CandidateResult) -> CandidateResult | N
     n_trials = session.config.n_trials if session.plan.adaptive else 1
     n_train = len(session.split.train)
     ctx = _twin_context(session, selected)
+    # A seed-averaged student's search trials were single fits, and only the best
+    # configuration was averaged (engine/climb.py): the twin gets the same, single-fit
+    # trials, then its best trial averaged over as many seeds.
+    members = int(spec.params.get(N_MEMBERS, 1))
     specs = []
     for trial in range(n_trials):
         params = sibling_trial_params(spec, trial, n_train, session.random_state)
+        params.pop(N_MEMBERS, None)
         specs.append(StudentSpec(spec.family, spec.capacity, 1.0, 0.0, trial, params))
     names = [f"baseline {hard.label()}" for hard in specs]
     # A candidate of the search with alpha 0 and the same family, capacity and
@@ -155,7 +166,19 @@ def _twin(session: RunSession, selected: CandidateResult) -> CandidateResult | N
         # Served from the cache exactly when the search candidate it reuses was.
         trials[i] = replace(result, spec=specs[i], source="baseline", name=names[i])
     ordered = [trials[i] for i in range(len(specs))]
-    return max(ordered, key=lambda c: rank_key(c, session.config.selection_metric))
+    best = max(ordered, key=lambda c: rank_key(c, session.config.selection_metric))
+    if members < 2 or best.spec is None:
+        return best
+    hard = best.spec
+    averaged = StudentSpec(hard.family, hard.capacity, 1.0, 0.0, hard.trial,
+                           {**hard.params, N_MEMBERS: members})
+    try:
+        # The best trial is the average's first copy (same seed, rows and labels).
+        return session.fit(averaged, ctx, source="baseline", name=f"baseline {averaged.label()}",
+                           first_member=uncalibrated(best.model))
+    except FitInterrupted:
+        session.interrupted("the hard-label twin")
+        return None
 
 
 def _same_fit(
