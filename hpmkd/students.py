@@ -266,6 +266,14 @@ def soft_targets(
     return alpha * soften(teacher_proba, temperature) + (1.0 - alpha) * onehot
 
 
+#: Rows LightGBM students sample to find their feature bins (LightGBM's default: 200,000).
+#: Binning was about 0.4 CPU s per student on nyc_flights_delay's 209,000 duplicated
+#: soft-target rows; 50,000 rows still give each of the 255 bins about 200 samples, and
+#: saved 0.16 of 1.55 CPU s per 45 x 31 fit there (docs/BENCHMARKS.md section 8,
+#: "Binning on fewer rows", for the validation figures that justify it).
+LGBM_BIN_SAMPLE = 50_000
+
+
 def build_student(
     family: str,
     params: dict[str, Any],
@@ -311,7 +319,12 @@ def build_student(
             clf = DecisionTreeClassifier(random_state=seed, **params)
         else:
             clf = LGBMClassifier(
-                random_state=seed, n_jobs=n_threads, verbose=-1, deterministic=True, **params
+                random_state=seed,
+                n_jobs=n_threads,
+                verbose=-1,
+                deterministic=True,
+                subsample_for_bin=LGBM_BIN_SAMPLE,
+                **params,
             )
     else:
         raise ValueError(f"unknown student family {family!r}")

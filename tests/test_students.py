@@ -291,3 +291,27 @@ def test_seed_average_is_the_mean_of_seeded_copies_in_a_plain_pipeline(task):
                          targets, [0, 1])
     spec = StudentSpec("mlp", "small", 2.0, 0.5, 0, {**params, N_MEMBERS: 3})
     assert spec.label() == "mlp-small x3 seeds T=2 a=0.5 #0"
+
+
+def test_lgbm_bin_sample_leaves_tables_below_it_unchanged(task):
+    """LightGBM students find their bins on LGBM_BIN_SAMPLE rows; on fewer (duplicated
+    soft-target) rows every row is used, so such students are those LightGBM's default
+    sample made: the same trees and probabilities."""
+    from lightgbm import LGBMClassifier
+
+    from hpmkd.students import LGBM_BIN_SAMPLE
+
+    targets = soft_targets(task["teacher_proba"], task["y"], 2.0, 0.7)
+    assert 2 * len(task["y"]) < LGBM_BIN_SAMPLE < LGBMClassifier().subsample_for_bin
+    params = trial_params("lgbm", "small", 0, len(task["y"]), 0)
+    fitted = []
+    for sample in (LGBM_BIN_SAMPLE, LGBMClassifier().subsample_for_bin):
+        model = build_student("lgbm", params, FEATURES, [], 0)
+        assert model.named_steps["model"].subsample_for_bin == LGBM_BIN_SAMPLE
+        model.named_steps["model"].set_params(subsample_for_bin=sample)
+        fitted.append(fit_on_soft_targets(model, task["X"], targets, [0, 1]))
+    ours, default = (m.named_steps["model"].booster_ for m in fitted)
+    assert ours.dump_model()["tree_info"] == default.dump_model()["tree_info"]
+    np.testing.assert_array_equal(
+        fitted[0].predict_proba(task["X_held"]), fitted[1].predict_proba(task["X_held"])
+    )
