@@ -145,6 +145,27 @@ def _shared_dtypes(frame: Any) -> Any:
     return out
 
 
+def _init_worker() -> None:
+    """Turn loky's memory-leak check off in this worker (runs once, when it starts).
+
+    loky measures a worker's memory after its first job and ends the worker once it has
+    grown by more than 300 MB (``_MAX_MEMORY_LEAK_SIZE``) since. Here that growth is no
+    leak: a later wave hands the worker a larger training context (all rows after the
+    halving subsample), so on large tables loky ended and restarted workers again and
+    again, each new one importing the libraries and reading the context once more (up to
+    five worker processes per 1,000,000-row run). What a worker keeps is bounded by design
+    (:data:`_WORKER_CONTEXTS_KEEP` contexts, the encodings memo of
+    :mod:`hpmkd.evaluate`); without the check loky still collects garbage (``gc.collect``)
+    at most once a second between jobs.
+    """
+    from joblib.externals.loky import process_executor
+
+    # A module global read by loky's worker loop at every job (loky 3.x of joblib 1.x);
+    # tests/test_parallel.py checks that it is still there and off in our workers.
+    if hasattr(process_executor, "_USE_PSUTIL"):
+        process_executor._USE_PSUTIL = False
+
+
 def _train_in_worker(job: Job, path: str) -> tuple[CandidateResult, int]:
     """One job in a loky worker; also returns the worker's pid (tests check it is gone)."""
     return _train_jobs([job], _worker_context(path))[0], os.getpid()
@@ -253,7 +274,9 @@ class Executor:
 
             # The run's own workers (not loky's process-wide reusable pool): killing them
             # on a stop must not touch another run's (two app sessions in one process).
-            self._pool = ProcessPoolExecutor(max_workers=self.n_jobs, env=dict(_WORKER_ENV))
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.n_jobs, env=dict(_WORKER_ENV), initializer=_init_worker
+            )
         pool = self._pool
         # At most two jobs per worker are handed to loky at a time, the next when one
         # ends: so many fit in loky's call queue (2 x workers + 1), a worker finds its next
