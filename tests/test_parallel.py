@@ -236,3 +236,33 @@ def test_a_student_with_text_columns_is_the_same_size_from_a_worker():
     assert [r.size_bytes for r in pooled] == [r.size_bytes for r in here]
     for a, b in zip(here, pooled, strict=True):
         np.testing.assert_array_equal(a.val_proba, b.val_proba)
+
+
+_HELD: list[bytes] = []
+
+
+def _grow_and_pid(n_bytes: int) -> int:
+    # Written bytes (not a zeroed buffer the kernel maps lazily), kept alive after the job:
+    # what loky's leak check would take for a leak. Longer than its 1 s check delay.
+    import os
+    import time
+
+    _HELD.append(b"\x01" * n_bytes)
+    time.sleep(1.2)
+    return os.getpid()
+
+
+def test_a_worker_that_grows_between_jobs_is_not_restarted():
+    # loky ends a worker whose memory grew by more than 300 MB after its first job (its
+    # leak check); a larger training context in a later wave did that on large tables,
+    # and every new worker re-imported the libraries and re-read the context.
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    from hpmkd.parallel import _init_worker
+
+    pool = ProcessPoolExecutor(max_workers=1, initializer=_init_worker)
+    try:
+        pids = [pool.submit(_grow_and_pid, n).result() for n in (0, 400_000_000, 0)]
+    finally:
+        pool.shutdown(wait=True, kill_workers=True)
+    assert len(set(pids)) == 1
