@@ -16,6 +16,7 @@ rows, megabytes) is written once per run to a temporary file that each worker re
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import shutil
@@ -107,21 +108,29 @@ _WORKER_ENV = {
 
 
 # In a loky worker: the training contexts read from their files, newest last (a run
-# alternates between at most a few: the halving subsample, all rows, a chain's subsample).
+# alternates between at most a few: the halving subsample, all rows, a chain's subsample,
+# the hard-label twin's rows).
 _WORKER_CONTEXTS: list[tuple[str, TrainingContext]] = []
-_WORKER_CONTEXTS_KEEP = 2
+#: Contexts a worker keeps. One: a context and the encodings of its rows (the memos of
+#: hpmkd.students and hpmkd.evaluate die with its frames) go before the next one is read,
+#: so a worker never holds two copies of the rows (on 1,000,000 x 50 a context is about
+#: 390 MB, its encoded training rows 256 MB more); a context needed again is read again.
+_WORKER_CONTEXTS_KEEP = 1
 
 
 def _worker_context(path: str) -> TrainingContext:
-    """The context stored at ``path``, read once per worker process."""
+    """The context stored at ``path``, read once per worker process while it is the
+    newest (see :data:`_WORKER_CONTEXTS_KEEP`)."""
     for stored, ctx in _WORKER_CONTEXTS:
         if stored == path:
             return ctx
+    # Drop the oldest before reading, not after: the peak is then one context fewer.
+    del _WORKER_CONTEXTS[: max(0, len(_WORKER_CONTEXTS) - _WORKER_CONTEXTS_KEEP + 1)]
+    gc.collect()  # the encodings memos hold their frames weakly: free them now
     with open(path, "rb") as handle:
         ctx = pickle.load(handle)  # written by this run's Executor (_context_file)
     ctx = replace(ctx, X_train=_shared_dtypes(ctx.X_train), X_val=_shared_dtypes(ctx.X_val))
     _WORKER_CONTEXTS.append((path, ctx))
-    del _WORKER_CONTEXTS[:-_WORKER_CONTEXTS_KEEP]
     return ctx
 
 
