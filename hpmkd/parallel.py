@@ -10,8 +10,10 @@ On loky, every job is its own task and results come back as they finish, so a st
 request (:mod:`hpmkd.stop`) is noticed within :data:`~hpmkd.stop.POLL_S` seconds: the wave
 returns the finished jobs (:class:`~hpmkd.stop.WaveInterrupted`) and the busy workers are
 killed, so they do not burn the cores while the run finishes. The training context (the
-rows, megabytes) is written once per run to a temporary file that each worker reads once
-(:func:`_worker_context`), instead of being pickled into every task.
+rows, megabytes) is written once per run to a temporary file that each worker reads when
+a wave first needs it (:func:`_worker_context`; a worker keeps one context), instead of
+being pickled into every task. The workers run without loky's memory-leak restarts
+(:func:`_init_worker`).
 """
 
 from __future__ import annotations
