@@ -456,7 +456,8 @@ def text_as_objects(X: pd.DataFrame) -> pd.DataFrame:
     text = [c for c in X.columns if isinstance(X[c].dtype, pd.StringDtype)]
     if not text:
         return X
-    out = X.copy()
+    # Shallow: the text columns are replaced below, the others are shared, not copied.
+    out = X.copy(deep=False)
     for col in text:
         series = X[col]
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
