@@ -20,6 +20,7 @@ compare, not the wall seconds.
     python bench/scale.py                          # nyc_flights_delay and us_census_fertility
     python bench/scale.py --table nyc --repeats 3  # medians of three
     python bench/scale.py --table million          # 1,000,000 x 50 synthetic
+    python bench/scale.py --table million --synthetic-rows 500000
     python bench/scale.py --parallel off           # force sequential training (or ``on``)
     python bench/scale.py --set n_trials=2         # any HPMConfig override
 
@@ -56,8 +57,11 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data"
 MARK = "SCALE-RESULT "
 
 
-def load_table(name: str, data_dir: Path) -> tuple[Any, Any]:
-    """The table's features and 0/1 target (``million``: make_classification, 50 columns)."""
+def load_table(
+    name: str, data_dir: Path, synthetic_rows: int = 1_000_000
+) -> tuple[Any, Any]:
+    """The table's features and 0/1 target (``million``: make_classification, 50 columns,
+    ``synthetic_rows`` rows)."""
     import pandas as pd
 
     from bench.common import load_real
@@ -66,7 +70,9 @@ def load_table(name: str, data_dir: Path) -> tuple[Any, Any]:
         return load_real(data_dir / TABLES[name])
     from sklearn.datasets import make_classification
 
-    X, y = make_classification(n_samples=1_000_000, n_features=50, n_informative=15, random_state=3)
+    X, y = make_classification(
+        n_samples=synthetic_rows, n_features=50, n_informative=15, random_state=3
+    )
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])], copy=False)
     return frame, pd.Series(y, name="target")
 
@@ -117,16 +123,19 @@ def split(X: Any, y: Any) -> dict[str, Any]:
     return {"X_train": X_train, "y_train": y_train, "distill": distill, "test": test}
 
 
-def parallel_choice(parallel: str, n_rows: int, config: Any) -> tuple[Any, str]:
+def parallel_choice(
+    parallel: str, n_rows: int, n_features: int, config: Any
+) -> tuple[Any, str]:
     """``config`` with ``use_parallel`` as ``--parallel`` asks and a sentence saying why.
 
     ``auto`` is the command line's choice (:func:`hpmkd.parallel.auto_parallel` on the
-    table's rows before the split and the config's ``n_jobs``); ``off``/``on`` force it.
+    table's rows before the split, its features and the config's ``n_jobs``);
+    ``off``/``on`` force it.
     """
     if parallel == "auto":
         from hpmkd.parallel import auto_parallel
 
-        on, why = auto_parallel(n_rows, config.n_jobs)
+        on, why = auto_parallel(n_rows, n_features, config.n_jobs)
     else:
         on, why = parallel == "on", f"parallel training {parallel} (--parallel {parallel})"
     return config.with_updates(use_parallel=on), why
@@ -292,7 +301,11 @@ class RssSampler:
 
 
 def child(
-    table: str, data_dir: Path, settings: dict[str, str], parallel: str = "auto"
+    table: str,
+    data_dir: Path,
+    settings: dict[str, str],
+    parallel: str = "auto",
+    synthetic_rows: int = 1_000_000,
 ) -> dict[str, Any]:
     """One repeat: load, split, fit the teacher (timed), distill (timed), score."""
     import resource
@@ -303,7 +316,7 @@ def child(
     load_before = os.getloadavg()[0]
     with RssSampler() as rss:
         rss.stage("load")
-        X, y = load_table(table, data_dir)
+        X, y = load_table(table, data_dir, synthetic_rows)
         rss.stage("split")
         parts = split(X, y)
         del X, y
@@ -315,7 +328,10 @@ def child(
         fit_cpu = time.process_time() - cpu
         parts = {"teacher": teacher, "distill": parts["distill"], "test": parts["test"]}
         n_rows = len(parts["distill"]) + len(parts["test"])
-        config, parallel_why = parallel_choice(parallel, n_rows, HPMConfig.from_dict(settings))
+        n_features = parts["test"].shape[1] - 1  # all columns but the target
+        config, parallel_why = parallel_choice(
+            parallel, n_rows, n_features, HPMConfig.from_dict(settings)
+        )
         with tempfile.TemporaryDirectory() as home:
             fresh_home(Path(home))
             rss.stage("dataset")
@@ -371,6 +387,7 @@ def run_child(table: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run one repeat in a fresh interpreter and read its result line."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", table]
     cmd += ["--data", str(args.data), "--parallel", args.parallel]
+    cmd += ["--synthetic-rows", str(args.synthetic_rows)]
     for item in args.settings:
         cmd += ["--set", item]
     env = dict(os.environ)
@@ -433,12 +450,17 @@ def main() -> None:
         default="auto",
         help="parallel training: the command line's automatic choice (default), off or on",
     )
+    parser.add_argument(
+        "--synthetic-rows", type=int, default=1_000_000,
+        help="rows of the generated table (--table million; default 1,000,000)",
+    )
     parser.add_argument("--json", type=Path, help="also write every repeat's result here")
     parser.add_argument("--child", choices=list(TABLES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     settings = dict(s.split("=", 1) for s in args.settings)
     if args.child:
-        print(MARK + json.dumps(child(args.child, args.data, settings, args.parallel)), flush=True)
+        result = child(args.child, args.data, settings, args.parallel, args.synthetic_rows)
+        print(MARK + json.dumps(result), flush=True)
         return
     tables = ["nyc", "census"] if args.table == "both" else [args.table]
     everything = []

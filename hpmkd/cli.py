@@ -437,7 +437,7 @@ def _distill_cold(
         # Both cores where it pays; the config default itself stays off (specification).
         from hpmkd.parallel import auto_parallel
 
-        on, why = auto_parallel(dataset.n_rows, config.n_jobs)
+        on, why = auto_parallel(dataset.n_rows, dataset.n_features, config.n_jobs)
         if on:
             config = distiller.config = config.with_updates(use_parallel=True)
             if not args.quiet:

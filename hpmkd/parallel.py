@@ -41,18 +41,34 @@ from hpmkd.students import StudentSpec
 #: be run to the end on a quiet machine yet (docs/BENCHMARKS.md, issue 12 section).
 AUTO_PARALLEL_MIN_ROWS = 50_000
 
+#: Values (rows x features) above which the automatic choice stays sequential: every
+#: worker process reads its own copy of the training rows and encodes it, so the workers
+#: add memory in proportion to the table. Measured with bench/scale.py (the run's process
+#: and its two workers together, sampled; docs/BENCHMARKS.md section 8, "Memory and the
+#: automatic choice"): 2,815 MiB on 500,000 x 50 (25 million values), just within 3 GB
+#: (2,861 MiB), and 4,319 MiB on 1,000,000 x 50 (2,422 MiB without the workers). The bound
+#: sits below 25 million because the sampler can miss peaks shorter than 0.1 s.
+AUTO_PARALLEL_MAX_VALUES = 20_000_000
 
-def auto_parallel(n_rows: int, n_jobs: int, cores: int | None = None) -> tuple[bool, str]:
-    """Whether a run of ``n_rows`` rows should train in parallel, and why.
+
+def auto_parallel(
+    n_rows: int, n_features: int, n_jobs: int, cores: int | None = None
+) -> tuple[bool, str]:
+    """Whether a run on a table of ``n_rows`` x ``n_features`` should train in parallel.
 
     Parallel training pays once candidate fits take longer than starting the workers and
     shipping the rows to them; :data:`AUTO_PARALLEL_MIN_ROWS` is where that is expected
-    (provisional, see its comment). It needs at least two workers and two cores.
+    (provisional, see its comment). It needs at least two workers and two cores, and a
+    table of at most :data:`AUTO_PARALLEL_MAX_VALUES` values: above, the workers' copies
+    of the rows would take the run's memory beyond 3 GB, so one process trains (asking
+    for ``use_parallel`` explicitly still uses the workers).
 
     Parameters
     ----------
     n_rows : int
         Rows of the table (before the split).
+    n_features : int
+        Feature columns of the table.
     n_jobs : int
         Worker processes the run would use (``HPMConfig.n_jobs``).
     cores : int, optional
@@ -77,8 +93,16 @@ def auto_parallel(n_rows: int, n_jobs: int, cores: int | None = None) -> tuple[b
         return False, (
             f"parallel training off (auto): {n_rows:,} rows, below {AUTO_PARALLEL_MIN_ROWS:,}"
         )
+    values = n_rows * n_features
+    if values > AUTO_PARALLEL_MAX_VALUES:
+        return False, (
+            f"parallel training off (auto): {n_rows:,} rows x {n_features:,} features = "
+            f"{values:,} values, above {AUTO_PARALLEL_MAX_VALUES:,}: each worker process "
+            "would hold its own copy of the rows and take the run's memory beyond 3 GB"
+        )
     return True, (
-        f"parallel training on (auto): {n_rows:,} rows, at least {AUTO_PARALLEL_MIN_ROWS:,}; "
+        f"parallel training on (auto): {n_rows:,} rows, at least {AUTO_PARALLEL_MIN_ROWS:,}, "
+        f"and {values:,} values, at most {AUTO_PARALLEL_MAX_VALUES:,}; "
         f"{workers} worker processes"
     )
 

@@ -407,12 +407,13 @@ def hpm_available() -> bool:
 
 
 def with_auto_parallel(
-    config: HPMConfig, n_rows: int, method: str, auto: bool = True
+    config: HPMConfig, n_rows: int, n_features: int, method: str, auto: bool = True
 ) -> tuple[HPMConfig, str]:
     """The config a run starts with when the app picks parallel training by data size.
 
     With ``auto`` and ``use_parallel`` left off, an hpm run on a table of at least
-    :data:`hpmkd.parallel.AUTO_PARALLEL_MIN_ROWS` rows trains in parallel (with the
+    :data:`hpmkd.parallel.AUTO_PARALLEL_MIN_ROWS` rows and at most
+    :data:`hpmkd.parallel.AUTO_PARALLEL_MAX_VALUES` values trains in parallel (with the
     server's worker count); a config that already asks for parallel training, a legacy
     run, or ``auto=False`` keep the config as it is.
 
@@ -421,6 +422,8 @@ def with_auto_parallel(
     config : HPMConfig
     n_rows : int
         Rows of the dataset.
+    n_features : int
+        Feature columns of the dataset.
     method : str
         The resolved method (``hpm`` or ``legacy``).
     auto : bool, default True
@@ -433,7 +436,7 @@ def with_auto_parallel(
     """
     if config.use_parallel or method != "hpm" or not auto:
         return config, ""
-    on, why = auto_parallel(n_rows, config.n_jobs)
+    on, why = auto_parallel(n_rows, n_features, config.n_jobs)
     return (config.with_updates(use_parallel=True) if on else config), why
 
 

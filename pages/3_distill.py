@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from hpmkd import choose_method
+from hpmkd.parallel import AUTO_PARALLEL_MAX_VALUES, AUTO_PARALLEL_MIN_ROWS
 from hpmkd_app import (
     configform,
     jobs,
@@ -47,11 +48,14 @@ if dataset is not None and config is not None:
         resolved, reason = method, f"{method}: chosen explicitly"
     auto = st.checkbox(
         "Choose parallel training by data size", value=True, key="w_auto_parallel",
-        help="Large tables train two candidates at a time on both cores, even when "
-        "Parallel training is off on the Configure page (switching it on there always wins).",
+        help=f"Large tables (from {AUTO_PARALLEL_MIN_ROWS:,} rows up to "
+        f"{AUTO_PARALLEL_MAX_VALUES:,} values, rows x features) "
+        "train two candidates at a time on both cores, even when Parallel training is off "
+        "on the Configure page (switching it on there always wins). Larger tables train in "
+        "one process: each worker would hold its own copy of the rows.",
     )
     config, parallel_note = configform.with_auto_parallel(
-        config, dataset.n_rows, resolved, auto
+        config, dataset.n_rows, dataset.n_features, resolved, auto
     )
     expected = jobs.expected_candidates(resolved, config)
     grid = f" · {expected} grid candidates" if expected else ""
