@@ -130,3 +130,71 @@ def test_a_candidate_superseded_by_its_seed_average_does_not_compete(rule):
                                       0.01, 0)
     assert chosen is average and decision.top_by_validation == "average"
     assert decision.reason.endswith("superseded by a seed average: start")
+
+
+def _mlp(members: int = 1, trial: int = 0) -> StudentSpec:
+    params = {"hidden_layer_sizes": (64,), **({"n_members": members} if members > 1 else {})}
+    return StudentSpec("mlp", "large", 4.0, 0.5, trial, params)
+
+
+def _just_above(base: CandidateResult, y: np.ndarray, name: str, spec: StudentSpec,
+                size: int) -> CandidateResult:
+    """A candidate whose validation KS is a little above ``base``'s: the same scores with
+    a little noise (searched over noise seeds)."""
+    for seed in range(500):
+        jitter = np.random.default_rng(seed).normal(scale=0.02, size=len(y))
+        score = np.clip(base.val_proba[:, 1] + jitter, 0, 1)
+        proba = np.column_stack([1 - score, score])
+        ks = compute_metrics(y, proba)["ks"]
+        if base.val["ks"] < ks < base.val["ks"] + 0.01:
+            return CandidateResult(
+                name=name, source="config", spec=spec, val=compute_metrics(y, proba),
+                fit_seconds=0.0, size_bytes=size, latency_ms_1k=1.0, val_proba=proba,
+                train_rows=1000,
+            )
+    raise AssertionError("no noise seed put the candidate just above")
+
+
+def test_a_single_fit_not_clearly_above_the_seed_average_is_set_aside():
+    y = _labels(11)
+    average = _candidate("average", y, 1.2, 1, 120_000, spec=_mlp(members=3))
+    lucky = _just_above(average, y, "lucky", _mlp(trial=1), 77_000)
+    tied = replace_val(_candidate("tied", y, 1.2, 1, 77_000, spec=_mlp(trial=2)), average)
+    weaker = _candidate("weaker", y, 0.5, 3, 77_000, spec=_mlp(trial=3))
+    candidates = [lucky, average, tied, weaker]
+    # The plain arg-max takes the single fit above the average.
+    chosen, _ = select_student(candidates, y, None, "ks", "best", 2.0, 0.01, 0)
+    assert chosen is lucky
+    chosen, decision = _select(candidates, y)
+    assert chosen is average and decision.top_by_validation == "average"
+    aside = {e["name"]: e for e in decision.set_aside}
+    assert set(aside) == {"lucky", "tied"}  # a tie is not clearly above either
+    assert aside["lucky"]["share_average_below"] < 0.9
+    assert aside["lucky"]["val"] > aside["lucky"]["average_val"] == average.val["ks"]
+    for text in ("set aside", "lucky", "tied", "the average below it in", "paired resamples"):
+        assert text in decision.reason
+
+
+def test_a_single_fit_clearly_above_the_seed_average_still_competes():
+    y = _labels(12)
+    average = _candidate("average", y, 0.6, 1, 120_000, spec=_mlp(members=3))
+    strong = _candidate("strong", y, 2.5, 2, 77_000, spec=_mlp(trial=1))
+    chosen, decision = _select([average, strong], y)
+    assert chosen is strong and decision.set_aside == ()
+    assert "set aside" not in decision.reason
+
+
+def test_only_single_fits_of_the_averaged_family_are_set_aside():
+    y = _labels(13)
+    average = _candidate("average", y, 1.2, 1, 120_000, spec=_mlp(members=3))
+    tree_spec = StudentSpec("lgbm", "large", 1.0, 0.5, 0, {"n_estimators": 45})
+    lgbm = _just_above(average, y, "lgbm", tree_spec, 77_000)
+    chosen, decision = _select([average, lgbm], y)
+    assert chosen is lgbm and decision.set_aside == ()
+
+
+def replace_val(result: CandidateResult, like: CandidateResult) -> CandidateResult:
+    """``result`` with ``like``'s validation probabilities and metrics (a tie)."""
+    from dataclasses import replace
+
+    return replace(result, val=dict(like.val), val_proba=like.val_proba.copy())
