@@ -457,6 +457,11 @@ def fit_on_soft_targets(
     every row keeps at least one copy, so the categories learned are the same, and the
     means and scales are those of the rows rather than of their copies.
     """
+    final = model.steps[-1][1]
+    if isinstance(final, MLPClassifier):
+        present = _mlp_soft_classes(final, targets)
+        if present is not None:
+            return _fit_mlp_soft(model, X, targets, classes, present)
     n_rows, n_classes = targets.shape
     row_index = np.tile(np.arange(n_rows), n_classes)
     class_index = np.repeat(np.arange(n_classes), n_rows)
@@ -465,7 +470,6 @@ def fit_on_soft_targets(
     labels = np.asarray(classes)[class_index[keep]]
     rows = row_index[keep]
     weights = weights[keep]
-    final = model.steps[-1][1]
     prep_name, prep = model.steps[0]
     split = len(model.steps) == 2 and isinstance(prep, ColumnTransformer)
     if split:
@@ -510,6 +514,113 @@ def fit_on_soft_targets(
         # which would also record it among LightGBM's "other" parameters).
         final.n_jobs = 1
         final.booster_.params["num_threads"] = 1
+    return model
+
+
+# Soft targets of MLP students, without duplicating rows. For sklearn's MLP the loss of a
+# row with target distribution t equals that of its weighted copies ((x, class c, w=t_c)
+# for every c): binary_log_loss and log_loss take xlogy of the target, which may be a
+# probability, and the output delta is ``proba - target`` (sigmoid + binary cross-entropy,
+# softmax + cross-entropy). Only the target validation (``_validate_input``: a
+# LabelBinarizer and a cast to bool) needs the labels to be hard, so the fit sees the
+# soft targets through an instance attribute that stands in for it during the fit.
+_MLP_INPUT_HOOK = "_validate_input"
+#: Classes with no target above this are left out, as the duplicated copies were.
+_MIN_TARGET = 1e-6
+
+
+def _mlp_soft_classes(final: MLPClassifier, targets: np.ndarray) -> np.ndarray | None:
+    """The target columns an MLP learns from soft targets (the classes some row has
+    weight on), or ``None`` when the row-duplicating path is used: hard labels (one
+    copy per row there already), fewer than two such classes, fewer rows than classes,
+    or options whose code reads the targets as labels (early stopping's validation
+    split, warm start's class check)."""
+    if np.all((targets == 0.0) | (targets == 1.0)):
+        # Hard labels: the duplicating path keeps one copy per row (nothing to save),
+        # and hard-label students stay exactly as before.
+        return None
+    present = np.flatnonzero(targets.max(axis=0) > _MIN_TARGET)
+    if len(present) < 2 or targets.shape[0] < len(present):
+        return None
+    if final.early_stopping or final.warm_start:
+        return None
+    return present
+
+
+@contextmanager
+def _mlp_soft_input(final: MLPClassifier, soft: np.ndarray, values: np.ndarray) -> Iterator[None]:
+    """During the fit, let ``final`` learn the class distribution ``soft`` (rows x the
+    classes ``values``, in that order) in place of the labels it is given.
+
+    sklearn's own ``_validate_input`` checks the rows and fits the label binarizer (so
+    ``classes_``, ``out_activation_`` and ``n_outputs_`` are what hard labels of these
+    classes give: logistic output for two classes, softmax for more); the instance
+    attribute then returns the soft targets as a float matrix in ``classes_`` order (one
+    column, the second class, for two classes), of the rows' dtype (float32 rows stay
+    float32). The attribute is removed after the fit: the student is a plain
+    ``MLPClassifier``.
+    """
+    method = getattr(final, _MLP_INPUT_HOOK)
+
+    def soft_input(X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, np.ndarray]:
+        X, _ = method(X, y, incremental, reset)
+        fitted = final._label_binarizer.classes_
+        order = [int(np.flatnonzero(values == c)[0]) for c in fitted]
+        target = soft[:, order[1:]] if len(order) == 2 else soft[:, order]
+        return X, np.ascontiguousarray(target, dtype=X.dtype)
+
+    setattr(final, _MLP_INPUT_HOOK, soft_input)
+    try:
+        yield
+    finally:
+        final.__dict__.pop(_MLP_INPUT_HOOK, None)
+
+
+def _fit_mlp_soft(
+    model: Pipeline,
+    X: pd.DataFrame,
+    targets: np.ndarray,
+    classes: list[Any],
+    present: np.ndarray,
+) -> Pipeline:
+    """:func:`fit_on_soft_targets` for an MLP student: one row per row, its target the
+    class distribution (see :func:`_mlp_soft_input`), no sample weights.
+
+    The same preprocessing as the duplicating path (fitted once on the rows,
+    :func:`encode_rows`), one seeded shuffle of the rows (the MLP is built with
+    ``shuffle=False``) and float32 rows for numeric-only students. With ``lbfgs`` (full
+    batch) the fit equals the duplicated-copies fit to rounding; with minibatches an
+    epoch is half the rows (binary), so half the gradient steps of a duplicated epoch
+    for the same ``batch_size``.
+    """
+    final = model.steps[-1][1]
+    values = np.asarray(classes)[present]
+    soft = targets[:, present]
+    n_rows = soft.shape[0]
+    # Labels for sklearn's own input check: every class at least once, so its label
+    # binarizer learns them all; the fit itself learns from ``soft``.
+    labels = np.resize(values, n_rows)
+    prep_name, prep = model.steps[0]
+    split = len(model.steps) == 2 and isinstance(prep, ColumnTransformer)
+    if split:
+        fitted, encoded = encode_rows(prep, X)
+        model.steps[0] = (prep_name, fitted)
+        X_rows: Any = encoded
+    else:
+        X_rows = X
+    order = np.random.default_rng(final.random_state).permutation(n_rows)
+    soft = soft[order]
+    if is_numeric_only(model):
+        X_rows = X_rows.astype(np.float32)
+    X_rows = X_rows[order] if split else X_rows.iloc[order]
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check_stop()
+        with _mlp_epoch_check(final), _mlp_soft_input(final, soft, values):
+            if split:
+                final.fit(X_rows, labels)
+            else:
+                model.fit(X_rows, labels)
     return model
 
 
