@@ -153,11 +153,18 @@ _TRIAL_SPACE: dict[str, dict[str, list[Any]]] = {
     "mlp": {"learning_rate_init": [0.005, 0.01, 0.002], "alpha": [1e-4, 1e-3]},
 }
 
-# MLP epochs shrink with the (duplicated) training rows so a fit costs about the same
-# number of sample passes whatever the data size. The budget is compared with half and
-# double on validation rows only (bench/defaults.py; docs/HPM.md, "Why these defaults").
+# MLP epochs shrink with the training rows so a fit costs about the same number of
+# sample passes whatever the data size. The budget is compared with half and double on
+# validation rows only (bench/defaults.py; docs/HPM.md, "Why these defaults"). It was set
+# when soft targets duplicated every row (two weighted copies per row, binary), and it
+# still counts those copies: a row with its class distribution stands for its copies, so
+# the epochs are the same and a batch of _MLP_BATCH_ROWS rows is the former batch of
+# 1,024 copies. The fits take as many gradient steps as before on half the rows' work;
+# on validation (out-of-fold) that kept or raised the KS where half the steps (batches
+# of 1,024 rows) lost on case b (docs/BENCHMARKS.md section 8, "MLP soft targets").
 _MLP_SAMPLE_PASSES = 500_000
 _MLP_EPOCHS = (10, 40)
+_MLP_BATCH_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -214,7 +221,8 @@ def trial_params(family: str, capacity: str, trial: int, n_rows: int, seed: int)
         params.update(chosen)
         epochs = _MLP_SAMPLE_PASSES // max(2 * n_rows, 1)
         params["max_iter"] = int(min(max(epochs, _MLP_EPOCHS[0]), _MLP_EPOCHS[1]))
-        params["batch_size"] = int(min(1024, max(n_rows, 1)))
+        # Two steps per epoch below 1,024 rows, as the former 1,024-copy batches gave.
+        params["batch_size"] = int(min(_MLP_BATCH_ROWS, max((n_rows + 1) // 2, 1)))
     else:
         params.update(chosen)
     return params
