@@ -5,7 +5,9 @@ scikit-learn and LightGBM classes, so a saved student loads and predicts where h
 installed. It is trained on soft targets by duplicating each training row once per class
 with ``sample_weight`` equal to that class's target probability; minimising the weighted
 log-loss of these rows is minimising the cross-entropy to the soft targets, for every
-family alike.
+family alike. MLP students minimise the same cross-entropy on the rows themselves, each
+with its class distribution as target (scikit-learn's MLP loss and gradient take a
+probability target; see :func:`_fit_mlp_soft`): half the rows to pass over (binary).
 
 Soft target of a row: ``alpha * softmax(log(p_teacher) / T) + (1 - alpha) * onehot(y)``.
 ``alpha = 1`` learns only from the teacher, ``alpha = 0`` only from the labels (the
@@ -460,6 +462,8 @@ def fit_on_soft_targets(
 
     Rows are duplicated once per class with that class's probability as sample weight;
     zero-weight copies are dropped (hard labels give back exactly the original rows).
+    MLP students with soft targets are not duplicated: they learn each row's class
+    distribution directly (:func:`_fit_mlp_soft`; the same loss and gradients).
     The preprocessing step of a :func:`build_student` pipeline is fitted on the rows
     themselves, once (see :func:`encode_rows`), and the encoded rows are duplicated:
     every row keeps at least one copy, so the categories learned are the same, and the
