@@ -602,8 +602,8 @@ def _fit_mlp_soft(
     :func:`encode_rows`), one seeded shuffle of the rows (the MLP is built with
     ``shuffle=False``) and float32 rows for numeric-only students. With ``lbfgs`` (full
     batch) the fit equals the duplicated-copies fit to rounding; with minibatches an
-    epoch is half the rows (binary), so half the gradient steps of a duplicated epoch
-    for the same ``batch_size``.
+    epoch passes over half as many rows (binary) and :func:`trial_params` halves the
+    batch, so the fit takes as many gradient steps as the duplicated one did.
     """
     final = model.steps[-1][1]
     values = np.asarray(classes)[present]
