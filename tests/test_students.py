@@ -418,3 +418,40 @@ def test_mlp_hard_labels_train_as_before():
     np.testing.assert_array_equal(model[-1].coefs_[0], before.coefs_[0])
     np.testing.assert_array_equal(model.predict_proba(X), before.predict_proba(
         model[0].transform(X)))
+
+
+def test_one_hot_fit_without_counting_is_scikit_learns_capped_fit():
+    """encode_rows fits a OneHotEncoder whose columns have at most ``max_categories``
+    levels without the cap (no counting of every value) and puts the cap back: the
+    fitted preprocessing is the one scikit-learn's own fit gives, attribute by attribute,
+    and encodes the same; a column over the cap takes scikit-learn's own fit."""
+    import pickle
+
+    from sklearn.base import clone
+
+    from hpmkd.safe_load import load_model_bytes
+    from hpmkd.students import _fit_prep
+
+    rng = np.random.default_rng(9)
+    n = 3000
+    X = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "city": rng.choice(["a", "b", None], size=n),
+            "flag": rng.choice(["yes", "no"], size=n),
+            "many": rng.choice([f"k{i}" for i in range(45)], size=n),
+        }
+    )
+    for categorical in (["city", "flag"], ["city", "flag", "many"]):
+        prep = build_student("mlp", {"hidden_layer_sizes": (4,)}, ["x"], categorical, 0)[0]
+        ours, encoded = _fit_prep(prep, X)
+        theirs = clone(prep).fit(X)
+        np.testing.assert_array_equal(encoded, theirs.transform(X))
+        a, b = ours.named_transformers_["cat"], theirs.named_transformers_["cat"]
+        assert {k: repr(v) for k, v in vars(a).items()} == {
+            k: repr(v) for k, v in vars(b).items()
+        }
+        assert ours.get_params()["cat"].max_categories == 30
+        assert (a.infrequent_categories_[-1] is not None) == ("many" in categorical)
+        loaded = load_model_bytes(pickle.dumps(ours), "prep.pkl")
+        np.testing.assert_array_equal(loaded.transform(X), encoded)
