@@ -5,7 +5,9 @@ scikit-learn and LightGBM classes, so a saved student loads and predicts where h
 installed. It is trained on soft targets by duplicating each training row once per class
 with ``sample_weight`` equal to that class's target probability; minimising the weighted
 log-loss of these rows is minimising the cross-entropy to the soft targets, for every
-family alike.
+family alike. MLP students minimise the same cross-entropy on the rows themselves, each
+with its class distribution as target (scikit-learn's MLP loss and gradient take a
+probability target; see :func:`_fit_mlp_soft`): half the rows to pass over (binary).
 
 Soft target of a row: ``alpha * softmax(log(p_teacher) / T) + (1 - alpha) * onehot(y)``.
 ``alpha = 1`` learns only from the teacher, ``alpha = 0`` only from the labels (the
@@ -153,11 +155,18 @@ _TRIAL_SPACE: dict[str, dict[str, list[Any]]] = {
     "mlp": {"learning_rate_init": [0.005, 0.01, 0.002], "alpha": [1e-4, 1e-3]},
 }
 
-# MLP epochs shrink with the (duplicated) training rows so a fit costs about the same
-# number of sample passes whatever the data size. The budget is compared with half and
-# double on validation rows only (bench/defaults.py; docs/HPM.md, "Why these defaults").
+# MLP epochs shrink with the training rows so a fit costs about the same number of
+# sample passes whatever the data size. The budget is compared with half and double on
+# validation rows only (bench/defaults.py; docs/HPM.md, "Why these defaults"). It was set
+# when soft targets duplicated every row (two weighted copies per row, binary), and it
+# still counts those copies: a row with its class distribution stands for its copies, so
+# the epochs are the same and a batch of _MLP_BATCH_ROWS rows is the former batch of
+# 1,024 copies. The fits take as many gradient steps as before on half the rows' work;
+# on validation (out-of-fold) that kept or raised the KS where half the steps (batches
+# of 1,024 rows) lost on case b (docs/BENCHMARKS.md section 8, "MLP soft targets").
 _MLP_SAMPLE_PASSES = 500_000
 _MLP_EPOCHS = (10, 40)
+_MLP_BATCH_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -214,7 +223,8 @@ def trial_params(family: str, capacity: str, trial: int, n_rows: int, seed: int)
         params.update(chosen)
         epochs = _MLP_SAMPLE_PASSES // max(2 * n_rows, 1)
         params["max_iter"] = int(min(max(epochs, _MLP_EPOCHS[0]), _MLP_EPOCHS[1]))
-        params["batch_size"] = int(min(1024, max(n_rows, 1)))
+        # Two steps per epoch below 1,024 rows, as the former 1,024-copy batches gave.
+        params["batch_size"] = int(min(_MLP_BATCH_ROWS, max((n_rows + 1) // 2, 1)))
     else:
         params.update(chosen)
     return params
@@ -422,6 +432,61 @@ def _prep_key(prep: ColumnTransformer) -> tuple:
     return tuple(parts), repr(prep.remainder), prep.verbose_feature_names_out
 
 
+def _fit_prep(prep: ColumnTransformer, X: pd.DataFrame) -> tuple[ColumnTransformer, Any]:
+    """A clone of ``prep`` fitted on ``X``, and ``X`` transformed.
+
+    A ``OneHotEncoder`` with ``max_categories`` counts every category's rows to find the
+    infrequent ones, in a Python loop over the values of text columns (about 0.35 of
+    0.5 CPU s per fit on us_census_fertility's 163,000 rows). With no more categories
+    than ``max_categories`` in any of its columns it groups none, so it is first fitted
+    without the cap, and when scikit-learn's own categories confirm that no column
+    exceeds it, the cap and the "nothing infrequent" state that scikit-learn's capped fit
+    sets are put back: the same fitted encoder (``tests/test_students.py`` compares it
+    with scikit-learn's fit attribute by attribute). Otherwise it is fitted as given.
+    """
+    fitted = clone(prep)
+    capped = {
+        name: step.max_categories
+        for name, step, columns in fitted.transformers
+        if isinstance(step, OneHotEncoder)
+        and step.max_categories is not None
+        and step.min_frequency is None
+        # pandas counts distinct values in C; a column over the cap is grouped.
+        and all(X[c].nunique(dropna=True) <= step.max_categories for c in columns)
+    }
+    for name, step, _ in fitted.transformers:
+        if name in capped:
+            step.set_params(max_categories=None)
+    encoded = fitted.fit_transform(X)
+    grouped = False
+    for name, step, _ in fitted.transformers:
+        if name in capped:
+            step.set_params(max_categories=capped[name])
+    for name, step in fitted.named_transformers_.items():
+        if name not in capped:
+            continue
+        n_categories = [
+            len(cats) - int(any(_is_missing(c) for c in cats)) for cats in step.categories_
+        ]
+        grouped = grouped or max(n_categories, default=0) > capped[name]
+        step.set_params(max_categories=capped[name])
+        # The state scikit-learn's capped fit leaves when no category is infrequent
+        # (OneHotEncoder._fit_infrequent_category_mapping).
+        step._infrequent_enabled = True
+        step._infrequent_indices = [None] * len(step.categories_)
+        step._default_to_infrequent_mappings = [None] * len(step.categories_)
+    if grouped:
+        fitted = clone(prep)
+        encoded = fitted.fit_transform(X)
+    return fitted, encoded
+
+
+def _is_missing(value: Any) -> bool:
+    """Whether a category is a missing value (``None`` or NaN), as scikit-learn's
+    encoders treat it: not counted against ``max_categories``."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def encode_rows(prep: ColumnTransformer, X: pd.DataFrame) -> tuple[ColumnTransformer, np.ndarray]:
     """``prep`` fitted on ``X`` (a copy of it) and ``X`` transformed.
 
@@ -435,8 +500,7 @@ def encode_rows(prep: ColumnTransformer, X: pd.DataFrame) -> tuple[ColumnTransfo
     kept = _ENCODINGS.get((X,), key)
     if kept is not None:
         return copy.deepcopy(kept[0]), kept[1]
-    fitted = clone(prep)
-    encoded = fitted.fit_transform(X)
+    fitted, encoded = _fit_prep(prep, X)
     if isinstance(encoded, np.ndarray):
         _ENCODINGS.put((X,), key, fitted, encoded)
     return copy.deepcopy(fitted), encoded
@@ -452,11 +516,18 @@ def fit_on_soft_targets(
 
     Rows are duplicated once per class with that class's probability as sample weight;
     zero-weight copies are dropped (hard labels give back exactly the original rows).
+    MLP students with soft targets are not duplicated: they learn each row's class
+    distribution directly (:func:`_fit_mlp_soft`; the same loss and gradients).
     The preprocessing step of a :func:`build_student` pipeline is fitted on the rows
     themselves, once (see :func:`encode_rows`), and the encoded rows are duplicated:
     every row keeps at least one copy, so the categories learned are the same, and the
     means and scales are those of the rows rather than of their copies.
     """
+    final = model.steps[-1][1]
+    if isinstance(final, MLPClassifier):
+        present = _mlp_soft_classes(final, targets)
+        if present is not None:
+            return _fit_mlp_soft(model, X, targets, classes, present)
     n_rows, n_classes = targets.shape
     row_index = np.tile(np.arange(n_rows), n_classes)
     class_index = np.repeat(np.arange(n_classes), n_rows)
@@ -465,7 +536,6 @@ def fit_on_soft_targets(
     labels = np.asarray(classes)[class_index[keep]]
     rows = row_index[keep]
     weights = weights[keep]
-    final = model.steps[-1][1]
     prep_name, prep = model.steps[0]
     split = len(model.steps) == 2 and isinstance(prep, ColumnTransformer)
     if split:
@@ -510,6 +580,113 @@ def fit_on_soft_targets(
         # which would also record it among LightGBM's "other" parameters).
         final.n_jobs = 1
         final.booster_.params["num_threads"] = 1
+    return model
+
+
+# Soft targets of MLP students, without duplicating rows. For sklearn's MLP the loss of a
+# row with target distribution t equals that of its weighted copies ((x, class c, w=t_c)
+# for every c): binary_log_loss and log_loss take xlogy of the target, which may be a
+# probability, and the output delta is ``proba - target`` (sigmoid + binary cross-entropy,
+# softmax + cross-entropy). Only the target validation (``_validate_input``: a
+# LabelBinarizer and a cast to bool) needs the labels to be hard, so the fit sees the
+# soft targets through an instance attribute that stands in for it during the fit.
+_MLP_INPUT_HOOK = "_validate_input"
+#: Classes with no target above this are left out, as the duplicated copies were.
+_MIN_TARGET = 1e-6
+
+
+def _mlp_soft_classes(final: MLPClassifier, targets: np.ndarray) -> np.ndarray | None:
+    """The target columns an MLP learns from soft targets (the classes some row has
+    weight on), or ``None`` when the row-duplicating path is used: hard labels (one
+    copy per row there already), fewer than two such classes, fewer rows than classes,
+    or options whose code reads the targets as labels (early stopping's validation
+    split, warm start's class check)."""
+    if np.all((targets == 0.0) | (targets == 1.0)):
+        # Hard labels: the duplicating path keeps one copy per row (nothing to save),
+        # and hard-label students stay exactly as before.
+        return None
+    present = np.flatnonzero(targets.max(axis=0) > _MIN_TARGET)
+    if len(present) < 2 or targets.shape[0] < len(present):
+        return None
+    if final.early_stopping or final.warm_start:
+        return None
+    return present
+
+
+@contextmanager
+def _mlp_soft_input(final: MLPClassifier, soft: np.ndarray, values: np.ndarray) -> Iterator[None]:
+    """During the fit, let ``final`` learn the class distribution ``soft`` (rows x the
+    classes ``values``, in that order) in place of the labels it is given.
+
+    sklearn's own ``_validate_input`` checks the rows and fits the label binarizer (so
+    ``classes_``, ``out_activation_`` and ``n_outputs_`` are what hard labels of these
+    classes give: logistic output for two classes, softmax for more); the instance
+    attribute then returns the soft targets as a float matrix in ``classes_`` order (one
+    column, the second class, for two classes), of the rows' dtype (float32 rows stay
+    float32). The attribute is removed after the fit: the student is a plain
+    ``MLPClassifier``.
+    """
+    method = getattr(final, _MLP_INPUT_HOOK)
+
+    def soft_input(X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, np.ndarray]:
+        X, _ = method(X, y, incremental, reset)
+        fitted = final._label_binarizer.classes_
+        order = [int(np.flatnonzero(values == c)[0]) for c in fitted]
+        target = soft[:, order[1:]] if len(order) == 2 else soft[:, order]
+        return X, np.ascontiguousarray(target, dtype=X.dtype)
+
+    setattr(final, _MLP_INPUT_HOOK, soft_input)
+    try:
+        yield
+    finally:
+        final.__dict__.pop(_MLP_INPUT_HOOK, None)
+
+
+def _fit_mlp_soft(
+    model: Pipeline,
+    X: pd.DataFrame,
+    targets: np.ndarray,
+    classes: list[Any],
+    present: np.ndarray,
+) -> Pipeline:
+    """:func:`fit_on_soft_targets` for an MLP student: one row per row, its target the
+    class distribution (see :func:`_mlp_soft_input`), no sample weights.
+
+    The same preprocessing as the duplicating path (fitted once on the rows,
+    :func:`encode_rows`), one seeded shuffle of the rows (the MLP is built with
+    ``shuffle=False``) and float32 rows for numeric-only students. With ``lbfgs`` (full
+    batch) the fit equals the duplicated-copies fit to rounding; with minibatches an
+    epoch passes over half as many rows (binary) and :func:`trial_params` halves the
+    batch, so the fit takes as many gradient steps as the duplicated one did.
+    """
+    final = model.steps[-1][1]
+    values = np.asarray(classes)[present]
+    soft = targets[:, present]
+    n_rows = soft.shape[0]
+    # Labels for sklearn's own input check: every class at least once, so its label
+    # binarizer learns them all; the fit itself learns from ``soft``.
+    labels = np.resize(values, n_rows)
+    prep_name, prep = model.steps[0]
+    split = len(model.steps) == 2 and isinstance(prep, ColumnTransformer)
+    if split:
+        fitted, encoded = encode_rows(prep, X)
+        model.steps[0] = (prep_name, fitted)
+        X_rows: Any = encoded
+    else:
+        X_rows = X
+    order = np.random.default_rng(final.random_state).permutation(n_rows)
+    soft = soft[order]
+    if is_numeric_only(model):
+        X_rows = X_rows.astype(np.float32)
+    X_rows = X_rows[order] if split else X_rows.iloc[order]
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check_stop()
+        with _mlp_epoch_check(final), _mlp_soft_input(final, soft, values):
+            if split:
+                final.fit(X_rows, labels)
+            else:
+                model.fit(X_rows, labels)
     return model
 
 

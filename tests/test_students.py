@@ -315,3 +315,143 @@ def test_lgbm_bin_sample_leaves_tables_below_it_unchanged(task):
     np.testing.assert_array_equal(
         fitted[0].predict_proba(task["X_held"]), fitted[1].predict_proba(task["X_held"])
     )
+
+
+# ----------------------------------------------------------------------------- MLP soft targets
+def _soft_frame(n: int, n_classes: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows with a text column (so the students train in float64) and soft targets."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, 4)), columns=["a", "b", "c", "d"])
+    X["kind"] = rng.choice(["u", "v", "w"], size=n)
+    logits = X[["a", "b", "c"]].to_numpy()[:, :n_classes] * 1.5
+    targets = soften(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), 1.0)
+    if n_classes == 2:
+        targets = np.column_stack([targets[:, 0], 1 - targets[:, 0]])
+    return X, targets
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_mlp_soft_targets_equal_the_fit_on_weighted_copies(n_classes):
+    """Full-batch (lbfgs) training on one row per row with its class distribution as
+    target is the fit on the rows duplicated once per class with the probabilities as
+    sample weights (the former way), to rounding: logistic output for two classes,
+    softmax for three."""
+    from sklearn.neural_network import MLPClassifier
+
+    from hpmkd.students import encode_rows
+
+    X, targets = _soft_frame(500, n_classes, seed=4)
+    # Target columns in another order than the fitted classes_ (sorted).
+    classes = ["yes", "no"] if n_classes == 2 else ["z", "x", "y"]
+    params = {"hidden_layer_sizes": (8,), "solver": "lbfgs", "max_iter": 30, "alpha": 1e-3}
+    model = build_student("mlp", params, ["a", "b", "c", "d"], ["kind"], seed=3)
+    fit_on_soft_targets(model, X, targets, classes)
+    final = model[-1]
+    assert type(final) is MLPClassifier and "_validate_input" not in vars(final)
+    assert list(final.classes_) == sorted(classes)
+    assert final.out_activation_ == ("logistic" if n_classes == 2 else "softmax")
+    # The reference: the weighted copies, fitted by plain scikit-learn.
+    reference = build_student("mlp", params, ["a", "b", "c", "d"], ["kind"], seed=3)
+    encoded = encode_rows(reference[0], X)[1]
+    n = len(X)
+    copies = MLPClassifier(random_state=3, shuffle=False, **params).fit(
+        np.tile(encoded, (n_classes, 1)),
+        np.repeat(classes, n),
+        sample_weight=targets.T.ravel(),
+    )
+    held, _ = _soft_frame(200, n_classes, seed=5)
+    ours = model.predict_proba(held)
+    theirs = copies.predict_proba(model[0].transform(held))
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-8)
+    # ... and the soft targets matter: the hard labels give another model.
+    hard = np.eye(n_classes)[targets.argmax(axis=1)]
+    labelled = build_student("mlp", params, ["a", "b", "c", "d"], ["kind"], seed=3)
+    fit_on_soft_targets(labelled, X, hard, classes)
+    assert np.abs(labelled.predict_proba(held) - ours).max() > 0.01
+
+
+def test_mlp_soft_student_sees_each_row_once_and_loads_restricted(tmp_path):
+    """Minibatch training passes each row once per epoch (not once per class), and the
+    student is a plain MLPClassifier that the restricted loader admits."""
+    import joblib
+    from sklearn.neural_network import MLPClassifier
+
+    from hpmkd.safe_load import load_model_file
+
+    X, targets = _soft_frame(700, 2, seed=6)
+    X = X.drop(columns="kind")  # numeric only: trained in float32
+    params = trial_params("mlp", "small", 0, len(X), 0)
+    model = build_student("mlp", params, ["a", "b", "c", "d"], [], seed=0)
+    fit_on_soft_targets(model, X, targets, [0, 1])
+    final = model[-1]
+    assert type(final) is MLPClassifier
+    assert not {"_validate_input", "_update_no_improvement_count"} & set(vars(final))
+    assert final.t_ == len(X) * final.n_iter_
+    assert final.coefs_[0].dtype == np.float32
+    path = tmp_path / "student.joblib"
+    joblib.dump(model, path)
+    loaded = load_model_file(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_mlp_hard_labels_train_as_before():
+    """Hard labels keep the former path: the rows in one seeded order, unit weights."""
+    from sklearn.neural_network import MLPClassifier
+
+    X, targets = _soft_frame(600, 3, seed=8)
+    X = X.drop(columns="kind")
+    hard = np.eye(3)[targets.argmax(axis=1)]
+    classes = ["x", "y", "z"]
+    params = trial_params("mlp", "small", 1, len(X), 0)
+    model = build_student("mlp", params, ["a", "b", "c", "d"], [], seed=2)
+    fit_on_soft_targets(model, X, hard, classes)
+    # The former code: each row's copy of its class, in class-major order, then one
+    # seeded shuffle.
+    rows = np.concatenate([np.flatnonzero(hard[:, c]) for c in range(3)])
+    labels = np.repeat(classes, hard.sum(axis=0).astype(int))
+    order = np.random.default_rng(2).permutation(len(X))
+    encoded = model[0].transform(X).astype(np.float32)[rows[order]]
+    before = MLPClassifier(random_state=2, shuffle=False, **params)
+    with pytest.warns(Warning):  # the epoch budget ends before convergence
+        before.fit(encoded, labels[order], sample_weight=np.ones(len(X)))
+    np.testing.assert_array_equal(model[-1].coefs_[0], before.coefs_[0])
+    np.testing.assert_array_equal(model.predict_proba(X), before.predict_proba(
+        model[0].transform(X)))
+
+
+def test_one_hot_fit_without_counting_is_scikit_learns_capped_fit():
+    """encode_rows fits a OneHotEncoder whose columns have at most ``max_categories``
+    levels without the cap (no counting of every value) and puts the cap back: the
+    fitted preprocessing is the one scikit-learn's own fit gives, attribute by attribute,
+    and encodes the same; a column over the cap takes scikit-learn's own fit."""
+    import pickle
+
+    from sklearn.base import clone
+
+    from hpmkd.safe_load import load_model_bytes
+    from hpmkd.students import _fit_prep
+
+    rng = np.random.default_rng(9)
+    n = 3000
+    X = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "city": rng.choice(["a", "b", None], size=n),
+            "flag": rng.choice(["yes", "no"], size=n),
+            "many": rng.choice([f"k{i}" for i in range(45)], size=n),
+        }
+    )
+    for categorical in (["city", "flag"], ["city", "flag", "many"]):
+        prep = build_student("mlp", {"hidden_layer_sizes": (4,)}, ["x"], categorical, 0)[0]
+        ours, encoded = _fit_prep(prep, X)
+        theirs = clone(prep).fit(X)
+        np.testing.assert_array_equal(encoded, theirs.transform(X))
+        a, b = ours.named_transformers_["cat"], theirs.named_transformers_["cat"]
+        assert {k: repr(v) for k, v in vars(a).items()} == {
+            k: repr(v) for k, v in vars(b).items()
+        }
+        assert ours.get_params()["cat"].max_categories == 30
+        assert (a.infrequent_categories_[-1] is not None) == ("many" in categorical)
+        loaded = load_model_bytes(pickle.dumps(ours), "prep.pkl")
+        np.testing.assert_array_equal(loaded.transform(X), encoded)
