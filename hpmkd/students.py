@@ -528,6 +528,13 @@ def fit_on_soft_targets(
         present = _mlp_soft_classes(final, targets)
         if present is not None:
             return _fit_mlp_soft(model, X, targets, classes, present)
+    prep_name, prep = model.steps[0]
+    split = len(model.steps) == 2 and isinstance(prep, ColumnTransformer)
+    if split and isinstance(final, LGBMClassifier) and _soft_binary(targets):
+        fitted, encoded = encode_rows(prep, X)
+        model.steps[0] = (prep_name, fitted)
+        _fit_lgbm_cross_entropy(final, encoded, targets, classes)
+        return model
     n_rows, n_classes = targets.shape
     row_index = np.tile(np.arange(n_rows), n_classes)
     class_index = np.repeat(np.arange(n_classes), n_rows)
@@ -536,8 +543,6 @@ def fit_on_soft_targets(
     labels = np.asarray(classes)[class_index[keep]]
     rows = row_index[keep]
     weights = weights[keep]
-    prep_name, prep = model.steps[0]
-    split = len(model.steps) == 2 and isinstance(prep, ColumnTransformer)
     if split:
         fitted, encoded = encode_rows(prep, X)
         model.steps[0] = (prep_name, fitted)
@@ -688,6 +693,53 @@ def _fit_mlp_soft(
             else:
                 model.fit(X_rows, labels)
     return model
+
+
+def _soft_binary(targets: np.ndarray) -> bool:
+    """Whether ``targets`` are two-class targets with at least one fractional row."""
+    return targets.shape[1] == 2 and bool(np.any((targets[:, 1] > 0) & (targets[:, 1] < 1)))
+
+
+def _fit_lgbm_cross_entropy(
+    final: LGBMClassifier, encoded: np.ndarray, targets: np.ndarray, classes: list[Any]
+) -> None:
+    """Fit a LightGBM student on two-class soft targets without duplicating its rows.
+
+    LightGBM's ``cross_entropy`` objective takes labels in [0, 1]: per row, its gradient
+    ``sigmoid(score) - p`` and hessian ``s (1 - s)`` are those of the two weighted copies
+    the other families get (weights ``1 - p`` and ``p``), so the same model is learned
+    from half the rows, and the raw score maps to a probability by the same sigmoid as
+    the ``binary`` objective. ``LGBMClassifier.fit`` would take soft labels for classes,
+    so the classifier's own label bookkeeping is set here as its ``fit`` sets it (for
+    the student's two classes) and the booster is trained by ``LGBMModel.fit``: the
+    result is a plain ``LGBMClassifier`` (objective ``cross_entropy``) whose
+    ``predict_proba`` and ``predict`` behave as usual. Min-child counts are of rows:
+    a leaf holding ``k`` rows held ``2 k`` copies, so ``min_child_samples`` is halved to
+    keep the duplicated fit's model (rounded up).
+    """
+    from lightgbm.compat import _LGBMLabelEncoder
+    from lightgbm.sklearn import LGBMModel
+
+    encoder = _LGBMLabelEncoder().fit(np.asarray(classes))
+    positive = list(classes).index(encoder.classes_[1])
+    final.set_params(
+        objective="cross_entropy",
+        min_child_samples=-(-final.get_params()["min_child_samples"] // 2),
+    )
+    final._le = encoder
+    final._class_map = dict(
+        zip(encoder.classes_, encoder.transform(encoder.classes_), strict=True)
+    )
+    final._classes = encoder.classes_
+    final._n_classes = len(encoder.classes_)
+    final._objective = "cross_entropy"
+    label = np.ascontiguousarray(targets[:, positive], dtype=np.float64)
+    with threadpool_limits(limits=1):
+        check_stop()
+        LGBMModel.fit(final, encoded, label, callbacks=[_lgbm_check_stop])
+    if final.n_jobs != 1:
+        final.n_jobs = 1
+        final.booster_.params["num_threads"] = 1
 
 
 def _lgbm_check_stop(env: Any) -> None:
