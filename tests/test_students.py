@@ -32,6 +32,7 @@ def task(make_frame, fit_teacher):
         "X": train[FEATURES],
         "y": train["target"].to_numpy(),
         "X_held": held[FEATURES],
+        "y_held": held["target"].to_numpy(),
         "teacher_proba": teacher.predict_proba(train[FEATURES]),
         "teacher": teacher,
     }
@@ -205,13 +206,19 @@ def test_string_labels_are_the_fitted_students_classes(task, family):
     assert np.allclose(reversed_order, proba[:, ::-1])
 
 
-def test_encoded_rows_are_shared_and_train_the_same_tree_student():
+def test_encoded_rows_are_shared_and_train_the_same_tree_student(monkeypatch):
     # Text columns are encoded once per training frame and kind of preprocessing, then
     # duplicated for the soft targets; a tree student learns exactly what it learned
-    # from encoding the duplicated rows itself (same categories, same codes).
+    # from encoding the duplicated rows itself (same categories, same codes). (Two-class
+    # LightGBM students skip the duplication, see the cross_entropy tests below; the
+    # duplicating path is forced here, as multi-class students and the other families
+    # take it.)
     from sklearn.base import clone
 
+    from hpmkd import students
     from hpmkd.students import encode_rows
+
+    monkeypatch.setattr(students, "_soft_binary", lambda targets: False)
 
     rng = np.random.default_rng(3)
     n = 500
@@ -239,8 +246,6 @@ def test_encoded_rows_are_shared_and_train_the_same_tree_student():
     np.testing.assert_allclose(shared.predict_proba(raw), direct.predict_proba(raw))
     # Nothing is held once the training frame is gone.
     import gc
-
-    from hpmkd import students
 
     del X, raw
     gc.collect()
@@ -455,3 +460,115 @@ def test_one_hot_fit_without_counting_is_scikit_learns_capped_fit():
         assert (a.infrequent_categories_[-1] is not None) == ("many" in categorical)
         loaded = load_model_bytes(pickle.dumps(ours), "prep.pkl")
         np.testing.assert_array_equal(loaded.transform(X), encoded)
+
+
+def _lgbm_pair(task, targets, classes, monkeypatch, extra=None):
+    """The same LightGBM student fitted on ``targets`` twice: through cross_entropy on
+    the rows (today's path) and through the rows duplicated per class (forced)."""
+    from hpmkd import students
+
+    params = {**trial_params("lgbm", "small", 0, len(task["y"]), 0), **(extra or {})}
+    through_entropy = fit_on_soft_targets(
+        build_student("lgbm", params, FEATURES, [], 0), task["X"], targets, classes
+    )
+    with monkeypatch.context() as patch:
+        patch.setattr(students, "_soft_binary", lambda targets: False)
+        duplicated = fit_on_soft_targets(
+            build_student("lgbm", params, FEATURES, [], 0), task["X"], targets, classes
+        )
+    return through_entropy, duplicated
+
+
+@pytest.mark.parametrize("classes", [[0, 1], ["yes", "no"]])
+def test_lgbm_soft_targets_through_cross_entropy_learn_the_duplicated_rows_model(
+    task, classes, monkeypatch
+):
+    """Two-class soft targets train a LightGBM student on the rows themselves (objective
+    cross_entropy): per row its gradient and hessian are those of the two weighted copies,
+    so with nothing counted in rows (one row per leaf and bin allowed) it is the model the
+    duplicated rows make, to rounding, for the classes in any order. Eight trees: later
+    ones can part at a near-tie between two splits, as the histogram sums of the rows and
+    of their copies round differently (on these 400 rows the 20th tree did)."""
+    from lightgbm import LGBMClassifier
+
+    targets = soft_targets(task["teacher_proba"], task["y"], 2.0, 0.7)
+    if classes[0] == "yes":
+        targets = targets[:, ::-1]
+    exact = {"min_child_samples": 1, "min_data_in_bin": 1, "n_estimators": 8}
+    ours, duplicated = _lgbm_pair(task, targets, classes, monkeypatch, exact)
+    final = ours.named_steps["model"]
+    assert type(final) is LGBMClassifier
+    assert final.objective == "cross_entropy"
+    assert duplicated.named_steps["model"].objective is None
+    assert final.booster_.num_trees() == duplicated.named_steps["model"].booster_.num_trees()
+    assert list(ours.classes_) == sorted(classes) == list(duplicated.classes_)
+    held = task["X_held"]
+    np.testing.assert_allclose(ours.predict_proba(held), duplicated.predict_proba(held),
+                               atol=1e-6)
+    np.testing.assert_array_equal(ours.predict(held), duplicated.predict(held))
+    # The soft targets, not the labels, were learned: the hard-label student differs.
+    hard = fit_on_soft_targets(
+        build_student("lgbm", {**trial_params("lgbm", "small", 0, 400, 0), **exact},
+                      FEATURES, [], 0),
+        task["X"], np.eye(2)[task["y"]], [0, 1],
+    )
+    assert hard.named_steps["model"].objective is None
+    assert np.abs(hard.predict_proba(held)[:, 1] - ours.predict_proba(held)[:, 1]).max() > 0.05
+    # With the default min_child_samples (halved: counted in rows, not in copies) and bins,
+    # LightGBM's counts estimated from hessians round differently, and the trees part
+    # sooner: the same quality, not the same model. Held-out cross-entropy to the held
+    # rows' soft targets (measured: 0.4558 through cross_entropy, 0.4550 duplicated).
+    ours, duplicated = _lgbm_pair(task, targets, classes, monkeypatch)
+    assert ours.named_steps["model"].min_child_samples == 10
+    assert duplicated.named_steps["model"].min_child_samples == 20
+    held_targets = soft_targets(task["teacher"].predict_proba(held), task["y_held"], 2.0, 0.7)
+    if classes[0] == "yes":
+        held_targets = held_targets[:, ::-1]
+    losses = [
+        -np.mean(np.sum(held_targets * np.log(proba_in_class_order(m, held, classes)), axis=1))
+        for m in (ours, duplicated)
+    ]
+    assert abs(losses[0] - losses[1]) < 0.005
+
+
+def test_lgbm_cross_entropy_student_is_a_plain_classifier_for_the_restricted_loader(task):
+    """The exported student passes the restricted loader and predicts the same after it;
+    it holds the attributes a plain LGBMClassifier fit leaves, and no others."""
+    import io
+
+    import joblib
+    from sklearn.base import clone
+
+    from hpmkd.safe_load import load_model_bytes
+
+    targets = soft_targets(task["teacher_proba"], task["y"], 2.0, 0.7)
+    params = trial_params("lgbm", "small", 0, len(task["y"]), 0)
+    model = fit_on_soft_targets(
+        build_student("lgbm", params, FEATURES, [], 0), task["X"], targets, [0, 1]
+    )
+    plain = build_student("lgbm", params, FEATURES, [], 0).fit(task["X"], task["y"])
+    assert set(vars(model[-1])) == set(vars(plain[-1]))
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    loaded = load_model_bytes(buffer.getvalue(), "student.joblib")
+    held = task["X_held"]
+    np.testing.assert_array_equal(loaded.predict_proba(held), model.predict_proba(held))
+    np.testing.assert_array_equal(loaded.predict(held), model.predict(held))
+    # A clone refits as a plain classifier on hard labels (cross_entropy takes 0/1 too).
+    refit = clone(model).fit(task["X"], task["y"])
+    assert np.mean(refit.predict(held) == plain.predict(held)) > 0.9
+
+
+def test_lgbm_multiclass_soft_targets_keep_duplicated_rows(make_frame, fit_teacher):
+    """Three classes: cross_entropy is two-class only, so the rows are duplicated."""
+    frame = make_frame(n_rows=300, n_classes=3, seed=5)
+    X, y = frame[FEATURES], frame["target"].to_numpy()
+    proba = fit_teacher(X, y, n_estimators=20).predict_proba(X)
+    targets = soft_targets(proba, y, 2.0, 0.7)
+    model = fit_on_soft_targets(
+        build_student("lgbm", trial_params("lgbm", "small", 0, 300, 0), FEATURES, [], 0),
+        X, targets, [0, 1, 2],
+    )
+    final = model.named_steps["model"]
+    assert final.objective is None and final.min_child_samples == 20
+    assert final.booster_.num_model_per_iteration() == 3
