@@ -8,6 +8,8 @@ log-loss of these rows is minimising the cross-entropy to the soft targets, for 
 family alike. MLP students minimise the same cross-entropy on the rows themselves, each
 with its class distribution as target (scikit-learn's MLP loss and gradient take a
 probability target; see :func:`_fit_mlp_soft`): half the rows to pass over (binary).
+Two-class LightGBM students learn the same from the rows themselves too, through
+LightGBM's ``cross_entropy`` objective (:func:`_fit_lgbm_cross_entropy`).
 
 Soft target of a row: ``alpha * softmax(log(p_teacher) / T) + (1 - alpha) * onehot(y)``.
 ``alpha = 1`` learns only from the teacher, ``alpha = 0`` only from the labels (the
@@ -521,7 +523,10 @@ def fit_on_soft_targets(
     The preprocessing step of a :func:`build_student` pipeline is fitted on the rows
     themselves, once (see :func:`encode_rows`), and the encoded rows are duplicated:
     every row keeps at least one copy, so the categories learned are the same, and the
-    means and scales are those of the rows rather than of their copies.
+    means and scales are those of the rows rather than of their copies. A two-class
+    LightGBM student with fractional targets is fitted on the encoded rows themselves
+    instead (:func:`_fit_lgbm_cross_entropy`); hard targets keep the plain fit on the
+    rows, which the duplication leaves as they are.
     """
     final = model.steps[-1][1]
     if isinstance(final, MLPClassifier):
