@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -101,10 +102,16 @@ def run(frame: pd.DataFrame, teacher=None, **config) -> AutoDistiller:
     distiller = AutoDistiller(
         ds, method="hpm", config=HPMConfig(**{**FAST, **config}), random_state=42
     )
-    with mock.patch.object(AdaptiveConfigurationManager, "capacities",
-                           lambda self, n_train: ("large",)):
+    with screen_large_only():
         distiller.run()
     return distiller
+
+
+def screen_large_only() -> Any:
+    """Screening of ``large`` alone (see :data:`FAST`), as a context manager."""
+    return mock.patch.object(
+        AdaptiveConfigurationManager, "capacities", lambda self, n_train: ("large",)
+    )
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import numpy as np
 
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
 from tests.conftest import fit_lgbm_teacher, make_classification_frame
-from tests.test_capacity_climb import FAST, oracle_frame
+from tests.test_capacity_climb import FAST, oracle_frame, screen_large_only
 
 VOLATILE = ("fit_seconds", "latency_ms_1k", "from_cache")
 
@@ -71,7 +71,8 @@ def test_poisoned_test_labels_change_no_step_of_the_capacity_climb():
         )
         config = HPMConfig(**{**FAST, "use_cache": False, "max_capacity_steps": 2})
         distiller = AutoDistiller(ds, method="hpm", config=config, random_state=42)
-        distiller.run()
+        with screen_large_only():
+            distiller.run()
         runs.append(distiller)
     clean, dirty = (r.result_.components.capacity for r in runs)
     assert clean.steps, clean.stop_reason  # the climb really trained rungs
