@@ -266,3 +266,44 @@ def test_a_worker_that_grows_between_jobs_is_not_restarted():
     finally:
         pool.shutdown(wait=True, kill_workers=True)
     assert len(set(pids)) == 1
+
+
+class _Cycle:
+    """An object in a reference cycle: freed only by the garbage collector."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_worker_context_is_frozen_and_still_freed_when_replaced(dataset, tmp_path):
+    # A worker's context is out of the collector's sight while it is the newest (loky's
+    # collection once a second visited every text value of it), and given back to the
+    # collector when the next context is read: a cycle inside the old one is freed.
+    import gc
+    import pickle
+    import weakref
+
+    import hpmkd.parallel as parallel
+
+    ctx = context(dataset, n_threads=1)
+    ctx.X_train.attrs["cycle"] = _Cycle()
+    first, second = tmp_path / "first.pkl", tmp_path / "second.pkl"
+    first.write_bytes(pickle.dumps(ctx))
+    ctx.X_train.attrs.clear()
+    second.write_bytes(pickle.dumps(ctx))
+    saved = list(parallel._WORKER_CONTEXTS)
+    try:
+        parallel._WORKER_CONTEXTS.clear()
+        loaded = parallel._worker_context(str(first))
+        assert gc.get_freeze_count() > 0
+        # Frozen: not among the objects the collector visits.
+        assert all(o is not loaded for o in gc.get_objects())
+        cycle = weakref.ref(loaded.X_train.attrs["cycle"])
+        del loaded
+        gc.collect()
+        assert cycle() is not None  # kept: its context is still the worker's
+        parallel._worker_context(str(second))
+        assert cycle() is None
+    finally:
+        gc.unfreeze()
+        parallel._WORKER_CONTEXTS[:] = saved
