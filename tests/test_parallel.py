@@ -307,3 +307,31 @@ def test_a_worker_context_is_frozen_and_still_freed_when_replaced(dataset, tmp_p
     finally:
         gc.unfreeze()
         parallel._WORKER_CONTEXTS[:] = saved
+
+
+def test_loky_trains_the_full_rows_rung_in_one_wave(dataset, monkeypatch):
+    # Nothing is decided between the rung-1 fits of successive halving and loky keeps the
+    # finished fits of a stopped wave: they go to the workers together, so none is left
+    # to train alone after an executor-sized wave (here one job per wave otherwise).
+    import hpmkd.engine.session as session_module
+    import hpmkd.engine.train as train_module
+
+    monkeypatch.setattr(session_module, "HALVING_MIN_ROWS", 300)
+    monkeypatch.setattr(train_module, "HALVING_MIN_ROWS", 300)
+    monkeypatch.setattr(Executor, "batch_size", property(lambda self: 1))
+    waves: list[tuple[int, int, set]] = []
+    original = Executor.run
+
+    def recording(self, jobs, ctx):
+        waves.append((len(jobs), len(ctx.y_train), {j.kwargs.get("source") for j in jobs}))
+        return original(self, jobs, ctx)
+
+    monkeypatch.setattr(Executor, "run", recording)
+    config = HPMConfig(**{**SMALL, "max_configs": 6}, use_parallel=True, n_jobs=2)
+    d = AutoDistiller(dataset, method="hpm", config=config, random_state=42)
+    d.run()
+    halving = d.result_.components.halving
+    n_train = d.result_.split_sizes["train"]
+    assert halving.enabled and halving.rung1_trials >= 2
+    rung1 = [n for n, rows, sources in waves if rows == n_train and sources == {"config"}]
+    assert rung1 == [halving.rung1_trials]
