@@ -266,3 +266,72 @@ def test_a_worker_that_grows_between_jobs_is_not_restarted():
     finally:
         pool.shutdown(wait=True, kill_workers=True)
     assert len(set(pids)) == 1
+
+
+class _Cycle:
+    """An object in a reference cycle: freed only by the garbage collector."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_worker_context_is_frozen_and_still_freed_when_replaced(dataset, tmp_path):
+    # A worker's context is out of the collector's sight while it is the newest (loky's
+    # collection once a second visited every text value of it), and given back to the
+    # collector when the next context is read: a cycle inside the old one is freed.
+    import gc
+    import pickle
+    import weakref
+
+    import hpmkd.parallel as parallel
+
+    ctx = context(dataset, n_threads=1)
+    ctx.X_train.attrs["cycle"] = _Cycle()
+    first, second = tmp_path / "first.pkl", tmp_path / "second.pkl"
+    first.write_bytes(pickle.dumps(ctx))
+    ctx.X_train.attrs.clear()
+    second.write_bytes(pickle.dumps(ctx))
+    saved = list(parallel._WORKER_CONTEXTS)
+    try:
+        parallel._WORKER_CONTEXTS.clear()
+        loaded = parallel._worker_context(str(first))
+        assert gc.get_freeze_count() > 0
+        # Frozen: not among the objects the collector visits.
+        assert all(o is not loaded for o in gc.get_objects())
+        cycle = weakref.ref(loaded.X_train.attrs["cycle"])
+        del loaded
+        gc.collect()
+        assert cycle() is not None  # kept: its context is still the worker's
+        parallel._worker_context(str(second))
+        assert cycle() is None
+    finally:
+        gc.unfreeze()
+        parallel._WORKER_CONTEXTS[:] = saved
+
+
+def test_loky_trains_the_full_rows_rung_in_one_wave(dataset, monkeypatch):
+    # Nothing is decided between the rung-1 fits of successive halving and loky keeps the
+    # finished fits of a stopped wave: they go to the workers together, so none is left
+    # to train alone after an executor-sized wave (here one job per wave otherwise).
+    import hpmkd.engine.session as session_module
+    import hpmkd.engine.train as train_module
+
+    monkeypatch.setattr(session_module, "HALVING_MIN_ROWS", 300)
+    monkeypatch.setattr(train_module, "HALVING_MIN_ROWS", 300)
+    monkeypatch.setattr(Executor, "batch_size", property(lambda self: 1))
+    waves: list[tuple[int, int, set]] = []
+    original = Executor.run
+
+    def recording(self, jobs, ctx):
+        waves.append((len(jobs), len(ctx.y_train), {j.kwargs.get("source") for j in jobs}))
+        return original(self, jobs, ctx)
+
+    monkeypatch.setattr(Executor, "run", recording)
+    config = HPMConfig(**{**SMALL, "max_configs": 6}, use_parallel=True, n_jobs=2)
+    d = AutoDistiller(dataset, method="hpm", config=config, random_state=42)
+    d.run()
+    halving = d.result_.components.halving
+    n_train = d.result_.split_sizes["train"]
+    assert halving.enabled and halving.rung1_trials >= 2
+    rung1 = [n for n, rows, sources in waves if rows == n_train and sources == {"config"}]
+    assert rung1 == [halving.rung1_trials]
