@@ -645,11 +645,8 @@ def _mlp_soft_input(final: MLPClassifier, soft: np.ndarray, values: np.ndarray) 
         target = soft[:, order[1:]] if len(order) == 2 else soft[:, order]
         return X, np.ascontiguousarray(target, dtype=X.dtype)
 
-    setattr(final, _MLP_INPUT_HOOK, soft_input)
-    try:
+    with _instance_hook(final, _MLP_INPUT_HOOK, soft_input):
         yield
-    finally:
-        final.__dict__.pop(_MLP_INPUT_HOOK, None)
 
 
 def _fit_mlp_soft(
@@ -775,11 +772,20 @@ def _mlp_epoch_check(final: Any) -> Iterator[None]:
         check_stop()
         return out
 
-    setattr(final, _MLP_EPOCH_HOOK, checked)
+    with _instance_hook(final, _MLP_EPOCH_HOOK, checked):
+        yield
+
+
+@contextmanager
+def _instance_hook(obj: Any, name: str, function: Any) -> Iterator[None]:
+    """``function`` in place of ``obj``'s method ``name`` while the block runs, as an
+    instance attribute removed afterwards (the object is then exactly as before: a
+    saved student keeps no trace of the hook)."""
+    setattr(obj, name, function)
     try:
         yield
     finally:
-        final.__dict__.pop(_MLP_EPOCH_HOOK, None)
+        obj.__dict__.pop(name, None)
 
 
 def fit_seed_average(
