@@ -468,6 +468,8 @@ def _lgbm_pair(task, targets, classes, monkeypatch, extra=None):
     from hpmkd import students
 
     params = {**trial_params("lgbm", "small", 0, len(task["y"]), 0), **(extra or {})}
+    # Small tables keep the duplicated rows (LGBM_CROSS_ENTROPY_MIN_ROWS); lifted here.
+    monkeypatch.setattr(students, "LGBM_CROSS_ENTROPY_MIN_ROWS", 0)
     through_entropy = fit_on_soft_targets(
         build_student("lgbm", params, FEATURES, [], 0), task["X"], targets, classes
     )
@@ -531,7 +533,9 @@ def test_lgbm_soft_targets_through_cross_entropy_learn_the_duplicated_rows_model
     assert abs(losses[0] - losses[1]) < 0.005
 
 
-def test_lgbm_cross_entropy_student_is_a_plain_classifier_for_the_restricted_loader(task):
+def test_lgbm_cross_entropy_student_is_a_plain_classifier_for_the_restricted_loader(
+    task, monkeypatch
+):
     """The exported student passes the restricted loader and predicts the same after it;
     it holds the attributes a plain LGBMClassifier fit leaves, and no others."""
     import io
@@ -539,7 +543,10 @@ def test_lgbm_cross_entropy_student_is_a_plain_classifier_for_the_restricted_loa
     import joblib
     from sklearn.base import clone
 
+    from hpmkd import students
     from hpmkd.safe_load import load_model_bytes
+
+    monkeypatch.setattr(students, "LGBM_CROSS_ENTROPY_MIN_ROWS", 0)
 
     targets = soft_targets(task["teacher_proba"], task["y"], 2.0, 0.7)
     params = trial_params("lgbm", "small", 0, len(task["y"]), 0)
@@ -557,6 +564,27 @@ def test_lgbm_cross_entropy_student_is_a_plain_classifier_for_the_restricted_loa
     # A clone refits as a plain classifier on hard labels (cross_entropy takes 0/1 too).
     refit = clone(model).fit(task["X"], task["y"])
     assert np.mean(refit.predict(held) == plain.predict(held)) > 0.9
+
+
+def test_lgbm_soft_targets_on_small_tables_keep_duplicated_rows(task, monkeypatch):
+    """Below LGBM_CROSS_ENTROPY_MIN_ROWS training rows the two-class soft student is the
+    duplicated rows' fit (binary objective), the same model as with cross_entropy off."""
+    from hpmkd import students
+
+    assert len(task["y"]) < students.LGBM_CROSS_ENTROPY_MIN_ROWS
+    targets = soft_targets(task["teacher_proba"], task["y"], 2.0, 0.7)
+    params = trial_params("lgbm", "small", 0, len(task["y"]), 0)
+    small = fit_on_soft_targets(
+        build_student("lgbm", params, FEATURES, [], 0), task["X"], targets, [0, 1]
+    )
+    assert small.named_steps["model"].objective is None
+    assert small.named_steps["model"].min_child_samples == 20
+    monkeypatch.setattr(students, "_soft_binary", lambda targets: False)
+    forced = fit_on_soft_targets(
+        build_student("lgbm", params, FEATURES, [], 0), task["X"], targets, [0, 1]
+    )
+    held = task["X_held"]
+    np.testing.assert_array_equal(small.predict_proba(held), forced.predict_proba(held))
 
 
 def test_lgbm_multiclass_soft_targets_keep_duplicated_rows(make_frame, fit_teacher):
