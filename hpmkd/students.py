@@ -508,6 +508,21 @@ def encode_rows(prep: ColumnTransformer, X: pd.DataFrame) -> tuple[ColumnTransfo
     return copy.deepcopy(fitted), encoded
 
 
+def _splits_preprocessing(model: Pipeline) -> bool:
+    """Whether ``model`` is a :func:`build_student` pipeline (a ``ColumnTransformer``,
+    then the classifier), whose preprocessing is fitted once on the rows themselves."""
+    return len(model.steps) == 2 and isinstance(model.steps[0][1], ColumnTransformer)
+
+
+def _encode_for(model: Pipeline, X: pd.DataFrame) -> np.ndarray:
+    """``X`` encoded by ``model``'s preprocessing, fitted on ``X`` (:func:`encode_rows`)
+    and put in place in the pipeline, so the classifier can be fitted on its own."""
+    prep_name, prep = model.steps[0]
+    fitted, encoded = encode_rows(prep, X)
+    model.steps[0] = (prep_name, fitted)
+    return encoded
+
+
 def fit_on_soft_targets(
     model: Pipeline,
     X: pd.DataFrame,
@@ -533,13 +548,10 @@ def fit_on_soft_targets(
         present = _mlp_soft_classes(final, targets)
         if present is not None:
             return _fit_mlp_soft(model, X, targets, classes, present)
-    prep_name, prep = model.steps[0]
-    split = len(model.steps) == 2 and isinstance(prep, ColumnTransformer)
+    split = _splits_preprocessing(model)
     if (split and isinstance(final, LGBMClassifier) and _soft_binary(targets)
             and len(X) >= LGBM_CROSS_ENTROPY_MIN_ROWS):
-        fitted, encoded = encode_rows(prep, X)
-        model.steps[0] = (prep_name, fitted)
-        _fit_lgbm_cross_entropy(final, encoded, targets, classes)
+        _fit_lgbm_cross_entropy(final, _encode_for(model, X), targets, classes)
         return model
     n_rows, n_classes = targets.shape
     row_index = np.tile(np.arange(n_rows), n_classes)
@@ -549,12 +561,7 @@ def fit_on_soft_targets(
     labels = np.asarray(classes)[class_index[keep]]
     rows = row_index[keep]
     weights = weights[keep]
-    if split:
-        fitted, encoded = encode_rows(prep, X)
-        model.steps[0] = (prep_name, fitted)
-        X_rep: Any = encoded
-    else:
-        X_rep = X
+    X_rep: Any = _encode_for(model, X) if split else X
     if isinstance(final, MLPClassifier):
         # One seeded shuffle instead of sklearn's per-epoch one (see build_student); the
         # copies of a row must not sit in class-sorted blocks for minibatch training.
@@ -674,14 +681,8 @@ def _fit_mlp_soft(
     # Labels for sklearn's own input check: every class at least once, so its label
     # binarizer learns them all; the fit itself learns from ``soft``.
     labels = np.resize(values, n_rows)
-    prep_name, prep = model.steps[0]
-    split = len(model.steps) == 2 and isinstance(prep, ColumnTransformer)
-    if split:
-        fitted, encoded = encode_rows(prep, X)
-        model.steps[0] = (prep_name, fitted)
-        X_rows: Any = encoded
-    else:
-        X_rows = X
+    split = _splits_preprocessing(model)
+    X_rows: Any = _encode_for(model, X) if split else X
     order = np.random.default_rng(final.random_state).permutation(n_rows)
     soft = soft[order]
     if is_numeric_only(model):

@@ -38,9 +38,9 @@ from hpmkd_app import panels
 
 #: One LightGBM configuration, no chain: phase 3 trains lgbm-large, then the climb
 #: (:func:`run` screens ``large`` alone: which of medium and large a 4,000-row screening
-#: ranks first on the hard law is a call within its noise, validation KS 0.5386 vs 0.5377
-#: since two-class LightGBM students learn through cross_entropy, 0.5325 vs 0.5428
-#: before, and these tests are about the climb, not the screening).
+#: ranks first on the hard law is a call within its noise: validation KS 0.5325 vs 0.5428
+#: on the duplicated soft-target rows, 0.5386 vs 0.5377 through cross_entropy; these tests
+#: are about the climb, not the screening).
 FAST = {
     "families": ("lgbm",),
     "max_configs": 1,
