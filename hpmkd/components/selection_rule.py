@@ -142,36 +142,56 @@ def select_student(
     seed : int
         Seed of the bootstrap resamples.
     """
-    pool = [c for c in candidates if not c.extra.get(SUPERSEDED_BY)]
-    if pool and len(pool) < len(candidates):
-        selected, decision = select_student(
-            pool, y_val, reference_val, metric, rule, min_saving, margin, seed
+    # Candidates that do not compete are left out in one filter, before the rule runs once.
+    superseded = [c for c in candidates if c.extra.get(SUPERSEDED_BY)]
+    pool = [c for c in candidates if not c.extra.get(SUPERSEDED_BY)] or list(candidates)
+    if len(pool) == len(candidates):
+        superseded = []
+    aside = (
+        [] if rule == "best"
+        else singles_not_clearly_above_average(pool, y_val, reference_val, metric, seed)
+    )
+    names = {entry["name"] for entry in aside}
+    selected, decision = _apply_rule(
+        [c for c in pool if c.name not in names],
+        y_val, reference_val, metric, rule, min_saving, margin, seed,
+    )
+    note = ""
+    if aside:
+        head = aside[0]
+        note += (
+            f"; set aside, single fits not clearly above the seed average "
+            f"{head['average']} (validation {metric} {head['average_val']:.4f}): "
+            + ", ".join(
+                f"{e['name']} {e['val']:.4f} (the average below it in "
+                f"{e['share_average_below']:.0%} of {AVERAGE_BOOT} paired resamples, "
+                f"under {CLEARLY_ABOVE:.0%})"
+                for e in aside
+            )
         )
-        gone = [c.name for c in candidates if c.extra.get(SUPERSEDED_BY)]
-        note = f"; not competing, superseded by a seed average: {', '.join(gone)}"
-        return selected, dataclasses.replace(decision, reason=decision.reason + note)
-    if rule != "best":
-        aside = singles_not_clearly_above_average(candidates, y_val, reference_val, metric, seed)
-        if aside:
-            names = [entry["name"] for entry in aside]
-            pool = [c for c in candidates if c.name not in names]
-            selected, decision = select_student(
-                pool, y_val, reference_val, metric, rule, min_saving, margin, seed
-            )
-            head = aside[0]
-            note = (
-                f"; set aside, single fits not clearly above the seed average "
-                f"{head['average']} (validation {metric} {head['average_val']:.4f}): "
-                + ", ".join(
-                    f"{e['name']} {e['val']:.4f} (the average below it in "
-                    f"{e['share_average_below']:.0%} of {AVERAGE_BOOT} paired resamples, "
-                    f"under {CLEARLY_ABOVE:.0%})"
-                    for e in aside
-                )
-            )
-            return selected, dataclasses.replace(
-                decision, reason=decision.reason + note, set_aside=tuple(aside)
-            )
+    if superseded:
+        note += (
+            "; not competing, superseded by a seed average: "
+            + ", ".join(c.name for c in superseded)
+        )
+    if not note:
+        return selected, decision
+    return selected, dataclasses.replace(
+        decision, reason=decision.reason + note, set_aside=tuple(aside)
+    )
+
+
+def _apply_rule(
+    candidates: Sequence[CandidateResult],
+    y_val: np.ndarray,
+    reference_val: np.ndarray | None,
+    metric: str,
+    rule: str,
+    min_saving: float,
+    margin: float,
+    seed: int,
+) -> tuple[CandidateResult, SelectionDecision]:
+    """The rule itself on the competing candidates (parameters of :func:`select_student`)."""
     full_rows = max(c.train_rows for c in candidates)
     on_all_rows = {c.spec.key() for c in candidates if c.spec and c.train_rows == full_rows}
 
