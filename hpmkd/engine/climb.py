@@ -362,11 +362,48 @@ def _has_hard_twin(session: RunSession, current: CandidateResult) -> bool:
     )
 
 
+def _hard_spec(spec: StudentSpec) -> StudentSpec:
+    """``spec`` on hard labels (alpha 0, T 1): the climb's hard-label start."""
+    return StudentSpec(spec.family, spec.capacity, 1.0, 0.0, spec.trial, dict(spec.params))
+
+
 def _train_hard(session: RunSession, current: CandidateResult) -> CandidateResult:
     """``current``'s configuration on hard labels (alpha 0, T 1), on all training rows."""
-    spec = current.spec
-    hard = StudentSpec(spec.family, spec.capacity, 1.0, 0.0, spec.trial, dict(spec.params))
+    hard = _hard_spec(current.spec)
     return session.fit(hard, source="climb", name=f"climb {hard.label()}")
+
+
+def first_fits(session: RunSession, starts: list[StudentSpec]) -> list[StudentSpec]:
+    """The fits the climb will most likely ask for first, were it to start from one of
+    ``starts`` (best first): the hard-label start of each that would get one.
+
+    Successive halving trains them ahead, beside its full-rows rung, in workers that
+    would otherwise wait (:meth:`~hpmkd.engine.session.RunSession.train_jobs`' ``ahead``):
+    the climb's first fit used to train alone afterwards. Only what the climb asks for
+    is used, so nothing the climb decides depends on this list; a start that gets a seed
+    average first (the MLP) or sits below the top of the screened ladder (the climb stops
+    there) is left out.
+
+    Parameters
+    ----------
+    session : RunSession
+    starts : list of StudentSpec
+        Specs about to be trained on all training rows.
+
+    Returns
+    -------
+    list of StudentSpec
+    """
+    if not session.plan.adaptive or session.config.max_capacity_steps == 0:
+        return []
+    return [
+        _hard_spec(spec)
+        for spec in starts
+        if spec.alpha > 0
+        and spec.capacity == CAPACITIES[-1]
+        and spec.family not in SEED_AVERAGE_FAMILIES
+        and spec.params.get(N_MEMBERS, 1) == 1
+    ]
 
 
 def _fill_cap(

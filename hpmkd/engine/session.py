@@ -47,6 +47,11 @@ from hpmkd.results_table import candidate_row
 from hpmkd.stop import StopRequest, WaveInterrupted
 from hpmkd.students import StudentSpec
 
+#: Families whose fits :meth:`RunSession.train_jobs` may train ahead of need, beside
+#: waves of the same families only: their models do not depend on the threads they are
+#: fitted with (LightGBM students are built ``deterministic=True``; a decision tree is
+#: single-threaded), so a fit that moves from this process to a worker is the same fit.
+AHEAD_FAMILIES = ("lgbm", "tree")
 #: Above this many training rows, successive halving trains every trial first on a
 #: stratified subsample (rung 0) of a quarter of the rows, at least this many.
 HALVING_MIN_ROWS = 50_000
@@ -141,6 +146,12 @@ class RunSession:
         # The rung-0 context of successive halving, when phase 3 used one.
         self.rung0_ctx: TrainingContext | None = None
         self._bootstraps: dict[tuple[int, int], PairedBootstrap] = {}
+        # Fits trained ahead of need, by cache key: a wave that leaves parallel workers
+        # idle takes along the fits the next decisions will most likely ask for
+        # (:meth:`train_jobs`' ``ahead``). Not candidates: a fit is recorded only when a
+        # decision asks for its exact spec, rows and targets (:meth:`fit`, the waves),
+        # so what is decided and in which order is the same as without them.
+        self._ahead: dict[str, CandidateResult] = {}
         self._digests: dict[int, tuple[Any, str]] = {}
         self._start = time.perf_counter()
         use = plan.components
@@ -467,7 +478,10 @@ class RunSession:
         teacher_train = kwargs.get("teacher_train")
         target = ctx.teacher_train if teacher_train is None else teacher_train
         key = self._cache_key(spec, target, ctx, kwargs.get("full", True))
-        result, hit = self.cache.get_or_compute(key, lambda: train_candidate(spec, ctx, **kwargs))
+        ahead = self._ahead.pop(key, None)
+        result, hit = self.cache.get_or_compute(
+            key, lambda: ahead if ahead is not None else train_candidate(spec, ctx, **kwargs)
+        )
         result = replace(
             result,
             from_cache=hit,
@@ -498,7 +512,8 @@ class RunSession:
         """
         self._check_stop()
         keys = [self._cache_key(spec, ctx.teacher_train, ctx, full) for spec in specs]
-        missing = [i for i, key in enumerate(keys) if key not in self.cache]
+        taken = self._take_ahead(keys)
+        missing = [i for i, key in enumerate(keys) if key not in self.cache and i not in taken]
         jobs = [Job(specs[i], {"source": source, "full": full}) for i in missing]
         stopped: WaveInterrupted | None = None
         try:
@@ -507,6 +522,7 @@ class RunSession:
             # Keep the fits that finished (a stopped screening keeps its best one).
             fresh = {missing[j]: result for j, result in exc.finished.items()}
             stopped = exc
+        fresh.update(taken)
         out = []
         kept: dict[int, CandidateResult] = {}
         for i, (spec, key, name) in enumerate(zip(specs, keys, names, strict=True)):
@@ -541,9 +557,19 @@ class RunSession:
         self.add_candidate(result)
         return result
 
-    def train_jobs(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
+    def train_jobs(
+        self, jobs: list[Job], ctx: TrainingContext, ahead: list[Job] | None = None
+    ) -> list[CandidateResult]:
         """Train a wave of jobs on the executor, serving cached ones from the cache;
         record and announce each.
+
+        ``ahead``: fits the next decisions will most likely ask for, most likely first;
+        as many as there are workers the wave's own fits leave waiting
+        (:meth:`free_slots`) train in the same wave, when it trains any and every fit
+        of it is of :data:`AHEAD_FAMILIES`. They are kept aside, not
+        recorded: a later :meth:`fit` or wave of the same spec on the same rows and
+        targets takes the result instead of training it again; one never asked for is
+        dropped with the session.
 
         Raises
         ------
@@ -554,15 +580,30 @@ class RunSession:
         """
         self._check_stop()
         keys = [self._cache_key(job.spec, ctx.teacher_train, ctx) for job in jobs]
-        missing = [i for i, key in enumerate(keys) if key not in self.cache]
+        taken = self._take_ahead(keys)
+        missing = [i for i, key in enumerate(keys) if key not in self.cache and i not in taken]
+        extra: list[tuple[str, Job]] = []
+        if missing and ahead and all(jobs[i].spec.family in AHEAD_FAMILIES for i in missing):
+            for job in (job for job in ahead if job.spec.family in AHEAD_FAMILIES):
+                key = self._cache_key(job.spec, ctx.teacher_train, ctx)
+                if key not in keys and key not in self.cache and key not in self._ahead and (
+                    key not in {k for k, _ in extra}
+                ):
+                    extra.append((key, job))
+            extra = extra[: self.free_slots(len(missing))]
+        wave = [jobs[i] for i in missing] + [job for _, job in extra]
         stopped: WaveInterrupted | None = None
         try:
-            fresh = dict(zip(missing, self.executor.run([jobs[i] for i in missing], ctx),
-                             strict=True))
+            results = dict(enumerate(self.executor.run(wave, ctx)))
         except WaveInterrupted as exc:
             # Keep what finished, as a sequential wave keeps the fits before the stop.
-            fresh = {missing[j]: result for j, result in exc.finished.items()}
+            results = dict(exc.finished)
             stopped = exc
+        fresh = {missing[j]: r for j, r in results.items() if j < len(missing)}
+        for j, (key, _) in enumerate(extra, start=len(missing)):
+            if j in results:
+                self._ahead[key] = results[j]
+        fresh.update(taken)
         done = [i for i in range(len(jobs)) if i not in missing or i in fresh]
         if stopped is not None:
             # A cached job is read, never trained, after a stop (an evicted one is dropped).
@@ -571,6 +612,25 @@ class RunSession:
         if stopped is not None:
             raise WaveInterrupted(str(stopped), dict(zip(done, out, strict=True)))
         return out
+
+    def _take_ahead(self, keys: list[str]) -> dict[int, CandidateResult]:
+        """The fits trained ahead for ``keys`` (by position), removed from the store."""
+        if not self._ahead:
+            return {}
+        return {i: self._ahead.pop(key) for i, key in enumerate(keys) if key in self._ahead}
+
+    def free_slots(self, n_jobs: int) -> int:
+        """Workers left waiting at the end of a wave of ``n_jobs`` fits, which fits
+        trained ahead of need can use (:meth:`train_jobs`' ``ahead``).
+
+        Only with loky workers: a single fit otherwise trains in this process (LightGBM
+        with two threads), which on nyc_flights_delay kept 1.1-1.3 cores busy where two
+        workers fitting side by side kept 1.7-1.8 (docs/BENCHMARKS.md section 8); a Dask
+        cluster's idle workers are not this run's to count.
+        """
+        if self.executor.backend != "loky" or n_jobs <= 0:
+            return 0
+        return -n_jobs % self.executor.n_jobs
 
     def _record_jobs(
         self,
