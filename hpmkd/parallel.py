@@ -248,6 +248,8 @@ class Executor:
         self._ctx_dir: Path | None = None
         self._ctx_files: dict[int, tuple[TrainingContext, str]] = {}
         self._pool: Any = None
+        # Fits handed to the workers in the background (submit_ahead), not yet collected.
+        self._background: set[Any] = set()
         #: Pids of the loky workers that trained the last wave (for tests and diagnostics).
         self.worker_pids: set[int] = set()
 
@@ -314,8 +316,7 @@ class Executor:
             return self._run_loky(jobs, ctx)
         return self._run_dask(jobs, ctx)
 
-    def _run_loky(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
-        path = self._context_file(ctx)
+    def _loky_pool(self) -> Any:
         if self._pool is None:
             from joblib.externals.loky import ProcessPoolExecutor
 
@@ -324,7 +325,32 @@ class Executor:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.n_jobs, env=dict(_WORKER_ENV), initializer=_init_worker
             )
-        pool = self._pool
+        return self._pool
+
+    def background_slots(self) -> int:
+        """Workers free for :meth:`submit_ahead`: with loky, one fewer than the workers
+        (this process's own fit keeps about a core busy), less the background fits not
+        yet finished; 0 on other backends."""
+        if self.backend != "loky":
+            return 0
+        self._background = {f for f in self._background if not f.done()}
+        return max(0, self.n_jobs - 1 - len(self._background))
+
+    def submit_ahead(self, job: Job, ctx: TrainingContext) -> Any:
+        """Hand ``job`` to a loky worker in the background, while this process goes on
+        (with :meth:`background_slots` free); returns its future, whose result is
+        ``(CandidateResult, pid)``. A stop that kills the workers fails it
+        (``BrokenProcessPool``): the caller then trains the job itself if still needed.
+        """
+        if self.backend != "loky":
+            raise ValueError("background fits need the loky backend")
+        future = self._loky_pool().submit(_train_in_worker, job, self._context_file(ctx))
+        self._background.add(future)
+        return future
+
+    def _run_loky(self, jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
+        path = self._context_file(ctx)
+        pool = self._loky_pool()
         # At most two jobs per worker are handed to loky at a time, the next when one
         # ends: so many fit in loky's call queue (2 x workers + 1), a worker finds its next
         # job waiting, and loky keeps none in a queue of its own. Killing the workers while
@@ -335,7 +361,11 @@ class Executor:
         pending: set[Any] = set()
 
         def hand_out() -> None:
-            while todo and len(pending) < 2 * self.n_jobs:
+            # Background fits still running take their places in loky's call queue too.
+            self._background = {f for f in self._background if not f.done()}
+            while todo and (
+                not pending or len(pending) + len(self._background) < 2 * self.n_jobs
+            ):
                 i, job = todo.pop(0)
                 future = pool.submit(_train_in_worker, job, path)
                 futures[future] = i
@@ -373,6 +403,7 @@ class Executor:
         if self._pool is not None:
             self._pool.shutdown(wait=True, kill_workers=True)
             self._pool = None
+        self._background = set()  # failed with the workers (BrokenProcessPool)
 
     def _context_file(self, ctx: TrainingContext) -> str:
         """The file holding ``ctx`` for the workers, written on its first wave."""

@@ -12,6 +12,7 @@ from typing import Any
 from hpmkd.components.chain import ProgressiveDistillationChain
 from hpmkd.components.config_manager import SelectedConfig
 from hpmkd.engine.session import RunSession
+from hpmkd.engine.train import first_round_ahead
 from hpmkd.evaluate import CandidateResult
 from hpmkd.result import ChainRecord
 from hpmkd.students import StudentSpec
@@ -46,10 +47,23 @@ def progressive_chain(session: RunSession, selected: list[SelectedConfig]) -> Ch
         # of phase 3: its stages are compared with each other and with rung-0 trials, and
         # on nyc_flights_delay (196,000 rows) four full-row stages took a quarter of the run.
         sub = session.halving_context()
+        stages = len(chain.ladder())
+        started = 0
 
         def train(spec: StudentSpec, name: str, **kwargs: Any) -> CandidateResult:
+            nonlocal started
+            started += 1
             if sub is None:
                 return session.train(spec, name=name, **kwargs)
+            if session.executor.background_slots():
+                # Phase 3's first rung-0 trials start in a worker the stages (trained
+                # here, one at a time) leave waiting: on nyc_flights_delay the chain kept
+                # 1.1 cores busy of two. Only their exact specs are ever taken.
+                session.ahead_in_background(
+                    first_round_ahead(session, selected, stages - started, top.family),
+                    sub,
+                    training=spec,
+                )
             return session.train(
                 spec, ctx=sub, name=f"{name} [{len(sub.y_train):,} rows]", **kwargs
             )

@@ -478,7 +478,7 @@ class RunSession:
         teacher_train = kwargs.get("teacher_train")
         target = ctx.teacher_train if teacher_train is None else teacher_train
         key = self._cache_key(spec, target, ctx, kwargs.get("full", True))
-        ahead = self._ahead.pop(key, None)
+        ahead = self._collect(self._ahead.pop(key)) if key in self._ahead else None
         result, hit = self.cache.get_or_compute(
             key, lambda: ahead if ahead is not None else train_candidate(spec, ctx, **kwargs)
         )
@@ -614,10 +614,57 @@ class RunSession:
         return out
 
     def _take_ahead(self, keys: list[str]) -> dict[int, CandidateResult]:
-        """The fits trained ahead for ``keys`` (by position), removed from the store."""
-        if not self._ahead:
-            return {}
-        return {i: self._ahead.pop(key) for i, key in enumerate(keys) if key in self._ahead}
+        """The fits trained ahead for ``keys`` (by position), removed from the store; one
+        still training in the background is waited for."""
+        out = {}
+        for i, key in enumerate(keys):
+            if key in self._ahead:
+                result = self._collect(self._ahead.pop(key))
+                if result is not None:
+                    out[i] = result
+        return out
+
+    def _collect(self, value: Any) -> CandidateResult | None:
+        """A fit trained ahead: the result itself, or the future of a background fit
+        (:meth:`ahead_in_background`), waited for; ``None`` when a stop request came
+        meanwhile or the fit failed (the caller then trains it, or not, as it would
+        have without it)."""
+        if isinstance(value, CandidateResult):
+            return value
+        from concurrent.futures import wait
+
+        from hpmkd.stop import POLL_S
+
+        while not value.done():
+            if self.stop.requested:
+                return None
+            wait([value], timeout=POLL_S)
+        try:
+            return value.result()[0]
+        except Exception:  # workers killed by a stop, or the fit failed
+            return None
+
+    def ahead_in_background(
+        self, jobs: list[Job], ctx: TrainingContext, training: StudentSpec | None = None
+    ) -> None:
+        """Start fits the next decisions will most likely ask for in loky workers left
+        free while this process trains (:meth:`~hpmkd.parallel.Executor.background_slots`),
+        and go on; a later :meth:`fit` or wave of the same spec on the same rows and
+        targets takes the result (waiting for it if needed) instead of training it.
+        Jobs already cached or under way are skipped, and those of the spec this
+        process is about to train (``training``: it stays where it is trained today);
+        only :data:`AHEAD_FAMILIES`."""
+        slots = self.executor.background_slots()
+        for job in jobs:
+            if slots <= 0 or self.stop.requested:
+                return
+            if job.spec.family not in AHEAD_FAMILIES or job.spec == training:
+                continue
+            key = self._cache_key(job.spec, ctx.teacher_train, ctx)
+            if key in self.cache or key in self._ahead:
+                continue
+            self._ahead[key] = self.executor.submit_ahead(job, ctx)
+            slots -= 1
 
     def free_slots(self, n_jobs: int) -> int:
         """Workers left waiting at the end of a wave of ``n_jobs`` fits, which fits

@@ -138,6 +138,55 @@ def _train(
     )
 
 
+def first_round_ahead(
+    session: RunSession, selected: list[SelectedConfig], suggestions_before: int, family: str
+) -> list[Job]:
+    """The first wave of successive halving's rung 0 as it will most likely be: trial 0
+    of the first configurations, at the temperatures the scheduler would give them after
+    ``suggestions_before`` more suggestions for ``family`` (the chain's stages still to
+    come), if no score in between changed its comparisons (a chain stage's never does:
+    each stage is a group of its own).
+
+    The chain starts them in the background, in workers its stages (trained in this
+    process) leave waiting
+    (:meth:`~hpmkd.engine.session.RunSession.ahead_in_background`): rung 0 takes a
+    result trained ahead only for the same spec, rows and targets, so what is decided,
+    and in which order, does not depend on this prediction. Empty where phase 3 does
+    not halve (its trials then train on all rows).
+
+    Parameters
+    ----------
+    session : RunSession
+    selected : list of SelectedConfig
+        Phase 1's configurations, in the order phase 3 trains them.
+    suggestions_before : int
+        Temperatures the scheduler will still suggest before phase 3.
+    family : str
+        The family of those suggestions.
+
+    Returns
+    -------
+    list of Job
+    """
+    n_trials = session.config.n_trials if session.plan.adaptive else 1
+    n_train = len(session.split.train)
+    if (
+        not session.plan.components
+        or n_train <= HALVING_MIN_ROWS
+        or len(selected) * n_trials <= 3
+    ):
+        return []
+    # A copy: the real scheduler's suggestions stay those of today's order.
+    scheduler = copy.deepcopy(session.scheduler)
+    for _ in range(suggestions_before):
+        scheduler.suggest(family)
+    source = {"source": session.plan.candidate_source}
+    return [
+        Job(_trial_spec(session, c, 0, _temperature(scheduler, c)[0], n_train), source)
+        for c in selected[: session.executor.batch_size]
+    ]
+
+
 def _promoted(session: RunSession, rung0: list[CandidateResult]) -> list[CandidateResult]:
     """The rung-0 candidates retrained on all rows: the best trial of each
     configuration, for the best third of the configurations, leaving out those clearly
