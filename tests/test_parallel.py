@@ -335,3 +335,116 @@ def test_loky_trains_the_full_rows_rung_in_one_wave(dataset, monkeypatch):
     assert halving.enabled and halving.rung1_trials >= 2
     rung1 = [n for n, rows, sources in waves if rows == n_train and sources == {"config"}]
     assert rung1 == [halving.rung1_trials]
+
+
+# ----------------------------------------------------------------------------- ahead
+def session_of(dataset, **config):
+    from hpmkd.engine.session import PLANS, RunSession
+    from hpmkd.events import EventBus
+
+    cfg = HPMConfig(**{**SMALL, **config})
+    return RunSession(dataset, cfg, PLANS["hpm"], 42, EventBus())
+
+
+def wave_sizes(monkeypatch) -> list[int]:
+    """The number of jobs of every executor wave from now on."""
+    waves: list[int] = []
+    original = Executor.run
+
+    def recording(self, jobs, ctx):
+        waves.append(len(jobs))
+        return original(self, jobs, ctx)
+
+    monkeypatch.setattr(Executor, "run", recording)
+    return waves
+
+
+def same_fit(a, b) -> None:
+    assert a.name == b.name and a.spec == b.spec and a.size_bytes == b.size_bytes
+    for metric, value in b.val.items():
+        if isinstance(value, float):
+            assert a.val[metric] == pytest.approx(value, abs=1e-12, nan_ok=True), metric
+    assert not a.from_cache and not b.from_cache
+
+
+def test_a_fit_trained_ahead_is_taken_only_for_its_spec_and_is_the_fresh_fit(
+    dataset, monkeypatch
+):
+    # A wave of one fit leaves a loky worker waiting: a fit asked for next trains there
+    # beside it, is not a candidate, and a later fit of that very spec takes it.
+    import hpmkd.engine.session as session_module
+
+    here = session_of(dataset)
+    first, second = lgbm_jobs(len(here.ctx.y_train))
+    expected = here.fit(second.spec, source="config")
+    here.close()
+    session = session_of(dataset, use_parallel=True, n_jobs=2)
+    waves = wave_sizes(monkeypatch)
+    try:
+        [trained] = session.train_jobs([first], session.ctx, [second])
+        assert waves == [2] and [c.name for c in session.candidates] == [trained.name]
+        other = StudentSpec("lgbm", "small", 4.0, 0.5, 1, second.spec.params)
+        assert session.fit(other, source="config").spec == other  # not the fit ahead
+        assert waves == [2]  # fit() trains in this process, not through the executor
+
+        def no_training(*args, **kwargs):
+            raise AssertionError("trained again")
+
+        monkeypatch.setattr(session_module, "train_candidate", no_training)
+        same_fit(session.fit(second.spec, source="config"), expected)
+    finally:
+        session.close()
+
+
+def test_nothing_trains_ahead_without_workers(dataset, monkeypatch):
+    session = session_of(dataset)
+    first, second = lgbm_jobs(len(session.ctx.y_train))
+    waves = wave_sizes(monkeypatch)
+    session.train_jobs([first], session.ctx, [second])
+    session.ahead_in_background([second], session.ctx)
+    assert waves == [1] and session.free_slots(1) == 0
+    assert session.executor.background_slots() == 0
+    session.close()
+
+
+def test_a_fit_started_in_the_background_is_waited_for_and_taken(dataset, monkeypatch):
+    import hpmkd.engine.session as session_module
+
+    here = session_of(dataset)
+    _, second = lgbm_jobs(len(here.ctx.y_train))
+    expected = here.fit(second.spec, source="config")
+    here.close()
+    session = session_of(dataset, use_parallel=True, n_jobs=2)
+    try:
+        assert session.executor.background_slots() == 1
+        session.ahead_in_background([second], session.ctx, training=second.spec)
+        assert session.executor.background_slots() == 1  # the spec being trained here
+        session.ahead_in_background([second], session.ctx)
+        assert session.executor.background_slots() == 0  # until it finishes
+
+        def no_training(*args, **kwargs):
+            raise AssertionError("trained again")
+
+        monkeypatch.setattr(session_module, "train_candidate", no_training)
+        same_fit(session.fit(second.spec, source="config"), expected)
+        assert session.executor.background_slots() == 1
+    finally:
+        session.close()
+
+
+def test_the_climbs_first_fits_are_the_hard_label_starts_it_would_train(dataset):
+    from hpmkd.engine.climb import first_fits
+
+    session = session_of(dataset)
+    params = trial_params("lgbm", "large", 1, 1000, 42)
+    soft = StudentSpec("lgbm", "large", 2.0, 0.9, 1, params)
+    others = [
+        StudentSpec("lgbm", "medium", 2.0, 0.9, 1, trial_params("lgbm", "medium", 1, 1000, 42)),
+        StudentSpec("lgbm", "large", 1.0, 0.0, 1, params),
+        StudentSpec("mlp", "large", 2.0, 0.9, 0, trial_params("mlp", "large", 0, 1000, 42)),
+    ]
+    assert first_fits(session, [soft, *others]) == [
+        StudentSpec("lgbm", "large", 1.0, 0.0, 1, params)
+    ]
+    session.close()
+    assert first_fits(session_of(dataset, max_capacity_steps=0), [soft]) == []
