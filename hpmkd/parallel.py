@@ -13,7 +13,10 @@ killed, so they do not burn the cores while the run finishes. The training conte
 rows, megabytes) is written once per run to a temporary file that each worker reads when
 a wave first needs it (:func:`_worker_context`; a worker keeps one context), instead of
 being pickled into every task. The workers run without loky's memory-leak restarts
-(:func:`_init_worker`).
+(:func:`_init_worker`). A fit can also be handed to a worker in the background
+(:meth:`Executor.submit_ahead`) while this process trains one of its own: the run's
+session uses it for fits it will most likely ask for next
+(:meth:`hpmkd.engine.session.RunSession.ahead_in_background`).
 """
 
 from __future__ import annotations

@@ -8,8 +8,12 @@ bootstrap resamples of the validation rows stops racing (:mod:`hpmkd.components.
 above ``HALVING_MIN_ROWS`` training rows, trials first train on a subsample and the best
 third is retrained on all rows (successive halving); last, while the best student is
 still clearly below the teacher on validation, the capacity ladder is climbed further
-(:mod:`hpmkd.engine.climb`). The legacy grid takes the same path with one trial per
-configuration, in order, and no halving and no climb.
+(:mod:`hpmkd.engine.climb`). With loky workers, a wave that leaves some of them waiting
+takes along the fits the next decisions will most likely ask for (the next round's
+trials, the climb's hard-label start), and the chain starts rung 0's first trials in the
+background; a decision takes such a fit only for its exact spec, rows and targets, so
+what is decided, and in which order, is the same as without them. The legacy grid takes
+the same path with one trial per configuration, in order, and no halving and no climb.
 """
 
 from __future__ import annotations
