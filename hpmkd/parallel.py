@@ -221,6 +221,12 @@ def _train_in_worker(job: Job, path: str) -> tuple[CandidateResult, int]:
     return _train_jobs([job], _worker_context(path))[0], os.getpid()
 
 
+def _started() -> int:
+    """Nothing: handed to each loky worker when the pool starts, so that it imports this
+    module (and with it scikit-learn, pandas, LightGBM) before the first wave needs it."""
+    return os.getpid()
+
+
 def _usable_cores() -> int:
     """Cores this process may run on."""
     if hasattr(os, "sched_getaffinity"):
@@ -329,6 +335,20 @@ class Executor:
                 max_workers=self.n_jobs, env=dict(_WORKER_ENV), initializer=_init_worker
             )
         return self._pool
+
+    def start(self) -> None:
+        """Start the loky workers now, in the background (nothing on other backends).
+
+        A worker spends about a CPU second importing the libraries before its first fit
+        (docs/BENCHMARKS.md section 8, "Less CPU outside the fits"); started when the run
+        starts, that overlaps the run's own set-up instead of delaying its first wave.
+        """
+        if self.backend != "loky":
+            return
+        pool = self._loky_pool()
+        # Counted like background fits, so the first wave's hand-out leaves them room in
+        # loky's call queue.
+        self._background.update(pool.submit(_started) for _ in range(self.n_jobs))
 
     def background_slots(self) -> int:
         """Workers free for :meth:`submit_ahead`: with loky, one fewer than the workers

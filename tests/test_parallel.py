@@ -8,6 +8,7 @@ the sequential run's results).
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import pytest
@@ -416,6 +417,11 @@ def test_a_fit_started_in_the_background_is_waited_for_and_taken(dataset, monkey
     here.close()
     session = session_of(dataset, use_parallel=True, n_jobs=2)
     try:
+        # The workers start with the session (Executor.start), each with a task that
+        # imports the libraries; counted as background work until it ends.
+        started = list(session.executor._background)
+        assert len(started) == 2
+        assert all(future.result() != os.getpid() for future in started)
         assert session.executor.background_slots() == 1
         session.ahead_in_background([second], session.ctx, training=second.spec)
         assert session.executor.background_slots() == 1  # the spec being trained here

@@ -162,11 +162,17 @@ class RunSession:
         self.scheduler = MetaTemperatureScheduler(
             config.temperatures, config.use_adaptive_temperature
         )
-        self.split: Split = dataset.split(config.validation_split, random_state)
-        #: Each teacher's probabilities on every row as this run uses them: as given, or
-        #: cross-fitted with ``teacher_refit="oof"`` (:meth:`_refit_teachers`).
-        self.teacher_probas: dict[str, np.ndarray] = self._refit_teachers(self.split)
-        self.ctx = self._context(self.split)
+        # Workers import their libraries while this process prepares the run.
+        self.executor.start()
+        try:
+            self.split: Split = dataset.split(config.validation_split, random_state)
+            #: Each teacher's probabilities on every row as this run uses them: as given,
+            #: or cross-fitted with ``teacher_refit="oof"`` (:meth:`_refit_teachers`).
+            self.teacher_probas: dict[str, np.ndarray] = self._refit_teachers(self.split)
+            self.ctx = self._context(self.split)
+        except BaseException:
+            self.executor.close()  # nobody else will: the run never got its session
+            raise
 
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
