@@ -216,12 +216,13 @@ def _score_pair(
     """The selected student and its twin scored on the test rows, the twin in a second
     thread beside the student.
 
-    Each is one single-threaded prediction (students train and predict with ``n_jobs=1``;
-    LightGBM and scikit-learn release the GIL while they compute), and the run's workers
-    are idle by now: on nyc_flights_delay the two predictions of 65,470 rows took 0.7 s
-    one after the other. Each model is used by one thread only, and no thread-pool limit
-    is set meanwhile (the teachers' latency is timed after both), so the predictions are
-    the very ones made one after the other (a model shared by both is predicted once).
+    A student's prediction mostly runs on one core (LightGBM students with ``n_jobs=1``,
+    encoders in Python; LightGBM and NumPy release the GIL while they compute), and the
+    run's workers are idle by now: on nyc_flights_delay the two predictions of 65,470
+    rows took 0.7 s one after the other. Each model is used by one thread only, and no
+    thread-pool limit is set meanwhile (the teachers' latency is timed after both), so
+    the predictions are the very ones made one after the other (a model shared by both
+    is predicted once).
     """
     if twin is None:
         return score_on_test(selected, rows), None
