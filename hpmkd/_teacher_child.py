@@ -159,7 +159,10 @@ def _score(spec: dict[str, Any], model: Any, folder: Path) -> dict[str, Any]:
 
     frame = spec["frame"]
     teacher = Teacher(name=spec["name"], kind="object", model=model)
-    proba = teacher_probabilities(teacher, frame, spec["feature_columns"], spec["classes"])
+    # One thread fewer than the in-process default: this process's threads are limited.
+    proba = teacher_probabilities(
+        teacher, frame, spec["feature_columns"], spec["classes"], pipelined=False
+    )
     columns = teacher.feature_columns(frame, spec["feature_columns"])
     record: dict[str, Any] = {"columns": [str(c) for c in columns], **_describe(model)}
     if spec["measure"]:

@@ -3,6 +3,8 @@ detection."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 from hpmkd import AutoDistiller, DistillationDataset
+from hpmkd.errors import HPMKDInputError
 
 FEATURES = ["f0", "f1", "f2", "f3", "f4"]
 
@@ -340,6 +343,81 @@ def test_teacher_predicts_large_tables_in_chunks_with_the_same_numbers(
     ds = DistillationDataset(frame, target="target", teacher=teacher)
     assert calls == [120, 120, 120, 120, 20]
     np.testing.assert_array_equal(ds.teacher_proba(), original(frame[FEATURES]))
+
+
+def _text_pipeline_teacher(frame):
+    """An OrdinalEncoder on a text column, the numbers passed through, then LightGBM."""
+    from lightgbm import LGBMClassifier
+
+    encode = ColumnTransformer(
+        [("text", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), ["c"])],
+        remainder="passthrough",
+    )
+    model = Pipeline([
+        ("encode", encode),
+        ("lgbm", LGBMClassifier(n_estimators=15, random_state=0, verbose=-1)),
+    ])
+    return model.fit(frame[[*FEATURES, "c"]], frame["target"])
+
+
+def test_pipeline_teacher_transforms_chunks_beside_its_predictions_with_the_same_numbers(
+    make_frame, monkeypatch
+):
+    # A Pipeline teacher on more than PIPELINE_CHUNK_ROWS rows: its steps transform one
+    # chunk in a second thread while its final estimator predicts the chunk before;
+    # the probabilities are those of one predict_proba call on every row.
+    from hpmkd import teacher as teacher_module
+
+    frame = make_frame(n_rows=500, seed=5)
+    frame["c"] = np.where(frame["f0"] > 0, "up", "down")
+    model = _text_pipeline_teacher(frame)
+    expected = model.predict_proba(frame[[*FEATURES, "c"]])
+    encoder = model.named_steps["encode"]
+    transformed: list[tuple[int, str]] = []
+    original = encoder.transform
+
+    def counting(X):
+        transformed.append((len(X), threading.current_thread().name))
+        return original(X)
+
+    monkeypatch.setattr(encoder, "transform", counting)
+    monkeypatch.setattr(teacher_module, "PIPELINE_CHUNK_ROWS", 120)
+    ds = DistillationDataset(frame, target="target", teacher=model)
+    assert [n for n, _ in transformed] == [120, 120, 120, 120, 20]
+    assert all(name.startswith("hpmkd-teacher-transform") for _, name in transformed)
+    np.testing.assert_array_equal(ds.teacher_proba(), expected)
+    # The isolated process of a teacher file predicts as before, in the calling thread.
+    transformed.clear()
+    teacher = ds.teachers[0]
+    proba = teacher_module.teacher_probabilities(
+        teacher, ds.frame, ds.features, ds.classes, pipelined=False
+    )
+    np.testing.assert_array_equal(proba, expected)
+    assert [n for n, _ in transformed] == [500]
+    assert transformed[0][1] == threading.current_thread().name
+
+
+def test_pipeline_teacher_failing_in_a_chunk_is_a_clear_error(make_frame, monkeypatch):
+    from hpmkd import teacher as teacher_module
+
+    frame = make_frame(n_rows=300, seed=6)
+    frame["c"] = np.where(frame["f1"] > 0, "a", "b")
+    model = _text_pipeline_teacher(frame)
+    encoder = model.named_steps["encode"]
+    original = encoder.transform
+    calls = []
+
+    def failing(X):
+        calls.append(len(X))
+        if len(calls) == 2:
+            raise ValueError("unreadable chunk")
+        return original(X)
+
+    monkeypatch.setattr(encoder, "transform", failing)
+    monkeypatch.setattr(teacher_module, "PIPELINE_CHUNK_ROWS", 100)
+    with pytest.raises(HPMKDInputError, match="failed to predict on the data: ValueError: "
+                       "unreadable chunk"):
+        DistillationDataset(frame, target="target", teacher=model)
 
 
 def test_row_hashes_are_the_rows_own_and_feed_the_fingerprint(binary_frame):

@@ -632,3 +632,40 @@ def test_parallel_screening_and_twin_equal_the_sequential_ones(dataset_a):
     assert par.selected.name == seq.selected.name
     assert par.twin.name == seq.twin.name
     np.testing.assert_allclose(par.twin.val_proba, seq.twin.val_proba)
+
+
+def test_selected_and_twin_scored_on_test_side_by_side_give_the_sequential_numbers(
+    binary_frame,
+):
+    # Phase 5 predicts the test rows of the selected student and of its twin in two
+    # threads: the figures are those of one prediction after the other; a twin that is
+    # the selected student's own model is predicted once, into a record of its own.
+    from lightgbm import LGBMClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from hpmkd.engine.compare import _score_pair
+    from hpmkd.evaluate import CandidateResult, TestRows, score_on_test
+
+    X, y = binary_frame[[f"f{i}" for i in range(5)]], binary_frame["target"].to_numpy()
+    train, test = slice(0, 300), slice(300, None)
+    reference = np.column_stack([1 - y[test] * 0.8, y[test] * 0.8])
+    rows = TestRows(X=X.iloc[test], y=y[test], reference=reference, classes=[0, 1])
+
+    def result(name, model):
+        model.fit(X.iloc[train], y[train])
+        return CandidateResult(name, "train", None, {}, 0.0, 1, 0.0, np.zeros((0, 2)), model)
+
+    student = result("student", LGBMClassifier(n_estimators=20, verbose=-1, n_jobs=1))
+    twin = result("twin", LogisticRegression())
+    scored, scored_twin = _score_pair(student, twin, rows)
+    for got, alone in ((scored, score_on_test(student, rows)), (scored_twin,
+                                                                score_on_test(twin, rows))):
+        np.testing.assert_array_equal(got.test_proba, alone.test_proba)
+        assert got.test == alone.test and got.name == alone.name
+    shared = CandidateResult("baseline", "baseline", None, {}, 0.0, 1, 0.0, np.zeros((0, 2)),
+                             student.model)
+    scored, scored_twin = _score_pair(student, shared, rows)
+    assert scored_twin.name == "baseline" and scored_twin.test == scored.test
+    np.testing.assert_array_equal(scored_twin.test_proba, scored.test_proba)
+    assert scored_twin.test_proba is not scored.test_proba
+    assert _score_pair(student, None, rows)[1] is None
