@@ -108,12 +108,9 @@ def _run(
         },
         phases=list(plan.phases),
     )
+    leakage_check = BackgroundLeakageCheck(session)
     try:
         configs, selection, warm_start = select_configurations(session, memory)
-        # The leakage check starts once screening is done: screening keeps every core
-        # busy in a parallel run, the progressive chain's single fits leave one idle
-        # (nyc_flights_delay: the check's 1.8 CPU s took from the workers' screening).
-        leakage_check = BackgroundLeakageCheck(session)
         chain = progressive_chain(session, configs)
         halving, racing, capacity = train_configurations(session, configs)
         attention = multi_teacher_ensemble(session)
@@ -210,7 +207,7 @@ STOP_WAIT_S = 1.0
 
 class BackgroundLeakageCheck:
     """The run's leakage check of the teachers as given, computed in a thread beside the
-    phases after screening (:func:`run` starts it) and memoized in the cache.
+    phases and memoized in the cache.
 
     It depends only on the data, the teachers' probabilities, the split and the seed, not
     on any student, so it need not wait for them: a sequential run leaves the second core
