@@ -40,9 +40,13 @@ from hpmkd.students import StudentSpec
 
 #: Rows from which the command line and the app turn parallel training on by themselves
 #: (``HPMConfig.use_parallel`` itself stays off by default, as the specification says).
-#: Provisional: bench/auto_parallel.py measures off against on by size, but it could not
-#: be run to the end on a quiet machine yet (docs/BENCHMARKS.md, issue 12 section).
-AUTO_PARALLEL_MIN_ROWS = 50_000
+#: Measured with bench/auto_parallel.py on a quiet machine, two runs per size, off against
+#: on (docs/BENCHMARKS.md section 8, "Where parallel training pays"): at 50,000 rows the
+#: workers did not pay (nyc_flights_delay 8.7 -> 9.9 s both times, us_census_fertility
+#: 7.4 -> 7.1 and 7.5 s), at 100,000 they did on census (13.4 -> 11.4 s) and broke even on
+#: nyc (10.5-10.7 -> 10.3-10.7 s); on the whole tables they are needed for <= 3x the
+#: teacher fit.
+AUTO_PARALLEL_MIN_ROWS = 100_000
 
 #: Values (rows x features) above which the automatic choice stays sequential: every
 #: worker process reads its own copy of the training rows and encodes it, so the workers
@@ -61,7 +65,7 @@ def auto_parallel(
 
     Parallel training pays once candidate fits take longer than starting the workers and
     shipping the rows to them; :data:`AUTO_PARALLEL_MIN_ROWS` is where that is expected
-    (provisional, see its comment). It needs at least two workers and two cores, and a
+    (measured, see its comment). It needs at least two workers and two cores, and a
     table of at most :data:`AUTO_PARALLEL_MAX_VALUES` values: above, the workers' copies
     of the rows would take the run's memory beyond 3 GB, so one process trains (asking
     for ``use_parallel`` explicitly still uses the workers).
