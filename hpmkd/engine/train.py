@@ -180,14 +180,27 @@ def first_round_ahead(
         or len(selected) * n_trials <= 3
     ):
         return []
-    # A copy: the real scheduler's suggestions stay those of today's order.
+    items = [(c, 0) for c in selected[: session.executor.batch_size]]
+    return _predicted_jobs(session, items, n_train, suggestions_before, family)
+
+
+def _predicted_jobs(
+    session: RunSession,
+    items: list[tuple[SelectedConfig, int]],
+    n_train: int,
+    suggestions_before: int = 0,
+    family: str = "",
+) -> list[Job]:
+    """Trials ``items`` as jobs at the temperatures the scheduler would give them after
+    ``suggestions_before`` more suggestions for ``family``: asked of a copy, so the real
+    scheduler's suggestions stay those of today's order."""
     scheduler = copy.deepcopy(session.scheduler)
     for _ in range(suggestions_before):
         scheduler.suggest(family)
     source = {"source": session.plan.candidate_source}
     return [
-        Job(_trial_spec(session, c, 0, _temperature(scheduler, c)[0], n_train), source)
-        for c in selected[: session.executor.batch_size]
+        Job(_trial_spec(session, c, t, _temperature(scheduler, c)[0], n_train), source)
+        for c, t in items
     ]
 
 
@@ -292,13 +305,7 @@ def _train_round(
             )
         ahead: list[Job] = []
         if not items and following and session.free_slots(len(jobs)):
-            # A copy: the real scheduler's suggestions stay those of today's order.
-            scheduler = copy.deepcopy(session.scheduler)
-            source = {"source": session.plan.candidate_source}
-            ahead = [
-                Job(_trial_spec(session, c, t, _temperature(scheduler, c)[0], n_train), source)
-                for c, t in following
-            ]
+            ahead = _predicted_jobs(session, following, n_train)
         unfinished = 0
         try:
             trained = list(zip(wave, session.train_jobs(jobs, ctx, ahead), strict=True))
