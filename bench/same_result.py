@@ -39,11 +39,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--case", choices=["b", "c"], default="b")
     parser.add_argument("--method", default="auto")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
+                        help="an HPMConfig field, e.g. refit_with_validation=false")
     args = parser.parse_args()
+    settings = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
     parts = protocol_split(*synthetic_case(args.case))
     with tempfile.TemporaryDirectory() as tmp:
         fresh_home(Path(tmp))
-        d, seconds = timed_distill(parts, HPMConfig(), args.method)
+        d, seconds = timed_distill(parts, HPMConfig(**settings), args.method)
     out = {
         "case": args.case,
         "best": d.best_name,
@@ -52,6 +55,7 @@ def main() -> None:
         "digest": fingerprint(d.results_df),
         # The capacity climb's decision (None for legacy): where a refactor may differ.
         "climb": (d.summary()["details"].get("capacity") or {}).get("stop_reason"),
+        "final_fit": (d.summary()["details"].get("refit") or {}).get("fit_seconds"),
         "seconds": round(seconds, 1),
     }
     print(json.dumps(out, indent=1))

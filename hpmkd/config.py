@@ -222,6 +222,16 @@ class HPMConfig:
         "max_capacity_steps bounds the climb.",
         min=1, max=1000, unit="ratio",
     )
+    refit_with_validation: bool = _setting(
+        True, "bool", "Final fit on training + validation rows",
+        "After the selection, fit the selected student and its hard-label twin once more, "
+        "same configuration and seed, on the training and validation rows together (a "
+        "quarter more rows at the default validation share), keeping the calibration "
+        "fitted on validation for the train-only fit. Validation figures stay the "
+        "train-only fit's; the test figures and the download are the final fit's. Off: "
+        "the train-only fit is shipped.",
+        methods=HPM_AND_LEGACY,
+    )
 
     def __post_init__(self) -> None:
         for spec in _SPECS.values():

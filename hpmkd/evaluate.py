@@ -109,6 +109,7 @@ def train_candidate(
     teacher_train: np.ndarray | None = None,
     full: bool = True,
     first_member: Any = None,
+    refit_of: Any = None,
 ) -> CandidateResult:
     """Fit ``spec`` on the soft targets of the training rows, calibrate it on the
     validation rows and score it there.
@@ -130,6 +131,13 @@ def train_candidate(
     first_member : Pipeline, optional
         For a seed average (``spec.params["n_members"]``): its first copy, already
         fitted (see :func:`~hpmkd.students.fit_seed_average`).
+    refit_of : estimator, optional
+        The final fit on training + validation rows (:mod:`hpmkd.engine.refit`):
+        ``ctx``'s training rows include its validation rows, so the new fit is not
+        calibrated there (they are not held out any more) but takes the temperature
+        that :func:`calibrate` fitted for ``refit_of``, the same configuration fitted on
+        the training rows alone (see :func:`with_calibration_of`). Its validation
+        figures are in-sample; the engine keeps ``refit_of``'s.
 
     Notes
     -----
@@ -138,7 +146,7 @@ def train_candidate(
     the encoding and calibration steps); the abandoned fit's result is discarded.
     """
     return abandonable(
-        _train_candidate, spec, ctx, source, name, teacher_train, full, first_member
+        _train_candidate, spec, ctx, source, name, teacher_train, full, first_member, refit_of
     )
 
 
@@ -150,6 +158,7 @@ def _train_candidate(
     teacher_train: np.ndarray | None,
     full: bool,
     first_member: Any = None,
+    refit_of: Any = None,
 ) -> CandidateResult:
     source_proba = ctx.teacher_train if teacher_train is None else teacher_train
     targets = soft_targets(source_proba, ctx.y_train, spec.temperature, spec.alpha)
@@ -165,7 +174,9 @@ def _train_candidate(
         )
         fit_on_soft_targets(model, ctx.X_train, targets, ctx.classes)
     shared = _shared_val_rows(model, ctx)
-    if full:
+    if refit_of is not None:
+        model, val_proba = with_calibration_of(model, refit_of), None
+    elif full:
         model, val_proba = calibrate_and_predict(model, ctx, shared)
     elif shared is not None:
         final, encoded = shared
@@ -306,6 +317,39 @@ def calibrate_and_predict(
     proba = np.asarray(pipeline.calibrators[0].predict(predictions), dtype=float)
     proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
     return calibrated, proba
+
+
+def with_calibration_of(model: Any, calibrated: Any) -> Any:
+    """``model`` wrapped in the calibration :func:`calibrate` fitted for ``calibrated``
+    (``model`` as it is when ``calibrated`` is not a calibrated model).
+
+    The final fit on training + validation rows cannot be calibrated on the validation
+    rows (it trained on them). What calibration undoes is how the training target
+    flattened the probabilities (temperature T, the mix with the labels): the same for
+    the same configuration fitted on more rows of the same table, so the temperature
+    fitted on held-out rows for the train-only fit is kept. The result is the same plain
+    scikit-learn ``CalibratedClassifierCV`` as :func:`calibrate` returns.
+    """
+    from sklearn.calibration import CalibratedClassifierCV, _CalibratedClassifier
+    from sklearn.frozen import FrozenEstimator
+
+    if type(calibrated).__name__ != "CalibratedClassifierCV":
+        return model
+    (fitted,) = calibrated.calibrated_classifiers_
+    if [str(c) for c in model.classes_] != [str(c) for c in calibrated.classes_]:
+        return model
+    frozen = FrozenEstimator(model)
+    out = CalibratedClassifierCV(frozen, method=calibrated.method)
+    out.classes_ = calibrated.classes_
+    out.calibrated_classifiers_ = [
+        _CalibratedClassifier(
+            frozen, fitted.calibrators, classes=fitted.classes, method=fitted.method
+        )
+    ]
+    for attribute in ("n_features_in_", "feature_names_in_"):
+        if hasattr(frozen, attribute):
+            setattr(out, attribute, getattr(frozen, attribute))
+    return out
 
 
 def uncalibrated(model: Any) -> Any:

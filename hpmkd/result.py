@@ -154,6 +154,34 @@ class CapacityRecord(ComponentRecord):
 
 
 @dataclass(frozen=True)
+class RefitRecord(ComponentRecord):
+    """The final fit of the compare phase (``hpmkd.engine.refit``): the selected student
+    and its hard-label twin fitted once more on the training and validation rows.
+
+    ``rows`` is the final fits' training rows, ``train_only_rows`` those of the fits the
+    selection saw; ``calibration`` says where the shipped model's calibration comes from.
+    """
+
+    rows: int | None = None
+    train_only_rows: int | None = None
+    validation_rows: int | None = None
+    student: str | None = None
+    twin: str | None = None
+    fit_seconds: float | None = None
+    calibration: str | None = None
+
+    def sentence(self) -> str:
+        """What was shipped, in words."""
+        if not self.enabled:
+            return f"train-only fit shipped: {self.reason}"
+        return (
+            f"final fit on training + validation rows: {self.rows:,} rows (the selection "
+            f"saw fits on {self.train_only_rows:,}), {self.calibration}; validation "
+            "figures are the train-only fit's, test figures the final fit's"
+        )
+
+
+@dataclass(frozen=True)
 class AttentionRecord(ComponentRecord):
     """Phase 4, or the fusion of several teachers: attention weights fitted on validation."""
 
@@ -209,6 +237,7 @@ class Components:
     cache: CacheRecord | None = None
     parallel: ParallelRecord | None = None
     selection_rule: SelectionDecision | None = None
+    refit: RefitRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data keyed by component (``summary.json["details"]``)."""

@@ -18,7 +18,8 @@ RESULT_COLUMNS = (
     ["name", "source", "family", "capacity", "params", "temperature", "alpha", "trial"]
     + [f"val_{m}" for m in SPLIT_METRICS]
     + [f"test_{m}" for m in SPLIT_METRICS]
-    + ["train_rows", "fit_seconds", "size_bytes", "latency_ms_1k", "from_cache", "selected"]
+    + ["train_rows", "fit_seconds", "size_bytes", "latency_ms_1k", "from_cache", "selected",
+       "final_fit_rows"]
 )
 
 
@@ -46,6 +47,10 @@ def candidate_row(result: CandidateResult, selected: bool = False) -> dict[str, 
         latency_ms_1k=result.latency_ms_1k,
         from_cache=bool(result.from_cache),
         selected=selected,
+        # The shipped final fit's rows (training + validation; hpmkd.engine.refit): its
+        # test figures, size and latency are that fit's, its validation figures the
+        # train-only fit's (train_rows).
+        final_fit_rows=result.extra.get("final_fit", {}).get("rows", math.nan),
     )
     return row
 

@@ -23,6 +23,7 @@ from hpmkd.result import (
     ChainRecord,
     Components,
     ParallelRecord,
+    RefitRecord,
     RunResult,
     SelectionRecord,
     TemperatureRecord,
@@ -120,7 +121,7 @@ def job_panels(view: JobView, result: RunResult | None) -> list[ComponentPanel]:
 
 def component_panels(source: PanelSource) -> list[ComponentPanel]:
     """Panels for selection, warm start, chain, capacity climb, temperature, attention,
-    cache, parallel.
+    cache, parallel, the final fit.
 
     A component that did not run says ``off`` and why.
 
@@ -140,6 +141,7 @@ def component_panels(source: PanelSource) -> list[ComponentPanel]:
         attention_panel(c.attention, source),
         cache_panel(c.cache, source),
         parallel_panel(c.parallel, source),
+        refit_panel(c.refit, source),
     ]
 
 
@@ -344,4 +346,18 @@ def _legacy(source: PanelSource) -> list[ComponentPanel]:
         ComponentPanel("Cache", True, f"{hits} candidate(s) from cache") if hits
         else _off("Cache", why),
         ComponentPanel("Parallel training", False, "off — sequential grid"),
+        refit_panel(source.components.refit, source),
     ]
+
+
+def refit_panel(record: RefitRecord | None, source: PanelSource) -> ComponentPanel:
+    """Phase 5: the selected student and its twin fitted once more on training +
+    validation rows (both methods)."""
+    title = "Final fit on training + validation rows"
+    if not source.config.get("refit_with_validation", True):
+        return _off(title, "refit_with_validation is off")
+    if record is None:
+        return ComponentPanel(title, True, "after the selection, in phase 5")
+    if not record.enabled:
+        return _off(title, record.reason)
+    return ComponentPanel(title, True, record.sentence())

@@ -153,7 +153,10 @@ def expected_selection(distiller) -> str:
     metric = config.selection_metric
 
     def key(c):
-        return (c.val[metric], -c.size_bytes)
+        # The rule saw the train-only fits' sizes (the shipped final fit's may differ by
+        # a few bytes: hpmkd.engine.refit).
+        size = c.extra.get("final_fit", {}).get("train_only_size_bytes", c.size_bytes)
+        return (c.val[metric], -size)
 
     top = max(result.candidates, key=key)
     decision = result.components.selection_rule

@@ -310,7 +310,12 @@ def test_component_panels_say_off_and_why():
     assert by_title["Configuration selection"].table.loc[0, "params"] == "{}"
     assert "adaptive" in by_title["Temperatures"].summary
     legacy = panels.component_panels(panels.PanelSource("legacy", cfg.to_dict(), Components()))
-    assert sum(p.on for p in legacy) == 1  # only the fixed temperature grid
+    # Only the fixed temperature grid, and the final fit (both methods).
+    assert [p.title for p in legacy if p.on] == [
+        "Temperatures", "Final fit on training + validation rows"]
+    off = cfg.with_updates(refit_with_validation=False)
+    final = panels.component_panels(panels.PanelSource("hpm", off.to_dict(), components))[-1]
+    assert not final.on and final.summary == "off — refit_with_validation is off"
 
 
 def test_live_records_come_from_info_events():
@@ -366,8 +371,10 @@ def test_finished_run_panels_read_the_typed_result(finished):
     assert set(by_title) == {
         "Configuration selection", "Warm start (optimization memory)", "Progressive chain",
         "Capacity climb", "Temperatures", "Attention-weighted multi-teacher", "Cache",
-        "Parallel training",
+        "Parallel training", "Final fit on training + validation rows",
     }
+    final = by_title["Final fit on training + validation rows"]
+    assert final.on and final.summary == result.components.refit.sentence()
     source = panels.PanelSource.of_result(result)
     assert source.method == result.method and len(source.candidates) == len(result.candidates)
     # The legacy grid's temperatures come from the result's candidates (no events needed,

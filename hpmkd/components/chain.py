@@ -36,6 +36,10 @@ class ChainOutcome:
     stop_reason: str = ""
 
 
+#: Weight of the previous stage in a stage's targets (``stage_mix``'s default).
+STAGE_MIX = 0.5
+
+
 class ProgressiveDistillationChain:
     """Train a chain of students for one family.
 
@@ -68,7 +72,7 @@ class ProgressiveDistillationChain:
         min_improvement: float = 0.01,
         max_stages: int = 4,
         start_capacity: str = "small",
-        stage_mix: float = 0.5,
+        stage_mix: float = STAGE_MIX,
     ) -> None:
         self.family = family
         self.alpha = alpha

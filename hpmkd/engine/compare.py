@@ -1,5 +1,6 @@
 """Phase 5, compare: pick the student on the validation split, train its hard-label twin
-with the same tuning budget, and read the test rows once: for the selected student, the
+with the same tuning budget, fit both once more on training + validation rows
+(:mod:`hpmkd.engine.refit`), and read the test rows once: for the selected student, the
 teacher(s) and the twin, with paired-bootstrap intervals on their differences.
 
 Nothing before this phase reads the test rows, and nothing here feeds back into a choice.
@@ -16,6 +17,7 @@ import numpy as np
 
 from hpmkd.components.racing import PairedBootstrap
 from hpmkd.components.selection_rule import SelectionDecision, rank_key, select_student
+from hpmkd.engine.refit import refit_with_validation
 from hpmkd.engine.session import RunSession
 from hpmkd.evaluate import (
     CandidateResult,
@@ -25,7 +27,7 @@ from hpmkd.evaluate import (
     uncalibrated,
 )
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
-from hpmkd.result import Difference, Verdict
+from hpmkd.result import Difference, RefitRecord, Verdict
 from hpmkd.results_table import metrics_dict
 from hpmkd.stop import FitInterrupted, abandonable
 from hpmkd.students import N_MEMBERS, StudentSpec, sibling_trial_params
@@ -44,6 +46,7 @@ class Comparison:
     teachers: tuple[CandidateResult, ...]
     twin: CandidateResult | None
     verdict: Verdict | None
+    refit: RefitRecord
 
 
 def compare_candidates(session: RunSession) -> Comparison:
@@ -63,10 +66,13 @@ def compare_candidates(session: RunSession) -> Comparison:
                 message=f"{session.stop_reason}: the hard-label twin was not trained, so "
                 "this partial run has no distillation verdict",
             )
+        chosen = selected
+        selected, twin, refit = refit_with_validation(
+            session, selected, twin, _twin_context(session, chosen)
+        )
         # The one read of the test rows.
         rows = session.test_rows()
-        chosen = selected
-        selected, twin = _score_pair(chosen, twin, rows)
+        selected, twin = _score_pair(selected, twin, rows)
         session.candidates = [selected if c is chosen else c for c in session.candidates]
         teachers = _score_teachers(session, rows)
         if session.stop.requested and twin is not None:
@@ -91,7 +97,7 @@ def compare_candidates(session: RunSession) -> Comparison:
             ),
             best=selected.name,
         )
-    return Comparison(selected, decision, teachers, twin, verdict)
+    return Comparison(selected, decision, teachers, twin, verdict, refit)
 
 
 def _select(session: RunSession) -> tuple[CandidateResult, SelectionDecision]:

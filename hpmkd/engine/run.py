@@ -164,6 +164,7 @@ def _run(
         cache=cache,
         parallel=parallel,
         selection_rule=comparison.decision,
+        refit=comparison.refit,
     )
     return RunResult(
         method=method,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from hpmkd.components.cache import IntelligentCache
 from hpmkd.components.multi_teacher import AttentionWeightedMultiTeacher
@@ -320,6 +321,8 @@ class RunSession:
     def _context(self, split: Split) -> TrainingContext:
         ds = self.dataset
         source = self._student_source_proba(split)
+        # Kept for the final refit, which learns from the validation rows' targets too.
+        self._source_val = source[split.validation]
         reference = self.teacher_proba()
         return TrainingContext(
             X_train=ds.X.iloc[split.train],
@@ -335,6 +338,29 @@ class RunSession:
             # Fits in this process run while the workers (if any) wait: see
             # Executor.in_process_threads. The workers' own fits always use one thread.
             n_threads=self.executor.in_process_threads,
+        )
+
+    def validation_targets(self) -> np.ndarray:
+        """What every student learns from (the teacher, or the teachers' mean or fusion),
+        on the validation rows."""
+        return self._source_val
+
+    def with_validation_rows(
+        self, ctx: TrainingContext, targets: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> TrainingContext:
+        """``ctx`` with the validation rows added to its training rows: the rows of the
+        final fit (:mod:`hpmkd.engine.refit`). ``targets``: what to learn on ``ctx``'s
+        training rows and on the validation rows; by default what every student learns
+        from (the teacher, or the teachers' mean or fusion). Its validation rows stay the
+        same (in-sample now; nothing is chosen on them)."""
+        train, val = targets if targets is not None else (
+            ctx.teacher_train, self.validation_targets()
+        )
+        return replace(
+            ctx,
+            X_train=pd.concat([ctx.X_train, self.ctx.X_val]),
+            y_train=np.concatenate([ctx.y_train, self.ctx.y_val]),
+            teacher_train=np.vstack([train, val]),
         )
 
     def halving_context(self) -> TrainingContext | None:
@@ -436,6 +462,7 @@ class RunSession:
         source: np.ndarray,
         ctx: TrainingContext | None = None,
         full: bool = True,
+        variant: str = "",
     ) -> str:
         ctx = ctx or self.ctx
         digest = self._digest(
@@ -461,6 +488,9 @@ class RunSession:
             self.random_state,
             ctx.n_threads,
             full,
+            # A variant of the fit (the final refit) has keys of its own; the others'
+            # keys are unchanged.
+            *((variant,) if variant else ()),
         )
 
     def _digest(self, obj: Any, compute: Callable[[], str]) -> str:
@@ -505,10 +535,14 @@ class RunSession:
         names: list[str],
         source: str,
         full: bool = True,
+        refit_of: list[Any] | None = None,
     ) -> list[CandidateResult]:
         """:meth:`fit` for several specs on one context: those not in the cache train
         together on the executor (in parallel when parallel training is on); none is
         recorded as a candidate (screening fits are kept in :attr:`screened`).
+
+        ``refit_of``: for the final refit, per spec the calibrated model whose
+        calibration the new fit takes (``train_candidate``'s ``refit_of``).
 
         Raises
         ------
@@ -517,10 +551,16 @@ class RunSession:
             screening) and in the exception's ``finished``, by position in ``specs``.
         """
         self._check_stop()
-        keys = [self._cache_key(spec, ctx.teacher_train, ctx, full) for spec in specs]
+        variant = "refit" if refit_of is not None else ""
+        keys = [self._cache_key(spec, ctx.teacher_train, ctx, full, variant) for spec in specs]
         taken = self._take_ahead(keys)
         missing = [i for i, key in enumerate(keys) if key not in self.cache and i not in taken]
-        jobs = [Job(specs[i], {"source": source, "full": full}) for i in missing]
+        kwargs = [
+            {"source": source, "full": full}
+            | ({"refit_of": refit_of[i]} if refit_of is not None else {})
+            for i in range(len(specs))
+        ]
+        jobs = [Job(specs[i], kwargs[i]) for i in missing]
         stopped: WaveInterrupted | None = None
         try:
             fresh = dict(zip(missing, self.executor.run(jobs, ctx), strict=True))
@@ -536,7 +576,7 @@ class RunSession:
                 continue  # dropped by the stop
             value, hit = self.cache.get_or_compute(
                 key,
-                lambda i=i, spec=spec: fresh.get(i) or train_candidate(spec, ctx, full=full),
+                lambda i=i, spec=spec: fresh.get(i) or train_candidate(spec, ctx, **kwargs[i]),
             )
             result = replace(value, from_cache=hit and i not in fresh, source=source, name=name)
             if source == "screen":

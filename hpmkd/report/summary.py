@@ -186,6 +186,11 @@ def _method(ctx: ReportContext) -> str:
                 f"(source: {esc(r.selected.source)})",
             ),
             ("why this student", esc(selection_reason(ctx))),
+            *(
+                [("shipped", f"<span id='final-fit'>{esc(r.components.refit.sentence())}</span>")]
+                if r.components.refit is not None
+                else []
+            ),
             (
                 "rows (train / validation / test)",
                 esc(" / ".join(f"{sizes[k]:,}" for k in ("train", "validation", "test"))),
