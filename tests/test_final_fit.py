@@ -6,7 +6,6 @@ score and what is shipped; the decisions and the validation figures are unchange
 from __future__ import annotations
 
 import pickle
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -181,31 +180,3 @@ def test_a_chain_stage_is_fitted_again_on_the_chain_s_own_mix(dataset, monkeypat
     session.close()
     np.testing.assert_allclose(result.selected.model.predict_proba(dataset.X),
                                expected.model.predict_proba(dataset.X))
-
-
-def test_the_student_s_final_fit_beside_the_twin_s_trials_gives_the_same_models(
-    dataset, runs, monkeypatch
-):
-    # With loky workers the student's final fit starts in a thread of the run's process
-    # while the twin's trials train in the workers: the same models as one after the
-    # other in a sequential run.
-    from hpmkd.engine.refit import FinalFits
-
-    started = []
-    original = FinalFits.start
-
-    def spy(self):
-        original(self)
-        started.append(self._early is not None)
-
-    monkeypatch.setattr(FinalFits, "start", spy)
-    on, _ = runs
-    par = run_hpm(dataset, **ISOLATED, use_parallel=True, n_jobs=2)._check_run()
-    assert started == [True]
-    assert (par.selected.name, par.twin.name) == (on.selected.name, on.twin.name)
-    for a, b in ((par.selected, on.selected), (par.twin, on.twin)):
-        np.testing.assert_allclose(a.model.predict_proba(dataset.X),
-                                   b.model.predict_proba(dataset.X))
-        assert a.test == b.test
-    assert replace(par.components.refit, fit_seconds=0) == replace(
-        on.components.refit, fit_seconds=0)

@@ -17,7 +17,7 @@ import numpy as np
 
 from hpmkd.components.racing import PairedBootstrap
 from hpmkd.components.selection_rule import SelectionDecision, rank_key, select_student
-from hpmkd.engine.refit import FinalFits
+from hpmkd.engine.refit import refit_with_validation
 from hpmkd.engine.session import RunSession
 from hpmkd.evaluate import (
     CandidateResult,
@@ -58,13 +58,7 @@ def compare_candidates(session: RunSession) -> Comparison:
             )
         cfg = session.config
         selected, decision = _select(session)
-        final = FinalFits(session, selected, _twin_context(session, selected))
-        final.start()
-        try:
-            twin = _twin(session, selected)
-        except BaseException:
-            final.settle()
-            raise
+        twin = _twin(session, selected)
         if twin is None and session.stop.requested:
             session.bus.emit(
                 "info",
@@ -73,7 +67,9 @@ def compare_candidates(session: RunSession) -> Comparison:
                 "this partial run has no distillation verdict",
             )
         chosen = selected
-        selected, twin, refit = final.finish(twin)
+        selected, twin, refit = refit_with_validation(
+            session, selected, twin, _twin_context(session, chosen)
+        )
         # The one read of the test rows.
         rows = session.test_rows()
         selected, twin = _score_pair(selected, twin, rows)

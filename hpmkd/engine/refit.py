@@ -17,8 +17,6 @@ is fitted on the same rows, so the verdict still compares like with like.
 
 from __future__ import annotations
 
-import contextvars
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
 import numpy as np
@@ -36,115 +34,60 @@ PLAIN_SOURCES = ("config", "grid", "climb")
 CALIBRATION = "calibrated by the temperature fitted on validation for the train-only fit"
 
 
-class FinalFits:
-    """The final fits of one run's selected student and its twin.
+def refit_with_validation(
+    session: RunSession,
+    selected: CandidateResult,
+    twin: CandidateResult | None,
+    ctx: TrainingContext,
+) -> tuple[CandidateResult, CandidateResult | None, RefitRecord]:
+    """The selected student and its twin fitted on ``ctx``'s training rows plus the
+    validation rows (``ctx``: the rows both learned from), and the record of it.
 
-    :meth:`start` may begin the student's final fit early, while the twin's trials train;
-    :meth:`finish` fits the twin (once its best trial is known) and returns both.
-
-    Parameters
-    ----------
-    session : RunSession
-    selected : CandidateResult
-        The selected student (train-only fit).
-    ctx : TrainingContext
-        The rows it and its twin learned from (all training rows or the halving
-        subsample).
+    When the final fit is off, not possible for the selected candidate, or a stop was
+    requested, the train-only fits are returned unchanged and the record says why.
     """
+    selected, twin, record = _final_fits(session, selected, twin, ctx)
+    session.bus.emit("info", phase="compare", message=record.sentence(),
+                     refit=record.to_dict())
+    return selected, twin, record
 
-    def __init__(
-        self, session: RunSession, selected: CandidateResult, ctx: TrainingContext
-    ) -> None:
-        self.session, self.selected, self.ctx = session, selected, ctx
-        self._rows: TrainingContext | None = None
-        self._early: Future | None = None
 
-    def rows(self) -> TrainingContext:
-        """``ctx``'s training rows plus the validation rows, with the student's targets."""
-        if self._rows is None:
-            self._rows = self.session.with_validation_rows(
-                self.ctx, _targets(self.session, self.selected, self.ctx)
-            )
-        return self._rows
-
-    def start(self) -> None:
-        """Start the student's final fit now, in a thread of this process, when the twin's
-        trials are about to train in loky workers.
-
-        The run's process only waits for the workers meanwhile: on nyc_flights_delay the
-        twin's trials and the student's final fit took 1.5 s and 2.8 s one after the
-        other. The early fit uses one thread, as in a sequential run (the workers have
-        the other cores). Elsewhere (sequential, Dask) nothing starts early.
-        """
-        session = self.session
-        if session.executor.backend != "loky" or _why_not(session, self.selected) is not None:
-            return
-        ctx = replace(self.rows(), n_threads=1)
-        pool = ThreadPoolExecutor(1, thread_name_prefix="hpmkd-final-fit")
-        # In a copy of this context: the fit sees the run's stop request.
-        self._early = pool.submit(contextvars.copy_context().run, self._fit, [self.selected], ctx)
-        pool.shutdown(wait=False)
-
-    def settle(self) -> None:
-        """Wait for an early fit (the phase is leaving on an error or a stop)."""
-        if self._early is not None:
-            wait([self._early])
-
-    def finish(
-        self, twin: CandidateResult | None
-    ) -> tuple[CandidateResult, CandidateResult | None, RefitRecord]:
-        """The selected student and ``twin`` fitted on :meth:`rows`, and the record.
-
-        When the final fit is off, not possible for the selected candidate, or a stop was
-        requested, the train-only fits are returned unchanged and the record says why.
-        """
-        selected, twin, record = self._finish(twin)
-        self.session.bus.emit("info", phase="compare", message=record.sentence(),
-                              refit=record.to_dict())
-        return selected, twin, record
-
-    def _fit(self, pair: list[CandidateResult], ctx: TrainingContext) -> list[CandidateResult]:
-        return self.session.fit_many(
-            [c.spec for c in pair], ctx, [c.name for c in pair], "refit",
+def _final_fits(
+    session: RunSession,
+    selected: CandidateResult,
+    twin: CandidateResult | None,
+    ctx: TrainingContext,
+) -> tuple[CandidateResult, CandidateResult | None, RefitRecord]:
+    why_not = _why_not(session, selected)
+    if why_not is not None:
+        return selected, twin, RefitRecord(enabled=False, reason=why_not)
+    all_rows = session.with_validation_rows(ctx, _targets(session, selected, ctx))
+    shared = twin is not None and twin.model is selected.model
+    pair = [selected] + ([twin] if twin is not None and not shared else [])
+    try:
+        fitted = session.fit_many(
+            [c.spec for c in pair], all_rows, [c.name for c in pair], "refit",
             refit_of=[c.model for c in pair],
         )
-
-    def _finish(
-        self, twin: CandidateResult | None
-    ) -> tuple[CandidateResult, CandidateResult | None, RefitRecord]:
-        session, selected = self.session, self.selected
-        why_not = _why_not(session, selected)
-        if why_not is not None:
-            self.settle()
-            return selected, twin, RefitRecord(enabled=False, reason=why_not)
-        shared = twin is not None and twin.model is selected.model
-        pair = [selected] + ([twin] if twin is not None and not shared else [])
-        try:
-            if self._early is not None:
-                fitted = self._early.result() + (self._fit(pair[1:], self.rows())
-                                                 if len(pair) > 1 else [])
-            else:
-                fitted = self._fit(pair, self.rows())
-        except FitInterrupted:
-            self.settle()
-            session.interrupted("the final fit on training + validation rows")
-            return selected, twin, RefitRecord(
-                enabled=False, reason=f"{session.stop_reason}: the train-only fits are shipped"
-            )
-        shipped = [_shipped(c, f) for c, f in zip(pair, fitted, strict=True)]
-        new_twin = None
-        if twin is not None:
-            new_twin = _shipped(twin, fitted[0]) if shared else shipped[1]
-        record = RefitRecord(
-            rows=len(self.rows().y_train),
-            train_only_rows=len(self.ctx.y_train),
-            validation_rows=len(session.ctx.y_val),
-            student=selected.name,
-            twin=twin.name if twin is not None else None,
-            fit_seconds=round(sum(f.fit_seconds for f in fitted), 3),
-            calibration=CALIBRATION,
+    except FitInterrupted:
+        session.interrupted("the final fit on training + validation rows")
+        return selected, twin, RefitRecord(
+            enabled=False, reason=f"{session.stop_reason}: the train-only fits are shipped"
         )
-        return shipped[0], new_twin, record
+    shipped = [_shipped(c, f) for c, f in zip(pair, fitted, strict=True)]
+    new_twin = None
+    if twin is not None:
+        new_twin = _shipped(twin, fitted[0]) if shared else shipped[1]
+    record = RefitRecord(
+        rows=len(all_rows.y_train),
+        train_only_rows=len(ctx.y_train),
+        validation_rows=len(session.ctx.y_val),
+        student=selected.name,
+        twin=twin.name if twin is not None else None,
+        fit_seconds=round(sum(f.fit_seconds for f in fitted), 3),
+        calibration=CALIBRATION,
+    )
+    return shipped[0], new_twin, record
 
 
 def _why_not(session: RunSession, selected: CandidateResult) -> str | None:
