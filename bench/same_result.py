@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--case", choices=["b", "c"], default="b")
     parser.add_argument("--method", default="auto")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
-                        help="an HPMConfig field, e.g. refit_with_validation=false")
+                        help="an HPMConfig field, e.g. final_fit=\"off\"")
     args = parser.parse_args()
     settings = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
     parts = protocol_split(*synthetic_case(args.case))

@@ -561,8 +561,8 @@ def _closing_lines(distiller: Any) -> list[str]:
     lines = [f"best {distiller.best_name}: test KS {m['ks']:.4f}, AUC {m['auc']:.4f}"]
     result = distiller.result_
     lines.append(f"why this student: {result.components.selection_rule.reason}")
-    if result.components.refit is not None:
-        lines.append(f"shipped: {result.components.refit.sentence()}")
+    if result.components.final_fit is not None:
+        lines.append(f"shipped: {result.components.final_fit.sentence()}")
     climb = result.components.capacity
     if climb is not None:
         lines.append(f"capacity climb: {climb.stop_reason if climb.enabled else climb.reason}")

@@ -33,6 +33,7 @@ SELECTION_METRICS = ("ks", "auc", "accuracy", "f1", "fidelity", "rank_fidelity")
 SELECTION_RULES = ("smaller_if_noninferior", "best")
 STUDENT_FAMILIES = ("logreg", "tree", "lgbm", "mlp")
 TEACHER_REFITS = ("none", "oof")
+FINAL_FITS = ("auto", "on", "off")
 
 
 def _setting(default: Any, kind: str, label: str, help: str, **constraints: Any) -> Any:
@@ -222,15 +223,16 @@ class HPMConfig:
         "max_capacity_steps bounds the climb.",
         min=1, max=1000, unit="ratio",
     )
-    refit_with_validation: bool = _setting(
-        True, "bool", "Final fit on training + validation rows",
+    final_fit: str = _setting(
+        "auto", "choice", "Final fit on training + validation rows",
         "After the selection, fit the selected student and its hard-label twin once more, "
         "same configuration and seed, on the training and validation rows together (a "
         "quarter more rows at the default validation share), keeping the calibration "
-        "fitted on validation for the train-only fit. Validation figures stay the "
-        "train-only fit's; the test figures and the download are the final fit's. Off: "
-        "the train-only fit is shipped.",
-        methods=HPM_AND_LEGACY,
+        "fitted on validation for the train-only fit; validation figures stay the "
+        "train-only fit's, the test figures and the download are the final fit's. auto: "
+        "up to 50,000 training rows (above, where the search trains on subsamples for "
+        "speed, the two extra full-size fits are left out); on: always; off: never.",
+        choices=FINAL_FITS, methods=HPM_AND_LEGACY,
     )
 
     def __post_init__(self) -> None:

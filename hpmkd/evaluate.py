@@ -132,7 +132,7 @@ def train_candidate(
         For a seed average (``spec.params["n_members"]``): its first copy, already
         fitted (see :func:`~hpmkd.students.fit_seed_average`).
     refit_of : estimator, optional
-        The final fit on training + validation rows (:mod:`hpmkd.engine.refit`):
+        The final fit on training + validation rows (:mod:`hpmkd.engine.final_fit`):
         ``ctx``'s training rows include its validation rows, so the new fit is not
         calibrated there (they are not held out any more) but takes the temperature
         that :func:`calibrate` fitted for ``refit_of``, the same configuration fitted on

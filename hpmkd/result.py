@@ -154,8 +154,8 @@ class CapacityRecord(ComponentRecord):
 
 
 @dataclass(frozen=True)
-class RefitRecord(ComponentRecord):
-    """The final fit of the compare phase (``hpmkd.engine.refit``): the selected student
+class FinalFitRecord(ComponentRecord):
+    """The final fit of the compare phase (``hpmkd.engine.final_fit``): the selected student
     and its hard-label twin fitted once more on the training and validation rows.
 
     ``rows`` is the final fits' training rows, ``train_only_rows`` those of the fits the
@@ -237,7 +237,7 @@ class Components:
     cache: CacheRecord | None = None
     parallel: ParallelRecord | None = None
     selection_rule: SelectionDecision | None = None
-    refit: RefitRecord | None = None
+    final_fit: FinalFitRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data keyed by component (``summary.json["details"]``)."""

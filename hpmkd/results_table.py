@@ -47,7 +47,7 @@ def candidate_row(result: CandidateResult, selected: bool = False) -> dict[str, 
         latency_ms_1k=result.latency_ms_1k,
         from_cache=bool(result.from_cache),
         selected=selected,
-        # The shipped final fit's rows (training + validation; hpmkd.engine.refit): its
+        # The shipped final fit's rows (training + validation; hpmkd.engine.final_fit): its
         # test figures, size and latency are that fit's, its validation figures the
         # train-only fit's (train_rows).
         final_fit_rows=result.extra.get("final_fit", {}).get("rows", math.nan),

@@ -52,7 +52,7 @@ LEGACY_FIELDS = tuple(s.name for s in HPMConfig.field_specs() if "legacy" in s.m
 _GROUPS = {
     "Search": ("max_configs", "n_trials", "families", "temperatures", "alphas",
                "selection_metric", "selection_rule", "validation_split", "time_budget_s",
-               "max_capacity_steps", "min_compression", "refit_with_validation"),
+               "max_capacity_steps", "min_compression", "final_fit"),
     "Components": ("use_progressive", "max_chain_stages", "min_improvement",
                    "use_adaptive_temperature", "use_multi_teacher", "use_memory", "use_cache"),
     # Cross-fitted soft targets: the remedy the leakage notice points to.

@@ -32,7 +32,7 @@ from hpmkd.result import (
     ChainRecord,
     ComponentRecord,
     Components,
-    RefitRecord,
+    FinalFitRecord,
     SelectionRecord,
     TemperatureRecord,
     WarmStartRecord,
@@ -82,7 +82,7 @@ FROM_EVENT: dict[str, Callable[[Mapping[str, Any]], ComponentRecord]] = {
     "chain": chain_record,
     "capacity": capacity_record,
     "attention": attention_record,
-    "refit": RefitRecord.from_dict,
+    "final_fit": FinalFitRecord.from_dict,
 }
 
 

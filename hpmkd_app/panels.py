@@ -22,8 +22,8 @@ from hpmkd.result import (
     CapacityRecord,
     ChainRecord,
     Components,
+    FinalFitRecord,
     ParallelRecord,
-    RefitRecord,
     RunResult,
     SelectionRecord,
     TemperatureRecord,
@@ -141,7 +141,7 @@ def component_panels(source: PanelSource) -> list[ComponentPanel]:
         attention_panel(c.attention, source),
         cache_panel(c.cache, source),
         parallel_panel(c.parallel, source),
-        refit_panel(c.refit, source),
+        final_fit_panel(c.final_fit, source),
     ]
 
 
@@ -346,16 +346,16 @@ def _legacy(source: PanelSource) -> list[ComponentPanel]:
         ComponentPanel("Cache", True, f"{hits} candidate(s) from cache") if hits
         else _off("Cache", why),
         ComponentPanel("Parallel training", False, "off — sequential grid"),
-        refit_panel(source.components.refit, source),
+        final_fit_panel(source.components.final_fit, source),
     ]
 
 
-def refit_panel(record: RefitRecord | None, source: PanelSource) -> ComponentPanel:
+def final_fit_panel(record: FinalFitRecord | None, source: PanelSource) -> ComponentPanel:
     """Phase 5: the selected student and its twin fitted once more on training +
     validation rows (both methods)."""
     title = "Final fit on training + validation rows"
-    if not source.config.get("refit_with_validation", True):
-        return _off(title, "refit_with_validation is off")
+    if source.config.get("final_fit") == "off":
+        return _off(title, "final_fit is off")
     if record is None:
         return ComponentPanel(title, True, "after the selection, in phase 5")
     if not record.enabled:

@@ -154,7 +154,7 @@ def expected_selection(distiller) -> str:
 
     def key(c):
         # The rule saw the train-only fits' sizes (the shipped final fit's may differ by
-        # a few bytes: hpmkd.engine.refit).
+        # a few bytes: hpmkd.engine.final_fit).
         size = c.extra.get("final_fit", {}).get("train_only_size_bytes", c.size_bytes)
         return (c.val[metric], -size)
 

@@ -313,9 +313,9 @@ def test_component_panels_say_off_and_why():
     # Only the fixed temperature grid, and the final fit (both methods).
     assert [p.title for p in legacy if p.on] == [
         "Temperatures", "Final fit on training + validation rows"]
-    off = cfg.with_updates(refit_with_validation=False)
+    off = cfg.with_updates(final_fit="off")
     final = panels.component_panels(panels.PanelSource("hpm", off.to_dict(), components))[-1]
-    assert not final.on and final.summary == "off — refit_with_validation is off"
+    assert not final.on and final.summary == "off — final_fit is off"
 
 
 def test_live_records_come_from_info_events():
@@ -374,7 +374,7 @@ def test_finished_run_panels_read_the_typed_result(finished):
         "Parallel training", "Final fit on training + validation rows",
     }
     final = by_title["Final fit on training + validation rows"]
-    assert final.on and final.summary == result.components.refit.sentence()
+    assert final.on and final.summary == result.components.final_fit.sentence()
     source = panels.PanelSource.of_result(result)
     assert source.method == result.method and len(source.candidates) == len(result.candidates)
     # The legacy grid's temperatures come from the result's candidates (no events needed,

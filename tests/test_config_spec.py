@@ -252,7 +252,7 @@ def test_fields_are_only_reported_when_changed_and_unused():
     # "legacy ignores 15 of 22" (issue 13), plus min_saving and noninferiority_margin, both
     # used, teacher_refit and teacher_refit_folds (issue 10), both used, and the capacity
     # climb's max_capacity_steps and min_compression (issue 12), and the final fit's
-    # refit_with_validation (used by both).
+    # final_fit (used by both).
     assert len(hpm_only) == 17 and len(SPECS) == 29
     changed = {s.name: _changed(s) for s in hpm_only}
     config = HPMConfig(**changed)

@@ -1,4 +1,4 @@
-"""The final fit (``hpmkd.engine.refit``): after every decision, the selected student and
+"""The final fit (``hpmkd.engine.final_fit``): after every decision, the selected student and
 its hard-label twin are fitted once more on the training + validation rows, keep the
 calibration fitted on validation for their train-only fits, and are what the test rows
 score and what is shipped; the decisions and the validation figures are unchanged."""
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hpmkd import HPMConfig
-from hpmkd.engine.refit import _why_not
+from hpmkd.engine.final_fit import _why_not
 from hpmkd.engine.session import PLANS, RunSession
 from hpmkd.evaluate import (
     CandidateResult,
@@ -35,7 +35,7 @@ def dataset():
 def runs(dataset):
     """The same run with the final fit (the default) and without it."""
     on = run_hpm(dataset, **ISOLATED)._check_run()
-    off = run_hpm(dataset, **ISOLATED, refit_with_validation=False)._check_run()
+    off = run_hpm(dataset, **ISOLATED, final_fit="off")._check_run()
     return on, off
 
 
@@ -58,7 +58,7 @@ def test_the_final_fit_changes_no_decision_and_no_validation_figure(runs):
 def test_student_and_twin_are_fitted_on_training_and_validation_rows(dataset, runs):
     on, off = runs
     n_train, n_val = on.split_sizes["train"], on.split_sizes["validation"]
-    record = on.components.refit
+    record = on.components.final_fit
     assert record.enabled and record.rows == n_train + n_val
     assert (record.train_only_rows, record.validation_rows) == (n_train, n_val)
     assert record.student == on.selected.name and record.twin == on.twin.name
@@ -92,7 +92,7 @@ def test_the_test_figures_and_the_verdict_are_the_final_fits(dataset, runs):
     assert twin.other == pytest.approx(on.twin.test["ks"])
     frame = on.results_df()
     row = frame[frame["selected"]].iloc[0]
-    assert row["final_fit_rows"] == on.components.refit.rows
+    assert row["final_fit_rows"] == on.components.final_fit.rows
     assert row["train_rows"] == on.split_sizes["train"]
     assert row["size_bytes"] == on.selected.size_bytes
     others = frame[~frame["selected"] & frame["source"].isin(["config", "chain", "climb"])]
@@ -101,8 +101,8 @@ def test_the_test_figures_and_the_verdict_are_the_final_fits(dataset, runs):
 
 def test_off_ships_the_train_only_fits_and_says_so(runs):
     _, off = runs
-    record = off.components.refit
-    assert not record.enabled and record.reason == "refit_with_validation is off"
+    record = off.components.final_fit
+    assert not record.enabled and record.reason == "final_fit is off"
     assert "final_fit" not in off.selected.extra
     assert record.sentence().startswith("train-only fit shipped")
 
@@ -160,7 +160,7 @@ def test_a_chain_stage_is_fitted_again_on_the_chain_s_own_mix(dataset, monkeypat
 
     monkeypatch.setattr(compare, "select_student", stage_2)
     result = run_hpm(dataset, **ISOLATED)._check_run()
-    assert result.selected.name.startswith("chain stage 2") and result.components.refit.enabled
+    assert result.selected.name.startswith("chain stage 2") and result.components.final_fit.enabled
     session = RunSession(dataset, HPMConfig(**ISOLATED), PLANS["hpm"], 42, EventBus())
     ctx = session.ctx
     stage1 = next(c for c in result.candidates if c.name.startswith("chain stage 1"))
@@ -180,3 +180,34 @@ def test_a_chain_stage_is_fitted_again_on_the_chain_s_own_mix(dataset, monkeypat
     session.close()
     np.testing.assert_allclose(result.selected.model.predict_proba(dataset.X),
                                expected.model.predict_proba(dataset.X))
+
+
+def test_auto_leaves_the_final_fit_out_above_the_row_limit_and_on_fits_anyway(
+    dataset, monkeypatch
+):
+    import hpmkd.engine.final_fit as final_fit
+
+    monkeypatch.setattr(final_fit, "FINAL_FIT_MAX_ROWS", 500)
+    auto = run_hpm(dataset, **ISOLATED)._check_run()
+    record = auto.components.final_fit
+    n_train = auto.split_sizes["train"]
+    assert n_train > 500 and not record.enabled
+    assert f"above 500 training rows ({n_train:,} here)" in record.reason
+    assert "final_fit" not in auto.selected.extra
+    forced = run_hpm(dataset, **ISOLATED, final_fit="on")._check_run()
+    assert forced.components.final_fit.enabled
+    assert forced.selected.extra["final_fit"]["rows"] == n_train + auto.split_sizes["validation"]
+
+
+def test_the_cli_and_the_report_say_what_was_shipped(dataset, tmp_path):
+    from hpmkd.cli import _closing_lines
+    from hpmkd.report.fmt import esc
+
+    distiller = run_hpm(dataset, **ISOLATED)
+    sentence = distiller.result_.components.final_fit.sentence()
+    assert sentence.startswith("final fit on training + validation rows: ")
+    assert f"shipped: {sentence}" in _closing_lines(distiller)
+    text = distiller.generate_report(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert f"<span id='final-fit'>{esc(sentence)}</span>" in text
+    assert distiller.summary()["details"]["final_fit"]["rows"] == (
+        distiller.result_.components.final_fit.rows)

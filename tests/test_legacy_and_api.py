@@ -95,7 +95,7 @@ def test_selected_follows_the_selection_rule(legacy_run):
     grid = results[results["source"] == "grid"]
     best_val = grid["val_ks"].max()
     # The rule saw the train-only fits' sizes; the selected row shows the shipped final
-    # fit's (hpmkd.engine.refit).
+    # fit's (hpmkd.engine.final_fit).
     shipped = distiller.result_.selected
     grid = grid.assign(size_bytes=grid["size_bytes"].where(
         ~grid["selected"], shipped.extra["final_fit"]["train_only_size_bytes"]))

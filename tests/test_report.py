@@ -590,9 +590,9 @@ def test_legacy_run_shows_every_component_off(binary_run, binary_report) -> None
     # Records without a block of their own are shown as their plain data.
     rule = binary_run.result_.components.selection_rule
     other = json.loads(root.find("div", id="component-other").find("pre").text)
-    refit = binary_run.result_.components.refit
+    final = binary_run.result_.components.final_fit
     assert other == {"selection_rule": json.loads(json.dumps(rule.to_dict())),
-                     "refit": json.loads(json.dumps(refit.to_dict()))}
+                     "final_fit": json.loads(json.dumps(final.to_dict()))}
 
 
 def test_hpm_components_show_every_component(binary_run, hpm_report) -> None:

@@ -1,6 +1,6 @@
 """Phase 5, compare: pick the student on the validation split, train its hard-label twin
 with the same tuning budget, fit both once more on training + validation rows
-(:mod:`hpmkd.engine.refit`), and read the test rows once: for the selected student, the
+(:mod:`hpmkd.engine.final_fit`), and read the test rows once: for the selected student, the
 teacher(s) and the twin, with paired-bootstrap intervals on their differences.
 
 Nothing before this phase reads the test rows, and nothing here feeds back into a choice.
@@ -17,7 +17,7 @@ import numpy as np
 
 from hpmkd.components.racing import PairedBootstrap
 from hpmkd.components.selection_rule import SelectionDecision, rank_key, select_student
-from hpmkd.engine.refit import refit_with_validation
+from hpmkd.engine.final_fit import final_fits
 from hpmkd.engine.session import RunSession
 from hpmkd.evaluate import (
     CandidateResult,
@@ -27,7 +27,7 @@ from hpmkd.evaluate import (
     uncalibrated,
 )
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
-from hpmkd.result import Difference, RefitRecord, Verdict
+from hpmkd.result import Difference, FinalFitRecord, Verdict
 from hpmkd.results_table import metrics_dict
 from hpmkd.stop import FitInterrupted, abandonable
 from hpmkd.students import N_MEMBERS, StudentSpec, sibling_trial_params
@@ -46,7 +46,7 @@ class Comparison:
     teachers: tuple[CandidateResult, ...]
     twin: CandidateResult | None
     verdict: Verdict | None
-    refit: RefitRecord
+    final_fit: FinalFitRecord
 
 
 def compare_candidates(session: RunSession) -> Comparison:
@@ -67,7 +67,7 @@ def compare_candidates(session: RunSession) -> Comparison:
                 "this partial run has no distillation verdict",
             )
         chosen = selected
-        selected, twin, refit = refit_with_validation(
+        selected, twin, final_fit = final_fits(
             session, selected, twin, _twin_context(session, chosen)
         )
         # The one read of the test rows.
@@ -97,7 +97,7 @@ def compare_candidates(session: RunSession) -> Comparison:
             ),
             best=selected.name,
         )
-    return Comparison(selected, decision, teachers, twin, verdict, refit)
+    return Comparison(selected, decision, teachers, twin, verdict, final_fit)
 
 
 def _select(session: RunSession) -> tuple[CandidateResult, SelectionDecision]:

@@ -164,7 +164,7 @@ def _run(
         cache=cache,
         parallel=parallel,
         selection_rule=comparison.decision,
-        refit=comparison.refit,
+        final_fit=comparison.final_fit,
     )
     return RunResult(
         method=method,

@@ -349,7 +349,7 @@ class RunSession:
         self, ctx: TrainingContext, targets: tuple[np.ndarray, np.ndarray] | None = None
     ) -> TrainingContext:
         """``ctx`` with the validation rows added to its training rows: the rows of the
-        final fit (:mod:`hpmkd.engine.refit`). ``targets``: what to learn on ``ctx``'s
+        final fit (:mod:`hpmkd.engine.final_fit`). ``targets``: what to learn on ``ctx``'s
         training rows and on the validation rows; by default what every student learns
         from (the teacher, or the teachers' mean or fusion). Its validation rows stay the
         same (in-sample now; nothing is chosen on them)."""
@@ -551,7 +551,7 @@ class RunSession:
             screening) and in the exception's ``finished``, by position in ``specs``.
         """
         self._check_stop()
-        variant = "refit" if refit_of is not None else ""
+        variant = "final_fit" if refit_of is not None else ""
         keys = [self._cache_key(spec, ctx.teacher_train, ctx, full, variant) for spec in specs]
         taken = self._take_ahead(keys)
         missing = [i for i, key in enumerate(keys) if key not in self.cache and i not in taken]

@@ -187,8 +187,8 @@ def _method(ctx: ReportContext) -> str:
             ),
             ("why this student", esc(selection_reason(ctx))),
             *(
-                [("shipped", f"<span id='final-fit'>{esc(r.components.refit.sentence())}</span>")]
-                if r.components.refit is not None
+                [("shipped", f"<span id='final-fit'>{esc(final.sentence())}</span>")]
+                if (final := r.components.final_fit) is not None
                 else []
             ),
             (

@@ -1,5 +1,5 @@
 """Out-of-fold evidence for the final fit on training + validation rows
-(``HPMConfig.refit_with_validation``), on the clean protocol's split of one table and seed
+(``HPMConfig.final_fit``), on the clean protocol's split of one table and seed
 (``bench/quality.py``'s): no test row is read.
 
 The engine's rows (training + validation, part B) are cut into 5 folds. Each fold in turn
@@ -12,7 +12,7 @@ once more on the inner training + validation rows with the calibration of the fi
 folds: KS of the train-only fit, of the final fit and of the teacher (gap = student -
 teacher), and the ECE of the three (15 equal-width bins, the engine's ``ece``).
 
-    python bench/refit_gain.py --table case_b --seeds 0,1,2,3,4 mlp,64,4,0.5,n_members=3
+    python bench/final_fit_gain.py --table case_b --seeds 0,1,2,3,4 mlp,64,4,0.5,n_members=3
 
 A student is ``bench/bc_gap.py``'s text (``family,shape,temperature,alpha[,param=value]``).
 """

@@ -4,7 +4,7 @@ configuration and seed, on the training and validation rows together.
 Every decision is taken before it, on the validation rows (the pick, the twin's trial),
 so adding those rows to the training rows changes none of them; it gives the shipped
 student a quarter more rows to learn from at the default validation share. Out of fold
-on the development tables (``bench/refit_gain.py``, no test row read) the same
+on the development tables (``bench/final_fit_gain.py``, no test row read) the same
 configuration gained KS from the extra rows on case b on every seed, and on most real
 tables (docs/HPM.md, "The final fit on training + validation rows").
 
@@ -22,11 +22,17 @@ from dataclasses import replace
 import numpy as np
 
 from hpmkd.components.chain import STAGE_MIX
-from hpmkd.engine.session import RunSession
+from hpmkd.engine.session import HALVING_MIN_ROWS, RunSession
 from hpmkd.evaluate import CandidateResult, TrainingContext
-from hpmkd.result import RefitRecord
+from hpmkd.result import FinalFitRecord
 from hpmkd.stop import FitInterrupted
 from hpmkd.students import proba_in_class_order
+
+#: Largest training rows of the final fit under ``final_fit="auto"``: the successive
+#: halving threshold. Above it the search itself trades rows for speed, and on
+#: nyc_flights_delay and us_census_fertility the two extra full-size fits took 2.6 s and
+#: 0.6 s, pushing the runs past three times the teacher's fit (docs/BENCHMARKS.md 8).
+FINAL_FIT_MAX_ROWS = HALVING_MIN_ROWS
 
 #: Sources of candidates that learned from the run's own soft targets.
 PLAIN_SOURCES = ("config", "grid", "climb")
@@ -34,51 +40,51 @@ PLAIN_SOURCES = ("config", "grid", "climb")
 CALIBRATION = "calibrated by the temperature fitted on validation for the train-only fit"
 
 
-def refit_with_validation(
+def final_fits(
     session: RunSession,
     selected: CandidateResult,
     twin: CandidateResult | None,
     ctx: TrainingContext,
-) -> tuple[CandidateResult, CandidateResult | None, RefitRecord]:
+) -> tuple[CandidateResult, CandidateResult | None, FinalFitRecord]:
     """The selected student and its twin fitted on ``ctx``'s training rows plus the
     validation rows (``ctx``: the rows both learned from), and the record of it.
 
     When the final fit is off, not possible for the selected candidate, or a stop was
     requested, the train-only fits are returned unchanged and the record says why.
     """
-    selected, twin, record = _final_fits(session, selected, twin, ctx)
+    selected, twin, record = _fit_final(session, selected, twin, ctx)
     session.bus.emit("info", phase="compare", message=record.sentence(),
-                     refit=record.to_dict())
+                     final_fit=record.to_dict())
     return selected, twin, record
 
 
-def _final_fits(
+def _fit_final(
     session: RunSession,
     selected: CandidateResult,
     twin: CandidateResult | None,
     ctx: TrainingContext,
-) -> tuple[CandidateResult, CandidateResult | None, RefitRecord]:
+) -> tuple[CandidateResult, CandidateResult | None, FinalFitRecord]:
     why_not = _why_not(session, selected)
     if why_not is not None:
-        return selected, twin, RefitRecord(enabled=False, reason=why_not)
+        return selected, twin, FinalFitRecord(enabled=False, reason=why_not)
     all_rows = session.with_validation_rows(ctx, _targets(session, selected, ctx))
     shared = twin is not None and twin.model is selected.model
     pair = [selected] + ([twin] if twin is not None and not shared else [])
     try:
         fitted = session.fit_many(
-            [c.spec for c in pair], all_rows, [c.name for c in pair], "refit",
+            [c.spec for c in pair], all_rows, [c.name for c in pair], "final_fit",
             refit_of=[c.model for c in pair],
         )
     except FitInterrupted:
         session.interrupted("the final fit on training + validation rows")
-        return selected, twin, RefitRecord(
+        return selected, twin, FinalFitRecord(
             enabled=False, reason=f"{session.stop_reason}: the train-only fits are shipped"
         )
     shipped = [_shipped(c, f) for c, f in zip(pair, fitted, strict=True)]
     new_twin = None
     if twin is not None:
         new_twin = _shipped(twin, fitted[0]) if shared else shipped[1]
-    record = RefitRecord(
+    record = FinalFitRecord(
         rows=len(all_rows.y_train),
         train_only_rows=len(ctx.y_train),
         validation_rows=len(session.ctx.y_val),
@@ -92,8 +98,15 @@ def _final_fits(
 
 def _why_not(session: RunSession, selected: CandidateResult) -> str | None:
     """Why the train-only fit is shipped, or None when the final fit runs."""
-    if not session.config.refit_with_validation:
-        return "refit_with_validation is off"
+    mode, rows = session.config.final_fit, len(session.split.train)
+    if mode == "off":
+        return "final_fit is off"
+    if mode == "auto" and rows > FINAL_FIT_MAX_ROWS:
+        return (
+            f"final_fit='auto' leaves it out above {FINAL_FIT_MAX_ROWS:,} training rows "
+            f"({rows:,} here), where the search trains on subsamples for speed; "
+            "final_fit='on' fits anyway (two more full-size fits)"
+        )
     if session.stop.requested:
         session.should_stop()  # records where the stop landed
         return f"{session.stop_reason}: the final fit was skipped"
