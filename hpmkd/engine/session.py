@@ -321,7 +321,7 @@ class RunSession:
     def _context(self, split: Split) -> TrainingContext:
         ds = self.dataset
         source = self._student_source_proba(split)
-        # Kept for the final refit, which learns from the validation rows' targets too.
+        # Kept for the final fit, which learns from the validation rows' targets too.
         self._source_val = source[split.validation]
         reference = self.teacher_proba()
         return TrainingContext(
@@ -488,7 +488,7 @@ class RunSession:
             self.random_state,
             ctx.n_threads,
             full,
-            # A variant of the fit (the final refit) has keys of its own; the others'
+            # A variant of the fit (the final fit) has keys of its own; the others'
             # keys are unchanged.
             *((variant,) if variant else ()),
         )
@@ -541,7 +541,7 @@ class RunSession:
         together on the executor (in parallel when parallel training is on); none is
         recorded as a candidate (screening fits are kept in :attr:`screened`).
 
-        ``refit_of``: for the final refit, per spec the calibrated model whose
+        ``refit_of``: for the final fit, per spec the calibrated model whose
         calibration the new fit takes (``train_candidate``'s ``refit_of``).
 
         Raises
