@@ -31,7 +31,7 @@ from hpmkd.students import proba_in_class_order
 #: Largest training rows of the final fit under ``final_fit="auto"``: the successive
 #: halving threshold. Above it the search itself trades rows for speed, and on
 #: nyc_flights_delay and us_census_fertility the two extra full-size fits took 2.6 s and
-#: 0.6 s, pushing the runs past three times the teacher's fit (docs/BENCHMARKS.md 8).
+#: 0.6 s, taking the runs to or past three times the teacher's fit (docs/BENCHMARKS.md 8).
 FINAL_FIT_MAX_ROWS = HALVING_MIN_ROWS
 
 #: Sources of candidates that learned from the run's own soft targets.
