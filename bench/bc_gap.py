@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import clean_split, load_table, subsample  # noqa: E402
+from bench.common import clean_session  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 
@@ -122,10 +122,7 @@ def aug_of(text: str, teacher: Any) -> tuple[Any, int, float] | None:
 
 def main() -> None:
     """Session, then one JSON line per student."""
-    from hpmkd import DistillationDataset, HPMConfig
     from hpmkd.components.racing import PairedBootstrap, metric_value
-    from hpmkd.engine.session import PLANS, RunSession
-    from hpmkd.events import EventBus
     from hpmkd.metrics import size_bytes
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -136,12 +133,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=0)
     parser.add_argument("students", nargs="+")
     args = parser.parse_args()
-    X, y = subsample(*load_table(args.table, args.data), args.rows, args.seed)
-    parts = clean_split(X, y, args.seed)
-    ds = DistillationDataset(parts["distill"], target="target", teacher=parts["teacher"],
-                             test_data=parts["test"], name=args.table)
-    session = RunSession(ds, HPMConfig(use_cache=False, use_memory=False), PLANS["hpm"],
-                         args.seed, EventBus())
+    session, parts = clean_session(args.table, args.seed, args.rows, args.data)
     ctx = session.ctx
     teacher_ks = metric_value("ks", ctx.y_val, ctx.reference_val, ctx.reference_val)
     boot = PairedBootstrap(ctx.y_val, ctx.reference_val, "ks", ctx.reference_val,

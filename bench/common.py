@@ -217,3 +217,21 @@ def clean_split(X: pd.DataFrame, y: pd.Series, seed: int) -> dict[str, Any]:
         "test": test,
         "rows": {"A": len(y_a), "B": len(y_b), "C": len(y_c)},
     }
+
+
+def clean_session(
+    table: str, seed: int, rows: int | None, data_dir: Path
+) -> tuple[Any, dict[str, Any]]:
+    """The engine's ``RunSession`` of a default run on the clean protocol's split of
+    ``table`` (cache and memory off), and the split's parts; no test row is read."""
+    from hpmkd import DistillationDataset, HPMConfig
+    from hpmkd.engine.session import PLANS, RunSession
+    from hpmkd.events import EventBus
+
+    X, y = subsample(*load_table(table, data_dir), rows, seed)
+    parts = clean_split(X, y, seed)
+    ds = DistillationDataset(parts["distill"], target="target", teacher=parts["teacher"],
+                             test_data=parts["test"], name=table)
+    session = RunSession(ds, HPMConfig(use_cache=False, use_memory=False), PLANS["hpm"],
+                         seed, EventBus())
+    return session, parts

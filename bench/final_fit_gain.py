@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bc_gap import DEFAULT_DATA, parse  # noqa: E402
-from bench.common import clean_split, load_table, subsample  # noqa: E402
+from bench.common import clean_session  # noqa: E402
 
 
 def one_seed(table: str, seed: int, students: list[str], rows: int | None,
@@ -40,19 +40,11 @@ def one_seed(table: str, seed: int, students: list[str], rows: int | None,
     import pandas as pd
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
-    from hpmkd import DistillationDataset, HPMConfig
-    from hpmkd.engine.session import PLANS, RunSession
     from hpmkd.evaluate import train_candidate
-    from hpmkd.events import EventBus
     from hpmkd.metrics import expected_calibration_error, ks_score
     from hpmkd.students import proba_in_class_order
 
-    X, y = subsample(*load_table(table, data), rows, seed)
-    parts = clean_split(X, y, seed)
-    ds = DistillationDataset(parts["distill"], target="target", teacher=parts["teacher"],
-                             test_data=parts["test"], name=table)
-    session = RunSession(ds, HPMConfig(use_cache=False, use_memory=False), PLANS["hpm"],
-                         seed, EventBus())
+    session, _ = clean_session(table, seed, rows, data)
     ctx = session.ctx
     X_all = pd.concat([ctx.X_train, ctx.X_val])
     y_all = np.concatenate([ctx.y_train, ctx.y_val])

@@ -305,11 +305,7 @@ def calibrate_and_predict(
     if raw.ndim == 1:
         raw = raw.reshape(-1, 1)  # binary: one column, as fit() and predict_proba() shape it
     pipeline = _fit_calibrator(frozen, raw, labels, classes, "temperature", xp=xp)
-    calibrated.classes_ = classes
-    calibrated.calibrated_classifiers_ = [pipeline]
-    for attribute in ("n_features_in_", "feature_names_in_"):
-        if hasattr(frozen, attribute):
-            setattr(calibrated, attribute, getattr(frozen, attribute))
+    _set_fitted(calibrated, frozen, classes, pipeline)
     # _CalibratedClassifier.predict_proba, temperature branch, on the same response.
     predictions = raw
     if len(classes) == 2 and raw.shape[-1] == 1 and used == "predict_proba":
@@ -340,16 +336,22 @@ def with_calibration_of(model: Any, calibrated: Any) -> Any:
         return model
     frozen = FrozenEstimator(model)
     out = CalibratedClassifierCV(frozen, method=calibrated.method)
-    out.classes_ = calibrated.classes_
-    out.calibrated_classifiers_ = [
-        _CalibratedClassifier(
-            frozen, fitted.calibrators, classes=fitted.classes, method=fitted.method
-        )
-    ]
+    pipeline = _CalibratedClassifier(
+        frozen, fitted.calibrators, classes=fitted.classes, method=fitted.method
+    )
+    return _set_fitted(out, frozen, calibrated.classes_, pipeline)
+
+
+def _set_fitted(calibrated: Any, frozen: Any, classes: np.ndarray, pipeline: Any) -> Any:
+    """``calibrated`` (an unfitted ``CalibratedClassifierCV`` around ``frozen``) given the
+    fitted state ``fit`` would leave: its classes, the one calibrated classifier
+    ``pipeline`` and the frozen student's input facts."""
+    calibrated.classes_ = classes
+    calibrated.calibrated_classifiers_ = [pipeline]
     for attribute in ("n_features_in_", "feature_names_in_"):
         if hasattr(frozen, attribute):
-            setattr(out, attribute, getattr(frozen, attribute))
-    return out
+            setattr(calibrated, attribute, getattr(frozen, attribute))
+    return calibrated
 
 
 def uncalibrated(model: Any) -> Any:
