@@ -25,6 +25,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,16 +34,42 @@ from bench.bc_gap import DEFAULT_DATA, parse  # noqa: E402
 from bench.common import clean_session  # noqa: E402
 
 
+def out_of_fold(spec: Any, ctx: Any, X_all: Any, y_all: Any, t_all: Any,
+                seed: int) -> tuple[Any, Any]:
+    """Out-of-fold probabilities of ``spec`` on the rows ``X_all`` (labels ``y_all``,
+    teacher probabilities ``t_all``), five stratified folds seeded by ``seed``: the
+    train-only fit's and the final fit's (see the module docstring). ``ctx`` is the
+    run's context the folds' contexts are made from."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    from hpmkd.evaluate import train_candidate
+    from hpmkd.students import proba_in_class_order
+
+    only, final = np.zeros_like(t_all), np.zeros_like(t_all)
+    for rest, held in StratifiedKFold(5, shuffle=True, random_state=seed).split(X_all, y_all):
+        tr, va = train_test_split(rest, test_size=0.2, stratify=y_all[rest], random_state=seed)
+
+        def context(train, val=va):
+            return replace(ctx, X_train=X_all.iloc[train], y_train=y_all[train],
+                           teacher_train=t_all[train], X_val=X_all.iloc[val],
+                           y_val=y_all[val], reference_val=t_all[val])
+
+        first = train_candidate(spec, context(tr))
+        again = train_candidate(spec, context(np.concatenate([tr, va])), refit_of=first.model)
+        X_held = X_all.iloc[held]
+        only[held] = proba_in_class_order(first.model, X_held, ctx.classes)
+        final[held] = proba_in_class_order(again.model, X_held, ctx.classes)
+    return only, final
+
+
 def one_seed(table: str, seed: int, students: list[str], rows: int | None,
              data: Path) -> list[dict]:
     """The out-of-fold figures of each student on one seed's split."""
     import numpy as np
     import pandas as pd
-    from sklearn.model_selection import StratifiedKFold, train_test_split
 
-    from hpmkd.evaluate import train_candidate
     from hpmkd.metrics import expected_calibration_error, ks_score
-    from hpmkd.students import proba_in_class_order
 
     session, _ = clean_session(table, seed, rows, data)
     ctx = session.ctx
@@ -52,24 +79,8 @@ def one_seed(table: str, seed: int, students: list[str], rows: int | None,
     out = []
     for text in students:
         spec = parse(text, len(ctx.y_train), seed)
-        only, final = np.zeros_like(t_all), np.zeros_like(t_all)
         start = time.perf_counter()
-        folds = StratifiedKFold(5, shuffle=True, random_state=seed).split(X_all, y_all)
-        for rest, held in folds:
-            tr, va = train_test_split(rest, test_size=0.2, stratify=y_all[rest],
-                                      random_state=seed)
-
-            def context(train, val=va):
-                return replace(ctx, X_train=X_all.iloc[train], y_train=y_all[train],
-                               teacher_train=t_all[train], X_val=X_all.iloc[val],
-                               y_val=y_all[val], reference_val=t_all[val])
-
-            first = train_candidate(spec, context(tr))
-            again = train_candidate(spec, context(np.concatenate([tr, va])),
-                                    refit_of=first.model)
-            X_held = X_all.iloc[held]
-            only[held] = proba_in_class_order(first.model, X_held, ctx.classes)
-            final[held] = proba_in_class_order(again.model, X_held, ctx.classes)
+        only, final = out_of_fold(spec, ctx, X_all, y_all, t_all, seed)
         ks = {k: ks_score(y_all, p) for k, p in (("only", only), ("final", final),
                                                   ("teacher", t_all))}
         ece = {k: expected_calibration_error(y_all, p) for k, p in (

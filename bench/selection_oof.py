@@ -30,7 +30,6 @@ import math
 import statistics
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from bench.common import (  # noqa: E402
     subsample,
     timed_distill,
 )
+from bench.final_fit_gain import out_of_fold  # noqa: E402
 
 #: Two-sided 97.5% quantiles of Student's t by degrees of freedom (the interval's).
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -65,14 +65,11 @@ def one_seed(table: str, seed: int, rows: int | None, data: Path,
     """Run once on ``seed``'s split and score the selected configuration out of fold."""
     import numpy as np
     import pandas as pd
-    from sklearn.model_selection import StratifiedKFold, train_test_split
 
     from hpmkd import DistillationDataset, HPMConfig
     from hpmkd.engine.session import PLANS, RunSession
-    from hpmkd.evaluate import train_candidate
     from hpmkd.events import EventBus
     from hpmkd.metrics import ks_score
-    from hpmkd.students import proba_in_class_order
 
     X, y = subsample(*load_table(table, data), rows, seed)
     parts = clean_split(X, y, seed)
@@ -95,23 +92,10 @@ def one_seed(table: str, seed: int, rows: int | None, data: Path,
     y_all = np.concatenate([ctx.y_train, ctx.y_val])[order]
     t_all = np.vstack([ctx.teacher_train, ctx.reference_val])[order]
     run_train = np.isin(positions[order], session.split.train)
-    final = np.zeros_like(t_all)
-    for rest, held in StratifiedKFold(5, shuffle=True, random_state=seed).split(X_all, y_all):
-        tr, va = train_test_split(rest, test_size=0.2, stratify=y_all[rest], random_state=seed)
-
-        def context(train, val=va):
-            return replace(ctx, X_train=X_all.iloc[train], y_train=y_all[train],
-                           teacher_train=t_all[train], X_val=X_all.iloc[val],
-                           y_val=y_all[val], reference_val=t_all[val])
-
-        first = train_candidate(selected.spec, context(tr))
-        again = train_candidate(selected.spec, context(np.concatenate([tr, va])),
-                                refit_of=first.model)
-        final[held] = proba_in_class_order(again.model, X_all.iloc[held], ctx.classes)
+    _, final = out_of_fold(selected.spec, ctx, X_all, y_all, t_all, seed)
     session.close()
-    on_train = run_train
-    gap_train = ks_score(y_all[on_train], final[on_train]) - ks_score(
-        y_all[on_train], t_all[on_train])
+    gap_train = ks_score(y_all[run_train], final[run_train]) - ks_score(
+        y_all[run_train], t_all[run_train])
     return {
         "table": table, "seed": seed, "settings": settings, "selected": selected.name,
         "approx": selected.source == "chain" and not selected.name.startswith("chain stage 1"),
@@ -148,9 +132,10 @@ def main() -> None:
         print(json.dumps(line), flush=True)
         gaps.append(line["oof_gap_all_rows"])
     mean, low, high = interval(gaps)
+    ci95 = [round(low, 4), round(high, 4)] if len(gaps) > 1 else None
     print(json.dumps({"table": args.table, "settings": settings, "seeds": len(gaps),
-                      "oof_gap_all_rows": {"mean": round(mean, 4), "ci95": [
-                          round(low, 4), round(high, 4)]}}), flush=True)
+                      "oof_gap_all_rows": {"mean": round(mean, 4), "ci95": ci95}}),
+          flush=True)
 
 
 if __name__ == "__main__":
