@@ -36,10 +36,28 @@ from bench.common import clean_session  # noqa: E402
 
 def out_of_fold(spec: Any, ctx: Any, X_all: Any, y_all: Any, t_all: Any,
                 seed: int) -> tuple[Any, Any]:
-    """Out-of-fold probabilities of ``spec`` on the rows ``X_all`` (labels ``y_all``,
-    teacher probabilities ``t_all``), five stratified folds seeded by ``seed``: the
-    train-only fit's and the final fit's (see the module docstring). ``ctx`` is the
-    run's context the folds' contexts are made from."""
+    """Out-of-fold probabilities of one configuration, train-only fit and final fit.
+
+    Five stratified folds seeded by ``seed``; in each, the other four are split 80/20 as
+    the engine splits its rows (see the module docstring).
+
+    Parameters
+    ----------
+    spec : StudentSpec
+        The configuration.
+    ctx : TrainingContext
+        The run's context; each fold's context is a copy with its own rows.
+    X_all, y_all, t_all : DataFrame, ndarray, ndarray
+        The rows, their labels and the teacher's probabilities on them.
+    seed : int
+        Seeds the folds and the inner splits.
+
+    Returns
+    -------
+    (only, final) : tuple of ndarray
+        Held-out probabilities of the train-only fit and of the final fit, in the rows'
+        order.
+    """
     import numpy as np
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
