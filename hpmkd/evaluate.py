@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
+from hpmkd.native_threads import one_thread
 from hpmkd.stop import abandonable
 from hpmkd.students import (
     N_MEMBERS,
@@ -247,7 +247,7 @@ def calibrate(model: Any, ctx: TrainingContext) -> Any:
     # The student's classes are ctx.classes in the same order (checked above).
     labels = np.asarray(model.classes_)[ctx.y_val]
     calibrated = CalibratedClassifierCV(FrozenEstimator(model), method="temperature")
-    with threadpool_limits(limits=1):
+    with one_thread():
         calibrated.fit(ctx.X_val, labels)
     return calibrated
 
@@ -294,7 +294,7 @@ def calibrate_and_predict(
     # With ``shared`` (see _shared_val_rows), the final step's response on the encoded
     # validation rows: the pipeline's own response, without encoding them again.
     responder, rows = (frozen, ctx.X_val) if shared is None else shared
-    with threadpool_limits(limits=1):
+    with one_thread():
         raw, _, used = _get_response_values(
             responder,
             rows,

@@ -277,12 +277,12 @@ def latency_ms_1k(
     """
     if len(X) == 0:
         return math.nan
-    from threadpoolctl import threadpool_limits
+    from hpmkd.native_threads import one_thread
 
     index = np.arange(rows) % len(X)
     batch = X.iloc[index]
     times = []
-    with threadpool_limits(limits=1):
+    with one_thread():
         for _ in range(repeats):
             start = time.perf_counter()
             predict_proba(batch)

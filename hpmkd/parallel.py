@@ -123,10 +123,10 @@ class Job:
 
 
 def _train_jobs(jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
-    from threadpoolctl import threadpool_limits
+    from hpmkd.native_threads import one_thread
 
     ctx = replace(ctx, n_threads=1) if ctx.n_threads != 1 else ctx
-    with threadpool_limits(limits=1):
+    with one_thread():
         return [train_candidate(job.spec, ctx, **job.kwargs) for job in jobs]
 
 

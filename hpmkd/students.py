@@ -39,8 +39,8 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
-from threadpoolctl import threadpool_limits
 
+from hpmkd.native_threads import one_thread
 from hpmkd.stop import abandoned, check_stop
 
 CAPACITIES = ("small", "medium", "large")
@@ -574,7 +574,7 @@ def fit_on_soft_targets(
         # copies were 512 MB more at the peak of the fit.
         X_rep = X_rep.astype(np.float32)
     X_rep = X_rep[rows] if split else X_rep.iloc[rows]
-    with warnings.catch_warnings(), threadpool_limits(limits=1):
+    with warnings.catch_warnings(), one_thread():
         # Small students gain nothing from BLAS threads (measured: one thread was faster),
         # and one thread keeps them from fighting over the two cores.
         # MLP students train for a fixed epoch budget by design; not converging to the
@@ -688,7 +688,7 @@ def _fit_mlp_soft(
     if is_numeric_only(model):
         X_rows = X_rows.astype(np.float32)
     X_rows = X_rows[order] if split else X_rows.iloc[order]
-    with warnings.catch_warnings(), threadpool_limits(limits=1):
+    with warnings.catch_warnings(), one_thread():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check_stop()
         with _mlp_epoch_check(final), _mlp_soft_input(final, soft, values):
@@ -753,7 +753,7 @@ def _fit_lgbm_cross_entropy(
     final._n_classes = len(encoder.classes_)
     final._objective = "cross_entropy"
     label = np.ascontiguousarray(targets[:, positive], dtype=np.float64)
-    with threadpool_limits(limits=1):
+    with one_thread():
         check_stop()
         LGBMModel.fit(final, encoded, label, callbacks=[_lgbm_check_stop])
     if final.n_jobs != 1:
