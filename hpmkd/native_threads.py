@@ -4,8 +4,8 @@
 on every call (2.4 ms each here, by walking every loaded shared object); a default case b
 run made 88 such calls, 0.29 s of its 10.4 s. :func:`one_thread` keeps one
 ``ThreadpoolController`` per process and limits through it (0.02 ms). The controller
-knows the libraries loaded when it was built, so it is built again whenever the set of
-imported modules has grown: a native library arrives with the import of the package that
+knows the libraries loaded when it was built, so it is built again whenever the number of
+imported modules has changed: a native library arrives with the import of the package that
 uses it (numpy's BLAS, scikit-learn's and LightGBM's OpenMP, XGBoost's own).
 """
 
