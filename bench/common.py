@@ -224,14 +224,29 @@ def clean_session(
 ) -> tuple[Any, dict[str, Any]]:
     """The engine's ``RunSession`` of a default run on the clean protocol's split of
     ``table`` (cache and memory off), and the split's parts; no test row is read."""
+    X, y = subsample(*load_table(table, data_dir), rows, seed)
+    parts = clean_split(X, y, seed)
+    return session_on(parts, table, seed), parts
+
+
+def session_on(
+    parts: dict[str, Any], table: str, seed: int, settings: dict[str, Any] | None = None
+) -> Any:
+    """The engine's ``RunSession`` of a run on ``parts`` (:func:`clean_split`'s) with
+    ``HPMConfig(**settings)``, cache and memory off: the rows, split and targets the run
+    with that seed trains on."""
     from hpmkd import DistillationDataset, HPMConfig
     from hpmkd.engine.session import PLANS, RunSession
     from hpmkd.events import EventBus
 
-    X, y = subsample(*load_table(table, data_dir), rows, seed)
-    parts = clean_split(X, y, seed)
     ds = DistillationDataset(parts["distill"], target="target", teacher=parts["teacher"],
                              test_data=parts["test"], name=table)
-    session = RunSession(ds, HPMConfig(use_cache=False, use_memory=False), PLANS["hpm"],
-                         seed, EventBus())
-    return session, parts
+    config = HPMConfig(**{**(settings or {}), "use_cache": False, "use_memory": False})
+    return RunSession(ds, config, PLANS["hpm"], seed, EventBus())
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``--set field=json`` items as ``HPMConfig`` keyword arguments."""
+    import json
+
+    return {k: json.loads(v) for k, _, v in (item.partition("=") for item in items)}

@@ -20,7 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import fresh_home, protocol_split, synthetic_case, timed_distill
+from bench.common import (
+    fresh_home,
+    parse_settings,
+    protocol_split,
+    synthetic_case,
+    timed_distill,
+)
 from hpmkd import HPMConfig
 
 #: Columns that differ between two runs of the same code (clocks and the cache).
@@ -42,7 +48,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
                         help="an HPMConfig field, e.g. final_fit=\"off\"")
     args = parser.parse_args()
-    settings = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
+    settings = parse_settings(args.set)
     parts = protocol_split(*synthetic_case(args.case))
     with tempfile.TemporaryDirectory() as tmp:
         fresh_home(Path(tmp))

@@ -41,6 +41,8 @@ from bench.common import (  # noqa: E402
     clean_split,
     fresh_home,
     load_table,
+    parse_settings,
+    session_on,
     subsample,
     timed_distill,
 )
@@ -66,9 +68,7 @@ def one_seed(table: str, seed: int, rows: int | None, data: Path,
     import numpy as np
     import pandas as pd
 
-    from hpmkd import DistillationDataset, HPMConfig
-    from hpmkd.engine.session import PLANS, RunSession
-    from hpmkd.events import EventBus
+    from hpmkd import HPMConfig
     from hpmkd.metrics import ks_score
 
     X, y = subsample(*load_table(table, data), rows, seed)
@@ -79,10 +79,7 @@ def one_seed(table: str, seed: int, rows: int | None, data: Path,
         distiller, seconds = timed_distill(parts, config, "auto", seed, table)
     selected = distiller._check_run().selected
     # The run's own split of part B (same rows, same seed), for its training rows.
-    ds = DistillationDataset(parts["distill"], target="target", teacher=parts["teacher"],
-                             test_data=parts["test"], name=table)
-    session = RunSession(ds, HPMConfig(use_cache=False, use_memory=False, **settings),
-                         PLANS["hpm"], seed, EventBus())
+    session = session_on(parts, table, seed, settings)
     ctx = session.ctx
     # Part B's rows in their own order, so the folds do not depend on the run's split
     # (two settings on one seed are scored on the same folds).
@@ -125,7 +122,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
                         help="an HPMConfig field, e.g. validation_split=0.3")
     args = parser.parse_args()
-    settings = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
+    settings = parse_settings(args.set)
     gaps = []
     for seed in seeds_of(args.seeds):
         line = one_seed(args.table, seed, args.rows, args.data, settings)
