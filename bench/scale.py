@@ -23,6 +23,7 @@ compare, not the wall seconds.
     python bench/scale.py --table million --synthetic-rows 500000
     python bench/scale.py --parallel off           # force sequential training (or ``on``)
     python bench/scale.py --set n_trials=2         # any HPMConfig override
+    python bench/scale.py --as-app                 # as the app's jobs run (one LightGBM thread)
 
 ``--parallel auto`` (the default) makes the choice ``hpmkd distill`` makes: parallel
 training from :data:`hpmkd.parallel.AUTO_PARALLEL_MIN_ROWS` rows of the table, with the
@@ -306,12 +307,19 @@ def child(
     settings: dict[str, str],
     parallel: str = "auto",
     synthetic_rows: int = 1_000_000,
+    as_app: bool = False,
 ) -> dict[str, Any]:
-    """One repeat: load, split, fit the teacher (timed), distill (timed), score."""
+    """One repeat: load, split, fit the teacher (timed), distill (timed), score.
+
+    ``as_app``: the run inside :func:`hpmkd.native_threads.shared_process`, as the app's
+    jobs run (LightGBM on one thread in the run's own process).
+    """
+    import contextlib
     import resource
 
     from bench.common import Timer, fresh_home, timed_distill
     from hpmkd import HPMConfig
+    from hpmkd.native_threads import shared_process
 
     load_before = os.getloadavg()[0]
     with RssSampler() as rss:
@@ -336,9 +344,10 @@ def child(
             fresh_home(Path(home))
             rss.stage("dataset")
             cpu = time.process_time()
-            distiller, seconds = timed_distill(
-                parts, config, "auto", name=table, callbacks=[rss.on_event]
-            )
+            with shared_process() if as_app else contextlib.nullcontext():
+                distiller, seconds = timed_distill(
+                    parts, config, "auto", name=table, callbacks=[rss.on_event]
+                )
             run_cpu = time.process_time() - cpu
             rss.stage("after run")
             workers_cpu = workers_cpu_seconds()
@@ -359,6 +368,7 @@ def child(
         "workers_cpu_s": workers_cpu,
         "parallel": config.use_parallel,
         "parallel_why": parallel_why,
+        "as_app": as_app,
         "phases": {k: v for k, v in s["timings"].items() if k != "total"},
         # The kernel's ru_maxrss of this process (data, teacher fit and run), not of its
         # children: a child's ru_maxrss counts this process's pages it shared between
@@ -390,6 +400,8 @@ def run_child(table: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd += ["--synthetic-rows", str(args.synthetic_rows)]
     for item in args.settings:
         cmd += ["--set", item]
+    if args.as_app:
+        cmd.append("--as-app")
     env = dict(os.environ)
     # The teacher's OpenMP threads sleep while they wait instead of spinning: on a shared,
     # oversubscribed machine a spinning thread burns the CPU its partner needs (the 5.8 s
@@ -455,11 +467,16 @@ def main() -> None:
         help="rows of the generated table (--table million; default 1,000,000)",
     )
     parser.add_argument("--json", type=Path, help="also write every repeat's result here")
+    parser.add_argument(
+        "--as-app", action="store_true",
+        help="run as the app's jobs run: LightGBM on one thread in the run's process",
+    )
     parser.add_argument("--child", choices=list(TABLES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     settings = dict(s.split("=", 1) for s in args.settings)
     if args.child:
-        result = child(args.child, args.data, settings, args.parallel, args.synthetic_rows)
+        result = child(args.child, args.data, settings, args.parallel, args.synthetic_rows,
+                       args.as_app)
         print(MARK + json.dumps(result), flush=True)
         return
     tables = ["nyc", "census"] if args.table == "both" else [args.table]

@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from hpmkd.errors import HPMKDInputError
+from hpmkd.native_threads import lightgbm_threads
 
 if TYPE_CHECKING:  # only for annotations: the check reads a dataset, it builds none
     from hpmkd.data import DistillationDataset
@@ -461,8 +462,10 @@ def reference_oof_proba(
             subsample=0.8, subsample_freq=1, colsample_bytree=0.8, n_jobs=1, verbose=-1,
             random_state=random_state,
         )
-        model.fit(X.iloc[fit], y[fit])
-        proba = model.predict_proba(X.iloc[held])
+        # The run's own fits may use two LightGBM threads in this process meanwhile.
+        with lightgbm_threads(1):
+            model.fit(X.iloc[fit], y[fit])
+            proba = model.predict_proba(X.iloc[held])
         out[np.ix_(held, model.classes_.astype(int))] = proba
     return out
 

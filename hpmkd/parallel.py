@@ -35,6 +35,7 @@ from typing import Any
 from hpmkd.errors import RunCancelled
 from hpmkd.evaluate import CandidateResult, TrainingContext, train_candidate
 from hpmkd.extras import require
+from hpmkd.native_threads import lightgbm_threads_for
 from hpmkd.stop import POLL_S, WaveInterrupted, active_request
 from hpmkd.students import StudentSpec
 
@@ -285,10 +286,13 @@ class Executor:
         free: they get as many threads. Sequential runs keep one thread (the leakage
         check's thread uses the other core, and every result stays exactly as before);
         Dask workers are elsewhere, so this process's cores are not theirs to count.
+        A run started in a thread that shares its process with other runs (the app's
+        jobs; :func:`hpmkd.native_threads.shared_process`) keeps one thread: LightGBM's
+        thread count is process-wide, and two counts at once can crash the process.
         """
         if self.backend != "loky":
             return 1
-        return max(1, min(self.n_jobs, _usable_cores()))
+        return lightgbm_threads_for(max(1, min(self.n_jobs, _usable_cores())))
 
     def describe(self) -> dict[str, Any]:
         """Plain-data description for the run record."""

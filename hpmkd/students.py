@@ -23,7 +23,7 @@ import itertools
 import warnings
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from hpmkd.native_threads import one_thread
+from hpmkd.native_threads import lightgbm_threads, one_thread
 from hpmkd.stop import abandoned, check_stop
 
 CAPACITIES = ("small", "medium", "large")
@@ -582,7 +582,7 @@ def fit_on_soft_targets(
         warnings.simplefilter("ignore", ConvergenceWarning)
         check_stop()
         callbacks = [_lgbm_check_stop] if isinstance(final, LGBMClassifier) else None
-        with _mlp_epoch_check(final):
+        with _mlp_epoch_check(final), _lightgbm_guard(final):
             if split:
                 extra = {"callbacks": callbacks} if callbacks else {}
                 final.fit(X_rep, labels, sample_weight=weights, **extra)
@@ -753,12 +753,20 @@ def _fit_lgbm_cross_entropy(
     final._n_classes = len(encoder.classes_)
     final._objective = "cross_entropy"
     label = np.ascontiguousarray(targets[:, positive], dtype=np.float64)
-    with one_thread():
+    with one_thread(), lightgbm_threads(final.n_jobs):
         check_stop()
         LGBMModel.fit(final, encoded, label, callbacks=[_lgbm_check_stop])
     if final.n_jobs != 1:
         final.n_jobs = 1
         final.booster_.params["num_threads"] = 1
+
+
+def _lightgbm_guard(final: Any) -> AbstractContextManager[Any]:
+    """:func:`~hpmkd.native_threads.lightgbm_threads` for a LightGBM student's fit (its
+    ``n_jobs``); nothing for other families."""
+    if isinstance(final, LGBMClassifier):
+        return lightgbm_threads(final.n_jobs)
+    return nullcontext()
 
 
 def _lgbm_check_stop(env: Any) -> None:

@@ -37,6 +37,7 @@ from hpmkd import (
     StopRequest,
 )
 from hpmkd.events import Event
+from hpmkd.native_threads import shared_process
 from hpmkd.result import RunResult
 from hpmkd_app.run_cache import CachedRun, RunCache, run_key
 
@@ -213,10 +214,12 @@ class Job:
     def _main(self) -> None:
         start = time.perf_counter()
         try:
-            if self.use_run_cache:
-                self._run_cached(start)
-            else:
-                self._run_fresh(start)
+            # Other jobs run in this server process too: LightGBM keeps one thread.
+            with shared_process():
+                if self.use_run_cache:
+                    self._run_cached(start)
+                else:
+                    self._run_fresh(start)
         except RunCancelled as exc:
             # A keep-the-best stop before any model finished has nothing to keep: say so.
             note = None if self._stop.discard else str(exc)

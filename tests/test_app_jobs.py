@@ -233,3 +233,23 @@ def test_stop_keeps_the_best_so_far_as_a_partial_run(dataset, tmp_path):
         assert cache.get(job.key) is None
     full = _wait(start_job(dataset, HPM_SMALL, method="hpm", seed=8, cache_dir=tmp_path))
     assert full.status == "done" and not full.from_cache
+
+
+def test_a_job_keeps_lightgbm_on_one_thread_in_the_server(dataset, tmp_path, monkeypatch):
+    # Jobs share the server process, and LightGBM's thread count is process-wide: a
+    # parallel run started by the app must not give its in-process fits two threads.
+    from hpmkd.parallel import Executor
+
+    outside = Executor("loky", n_jobs=2).in_process_threads  # 2 on a machine with 2 cores
+    seen: list[int] = []
+
+    def body(self, start):
+        seen.append(Executor("loky", n_jobs=2).in_process_threads)
+        self._set(status="done")
+
+    monkeypatch.setattr(jobs.Job, "_run_fresh", body)
+    job = start_job(dataset, TINY.with_updates(use_parallel=True), method="legacy", seed=13,
+                    cache_dir=tmp_path, use_run_cache=False)
+    _wait(job)
+    assert seen == [1]
+    assert Executor("loky", n_jobs=2).in_process_threads == outside
