@@ -132,9 +132,8 @@ def test_nested_calls_keep_their_count():
     with native_threads.lightgbm_threads(2):
         with native_threads.lightgbm_threads(2):
             assert native_threads.lightgbm_key() == 2
-        with pytest.raises(RuntimeError, match="1 thread"):
-            with native_threads.lightgbm_threads(1):
-                pass
+        with pytest.raises(RuntimeError, match="1 thread"), native_threads.lightgbm_threads(1):
+            pass
         assert native_threads.lightgbm_key() == 2
     assert native_threads.lightgbm_key() is None
 
