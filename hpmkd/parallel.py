@@ -35,7 +35,7 @@ from typing import Any
 from hpmkd.errors import RunCancelled
 from hpmkd.evaluate import CandidateResult, TrainingContext, train_candidate
 from hpmkd.extras import require
-from hpmkd.native_threads import lightgbm_threads_for
+from hpmkd.native_threads import lightgbm_threads_for, one_thread
 from hpmkd.stop import POLL_S, WaveInterrupted, active_request
 from hpmkd.students import StudentSpec
 
@@ -124,8 +124,6 @@ class Job:
 
 
 def _train_jobs(jobs: list[Job], ctx: TrainingContext) -> list[CandidateResult]:
-    from hpmkd.native_threads import one_thread
-
     ctx = replace(ctx, n_threads=1) if ctx.n_threads != 1 else ctx
     with one_thread():
         return [train_candidate(job.spec, ctx, **job.kwargs) for job in jobs]
