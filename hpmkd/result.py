@@ -30,6 +30,7 @@ from hpmkd.data import Split
 from hpmkd.evaluate import CandidateResult
 from hpmkd.leakage import LeakageCheck, LeakageSignal  # noqa: F401 - re-exported
 from hpmkd.results_table import build_results_df, metrics_dict, to_jsonable
+from hpmkd.settings import server_field_names
 
 
 # =========================================================================== components
@@ -334,6 +335,11 @@ class DatasetFacts:
     teacher_trusted: bool = False
 
 
+#: What a :meth:`RunResult.without_server_details` copy shows in place of a server's
+#: folder or address.
+HIDDEN = "(hidden by the server)"
+
+
 @dataclass(frozen=True)
 class RunResult:
     """Everything a finished run knows.
@@ -368,6 +374,8 @@ class RunResult:
     stop_reason : str or None
         Why and in which phase the run stopped before its end (a stop request or the
         time budget); ``None`` when it ran to the end. See :attr:`partial`.
+    server_details_hidden : bool
+        A copy made by :meth:`without_server_details`.
     """
 
     method: str
@@ -391,6 +399,7 @@ class RunResult:
     versions: Mapping[str, str] = field(default_factory=dict)
     leakage: LeakageCheck | None = None
     stop_reason: str | None = None
+    server_details_hidden: bool = False
 
     @property
     def partial(self) -> bool:
@@ -417,6 +426,51 @@ class RunResult:
         return build_results_df(
             list(self.candidates), self.selected, list(self.teachers), self.twin
         )
+
+    def without_server_details(self) -> RunResult:
+        """A copy to show people who use a shared server but do not run it.
+
+        A server (the app) sets the server fields of the configuration itself (its cache
+        and memory folders, its Dask scheduler's address, its worker count and cache size:
+        ``HPMConfig`` fields whose spec has ``server=True``), and its optimization memory
+        holds the runs of everyone who uses it. In the copy, :meth:`summary` and the
+        report (which reads the same data) leave out the server fields of the
+        configuration (``summary.json["config_set_by_server"]`` names them), and the
+        records show :data:`HIDDEN` for the cache's folder and the scheduler's address and
+        leave out the table names of the warm start's similar past runs (their ids,
+        distances and scores stay; the memory's reasons name past runs by id only).
+        Numbers, models and every other record are the run's.
+
+        Returns
+        -------
+        RunResult
+        """
+        parts = self.components
+        cache, parallel, warm = parts.cache, parts.parallel, parts.warm_start
+        if cache is not None and cache.directory is not None:
+            cache = dataclasses.replace(cache, directory=HIDDEN)
+        if parallel is not None and parallel.scheduler is not None:
+            parallel = dataclasses.replace(parallel, scheduler=HIDDEN)
+        if warm is not None and warm.neighbours:
+            warm = dataclasses.replace(warm, neighbours=tuple(
+                {k: v for k, v in n.items() if k != "dataset"} for n in warm.neighbours
+            ))
+        return dataclasses.replace(
+            self,
+            components=dataclasses.replace(
+                parts, cache=cache, parallel=parallel, warm_start=warm
+            ),
+            server_details_hidden=True,
+        )
+
+    def shown_config(self) -> dict[str, Any]:
+        """``config.to_dict()`` as :meth:`summary` and the report show it: without the
+        server fields in a :meth:`without_server_details` copy."""
+        values = self.config.to_dict()
+        if self.server_details_hidden:
+            for name in server_field_names():
+                values.pop(name, None)
+        return values
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly summary: method, selected student, teacher/student/twin test
@@ -446,7 +500,7 @@ class RunResult:
             "stopped_by_time_budget": self.stopped_by_budget,
             "partial": self.partial,
             "stop_reason": self.stop_reason,
-            "config": self.config.to_dict(),
+            "config": self.shown_config(),
             "random_state": self.random_state,
             # Past runs that warm-started this one: with the memory on, reproducing the
             # run needs a memory that holds them (see README, "Reproducing a run").
@@ -460,6 +514,8 @@ class RunResult:
             "details": self.components.to_dict(),
             "versions": dict(self.versions),
         }
+        if self.server_details_hidden:
+            out["config_set_by_server"] = list(server_field_names())
         return to_jsonable(out)
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "TEACHER_LIMIT_VARS",
     "ServerSettings",
     "TeacherLimits",
+    "idle_server_fields_reset",
     "server_field_names",
 ]
 
@@ -157,6 +158,32 @@ class TeacherLimits:
 def server_field_names() -> tuple[str, ...]:
     """Names of the ``HPMConfig`` fields whose spec has ``server=True``, in order."""
     return tuple(s.name for s in HPMConfig.field_specs() if s.server)
+
+
+def idle_server_fields_reset(config: HPMConfig, method: str) -> HPMConfig:
+    """``config`` with every server field that has no effect on a run of ``method`` back
+    at its default.
+
+    A server sets its fields for every run (:meth:`ServerSettings.config`); a run that
+    does not use one (the memory folder with ``use_memory`` off, the workers with
+    ``use_parallel`` off, every one of them under ``legacy``) changes nothing without it,
+    and its ``HPMKDConfigWarning`` would only tell the server's log about a choice of the
+    server's, not the run's. Experiment fields are left as they are (they still warn).
+
+    Parameters
+    ----------
+    config : HPMConfig
+    method : {"hpm", "legacy"}
+        The method that runs (``auto`` resolved).
+
+    Returns
+    -------
+    HPMConfig
+    """
+    server = set(server_field_names())
+    idle = [name for name, _ in config.ineffective_fields(method) if name in server]
+    defaults = HPMConfig()
+    return config.with_updates(**{name: getattr(defaults, name) for name in idle})
 
 
 @dataclass(frozen=True)

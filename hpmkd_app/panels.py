@@ -212,9 +212,11 @@ def warm_start_panel(record: WarmStartRecord | None, source: PanelSource) -> Com
     neighbours = record.neighbours or ()
     used = "used" if record.used else "not used"
     reason = f": {record.reason}" if record.reason else ""
+    # The memory is shared by everyone who uses the server: past runs by id, never by
+    # their table's name (also while the run is live, before its result is kept).
     return ComponentPanel(
         title, bool(record.used), f"{used}{reason} ({len(neighbours)} similar run(s))",
-        _frame(neighbours),
+        _frame([{k: v for k, v in n.items() if k != "dataset"} for n in neighbours]),
     )
 
 
@@ -323,7 +325,8 @@ def parallel_panel(record: ParallelRecord | None, source: PanelSource) -> Compon
         return _off(title, "use_parallel is off (sequential)")
     if record is None:
         return ComponentPanel(title, True, f"{source.config.get('n_jobs')} worker(s)")
-    where = f" at {record.scheduler}" if record.scheduler else ""
+    # The scheduler's address is the server's business, not its web users'.
+    where = " on the server's Dask scheduler" if record.scheduler else ""
     return ComponentPanel(title, True, f"backend {record.backend}{where}, {record.n_jobs} job(s)")
 
 

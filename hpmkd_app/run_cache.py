@@ -79,6 +79,22 @@ class _RunLock(diskcache.Lock):
         )
 
 
+def for_web_users(distiller: AutoDistiller) -> AutoDistiller:
+    """``distiller`` with its result as the app shows and exports it: without the
+    server's folders and scheduler address, or other people's table names from the
+    shared memory (:meth:`hpmkd.result.RunResult.without_server_details`). Every run the
+    app holds, fresh or from this cache, passes here.
+
+    Parameters
+    ----------
+    distiller : AutoDistiller
+        A finished run (changed in place and returned).
+    """
+    if distiller.result_ is not None and not distiller.result_.server_details_hidden:
+        distiller.result_ = distiller.result_.without_server_details()
+    return distiller
+
+
 @dataclass(frozen=True)
 class CachedRun:
     """A finished run loaded from the cache.
@@ -145,7 +161,9 @@ class RunCache:
             return None
         if not isinstance(value, dict) or not isinstance(value.get("distiller"), AutoDistiller):
             return None
-        return CachedRun(value["distiller"], float(value["finished_at"]), float(value["seconds"]))
+        # Also an entry stored before runs were kept this way.
+        distiller = for_web_users(value["distiller"])
+        return CachedRun(distiller, float(value["finished_at"]), float(value["seconds"]))
 
     def put(self, key: str, distiller: AutoDistiller, seconds: float) -> None:
         """Store a finished run (evicting old runs first if over the size limit)."""

@@ -39,7 +39,8 @@ from hpmkd import (
 from hpmkd.events import Event
 from hpmkd.native_threads import shared_process
 from hpmkd.result import RunResult
-from hpmkd_app.run_cache import CachedRun, RunCache, run_key
+from hpmkd.settings import idle_server_fields_reset
+from hpmkd_app.run_cache import CachedRun, RunCache, for_web_users, run_key
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +289,9 @@ class Job:
         self._set(status="running")
         distiller = AutoDistiller(self.dataset, method=self.method, config=self.config,
                                   random_state=self.seed)
+        distiller.config = idle_server_fields_reset(self.config, distiller.resolve_method()[0])
         distiller.run(callbacks=[self.on_event], stop=self._stop)
+        for_web_users(distiller)
         seconds = time.perf_counter() - start
         note = None
         if cache is not None and self.key:

@@ -253,3 +253,91 @@ def test_a_job_keeps_lightgbm_on_one_thread_in_the_server(dataset, tmp_path, mon
     _wait(job)
     assert seen == [1]
     assert Executor("loky", n_jobs=2).in_process_threads == outside
+
+
+# ------------------------------------------- what the app shows of the server and others
+def _server_run(frame, name, fit_teacher, settings, seed, tmp_path):
+    teacher = fit_teacher(frame.drop(columns="target"), frame["target"], n_estimators=30)
+    data = DistillationDataset(frame, target="target", teacher=teacher, name=name)
+    config = settings.config({"families": ["logreg"], "max_configs": 2, "n_trials": 1,
+                              "use_progressive": False, "max_capacity_steps": 0})
+    return _wait(start_job(data, config, method="hpm", seed=seed, cache_dir=tmp_path / "runs"))
+
+
+def test_the_app_shows_no_server_folder_address_or_other_peoples_tables(
+    make_frame, fit_teacher, tmp_path, monkeypatch
+):
+    import warnings
+
+    from hpmkd import HPMKDConfigWarning
+    from hpmkd.result import HIDDEN
+    from hpmkd.settings import ENV_VARS, ServerSettings, server_field_names
+    from hpmkd_app import exports, panels
+
+    home = tmp_path / "srv-private-home"
+    address = "tcp://10.9.8.7:8786"
+    monkeypatch.setenv("HPMKD_HOME", str(home))
+    monkeypatch.setenv(ENV_VARS["dask_scheduler"], address)
+    for name in ("cache_dir", "memory_dir", "n_jobs", "cache_size_limit_gb"):
+        monkeypatch.delenv(ENV_VARS[name], raising=False)
+    settings = ServerSettings.from_env()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # Someone's run fills the shared memory; a stranger's run on a similar table
+        # warm-starts from it.
+        first = _server_run(make_frame(n_rows=1200, seed=3), "acme-private-table",
+                            fit_teacher, settings, 1, tmp_path)
+        second = _server_run(make_frame(n_rows=1200, seed=4), "mine", fit_teacher,
+                             settings, 2, tmp_path)
+    assert first.status == "done" and second.status == "done", (first.error, second.error)
+    # The server sets its fields for every run: a run that does not use one (no parallel
+    # training here: the scheduler) does not warn the server's log about it.
+    assert not [w for w in caught if issubclass(w.category, HPMKDConfigWarning)]
+
+    job = jobs.get_job(second.id)
+    warm = job.result.components.warm_start
+    assert warm.used and warm.neighbours, warm.reason
+    exported = {"summary": exports.summary_json(job.distiller).decode(),
+                "report": exports.report_html(job.distiller).decode()}
+    for where, text in exported.items():
+        for secret in (str(home), "srv-private-home", "10.9.8.7", "acme-private-table"):
+            assert secret not in text, (where, secret)
+    summary = job.distiller.summary()
+    assert summary["config_set_by_server"] == list(server_field_names())
+    assert not set(server_field_names()) & set(summary["config"])
+    assert summary["config"]["families"] == ["logreg"]  # the experiment is all there
+    assert summary["details"]["cache"]["directory"] == HIDDEN
+    assert all("dataset" not in n for n in summary["details"]["warm_start"]["neighbours"])
+    assert "set by the server (not shown)" in exported["report"]
+    # The page's panel, live or finished, names past runs by id only.
+    panel = panels.warm_start_panel(warm, panels.PanelSource.of_result(job.result))
+    assert panel.table is not None and "dataset" not in panel.table.columns
+    assert "run_id" in panel.table.columns
+
+    # A run stored by an earlier version (details included) is shown the same way.
+    raw = AutoDistiller.__new__(AutoDistiller)
+    raw.__dict__.update(job.distiller.__dict__)
+    from dataclasses import replace
+
+    raw.result_ = replace(job.result, server_details_hidden=False,
+                          components=replace(job.result.components, cache=replace(
+                              job.result.components.cache, directory=str(home / "cache"))))
+    # (Outside a server, e.g. the command line, the summary keeps everything.)
+    assert str(home) in raw.result_.summary()["config"]["memory_dir"]
+    assert "config_set_by_server" not in raw.result_.summary()
+    with RunCache(tmp_path / "old") as cache:
+        cache.put("old-entry", raw, 1.0)
+        served = cache.get("old-entry").distiller
+    assert str(home) not in exports.summary_json(served).decode()
+
+
+def test_the_parallel_panel_does_not_show_the_scheduler_address():
+    from hpmkd.result import ParallelRecord
+    from hpmkd_app import panels
+
+    source = panels.PanelSource(method="hpm", config={"use_parallel": True},
+                                components=None)  # type: ignore[arg-type]
+    panel = panels.parallel_panel(
+        ParallelRecord(backend="dask", n_jobs=4, scheduler="tcp://10.9.8.7:8786"), source
+    )
+    assert "10.9.8.7" not in panel.summary and "Dask scheduler" in panel.summary

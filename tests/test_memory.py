@@ -356,9 +356,12 @@ def test_warm_start_when_no_run_is_near(memory: SharedOptimizationMemory) -> Non
     far_query = like(CREDIT, rows=1e7, features=5000, categorical_share=0, missing_share=0.9)
     start = memory.warm_start(far_query, "ks", max_distance=0.05)
     assert start.used is False and start.configs == () and start.neighbours == ()
-    nearest = min(d for _, d in memory.neighbours(far_query, 10, max_distance=1, metric="ks"))
+    record, nearest = memory.neighbours(far_query, 10, max_distance=1, metric="ks")[0]
     assert f"distance {nearest:.2f}" in start.reason and "above max_distance 0.05" in start.reason
-    assert start.reason.startswith("no similar run: nearest is huge_images")
+    # Past runs are named by id, never by their table (a shared memory holds other
+    # people's runs).
+    assert record.dataset == "huge_images" and "huge_images" not in start.reason
+    assert start.reason.startswith(f"no similar run: nearest is run {record.run_id[:8]} ")
 
 
 def test_warm_start_only_counts_runs_with_the_same_metric(
@@ -371,8 +374,9 @@ def test_warm_start_only_counts_runs_with_the_same_metric(
 def test_warm_start_from_near_runs(memory: SharedOptimizationMemory) -> None:
     start = memory.warm_start(like(CREDIT, rows=1100), "ks", k=2, max_distance=0.3)
     assert start.used is True
-    assert start.reason.startswith("warm start from 2 similar runs (nearest: german_credit, ")
     assert [n["dataset"] for n in start.neighbours] == ["german_credit", "taiwan_credit"]
+    nearest = start.neighbours[0]["run_id"][:8]
+    assert start.reason.startswith(f"warm start from 2 similar runs (nearest: run {nearest}, ")
     first = start.neighbours[0]
     assert set(first) == {"run_id", "dataset", "distance", "best_config", "best_val_metric"}
     assert first["best_config"]["family"] == "lgbm" and first["best_val_metric"] == 0.41
@@ -403,7 +407,11 @@ def test_warm_start_configs_are_deduplicated_and_best_first() -> None:
         ("lgbm", "small", 2.0, 0.9),
     ]
     assert len(set(got)) == len(got)
-    assert start.reason.startswith("warm start from 2 similar runs (nearest: near, distance 0.00)")
+    nearest = start.neighbours[0]["run_id"][:8]
+    assert start.neighbours[0]["dataset"] == "near"
+    assert start.reason.startswith(
+        f"warm start from 2 similar runs (nearest: run {nearest}, distance 0.00)"
+    )
 
 
 def test_warm_start_with_only_undefined_scores_is_not_used() -> None:
@@ -429,8 +437,9 @@ def test_warm_start_works_on_sqlite(tmp_path: Path) -> None:
     memory.record_run("german_credit", like(CREDIT, teacher_confidence=NAN), "ks",
                       [config("lgbm", 0.41), config("tree", NAN)])  # fmt: skip
     start = memory.warm_start(like(CREDIT, teacher_confidence=NAN), "ks")
+    nearest = start.neighbours[0]["run_id"][:8]
     assert start.used and start.reason == (
-        "warm start from 1 similar run (nearest: german_credit, distance 0.00)"
+        f"warm start from 1 similar run (nearest: run {nearest}, distance 0.00)"
     )
     assert [c["family"] for c in start.configs] == ["lgbm"]
 
@@ -465,7 +474,11 @@ def test_the_threshold_rejects_unlike_tables_and_accepts_resamples() -> None:
     big = _meta(_table(300_000, 7, 0.05, seed=1), "big_imbalanced")  # 300k x 7, 5% positive
     start = memory.warm_start(big, "ks")
     assert start.used is False and start.configs == ()
-    assert start.reason.startswith("no similar run: nearest is small_balanced at distance 0.")
+    nearest = memory.neighbours(big, max_distance=1.0)[0][0]
+    assert nearest.dataset == "small_balanced"
+    assert start.reason.startswith(
+        f"no similar run: nearest is run {nearest.run_id[:8]} at distance 0."
+    )
     assert "above max_distance 0.08" in start.reason
     # Far above the threshold, not a near miss: rows, features and balance all differ.
     assert memory.neighbours(big, max_distance=1.0)[0][1] > 3 * SIMILARITY_THRESHOLD

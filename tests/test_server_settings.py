@@ -9,7 +9,13 @@ import pytest
 
 from hpmkd import HPMConfig, HPMKDInputError
 from hpmkd.cli import main
-from hpmkd.settings import ENV_VARS, ServerSettings, refuse_server_fields, server_field_names
+from hpmkd.settings import (
+    ENV_VARS,
+    ServerSettings,
+    idle_server_fields_reset,
+    refuse_server_fields,
+    server_field_names,
+)
 from hpmkd_app import configform
 
 
@@ -92,6 +98,28 @@ def test_a_config_takes_the_experiment_from_the_caller_and_the_rest_from_the_ser
     for name in server_field_names():
         with pytest.raises(HPMKDInputError, match=f"sets {name}, which belong to the server"):
             s.config({name: getattr(config, name)})
+
+
+def test_server_fields_a_run_does_not_use_go_back_to_their_defaults(tmp_path):
+    s = settings(tmp_path, HPMKD_MAX_JOBS="3", HPMKD_DASK_SCHEDULER="tcp://10.0.0.1:8786",
+                 HPMKD_CACHE_SIZE_LIMIT_GB="0.5")
+    default = HPMConfig()
+    # hpm, memory off, parallel off: the workers, the scheduler and the memory folder
+    # change nothing; the cache's folder and size do.
+    config = s.config({"use_memory": False, "use_progressive": False, "min_improvement": 0.2})
+    idle = idle_server_fields_reset(config, "hpm")
+    assert (idle.n_jobs, idle.dask_scheduler, idle.memory_dir) == (
+        default.n_jobs, None, default.memory_dir)
+    assert idle.cache_dir == config.cache_dir and idle.cache_size_limit_gb == 0.5
+    # Experiment fields stay (without effect, they still warn the person who set them).
+    assert idle.min_improvement == 0.2 and not idle.use_memory
+    assert [name for name, _ in idle.ineffective_fields("hpm")] == ["min_improvement"]
+    # With parallel training on, the server's workers and scheduler are kept.
+    parallel = idle_server_fields_reset(s.config({"use_parallel": True}), "hpm")
+    assert parallel.n_jobs == 3 and parallel.dask_scheduler == "tcp://10.0.0.1:8786"
+    # legacy uses none of them.
+    legacy = idle_server_fields_reset(s.config({"use_parallel": True}), "legacy")
+    assert all(getattr(legacy, n) == getattr(default, n) for n in server_field_names())
 
 
 def test_refusal_names_every_server_field_and_its_variable():

@@ -137,6 +137,13 @@ def meta_feature_distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
     return float(np.linalg.norm(va - vb) / math.sqrt(len(va)))
 
 
+def _short(run_id: str) -> str:
+    """A past run as a reason names it: the start of its id, never its table's name
+    (a shared memory holds other people's runs; the neighbours' records carry the name,
+    where a server can leave it out: ``RunResult.without_server_details``)."""
+    return run_id[:8]
+
+
 # ---------------------------------------------------------------------- warm start
 @dataclass(frozen=True)
 class WarmStart:
@@ -367,7 +374,7 @@ class SharedOptimizationMemory:
             return WarmStart(
                 used=False,
                 reason=(
-                    f"no similar run: nearest is {nearest.dataset} at distance "
+                    f"no similar run: nearest is run {_short(nearest.run_id)} at distance "
                     f"{nearest_distance:.2f}, above max_distance {max_distance:.2f}"
                 ),
             )
@@ -385,7 +392,7 @@ class SharedOptimizationMemory:
         )
         reason = (
             f"warm start from {len(chosen)} similar run{'s' if len(chosen) != 1 else ''} "
-            f"(nearest: {nearest.dataset}, distance {nearest_distance:.2f})"
+            f"(nearest: run {_short(nearest.run_id)}, distance {nearest_distance:.2f})"
         )
         other_major = [r for r, _ in chosen if _major(r.hpmkd_version) != _major(_version())]
         if other_major:
@@ -398,8 +405,8 @@ class SharedOptimizationMemory:
             return WarmStart(
                 used=False,
                 reason=(
-                    f"no warm start: the {len(chosen)} similar run(s) (nearest: "
-                    f"{nearest.dataset}, distance {nearest_distance:.2f}) have no "
+                    f"no warm start: the {len(chosen)} similar run(s) (nearest: run "
+                    f"{_short(nearest.run_id)}, distance {nearest_distance:.2f}) have no "
                     "configuration with a defined validation score"
                 ),
                 neighbours=neighbours,

@@ -235,7 +235,8 @@ def _warm_start(ctx: ReportContext, rec: WarmStartRecord) -> str:
         + ".</p>"
     ]
     if rec.neighbours:
-        keys = ["run_id", "dataset", "distance", "best_config", "best_val_metric"]
+        keys = [k for k in ("run_id", "dataset", "distance", "best_config", "best_val_metric")
+                if any(k in n for n in rec.neighbours)]
         parts.append("<h4>Similar past runs</h4>" + record_table(rec.neighbours, keys))
         parts.append(ctx.chart(figures.warm_start_chart(rec.neighbours, ctx.metric)))
     else:

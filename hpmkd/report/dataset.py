@@ -6,6 +6,7 @@ from __future__ import annotations
 from hpmkd.report.context import ReportContext
 from hpmkd.report.fmt import esc, fmt, kv_table, plain, table
 from hpmkd.results_table import to_jsonable
+from hpmkd.settings import server_field_names
 
 
 def section_dataset(ctx: ReportContext) -> str:
@@ -93,8 +94,11 @@ def section_configuration(ctx: ReportContext, plotly_js_version: str) -> str:
     import plotly
 
     r = ctx.result
-    config = to_jsonable(r.config.to_dict())
-    cfg = kv_table([(esc(k), plain(v, "general")) for k, v in config.items()], "config-table")
+    config = to_jsonable(r.shown_config())
+    rows = [(esc(k), plain(v, "general")) for k, v in config.items()]
+    if r.server_details_hidden:
+        rows.append(("set by the server (not shown)", esc(", ".join(server_field_names()))))
+    cfg = kv_table(rows, "config-table")
     versions = dict(r.versions)
     versions["plotly (report)"] = plotly.__version__
     versions["plotly.js (inlined)"] = plotly_js_version
