@@ -43,7 +43,7 @@ def run_key(dataset: DistillationDataset, config: HPMConfig, method: str, seed: 
     dataset : DistillationDataset
         Its :meth:`~hpmkd.DistillationDataset.fingerprint` covers features, target,
         classes and teacher probabilities; its test rows (a separate test table or the
-        seeded held-out part) are added here.
+        seeded held-out part) and its name are added here.
     config : HPMConfig
     method : str
         As requested (``auto`` resolves deterministically from the dataset size).
@@ -59,6 +59,9 @@ def run_key(dataset: DistillationDataset, config: HPMConfig, method: str, seed: 
     test_rows = dataset.split(config.validation_split, seed).test
     payload = {
         "fingerprint": dataset.fingerprint(),
+        # A served run shows its table's name: another person's identical upload under
+        # another name is another run (their file name is theirs).
+        "name": dataset.name,
         "test_rows": hashlib.sha256(np.ascontiguousarray(test_rows).tobytes()).hexdigest(),
         "config": config.to_dict(),
         "method": method,

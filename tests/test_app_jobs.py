@@ -5,6 +5,7 @@ Runs are tiny legacy grids on a 400-row table so the whole module takes a few se
 
 from __future__ import annotations
 
+import copy
 import stat
 import threading
 import time
@@ -95,6 +96,12 @@ def test_run_key_covers_inputs(dataset):
     assert base != run_key(dataset, TINY, "legacy", 2)
     assert base != run_key(dataset, TINY, "hpm", 1)
     assert base != run_key(dataset, TINY.with_updates(families=("logreg",)), "legacy", 1)
+    # The same rows under another table name: a run carries its table's name (the report
+    # shows it), so one person's file name never reaches another's identical upload.
+    renamed = copy.copy(dataset)
+    renamed.name = "other-name"
+    assert renamed.fingerprint() == dataset.fingerprint()
+    assert base != run_key(renamed, TINY, "legacy", 1)
 
 
 def test_cancel_stops_at_the_next_event(dataset, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -405,6 +406,54 @@ def test_the_best_mlp_is_averaged_over_seeds_before_the_climb(hard, home, monkey
     # Three copies cost three fits' bytes at most (the optimiser state is not shipped).
     single = df.loc[record.start, "size_bytes"]
     assert single < first["size_bytes"] <= SEED_MEMBERS * single
+
+
+def test_a_chain_stage_after_the_first_is_not_superseded_by_the_average(hard, home, monkeypatch):
+    # The average's copies learn the run's own targets; a later chain stage learned the
+    # teacher mixed with the stage before it. The same run as above, with its start
+    # seen as such a stage: the climb still goes on from the average, but the start is
+    # another configuration and keeps competing.
+    from hpmkd.components.selection_rule import SUPERSEDED_BY
+    from hpmkd.engine.session import RunSession
+
+    real = RunSession.previous_stage
+
+    def as_later_stage(self, candidate):
+        # Only the climb's question about its start (the final fit asks too).
+        if candidate.source == "config" and sys._getframe(1).f_code.co_name == "_average_seeds":
+            return self.candidates[0]  # any candidate: "the stage before it"
+        return real(self, candidate)
+
+    monkeypatch.setattr(RunSession, "previous_stage", as_later_stage)
+    distiller = run(hard, families=("mlp",), max_capacity_steps=1)
+    record = distiller.result_.components.capacity
+    first = record.steps[0]
+    assert first["kind"] == "seed_average" and first["share_below_start"] < CLIMB_THRESHOLD
+    assert first["supersedes"] is None
+    assert first["start_kept"].startswith(f"{record.start} learned from the teacher mixed")
+    start = next(c for c in distiller.result_.candidates if c.name == record.start)
+    assert SUPERSEDED_BY not in start.extra
+    assert all(step["params"].get(N_MEMBERS) == SEED_MEMBERS for step in record.steps[1:])
+    reason = distiller.summary()["details"]["selection_rule"]["reason"]
+    assert "superseded by a seed average" not in reason
+
+
+def test_previous_stage_is_the_chain_stage_before():
+    from types import SimpleNamespace
+
+    from hpmkd.engine.session import RunSession
+
+    def candidate(name: str, source: str) -> CandidateResult:
+        return CandidateResult(name=name, source=source, spec=None, val={}, fit_seconds=0.0,
+                               size_bytes=0, latency_ms_1k=0.0, val_proba=np.zeros((1, 2)))
+
+    one, other, two, three = (candidate("s1", "chain"), candidate("c", "config"),
+                              candidate("s2", "chain"), candidate("s3", "chain"))
+    session = SimpleNamespace(candidates=[one, other, two, three])
+    assert RunSession.previous_stage(session, one) is None
+    assert RunSession.previous_stage(session, other) is None
+    assert RunSession.previous_stage(session, two) is one
+    assert RunSession.previous_stage(session, three) is two
 
 
 def test_an_average_twin_is_an_average_of_as_many_seeds():

@@ -30,23 +30,26 @@ validation rows: the racing rule, the other way round; above that the issue's ta
 met by the student as it is, and the fits are not spent), :data:`SEED_MEMBERS` copies of
 its configuration that differ only in their seed are trained on all training rows and
 averaged (:func:`hpmkd.students.fit_seed_average`; ``kind="seed_average"`` in the
-record). Unless the average is clearly worse than the start
-(below it in at least :data:`CLIMB_THRESHOLD` of paired bootstrap resamples of the
-validation rows, the racing rule), it **supersedes** the start: the start is one of its
-members, so its configuration is represented by the average from then on; the start stays
-in the results, marked ``extra["superseded_by"]``, and no longer competes in the selection
-(:func:`hpmkd.components.selection_rule.select_student`); the climb goes on from the
-average. Why not simply the better of the two on validation: the start's validation
-score is the maximum over some twenty candidates' noisy estimates, biased upwards, and the
-average's is a single fresh estimate; on 1,600 validation rows (case b) the two differ by
-a few rows, while out of fold on all 8,000 rows the average was the better on all five
-seeds. For the same reason this step does not wait for the teacher comparison below
-("reached the teacher" is read from that biased maximum). On case b
+record). Unless the average is clearly worse than the start (below it in at least
+:data:`CLIMB_THRESHOLD` of paired bootstrap resamples of the validation rows, the racing
+rule), the climb goes on from the average, and it **supersedes** the start: the start is
+one of its members (or the same configuration fitted on fewer rows), so its
+configuration is represented by the average from then on; the start stays in the
+results, marked ``extra["superseded_by"]``, and no longer competes in the selection
+(:func:`hpmkd.components.selection_rule.select_student`). A chain stage after the first
+is not superseded: it learned from the teacher mixed with the stage before it, the
+average's copies from the run's own targets, so it stays a candidate (``start_kept`` in
+the record says so). Why not simply the better of the two on validation: the start's
+validation score is the maximum over some twenty candidates' noisy estimates, biased
+upwards, and the average's is a single fresh estimate; on 1,600 validation rows (case b)
+the two differ by a few rows, while out of fold on all 8,000 rows the average was the
+better on all five seeds. For the same reason this step does not wait for the teacher
+comparison below ("reached the teacher" is read from that biased maximum). On case b
 (clean protocol, 5 seeds) the runs' usual MLP configuration was within 0.004 of the
-teacher's validation KS or above it on three seeds, yet 0.0035-0.013 below it out of fold
-on all 8,000 rows on all five; a
-wider MLP did not close that gap (144 units: -0.0083 on the mean, 64 units -0.0078), an
-average of three seeds did (docs/HPM.md, "Seed averages").
+teacher's validation KS or above it on three seeds, yet 0.0035-0.013 below it out of
+fold on all 8,000 rows on all five; a wider MLP did not close that gap (144 units:
+-0.0083 on the mean, 64 units -0.0078), an average of three seeds did (docs/HPM.md,
+"Seed averages").
 
 It climbs while all of these hold, and records the first that does not as the stop:
 
@@ -314,19 +317,31 @@ def _average_seeds(
                              session.ctx.reference_val, n_boot=CLIMB_BOOT,
                              seed=session.random_state)
     below_start = versus.share_worse(result.val_proba)
-    supersedes = below_start < CLIMB_THRESHOLD
+    carries_on = below_start < CLIMB_THRESHOLD
+    # The average's copies learn the run's own targets; a chain stage after the first
+    # learned the teacher mixed with the stage before it: another configuration, which
+    # the average does not stand for.
+    stage = session.previous_stage(current)
+    supersedes = carries_on and stage is None
     result_share = boot.share_worse(result.val_proba)
     steps.append({**entry, "share_below_teacher": result_share, "improved": better,
                   "share_below_start": below_start,
                   "supersedes": current.name if supersedes else None, "kept": True})
-    if not supersedes:
+    if stage is not None:
+        steps[-1]["start_kept"] = (
+            f"{current.name} learned from the teacher mixed with {stage.name}, the average "
+            "from the run's own targets: it stays a candidate"
+        )
+    if not carries_on:
         return current, share
-    # The start is one member of the average: its configuration is represented by the
-    # average from now on, and the start no longer competes in the selection.
-    index = next(i for i, c in enumerate(session.candidates) if c is current)
-    session.candidates[index] = replace(
-        current, extra={**current.extra, SUPERSEDED_BY: result.name}
-    )
+    if supersedes:
+        # The average is the start's configuration (the start is one of its copies, or it
+        # was fitted on fewer rows): it is represented by the average from now on and no
+        # longer competes in the selection.
+        index = next(i for i, c in enumerate(session.candidates) if c is current)
+        session.candidates[index] = replace(
+            current, extra={**current.extra, SUPERSEDED_BY: result.name}
+        )
     return result, result_share
 
 

@@ -125,17 +125,13 @@ def _targets(
     rows; None for the run's own soft targets.
 
     A chain stage after the first learned from the teacher mixed with the stage before
-    it (:class:`~hpmkd.components.chain.ProgressiveDistillationChain`): the same mix,
-    with that stage's predictions on the validation rows too. The stages are the run's
-    chain candidates in the order they were trained.
+    it (:meth:`~hpmkd.engine.session.RunSession.previous_stage`): the same mix, with that stage's
+    predictions on the validation rows too.
     """
-    if selected.source != "chain":
+    stage = session.previous_stage(selected)
+    if stage is None:
         return None
-    stages = [c.name for c in session.candidates if c.source == "chain"]
-    index = stages.index(selected.name)
-    if index == 0:
-        return None
-    previous = next(c for c in session.candidates if c.name == stages[index - 1]).model
+    previous = stage.model
     return tuple(
         _mix(source, proba_in_class_order(previous, X, ctx.classes))
         for source, X in ((ctx.teacher_train, ctx.X_train),

@@ -766,6 +766,23 @@ class RunSession:
             index=len(self.candidates),
         )
 
+    def previous_stage(self, candidate: CandidateResult) -> CandidateResult | None:
+        """The chain stage whose predictions ``candidate`` learned from, mixed with the
+        teacher's (:class:`~hpmkd.components.chain.ProgressiveDistillationChain`): the
+        stage before it, for a chain stage after the first; ``None`` for any other
+        candidate, which learned from the run's own targets. The stages are the run's
+        chain candidates in the order they were trained.
+
+        Returns
+        -------
+        CandidateResult or None
+        """
+        if candidate.source != "chain":
+            return None
+        stages = [c for c in self.candidates if c.source == "chain"]
+        index = next(i for i, c in enumerate(stages) if c.name == candidate.name)
+        return stages[index - 1] if index > 0 else None
+
 
 def _params_digest(model: Any) -> str:
     """What a clone of ``model`` depends on: its class and hyper-parameters."""
