@@ -40,6 +40,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
+from hpmkd.fast_relu import fast_relu_derivative
 from hpmkd.native_threads import lightgbm_threads, one_thread
 from hpmkd.stop import abandoned, check_stop
 
@@ -582,7 +583,7 @@ def fit_on_soft_targets(
         warnings.simplefilter("ignore", ConvergenceWarning)
         check_stop()
         callbacks = [_lgbm_check_stop] if isinstance(final, LGBMClassifier) else None
-        with _mlp_epoch_check(final), _lightgbm_guard(final):
+        with _mlp_fit_hooks(final), _lightgbm_guard(final):
             if split:
                 extra = {"callbacks": callbacks} if callbacks else {}
                 final.fit(X_rep, labels, sample_weight=weights, **extra)
@@ -691,7 +692,7 @@ def _fit_mlp_soft(
     with warnings.catch_warnings(), one_thread():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check_stop()
-        with _mlp_epoch_check(final), _mlp_soft_input(final, soft, values):
+        with _mlp_fit_hooks(final), _mlp_soft_input(final, soft, values):
             if split:
                 final.fit(X_rows, labels)
             else:
@@ -778,8 +779,9 @@ _MLP_EPOCH_HOOK = "_update_no_improvement_count"
 
 
 @contextmanager
-def _mlp_epoch_check(final: Any) -> Iterator[None]:
-    """Let an MLP fit notice a requested stop after every epoch.
+def _mlp_fit_hooks(final: Any) -> Iterator[None]:
+    """Let an MLP fit notice a requested stop after every epoch, and back-propagate
+    through its ReLU units with :func:`hpmkd.fast_relu.relu_derivative`.
 
     scikit-learn's MLP has no callback; its stochastic solver calls
     ``_update_no_improvement_count`` once per epoch, so an instance attribute wrapping it
@@ -797,7 +799,7 @@ def _mlp_epoch_check(final: Any) -> Iterator[None]:
         check_stop()
         return out
 
-    with _instance_hook(final, _MLP_EPOCH_HOOK, checked):
+    with _instance_hook(final, _MLP_EPOCH_HOOK, checked), fast_relu_derivative():
         yield
 
 
