@@ -23,7 +23,7 @@ PACKAGE = PROJECT_ROOT / "hpmkd"
 #: Floors of the engine, bottom first. A module name matches the longest prefix listed.
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("hpmkd._version", "hpmkd.errors", "hpmkd.fieldspec", "hpmkd.paths", "hpmkd.events",
-     "hpmkd.stop", "hpmkd.native_threads"),
+     "hpmkd.stop", "hpmkd.native_threads", "hpmkd.fast_relu"),
     ("hpmkd.extras", "hpmkd.metrics", "hpmkd.curves", "hpmkd.config", "hpmkd.io", "hpmkd.checks"),
     ("hpmkd.settings",),
     ("hpmkd.safe_load",),
