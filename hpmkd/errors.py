@@ -36,6 +36,23 @@ class TeacherProcessError(HPMKDInputError):
         self.reason = reason
 
 
+class StorageError(HPMKDInputError):
+    """A folder where hpmkd keeps its files (disk cache, optimization memory, the app's
+    run cache and sessions) cannot be created or made private to its owner. The message
+    names the folder and what to set; a server shows its web users a message without the
+    folder (it is the server's setup, not theirs) and logs this one.
+
+    Attributes
+    ----------
+    path : str
+        The folder.
+    """
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class HPMKDConfigWarning(UserWarning):
     """A configuration field is set but has no effect on the run (the method does not use
     it, or a switch it needs is off). The message names the field, its value, why it has

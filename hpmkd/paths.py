@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from hpmkd.errors import HPMKDInputError
+from hpmkd.errors import StorageError
 
 __all__ = ["hpmkd_home", "private_dir"]
 
@@ -56,9 +56,9 @@ def private_dir(path: str | Path) -> Path:
 
     Raises
     ------
-    HPMKDInputError
-        When the directory cannot be created or made private (for instance a shared
-        directory such as ``/tmp`` that belongs to someone else).
+    StorageError
+        (an ``HPMKDInputError``) When the directory cannot be created or made private
+        (for instance a shared directory such as ``/tmp`` that belongs to someone else).
     """
     directory = Path(path).expanduser().absolute()
     try:
@@ -67,8 +67,9 @@ def private_dir(path: str | Path) -> Path:
         # was, so set the mode explicitly every time.
         directory.chmod(0o700)
     except OSError as exc:
-        raise HPMKDInputError(
+        raise StorageError(
             f"Cannot use {str(directory)!r} as a private hpmkd directory: {exc.strerror or exc}. "
-            "Choose a directory you own (for example set HPMKD_HOME, cache_dir or memory_dir)."
+            "Choose a directory you own (for example set HPMKD_HOME, cache_dir or memory_dir).",
+            str(directory),
         ) from exc
     return directory

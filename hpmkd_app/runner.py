@@ -36,6 +36,7 @@ from hpmkd import (
     RunCancelled,
     StopRequest,
 )
+from hpmkd.errors import StorageError
 from hpmkd.events import Event
 from hpmkd.native_threads import shared_process
 from hpmkd.result import RunResult
@@ -225,6 +226,15 @@ class Job:
             # A keep-the-best stop before any model finished has nothing to keep: say so.
             note = None if self._stop.discard else str(exc)
             self._set(status="cancelled", error=note)
+        except StorageError as exc:
+            # The server's folders are its administrator's business: the folder and the
+            # reason go to the server log, not to the page.
+            log.error("job %s: %s", self.id, exc)
+            self._set(status="error", error=(
+                "The server could not use one of its storage folders, so the run stopped. "
+                "This is the server's setup, not your data or settings: its administrator "
+                f"finds the folder and the reason in the server log (job {self.id})."
+            ))
         except HPMKDInputError as exc:
             self._set(status="error", error=str(exc))
         except ImportError as exc:
@@ -232,8 +242,13 @@ class Job:
         except ValueError as exc:
             self._set(status="error", error=str(exc))
         except Exception as exc:
+            # An unexpected error's text may hold the server's paths or internals: the
+            # traceback goes to the server log, the page gets its kind and the job id.
             log.exception("job %s failed", self.id)
-            self._set(status="error", error=f"The run failed: {type(exc).__name__}: {exc}")
+            self._set(status="error", error=(
+                f"The run failed with an unexpected error ({type(exc).__name__}). The "
+                f"server log has the details (job {self.id})."
+            ))
         finally:
             with self._lock:
                 self.finished_at = time.time()

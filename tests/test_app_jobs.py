@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig, HPMKDInputError
+from hpmkd.errors import StorageError
 from hpmkd_app import jobs
 from hpmkd_app.jobs import RunCache, get_job, run_key, start_job
 
@@ -170,7 +171,7 @@ def test_identical_concurrent_jobs_train_once(dataset, tmp_path):
     ("exc", "expected"),
     [
         (HPMKDInputError("Teacher 'x' needs column(s) 'age'."), "Teacher 'x' needs column(s)"),
-        (RuntimeError("boom"), "The run failed: RuntimeError: boom"),
+        (RuntimeError("boom"), "The run failed with an unexpected error (RuntimeError)"),
         (ImportError("No module named 'hpmkd.engine'"), "not available in this installation"),
     ],
 )
@@ -184,6 +185,40 @@ def test_failed_run_reports_its_error(dataset, tmp_path, monkeypatch, exc, expec
     assert view.status == "error"
     assert expected in view.error
     assert "Traceback" not in view.error
+
+
+@pytest.mark.parametrize("exc", [
+    RuntimeError("disk full at /srv/private-home/cache/x.db"),
+    StorageError("Cannot use '/srv/private-home/cache' as a private hpmkd directory: "
+                 "Permission denied.", "/srv/private-home/cache"),
+])
+def test_a_server_side_failure_shows_no_server_path(dataset, tmp_path, monkeypatch, exc,
+                                                    caplog):
+    # What went wrong on the server's side goes to its log; the page says whose it is.
+    def fail(self, callbacks=None, stop=None):
+        raise exc
+
+    monkeypatch.setattr(AutoDistiller, "run", fail)
+    with caplog.at_level("ERROR", logger="hpmkd_app.runner"):
+        job = start_job(dataset, TINY, method="legacy", seed=10, cache_dir=tmp_path,
+                        use_run_cache=False)
+        view = _wait(job)
+    assert view.status == "error" and "/srv/private-home" not in view.error
+    assert f"job {job.id}" in view.error
+    if isinstance(exc, StorageError):
+        assert "storage folders" in view.error and "not your data" in view.error
+    assert "/srv/private-home" in caplog.text  # the administrator has it
+
+
+def test_a_folder_that_cannot_be_made_private_is_a_storage_error(tmp_path):
+    from hpmkd.paths import private_dir
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(StorageError, match=r"Cannot use .* as a private hpmkd directory") as info:
+        private_dir(blocker / "cache")
+    assert info.value.path == str(blocker / "cache")
+    assert isinstance(info.value, HPMKDInputError)  # the CLI shows it as it is
 
 
 def test_reload_reattaches_from_the_run_cache(dataset, tmp_path):
