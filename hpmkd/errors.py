@@ -36,11 +36,27 @@ class TeacherProcessError(HPMKDInputError):
         self.reason = reason
 
 
-class StorageError(HPMKDInputError):
+class ServerSetupError(HPMKDInputError):
+    """The setup of the machine that runs hpmkd is at fault (one of its folders, one of its
+    settings), not a run's data or configuration. The message names the folder or value
+    and what to change, for whoever runs hpmkd; a server shows its web users
+    :attr:`public` instead (the server's setup is not theirs to see) and logs the message.
+
+    Attributes
+    ----------
+    public : str
+        What was at fault, without folders or values: safe to show anyone.
+    """
+
+    def __init__(self, message: str, public: str) -> None:
+        super().__init__(message)
+        self.public = public
+
+
+class StorageError(ServerSetupError):
     """A folder where hpmkd keeps its files (disk cache, optimization memory, the app's
     run cache and sessions) cannot be created or made private to its owner. The message
-    names the folder and what to set; a server shows its web users a message without the
-    folder (it is the server's setup, not theirs) and logs this one.
+    names the folder and what to set.
 
     Attributes
     ----------
@@ -49,8 +65,24 @@ class StorageError(HPMKDInputError):
     """
 
     def __init__(self, message: str, path: str) -> None:
-        super().__init__(message)
+        super().__init__(message, "one of its storage folders could not be used")
         self.path = path
+
+
+class ServerSettingError(ServerSetupError):
+    """A server setting (an ``HPMKD_*`` environment variable,
+    :mod:`hpmkd.settings`) holds an invalid value. The message names the variable, the
+    value and what to set instead.
+
+    Attributes
+    ----------
+    variable : str
+        The environment variable.
+    """
+
+    def __init__(self, message: str, variable: str) -> None:
+        super().__init__(message, f"its setting {variable} is invalid")
+        self.variable = variable
 
 
 class HPMKDConfigWarning(UserWarning):

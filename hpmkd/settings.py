@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from hpmkd.config import HPMConfig
-from hpmkd.errors import HPMKDInputError
+from hpmkd.errors import HPMKDInputError, ServerSettingError
 from hpmkd.paths import hpmkd_home
 
 __all__ = [
@@ -132,7 +132,7 @@ class TeacherLimits:
 
         Raises
         ------
-        HPMKDInputError
+        ServerSettingError
             A variable is not a whole number in its range; the message names it.
         """
         env = os.environ if environ is None else environ
@@ -147,9 +147,10 @@ class TeacherLimits:
             except ValueError:
                 value = low - 1
             if not low <= value <= high:
-                raise HPMKDInputError(
+                raise ServerSettingError(
                     f"Server setting {variable}={text!r} is invalid: use a whole number of "
-                    f"{unit} from {low:,} to {high:,} (default {default:,}), or unset it."
+                    f"{unit} from {low:,} to {high:,} (default {default:,}), or unset it.",
+                    variable,
                 )
             values[field] = value
         return cls(**values)
@@ -227,7 +228,7 @@ class ServerSettings:
 
         Raises
         ------
-        HPMKDInputError
+        ServerSettingError
             A variable holds an invalid value; the message names the variable, the value
             and what to set instead.
         """
@@ -242,10 +243,11 @@ class ServerSettings:
         jobs = _number(env, "n_jobs", int, defaults.n_jobs)
         scheduler = _get(env, "dask_scheduler") or None
         if scheduler is not None and not _SCHEDULER.match(scheduler):
-            raise HPMKDInputError(
+            raise ServerSettingError(
                 f"Server setting {ENV_VARS['dask_scheduler']}={scheduler!r} is not a Dask "
                 "scheduler address. Set it to tcp://host:port or tls://host:port, or unset "
-                "it to train on local worker processes."
+                "it to train on local worker processes.",
+                ENV_VARS["dask_scheduler"],
             )
         return cls(home=home, cache_dir=cache_dir, memory_dir=memory_dir,
                    cache_size_limit_gb=size, max_jobs=jobs, dask_scheduler=scheduler,
@@ -311,13 +313,15 @@ def _get(env: Mapping[str, str], field: str) -> str:
 def _absolute_dir(variable: str, text: str) -> Path:
     path = Path(text).expanduser()
     if not path.is_absolute():
-        raise HPMKDInputError(
+        raise ServerSettingError(
             f"Server setting {variable}={text!r} is a relative path; its meaning would "
-            "depend on the folder the server was started from. Set an absolute path."
+            "depend on the folder the server was started from. Set an absolute path.",
+            variable,
         )
     if path.exists() and not path.is_dir():
-        raise HPMKDInputError(
-            f"Server setting {variable}={text!r} is a file, not a folder. Set a folder path."
+        raise ServerSettingError(
+            f"Server setting {variable}={text!r} is a file, not a folder. Set a folder path.",
+            variable,
         )
     return path
 
@@ -332,7 +336,8 @@ def _number(env: Mapping[str, str], field: str, kind: type, default: Any) -> Any
     except ValueError:
         value = None
     if value is None or not spec.accepts(value):
-        raise HPMKDInputError(
-            f"Server setting {ENV_VARS[field]}={text!r} is invalid: {spec.requirement()}."
+        raise ServerSettingError(
+            f"Server setting {ENV_VARS[field]}={text!r} is invalid: {spec.requirement()}.",
+            ENV_VARS[field],
         )
     return value

@@ -14,6 +14,7 @@ is not re-evaluated on every rerun.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +22,14 @@ import numpy as np
 import streamlit as st
 
 from hpmkd.data import DistillationDataset
+from hpmkd.errors import HPMKDInputError
 from hpmkd.settings import TeacherLimits
 from hpmkd_app import teachers as teacher_lib
+from hpmkd_app.server_errors import web_message
 from hpmkd_app.tables import LoadedTable
 from hpmkd_app.teachers import TeacherSource
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,8 @@ def check_teacher_upload(
         limits = TeacherLimits.from_env()
         return Outcome(teacher_lib.check_model_bytes(_data, filename, trusted=trusted,
                                                      limits=limits))
+    except HPMKDInputError as exc:
+        return Outcome(error=web_message(exc, "teacher files cannot be checked", log))
     except ValueError as exc:
         return Outcome(error=str(exc))
 
@@ -190,6 +197,8 @@ def _dataset(key: str, _table: LoadedTable, target: str, _features: list[str],
             limits, test_table=_test,
         )
         return Outcome(dataset)
+    except HPMKDInputError as exc:
+        return Outcome(error=web_message(exc, "teacher files cannot be checked", log))
     except ValueError as exc:
         return Outcome(error=str(exc))
 

@@ -36,12 +36,12 @@ from hpmkd import (
     RunCancelled,
     StopRequest,
 )
-from hpmkd.errors import StorageError
 from hpmkd.events import Event
 from hpmkd.native_threads import shared_process
 from hpmkd.result import RunResult
 from hpmkd.settings import idle_server_fields_reset
 from hpmkd_app.run_cache import CachedRun, RunCache, for_web_users, run_key
+from hpmkd_app.server_errors import web_message
 
 log = logging.getLogger(__name__)
 
@@ -226,17 +226,11 @@ class Job:
             # A keep-the-best stop before any model finished has nothing to keep: say so.
             note = None if self._stop.discard else str(exc)
             self._set(status="cancelled", error=note)
-        except StorageError as exc:
-            # The server's folders are its administrator's business: the folder and the
-            # reason go to the server log, not to the page.
-            log.error("job %s: %s", self.id, exc)
-            self._set(status="error", error=(
-                "The server could not use one of its storage folders, so the run stopped. "
-                "This is the server's setup, not your data or settings: its administrator "
-                f"finds the folder and the reason in the server log (job {self.id})."
-            ))
         except HPMKDInputError as exc:
-            self._set(status="error", error=str(exc))
+            # The server's folders and settings are its administrator's business: they go
+            # to the server log, not to the page.
+            self._set(status="error", error=web_message(exc, "the run stopped", log,
+                                                        f"job {self.id}"))
         except ImportError as exc:
             self._set(status="error", error=_import_message(self.method, exc))
         except ValueError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from typing import Any
 
 import streamlit as st
@@ -11,6 +12,9 @@ from streamlit.errors import StreamlitAPIException
 
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig, HPMKDInputError
 from hpmkd_app import cached, configform, jobs, run_history, sessions, state, tables, teachers
+from hpmkd_app.server_errors import web_message
+
+log = logging.getLogger(__name__)
 
 PAGES = {
     "data": ("pages/1_data.py", "Data & teachers", ":material/table_chart:"),
@@ -170,11 +174,11 @@ def test_rows_note(dataset: DistillationDataset) -> str:
 
 
 def current_config() -> tuple[HPMConfig | None, str | None]:
-    """The validated config of the Configure page, or the engine's error text."""
+    """The validated config of the Configure page, or the error text to show."""
     try:
         return configform.to_config(state.config_form()), None
     except HPMKDInputError as exc:
-        return None, str(exc)
+        return None, web_message(exc, "no run can start", log)
 
 
 def current_job() -> jobs.Job | None:

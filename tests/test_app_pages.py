@@ -477,10 +477,40 @@ def test_a_run_from_the_app_uses_the_servers_settings(sample, tmp_path, monkeypa
     assert not evil.exists()
 
 
-def test_an_invalid_server_setting_is_reported_by_name(monkeypatch):
-    monkeypatch.setenv(ENV_VARS["n_jobs"], "lots")
-    at = ok(page("configure").run())
-    assert "Server setting HPMKD_MAX_JOBS='lots' is invalid" in texts(at.error)
+@pytest.mark.parametrize(("field", "value"), [
+    ("n_jobs", "lots"), ("cache_dir", "srv/secret-folder"),
+    ("dask_scheduler", "10.9.8.7:8786"),
+])
+def test_an_invalid_server_setting_is_named_but_its_value_only_logged(monkeypatch, caplog,
+                                                                       field, value):
+    # The variable tells the administrator what to fix; its value (a folder, an address)
+    # is the server's, and goes to the server log.
+    monkeypatch.setenv(ENV_VARS[field], value)
+    with caplog.at_level("ERROR"):
+        at = ok(page("configure").run())
+    shown = texts(at.error)
+    assert f"its setting {ENV_VARS[field]} is invalid" in shown and "no run can start" in shown
+    assert value not in shown and "server log" in shown
+    assert f"{ENV_VARS[field]}={value!r}" in caplog.text
+
+
+def test_an_invalid_teacher_limit_is_named_but_its_value_only_logged(sample, fit_teacher,
+                                                                     monkeypatch, caplog):
+    frame = sample["table"].frame
+    buffer = io.BytesIO()
+    joblib.dump(fit_teacher(frame[sample["features"]], frame["target"], n_estimators=5),
+                buffer)
+    monkeypatch.setenv("HPMKD_TEACHER_MEMORY_MB", "987654321987")
+    at = ok(preset(page("data"), sample, **{state.TEACHERS: []}).run())
+    at.file_uploader(key="teacher_upload").set_value(
+        ("limit.joblib", buffer.getvalue(), "application/octet-stream"))
+    with caplog.at_level("ERROR"):
+        ok(at.run())
+    shown = texts(at.error)
+    assert "its setting HPMKD_TEACHER_MEMORY_MB is invalid" in shown
+    assert "teacher files cannot be checked" in shown and "987654321987" not in shown
+    assert at.session_state[state.TEACHERS] == []
+    assert "HPMKD_TEACHER_MEMORY_MB='987654321987'" in caplog.text
 
 
 # ----------------------------------------------------------------- distill

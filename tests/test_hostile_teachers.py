@@ -54,7 +54,7 @@ from sklearn.svm import SVC
 
 from hpmkd import DistillationDataset
 from hpmkd.cli import main
-from hpmkd.errors import HPMKDInputError, TeacherProcessError
+from hpmkd.errors import HPMKDInputError, ServerSettingError, TeacherProcessError
 from hpmkd.isolation import check_teacher_file, run_teacher_file
 from hpmkd.safe_load import check_lightgbm_model, check_model
 from hpmkd.safe_load.errors import ModelFileError, UnsafeModelError
@@ -790,8 +790,9 @@ def test_limits_come_from_the_environment_and_name_the_variable() -> None:
     assert TeacherLimits.from_env({}) == TeacherLimits()
     for variable, value in (("HPMKD_TEACHER_CPU_S", "soon"), ("HPMKD_TEACHER_THREADS", "0"),
                             ("HPMKD_UPLOAD_LIMIT_MB", "-5")):
-        with pytest.raises(HPMKDInputError, match=variable):
+        with pytest.raises(ServerSettingError, match=variable) as info:
             TeacherLimits.from_env({variable: value})
+        assert info.value.variable == variable and value not in info.value.public
 
 
 def test_cli_with_an_invalid_limit_exits_2(data_csv: Path, genuine: tuple[Path, np.ndarray],

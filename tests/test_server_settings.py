@@ -9,6 +9,7 @@ import pytest
 
 from hpmkd import HPMConfig, HPMKDInputError
 from hpmkd.cli import main
+from hpmkd.errors import ServerSettingError
 from hpmkd.settings import (
     ENV_VARS,
     ServerSettings,
@@ -77,10 +78,13 @@ def test_each_variable_is_read(tmp_path):
 )
 def test_invalid_values_name_the_variable(tmp_path, variable, value, words):
     env = {"HPMKD_HOME": str(tmp_path / "home"), variable: value}
-    with pytest.raises(HPMKDInputError) as info:
+    with pytest.raises(ServerSettingError) as info:
         ServerSettings.from_env(env)
     message = str(info.value)
     assert f"{variable}={value!r}" in message and words in message
+    # What a server may show anyone: the variable, never the value.
+    assert info.value.variable == variable and value not in info.value.public
+    assert isinstance(info.value, HPMKDInputError)
 
 
 def test_a_folder_setting_that_is_a_file_is_refused(tmp_path):
@@ -149,3 +153,21 @@ def test_a_local_user_still_sets_server_fields_from_the_cli(tmp_path, capsys):
     assert code == 2
     # The settings passed (they are checked before the data); the target is what failed.
     assert "Target column 'nope' is not in the data" in capsys.readouterr().err
+
+
+def test_web_users_see_their_own_errors_whole_and_the_servers_without_values(caplog):
+    import logging
+
+    from hpmkd_app.server_errors import web_message
+
+    log = logging.getLogger("test.server_errors")
+    with caplog.at_level("ERROR"):
+        own = web_message(HPMKDInputError("Column 'AGE' is missing."), "no run can start", log)
+    assert own == "Column 'AGE' is missing." and not caplog.records
+    setting = ServerSettingError("Server setting HPMKD_CACHE_DIR='rel/x' is a relative path.",
+                                 "HPMKD_CACHE_DIR")
+    with caplog.at_level("ERROR"):
+        shown = web_message(setting, "no run can start", log, "job 1a2b")
+    assert "rel/x" not in shown and "HPMKD_CACHE_DIR is invalid" in shown
+    assert "no run can start" in shown and "(job 1a2b)" in shown
+    assert "HPMKD_CACHE_DIR='rel/x'" in caplog.text and "job 1a2b" in caplog.text
