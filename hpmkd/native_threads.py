@@ -38,7 +38,7 @@ from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import OpenBLASController, ThreadpoolController
 
 _lock = threading.Lock()
 _controller: ThreadpoolController | None = None
@@ -61,17 +61,76 @@ def controller() -> ThreadpoolController:
         return _controller
 
 
-def one_thread() -> AbstractContextManager[Any]:
+class _ProcessPools:
+    """The process-wide native pools (a BLAS without OpenMP threading: its one pool serves
+    every thread), held at one thread from the first :func:`one_thread` entry to the
+    last exit, whatever the threads.
+
+    threadpoolctl restores a pool on every exit, and lets only one "controlling" thread
+    set an OpenBLAS pool: with two threads inside, the first to leave gave the pool back
+    its threads while the second still ran, and the second's exit then left it at one for
+    good (threadpoolctl 3.8). Here the first entry records each pool's count and the last
+    exit restores it; the sets are serialized by the lock, and each takes threadpoolctl's
+    control for its own call only.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._original: dict[str, tuple[Any, int]] = {}
+
+    @staticmethod
+    def _set(lib: Any, n_threads: int) -> None:
+        OpenBLASController.clear_controlling_thread(force=True)
+        try:
+            lib.set_num_threads(n_threads)
+        finally:
+            OpenBLASController.clear_controlling_thread(force=True)
+
+    def enter(self, libs: list[Any]) -> None:
+        with self._lock:
+            # A library loaded since the first entry is limited by the next one.
+            for lib in libs:
+                if lib.filepath not in self._original:
+                    count = lib.get_num_threads()
+                    if count is not None:
+                        self._original[lib.filepath] = (lib, count)
+                        self._set(lib, 1)
+            self._holders += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0:
+                for lib, count in self._original.values():
+                    self._set(lib, count)
+                self._original.clear()
+
+
+_PROCESS_POOLS = _ProcessPools()
+
+
+def _per_thread(lib: Any) -> bool:
+    # OpenMP's limits are per calling thread (so is a BLAS that threads with OpenMP).
+    return lib.user_api == "openmp" or getattr(lib, "threading_layer", None) == "openmp"
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
     """Limit every native thread pool of the process to one thread inside a ``with``.
 
     The same limits as ``threadpoolctl.threadpool_limits(limits=1)``, through the cached
-    :func:`controller`; the previous limits are restored on exit.
-
-    Returns
-    -------
-    context manager
+    :func:`controller`. Per-thread pools (OpenMP) are limited for the calling thread and
+    restored on its exit; process-wide pools (a BLAS without OpenMP) stay at one thread
+    until the last thread inside leaves, and are then restored.
     """
-    return controller().limit(limits=1)
+    ctl = controller()
+    _PROCESS_POOLS.enter([lib for lib in ctl.lib_controllers if not _per_thread(lib)])
+    try:
+        with ctl.select(user_api="openmp", threading_layer="openmp").limit(limits=1):
+            yield
+    finally:
+        _PROCESS_POOLS.leave()
 
 
 class _SameCount:

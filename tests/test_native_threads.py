@@ -33,6 +33,37 @@ def test_one_thread_limits_every_pool_and_restores():
         assert _threads() == before
 
 
+def test_one_thread_holds_until_the_last_thread_inside_leaves():
+    # Two threads overlap (the leakage check beside training, two app jobs): the first to
+    # leave must not give the process-wide BLAS pool its threads back while the second
+    # still runs, and the last must restore it, not leave it at one.
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, dict[str, int]] = {}
+
+    def first():
+        with one_thread():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def second():
+        a_in.wait(5)
+        with one_thread():
+            b_in.set()
+            a_out.wait(5)
+            seen["after the first left"] = _threads()
+
+    with threadpool_limits(limits=2):
+        before = _threads()
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert set(seen["after the first left"].values()) == {1}
+        assert _threads() == before
+
+
 def test_controller_is_kept_until_new_modules_are_imported(monkeypatch):
     first = controller()
     assert controller() is first
