@@ -839,9 +839,10 @@ def fit_seed_average(
     pickled bytes) is dropped from the copies: it only serves further training.
 
     ``first``: the copy with seed ``seed``, already fitted by :func:`build_student` and
-    :func:`fit_on_soft_targets` on these rows and targets (the capacity climb's start);
-    a copy of it is used instead of fitting it again (the fit is deterministic, so the
-    result is the same).
+    :func:`fit_on_soft_targets` on these rows and targets (the capacity climb's start),
+    or a seed average of fewer copies made by this function on them; its copies are
+    used instead of fitting them again (each fit is deterministic, so the result is the
+    same).
 
     Returns
     -------
@@ -856,15 +857,22 @@ def fit_seed_average(
     if n_members < 2:
         raise ValueError(f"a seed average needs at least 2 members, got {n_members}")
     base = {k: v for k, v in params.items() if k != N_MEMBERS}
-    prep, members = None, []
+    prep, done = None, []
+    if first is not None:
+        given = copy.deepcopy(first)
+        prep, last = given.steps[0][1], given.steps[-1][1]
+        done = list(last.estimators_) if isinstance(last, VotingClassifier) else [last]
+        if len(done) > n_members:
+            raise ValueError(f"first has {len(done)} copies, more than the {n_members} asked")
+    members = []
     for i in range(n_members):
-        if i == 0 and first is not None:
-            model = copy.deepcopy(first)
+        if i < len(done):
+            final = done[i]
         else:
             model = build_student(family, base, numeric, categorical, seed + i, n_threads)
             fit_on_soft_targets(model, X, targets, classes)
-        prep = prep or model.steps[0][1]
-        final = model.steps[-1][1]
+            prep = prep or model.steps[0][1]
+            final = model.steps[-1][1]
         final.__dict__.pop("_optimizer", None)
         members.append((f"seed{seed + i}", final))
     vote = VotingClassifier(members, voting="soft")

@@ -21,7 +21,7 @@ import pytest
 
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
 from hpmkd.components.config_manager import AdaptiveConfigurationManager
-from hpmkd.engine.climb import CLIMB_THRESHOLD, SEED_MEMBERS, lgbm_size_model
+from hpmkd.engine.climb import CLIMB_THRESHOLD, COMPARE_MEMBERS, SEED_MEMBERS, lgbm_size_model
 from hpmkd.errors import HPMKDInputError
 from hpmkd.evaluate import CandidateResult
 from hpmkd.metrics import size_bytes
@@ -406,6 +406,46 @@ def test_the_best_mlp_is_averaged_over_seeds_before_the_climb(hard, home, monkey
     # Three copies cost three fits' bytes at most (the optimiser state is not shipped).
     single = df.loc[record.start, "size_bytes"]
     assert single < first["size_bytes"] <= SEED_MEMBERS * single
+
+
+@pytest.mark.parametrize("brier_sign", [1, -1], ids=["as_measured", "order_reversed"])
+def test_the_runner_up_is_averaged_too_and_the_lower_brier_goes_on(hard, home, monkeypatch,
+                                                                   brier_sign):
+    # The start's configuration and the runner-up's (the next best single MLP of another
+    # configuration on all training rows) are averaged over COMPARE_MEMBERS seeds; the
+    # one with the lower validation Brier score is averaged over SEED_MEMBERS, the
+    # candidate. With the Brier order reversed, the other must go on instead.
+    import hpmkd.engine.climb as climb
+
+    real = climb._brier
+    monkeypatch.setattr(climb, "_brier", lambda result: brier_sign * real(result))
+    # Two configurations of the MLP, so there is a runner-up.
+    distiller = run(hard, families=("mlp",), max_configs=2, alphas=(1.0, 0.5),
+                    max_capacity_steps=1)
+    result = distiller.result_
+    record = result.components.capacity
+    average = record.steps[0]
+    assert average["kind"] == "seed_average" and average["kept"]
+    start, runner_up = (c["average_of"] for c in average["compared"])
+    assert start == record.start
+    start_key = next(c for c in result.candidates if c.name == start).spec.key()
+    singles = [c for c in result.candidates
+               if c.spec is not None and c.source in ("config", "climb")
+               and c.spec.params.get(N_MEMBERS, 1) == 1 and c.spec.key() != start_key
+               and c.train_rows == len(result.split.train)]
+    assert runner_up == max(singles, key=lambda c: (c.val["ks"], -c.size_bytes)).name
+    assert {c["members"] for c in average["compared"]} == {COMPARE_MEMBERS}
+    briers = {c["average_of"]: brier_sign * c["val_brier"] for c in average["compared"]}
+    assert average["average_of"] == min(briers, key=briers.get)
+    assert average["average_of"] == (start if brier_sign == 1 else runner_up)
+    assert average["params"][N_MEMBERS] == SEED_MEMBERS
+    # The comparison's averages are not candidates, the five-copy one is; it supersedes
+    # its own start only.
+    members = {c.name: c.spec.params.get(N_MEMBERS, 1) for c in result.candidates}
+    assert COMPARE_MEMBERS not in members.values() and average["name"] in members
+    assert average["supersedes"] == average["average_of"]
+    superseded = {c.name for c in result.candidates if c.extra.get("superseded_by")}
+    assert superseded == {average["average_of"]}
 
 
 def test_a_chain_stage_after_the_first_is_not_superseded_by_the_average(hard, home, monkeypatch):

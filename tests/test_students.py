@@ -287,6 +287,17 @@ def test_seed_average_is_the_mean_of_seeded_copies_in_a_plain_pipeline(task):
     assert reused[-1].estimators_[0] is not start[-1] and hasattr(start[-1], "_optimizer")
     np.testing.assert_array_equal(reused.predict_proba(task["X_held"]),
                                   model.predict_proba(task["X_held"]))
+    # So are the copies of a smaller average (the climb compares averages of fewer copies).
+    two = fit_seed_average("mlp", {**params, N_MEMBERS: 2}, FEATURES, [], 7, task["X"],
+                           targets, [0, 1], first=start)
+    extended = fit_seed_average("mlp", {**params, N_MEMBERS: 3}, FEATURES, [], 7, task["X"],
+                                targets, [0, 1], first=two)
+    assert extended[-1].estimators_[1] is not two[-1].estimators_[1]
+    np.testing.assert_array_equal(extended.predict_proba(task["X_held"]),
+                                  model.predict_proba(task["X_held"]))
+    with pytest.raises(ValueError, match="more than"):
+        fit_seed_average("mlp", {**params, N_MEMBERS: 2}, FEATURES, [], 7, task["X"],
+                         targets, [0, 1], first=model)
     # Plain scikit-learn: the saved student needs no hpmkd class to load.
     assert b"hpmkd" not in pickle.dumps(model)
     with pytest.raises(ValueError, match="fit_seed_average"):

@@ -30,7 +30,17 @@ validation rows: the racing rule, the other way round; above that the issue's ta
 met by the student as it is, and the fits are not spent), :data:`SEED_MEMBERS` copies of
 its configuration that differ only in their seed are trained on all training rows and
 averaged (:func:`hpmkd.students.fit_seed_average`; ``kind="seed_average"`` in the
-record). Unless the average is clearly worse than the start (below it in at least
+record). When there is a runner-up (:data:`AVERAGED_CONFIGS`: the best single fit of the
+same family on validation in another configuration, trained by the plain path on all
+training rows), the two configurations are first averaged over :data:`COMPARE_MEMBERS`
+seeds each, and the one whose average has the lower validation Brier score (ties: the
+start's) is averaged over :data:`SEED_MEMBERS` (its copies reused); the record's
+``compared`` lists both. Why: on 1,600 validation rows (case b) the configurations'
+single fits differ in KS by a few rows, and the one on top is partly the luckiest seed;
+an average takes most of the seed's share out, and the Brier score, which weighs every
+row's probability rather than one threshold, separates two averages with less noise
+(docs/HPM.md, "The runner-up's average"). Unless the kept average is clearly worse than
+its own start (below it in at least
 :data:`CLIMB_THRESHOLD` of paired bootstrap resamples of the validation rows, the racing
 rule), the climb goes on from the average, and it **supersedes** the start: the start is
 one of its members (or the same configuration fitted on fewer rows), so its
@@ -114,6 +124,11 @@ SEED_AVERAGE_FAMILIES = ("mlp",)
 #: Copies in a seed average (docs/HPM.md, "Five seeds in the average": against three,
 #: out of fold on case b's fifteen seeds, +0.0015 KS, 95% interval +0.0007 to +0.0023).
 SEED_MEMBERS = 5
+#: Configurations seed-averaged before the climb goes on: the start's and the runner-up's
+#: (docs/HPM.md, "The runner-up's average").
+AVERAGED_CONFIGS = 2
+#: Copies in the averages that compare them; the chosen one goes on to SEED_MEMBERS.
+COMPARE_MEMBERS = 3
 #: Sources of candidates fitted on the run's training rows and the teacher's targets by
 #: the plain path (the chain's later stages learn from a mix of targets).
 OWN_FITS = ("config", "climb")
@@ -288,8 +303,10 @@ def _average_seeds(
     cap: int | None,
     steps: list[dict[str, Any]],
 ) -> tuple[CandidateResult, float]:
-    """The seed average of ``current`` (see the module docstring), kept as a candidate if
-    under the cap; returns the better of the two and its share below the teacher."""
+    """The seed average of ``current``'s configuration or of the runner-up's, whichever
+    averages to the lower validation Brier score (see the module docstring), kept as a
+    candidate if under the cap; returns the student the climb goes on from and its share
+    below the teacher."""
     spec, metric = current.spec, session.config.selection_metric
     if (
         share < 1 - CLIMB_THRESHOLD  # clearly above the teacher already
@@ -299,14 +316,27 @@ def _average_seeds(
         or session.should_stop()
     ):
         return current, share
-    averaged = StudentSpec(spec.family, spec.capacity, spec.temperature, spec.alpha,
-                           spec.trial, {**spec.params, N_MEMBERS: SEED_MEMBERS})
-    # The start is the copy with the run's seed when it was fitted on these rows and
-    # targets: reused, not fitted again.
-    own = current.source in OWN_FITS and current.train_rows == len(session.split.train)
-    result = session.fit(averaged, source="climb", name=f"climb {averaged.label()}",
-                         first_member=uncalibrated(current.model) if own else None)
-    entry = _entry(base, 0, "seed_average", result, metric)
+    starts = [current, *_runners_up(session, current)]
+    compared: list[dict[str, Any]] = []
+    start, first = current, None
+    if len(starts) > 1:
+        # Averages of COMPARE_MEMBERS copies, the one with the lower validation Brier score
+        # (ties: the start's) goes on to SEED_MEMBERS copies; its copies are reused.
+        trials = []
+        for candidate in starts:
+            if trials and session.should_stop():
+                break
+            trial = _fit_average(session, candidate, COMPARE_MEMBERS)
+            trials.append((candidate, trial))
+            compared.append({"average_of": candidate.name, "members": COMPARE_MEMBERS,
+                             "val_brier": trial.val.get("brier"),
+                             "val_metric": _val(trial, metric)})
+        start, chosen = min(trials, key=lambda t: _brier(t[1]))
+        first = uncalibrated(chosen.model)
+    result = _fit_average(session, start, SEED_MEMBERS, first)
+    entry = {**_entry(base, 0, "seed_average", result, metric), "average_of": start.name}
+    if compared:
+        entry["compared"] = compared
     if cap is not None and result.size_bytes > cap:
         steps.append({**entry, "kept": False})
         return current, share
@@ -314,7 +344,7 @@ def _average_seeds(
     better = session.selection_key(result) > session.selection_key(current)
     # Below its first member (the start itself) in how many paired resamples: the racing
     # rule says whether the average is clearly worse than the start.
-    versus = PairedBootstrap(session.ctx.y_val, current.val_proba, metric,
+    versus = PairedBootstrap(session.ctx.y_val, start.val_proba, metric,
                              session.ctx.reference_val, n_boot=CLIMB_BOOT,
                              seed=session.random_state)
     below_start = versus.share_worse(result.val_proba)
@@ -322,15 +352,16 @@ def _average_seeds(
     # The average's copies learn the run's own targets; a chain stage after the first
     # learned the teacher mixed with the stage before it: another configuration, which
     # the average does not stand for.
-    stage = session.previous_stage(current)
+    stage = session.previous_stage(start)
     supersedes = carries_on and stage is None
     result_share = boot.share_worse(result.val_proba)
-    steps.append({**entry, "share_below_teacher": result_share, "improved": better,
-                  "share_below_start": below_start,
-                  "supersedes": current.name if supersedes else None, "kept": True})
+    entry.update(share_below_teacher=result_share, improved=better,
+                 share_below_start=below_start,
+                 supersedes=start.name if supersedes else None, kept=True)
+    steps.append(entry)
     if stage is not None:
-        steps[-1]["start_kept"] = (
-            f"{current.name} learned from the teacher mixed with {stage.name}, the average "
+        entry["start_kept"] = (
+            f"{start.name} learned from the teacher mixed with {stage.name}, the average "
             "from the run's own targets: it stays a candidate"
         )
     if not carries_on:
@@ -339,11 +370,46 @@ def _average_seeds(
         # The average is the start's configuration (the start is one of its copies, or it
         # was fitted on fewer rows): it is represented by the average from now on and no
         # longer competes in the selection.
-        index = next(i for i, c in enumerate(session.candidates) if c is current)
+        index = next(i for i, c in enumerate(session.candidates) if c is start)
         session.candidates[index] = replace(
-            current, extra={**current.extra, SUPERSEDED_BY: result.name}
+            start, extra={**start.extra, SUPERSEDED_BY: result.name}
         )
     return result, result_share
+
+
+def _runners_up(session: RunSession, current: CandidateResult) -> list[CandidateResult]:
+    """The best single fit of ``current``'s family on validation in another
+    configuration, trained by the plain path on all training rows (none: an empty list)."""
+    n_train, key = len(session.split.train), current.spec.key()
+    others = [
+        c for c in session.candidates
+        if c.spec is not None and c.spec.family == current.spec.family
+        and c.spec.params.get(N_MEMBERS, 1) == 1 and c.source in OWN_FITS
+        and c.train_rows == n_train and c.spec.key() != key
+    ]
+    return sorted(others, key=session.selection_key, reverse=True)[:AVERAGED_CONFIGS - 1]
+
+
+def _fit_average(session: RunSession, start: CandidateResult, members: int,
+                 first: Any = None) -> CandidateResult:
+    """``members`` copies of ``start``'s configuration on all training rows; ``first``: an
+    average of fewer copies of it, made here (its copies are reused)."""
+    spec = start.spec
+    averaged = StudentSpec(spec.family, spec.capacity, spec.temperature, spec.alpha,
+                           spec.trial, {**spec.params, N_MEMBERS: members})
+    # The start is the copy with the run's seed when it was fitted on these rows and
+    # targets: reused, not fitted again.
+    own = start.source in OWN_FITS and start.train_rows == len(session.split.train)
+    if first is None and own:
+        first = uncalibrated(start.model)
+    return session.fit(averaged, source="climb", name=f"climb {averaged.label()}",
+                       first_member=first)
+
+
+def _brier(result: CandidateResult) -> float:
+    """Validation Brier score (``inf`` when undefined: never preferred)."""
+    value = result.val.get("brier", math.nan)
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else math.inf
 
 
 def _entry(
