@@ -439,13 +439,15 @@ def test_the_runner_up_is_averaged_too_and_the_lower_brier_goes_on(hard, home, m
     assert average["average_of"] == min(briers, key=briers.get)
     assert average["average_of"] == (start if brier_sign == 1 else runner_up)
     assert average["params"][N_MEMBERS] == SEED_MEMBERS
-    # The comparison's averages are not candidates, the five-copy one is; it supersedes
-    # its own start only.
+    # The comparison's averages are not candidates, the five-copy one is. It supersedes
+    # its own start, and the climb's start when that lost the comparison (its single
+    # fit's score is the biased maximum the comparison avoids): neither competes.
     members = {c.name: c.spec.params.get(N_MEMBERS, 1) for c in result.candidates}
     assert COMPARE_MEMBERS not in members.values() and average["name"] in members
     assert average["supersedes"] == average["average_of"]
+    assert average.get("outranked") == (None if brier_sign == 1 else start)
     superseded = {c.name for c in result.candidates if c.extra.get("superseded_by")}
-    assert superseded == {average["average_of"]}
+    assert superseded == {average["average_of"], start}
 
 
 def test_a_chain_stage_after_the_first_is_not_superseded_by_the_average(hard, home, monkeypatch):

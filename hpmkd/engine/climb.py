@@ -366,13 +366,19 @@ def _average_seeds(
         )
     if not carries_on:
         return current, share
-    if supersedes:
-        # The average is the start's configuration (the start is one of its copies, or it
-        # was fitted on fewer rows): it is represented by the average from now on and no
-        # longer competes in the selection.
-        index = next(i for i, c in enumerate(session.candidates) if c is start)
+    # The average is the start's configuration (the start is one of its copies, or it was
+    # fitted on fewer rows): it is represented by the average from now on and no longer
+    # competes in the selection. So is the climb's start when the runner-up went on: its
+    # configuration's average lost the comparison, and its own score is the biased
+    # maximum the comparison is there to avoid.
+    retired = [start] if supersedes else []
+    if start is not current and session.previous_stage(current) is None:
+        retired.append(current)
+        entry["outranked"] = current.name
+    for candidate in retired:
+        index = next(i for i, c in enumerate(session.candidates) if c is candidate)
         session.candidates[index] = replace(
-            start, extra={**start.extra, SUPERSEDED_BY: result.name}
+            candidate, extra={**candidate.extra, SUPERSEDED_BY: result.name}
         )
     return result, result_share
 
