@@ -14,7 +14,8 @@ score). A candidate trained on a subsample (a successive-halving rung) never com
 with the same configuration trained on all rows: its only saving would be the rows.
 A candidate the capacity climb superseded by its seed average (``extra["superseded_by"]``,
 see :mod:`hpmkd.engine.climb`) does not compete: its configuration is represented by the
-average, of which it is one member.
+average, of which it is one member (or, for the climb's start when the runner-up's
+configuration went on, its configuration's average lost to that one on validation).
 
 Single fits must clearly beat the seed average (``smaller_if_noninferior`` only; ``best``
 stays the plain arg-max): when the candidates include a seed average (a student whose

@@ -46,7 +46,10 @@ rule), the climb goes on from the average, and it **supersedes** the start: the 
 one of its members (or the same configuration fitted on fewer rows), so its
 configuration is represented by the average from then on; the start stays in the
 results, marked ``extra["superseded_by"]``, and no longer competes in the selection
-(:func:`hpmkd.components.selection_rule.select_student`). A chain stage after the first
+(:func:`hpmkd.components.selection_rule.select_student`). When the runner-up's
+configuration went on, the climb's start no longer competes either (``outranked`` in the
+record): its configuration's average lost the comparison, and its own validation score is
+the biased maximum the comparison is there to avoid. A chain stage after the first
 is not superseded: it learned from the teacher mixed with the stage before it, the
 average's copies from the run's own targets, so it stays a candidate (``start_kept`` in
 the record says so). Why not simply the better of the two on validation: the start's
