@@ -340,6 +340,17 @@ class DatasetFacts:
 HIDDEN = "(hidden by the server)"
 
 
+def unnamed_neighbours(neighbours: Any) -> tuple[dict[str, Any], ...]:
+    """The warm start's similar past runs without their table's name (``dataset``): a
+    server's memory holds other people's runs (ids, distances and scores stay).
+
+    Parameters
+    ----------
+    neighbours : iterable of mapping
+    """
+    return tuple({k: v for k, v in n.items() if k != "dataset"} for n in neighbours)
+
+
 @dataclass(frozen=True)
 class RunResult:
     """Everything a finished run knows.
@@ -452,9 +463,7 @@ class RunResult:
         if parallel is not None and parallel.scheduler is not None:
             parallel = dataclasses.replace(parallel, scheduler=HIDDEN)
         if warm is not None and warm.neighbours:
-            warm = dataclasses.replace(warm, neighbours=tuple(
-                {k: v for k, v in n.items() if k != "dataset"} for n in warm.neighbours
-            ))
+            warm = dataclasses.replace(warm, neighbours=unnamed_neighbours(warm.neighbours))
         return dataclasses.replace(
             self,
             components=dataclasses.replace(

@@ -77,10 +77,8 @@ def check_teacher_upload(
         limits = TeacherLimits.from_env()
         return Outcome(teacher_lib.check_model_bytes(_data, filename, trusted=trusted,
                                                      limits=limits))
-    except HPMKDInputError as exc:
-        return Outcome(error=web_message(exc, "teacher files cannot be checked", log))
     except ValueError as exc:
-        return Outcome(error=str(exc))
+        return Outcome(error=web_message(exc, "teacher files cannot be checked", log))
 
 
 @st.cache_resource(max_entries=4, show_spinner="Training the reference teacher ...")
@@ -142,8 +140,6 @@ def teacher_model(
     HPMKDInputError
         The model cannot be made (message says why).
     """
-    from hpmkd.errors import HPMKDInputError
-
     if source.kind != "reference":
         raise HPMKDInputError(f"A {source.kind} teacher has no model object in the app.")
     if source.settings.get("data_digest") != table.digest:
@@ -197,10 +193,8 @@ def _dataset(key: str, _table: LoadedTable, target: str, _features: list[str],
             limits, test_table=_test,
         )
         return Outcome(dataset)
-    except HPMKDInputError as exc:
-        return Outcome(error=web_message(exc, "teacher files cannot be checked", log))
     except ValueError as exc:
-        return Outcome(error=str(exc))
+        return Outcome(error=web_message(exc, "teacher files cannot be checked", log))
 
 
 def dataset(

@@ -28,6 +28,7 @@ from hpmkd.result import (
     SelectionRecord,
     TemperatureRecord,
     WarmStartRecord,
+    unnamed_neighbours,
 )
 from hpmkd_app.live_records import live_components
 from hpmkd_app.progress import candidate_rows, resolved_method
@@ -216,7 +217,7 @@ def warm_start_panel(record: WarmStartRecord | None, source: PanelSource) -> Com
     # their table's name (also while the run is live, before its result is kept).
     return ComponentPanel(
         title, bool(record.used), f"{used}{reason} ({len(neighbours)} similar run(s))",
-        _frame([{k: v for k, v in n.items() if k != "dataset"} for n in neighbours]),
+        _frame(list(unnamed_neighbours(neighbours))),
     )
 
 

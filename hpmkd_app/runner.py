@@ -32,7 +32,6 @@ from hpmkd import (
     AutoDistiller,
     DistillationDataset,
     HPMConfig,
-    HPMKDInputError,
     RunCancelled,
     StopRequest,
 )
@@ -226,15 +225,13 @@ class Job:
             # A keep-the-best stop before any model finished has nothing to keep: say so.
             note = None if self._stop.discard else str(exc)
             self._set(status="cancelled", error=note)
-        except HPMKDInputError as exc:
-            # The server's folders and settings are its administrator's business: they go
-            # to the server log, not to the page.
-            self._set(status="error", error=web_message(exc, "the run stopped", log,
-                                                        f"job {self.id}"))
         except ImportError as exc:
             self._set(status="error", error=_import_message(self.method, exc))
         except ValueError as exc:
-            self._set(status="error", error=str(exc))
+            # Input errors as they are; the server's folders and settings are its
+            # administrator's business: they go to the server log, not to the page.
+            self._set(status="error", error=web_message(exc, "the run stopped", log,
+                                                        f"job {self.id}"))
         except Exception as exc:
             # An unexpected error's text may hold the server's paths or internals: the
             # traceback goes to the server log, the page gets its kind and the job id.

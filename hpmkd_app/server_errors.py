@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import logging
 
-from hpmkd.errors import HPMKDInputError, ServerSetupError
+from hpmkd.errors import ServerSetupError
 
 __all__ = ["web_message"]
 
 
-def web_message(exc: HPMKDInputError, consequence: str, log: logging.Logger,
+def web_message(exc: ValueError, consequence: str, log: logging.Logger,
                 reference: str | None = None) -> str:
     """The text a web user sees for ``exc``.
 
     Parameters
     ----------
-    exc : HPMKDInputError
+    exc : ValueError
+        An input error (``HPMKDInputError`` or a plain ``ValueError``).
     consequence : str
         What the failure means for the user, e.g. ``"no run can start"``.
     log : logging.Logger
