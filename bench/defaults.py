@@ -17,7 +17,14 @@ Alternatives:
 - families: the default four vs without ``mlp``;
 - MLP epochs: the default budget (500,000 sample passes, 10-40 epochs) vs half and double;
 - alphas: the default ``(0.9, 0.5, 0.1, 0.0)`` vs without ``0.0`` (no hard-label
-  candidates) vs a wider ``(1.0, 0.7, 0.5, 0.3, 0.0)``.
+  candidates) vs a wider ``(1.0, 0.7, 0.5, 0.3, 0.0)``;
+- temperatures: the default grid ``(1, 2, 4)`` vs ``(1,)`` vs ``(1, 2, 4, 8)``, and the
+  adaptive scheduler vs the fixed grid;
+- the progressive chain: on vs off, ``min_improvement`` 0.01 vs 0 and 0.03,
+  ``max_chain_stages`` 4 vs 2;
+- the multi-teacher ensemble: off (default) vs on;
+- the search's size: ``max_configs`` 16 vs 8, ``n_trials`` 3 vs 1 and 5;
+- the capacity climb: on (``max_capacity_steps=4``) vs off, ``min_compression`` 5 vs 3.
 
 Each run has a fresh ``HPMKD_HOME`` (no memory, no cache carried over between seeds);
 the variants of one (table, seed) share it, so a fit they have in common is trained once
@@ -26,6 +33,7 @@ other). ``--seeds`` loops outside the tables and a rerun skips the (table, seed)
 already in ``--jsonl``.
 
     python bench/defaults.py --data ../shared/data --seeds 3 --jsonl defaults.jsonl
+    python bench/defaults.py --first-seed 2 --seeds 2 --jsonl defaults_2.jsonl  # a second process
 """
 
 from __future__ import annotations
@@ -44,7 +52,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sklearn.model_selection import train_test_split
 
 import hpmkd.students as students
-from bench.common import REAL_TABLES, clean_split, fresh_home, load_table, subsample
+from bench.common import (
+    REAL_TABLES,
+    clean_split,
+    fresh_home,
+    interval,
+    load_table,
+    subsample,
+)
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
 from hpmkd.components.selection_rule import select_student
 from hpmkd.metrics import ks_score
@@ -61,6 +76,19 @@ VARIANTS: dict[str, tuple[dict[str, Any], tuple[int, tuple[int, int]] | None]] =
     "mlp epochs x2": ({}, (1_000_000, (20, 80))),
     "alphas without 0": ({"alphas": (0.9, 0.5, 0.1)}, None),
     "alphas wider": ({"alphas": (1.0, 0.7, 0.5, 0.3, 0.0)}, None),
+    "temperatures (1)": ({"temperatures": (1.0,)}, None),
+    "temperatures (1, 2, 4, 8)": ({"temperatures": (1.0, 2.0, 4.0, 8.0)}, None),
+    "fixed temperatures": ({"use_adaptive_temperature": False}, None),
+    "no chain": ({"use_progressive": False}, None),
+    "chain min_improvement 0": ({"min_improvement": 0.0}, None),
+    "chain min_improvement 0.03": ({"min_improvement": 0.03}, None),
+    "chain 2 stages": ({"max_chain_stages": 2}, None),
+    "multi-teacher ensemble on": ({"use_multi_teacher": True}, None),
+    "max_configs 8": ({"max_configs": 8}, None),
+    "n_trials 1": ({"n_trials": 1}, None),
+    "n_trials 5": ({"n_trials": 5}, None),
+    "no capacity climb": ({"max_capacity_steps": 0}, None),
+    "min_compression 3": ({"min_compression": 3.0}, None),
 }
 
 
@@ -137,7 +165,7 @@ def rule_choices(result: Any, outer: Any, seed: int) -> dict[str, dict[str, Any]
 def summarise(runs: list[dict[str, Any]]) -> str:
     """Two Markdown tables (selection-rule alternatives, engine-run variants): per table
     the mean B2 KS over seeds, then over every (table, seed) pair the mean difference to
-    the default with its standard error, wins/ties/losses, and the mean selected size."""
+    the default with its 95% t interval, wins/ties/losses, and the mean selected size."""
     tables = [t for t in TABLES if any(r["table"] == t for r in runs)]
     reference = {"rules": "saving 2 margin 0.01", "variants": "default"}
     out = []
@@ -146,7 +174,7 @@ def summarise(runs: list[dict[str, Any]]) -> str:
         head = (
             "| alternative | "
             + " | ".join(tables)
-            + " | diff vs default (se) | wins/ties/losses | mean size kB |"
+            + " | diff vs default, mean [95% t interval] | wins/ties/losses | mean size kB |"
         )
         out += ["", head, "|" + "---|" * (len(tables) + 4)]
         for label in labels:
@@ -159,13 +187,13 @@ def summarise(runs: list[dict[str, Any]]) -> str:
                     r[kind][label]["outer_ks"] - r[kind][reference[kind]]["outer_ks"] for r in rs
                 ]
                 sizes += [r[kind][label]["size_bytes"] / 1000 for r in rs]
-            se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+            mean, low, high = interval(diffs)
             wins = sum(d > 0 for d in diffs)
             losses = sum(d < 0 for d in diffs)
             out.append(
                 f"| {label} | "
                 + " | ".join(cells)
-                + f" | {statistics.fmean(diffs):+.4f} ({se:.4f}) "
+                + f" | {mean:+.4f} [{low:+.4f}, {high:+.4f}] "
                 f"| {wins}/{len(diffs) - wins - losses}/{losses} "
                 f"| {statistics.fmean(sizes):.1f} |"
             )
@@ -206,6 +234,7 @@ def main() -> None:
     parser.add_argument("--tables", default=",".join(TABLES))
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--large-rows", type=int, default=30_000)
     parser.add_argument("--jsonl", type=Path, default=Path("defaults.jsonl"))
     parser.add_argument("--summarise", action="store_true")
@@ -219,7 +248,7 @@ def main() -> None:
                     record = json.loads(line)
                     done.add((record["table"], record["seed"]))
         # Seeds outside, tables inside: every table gets seed 0 before any gets seed 1.
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for name in args.tables.split(","):
                 if (name, seed) not in done:
                     run_table(args, name, seed)

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +38,7 @@ from bench.bc_gap import DEFAULT_DATA  # noqa: E402
 from bench.common import (  # noqa: E402
     clean_split,
     fresh_home,
+    interval,
     load_table,
     parse_settings,
     session_on,
@@ -47,11 +46,6 @@ from bench.common import (  # noqa: E402
     timed_distill,
 )
 from bench.final_fit_gain import out_of_fold  # noqa: E402
-
-#: Two-sided 97.5% quantiles of Student's t by degrees of freedom (the interval's).
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-        9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131,
-        16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086}
 
 
 def seeds_of(text: str) -> list[int]:
@@ -101,15 +95,6 @@ def one_seed(table: str, seed: int, rows: int | None, data: Path,
         "oof_gap_all_rows": round(ks_score(y_all, final) - ks_score(y_all, t_all), 4),
         "run_seconds": round(seconds, 1),
     }
-
-
-def interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% t interval over seeds."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, math.nan, math.nan
-    half = T975.get(len(values) - 1, 1.96) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
 
 
 def main() -> None:
