@@ -76,8 +76,8 @@ VARIANTS: dict[str, tuple[dict[str, Any], tuple[int, tuple[int, int]] | None]] =
     "mlp epochs x2": ({}, (1_000_000, (20, 80))),
     "alphas without 0": ({"alphas": (0.9, 0.5, 0.1)}, None),
     "alphas wider": ({"alphas": (1.0, 0.7, 0.5, 0.3, 0.0)}, None),
-    "temperatures (1)": ({"temperatures": (1.0,)}, None),
-    "temperatures (1, 2, 4, 8)": ({"temperatures": (1.0, 2.0, 4.0, 8.0)}, None),
+    "temperatures 1 only": ({"temperatures": (1.0,)}, None),
+    "temperatures 1/2/4/8": ({"temperatures": (1.0, 2.0, 4.0, 8.0)}, None),
     "fixed temperatures": ({"use_adaptive_temperature": False}, None),
     "no chain": ({"use_progressive": False}, None),
     "chain min_improvement 0": ({"min_improvement": 0.0}, None),
@@ -239,6 +239,9 @@ def main() -> None:
     parser.add_argument("--jsonl", type=Path, default=Path("defaults.jsonl"))
     parser.add_argument("--summarise", action="store_true")
     args = parser.parse_args()
+    unknown = set(args.variants.split(",")) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
     if not args.summarise:
         done = set()
         if args.jsonl.exists():
