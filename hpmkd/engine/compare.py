@@ -149,7 +149,7 @@ def _twin(session: RunSession, selected: CandidateResult) -> CandidateResult | N
     validation kept."""
     spec = selected.spec
     # A run stopped on request skips the twin (n_trials more fits; a stop must be quick):
-    # the partial run is labelled and says it has no verdict. An expired time budget
+    # the partial run is labelled, its verdict has the teachers only. An expired time budget
     # still trains it, as before.
     if spec is None:
         return None
