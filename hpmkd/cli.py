@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -555,11 +556,30 @@ def _warn_ineffective(config: HPMConfig, method: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
 
+#: The test figures of the closing lines, with their labels (ECE and Brier: lower is
+#: better).
+CLOSING_METRICS = (("ks", "KS"), ("auc", "AUC"), ("ece", "ECE"), ("brier", "Brier"))
+
+
 def _closing_lines(distiller: Any) -> list[str]:
-    """The closing lines of a run (the first one gets the output folder when printed)."""
-    m = distiller.best_metrics
-    lines = [f"best {distiller.best_name}: test KS {m['ks']:.4f}, AUC {m['auc']:.4f}"]
+    """The closing lines of a run (the first one gets the output folder when printed):
+    the test figures of student, twin and teacher(s), why this student, and the verdict
+    with every comparison's interval and outcome."""
     result = distiller.result_
+    lines = [
+        f"best {distiller.best_name}",
+        f"test figures on {len(result.y_test):,} test rows (ECE and Brier: lower is better):",
+    ]
+    models = [("student", result.selected)]
+    if result.twin is not None:
+        models.append(("twin", result.twin))
+    # A teacher's name already says it is one ("teacher <name>").
+    models += [("", t) for t in result.teachers]
+    for role, model in models:
+        figures = ", ".join(
+            f"{label} {_figure(model.test.get(m))}" for m, label in CLOSING_METRICS
+        )
+        lines.append(f"  {f'{role} ' if role else ''}{model.name}: {figures}")
     lines.append(f"why this student: {result.components.selection_rule.reason}")
     if result.components.final_fit is not None:
         lines.append(f"shipped: {result.components.final_fit.sentence()}")
@@ -571,6 +591,15 @@ def _closing_lines(distiller: Any) -> list[str]:
         for d in result.verdict.differences:
             lines.append(f"  student - {d.against}: {d.sentence()} -> {d.outcome}")
     return lines
+
+
+def _figure(value: Any) -> str:
+    """A test figure with four decimals; ``n/a`` when undefined."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if math.isnan(number) else f"{number:.4f}"
 
 
 def _print_closing(lines: list[str] | tuple[str, ...], out: Path) -> None:

@@ -259,14 +259,62 @@ class PhaseSpan:
     end_s: float
 
 
+#: The outcome of a comparison whose 95% interval excludes 0, by the model the student is
+#: compared with: (student above it, student below it). The selection metrics and KS are
+#: all higher-is-better.
+OUTCOME_WORDS: Mapping[str, tuple[str, str]] = {
+    "twin": ("helped", "hurt"),
+    "teacher": ("better than the teacher", "worse than the teacher"),
+}
+#: The outcome of a comparison whose 95% interval contains 0.
+NO_DIFFERENCE = "no measurable difference"
+#: The outcome of a comparison without an interval: a run stopped on request skips the
+#: paired bootstrap (a stop ends the run within seconds), so its differences are points.
+NOT_MEASURED = "not measured"
+#: The outcome of a comparison in a metric that is undefined on the test rows.
+UNDEFINED = "undefined"
+#: The models a comparison can be against, in words (the verdict table's first column).
+AGAINST_WORDS: Mapping[str, str] = {"twin": "hard-label twin", "teacher": "teacher"}
+#: Columns of :meth:`Verdict.table`, as the report and the app show them.
+VERDICT_COLUMNS = (
+    "against", "model", "metric", "student", "other", "difference (student - other)",
+    "95% interval", "outcome", "test rows",
+)
+
+
+def comparison_outcome(against: str, low: float, high: float) -> str:
+    """The outcome of one comparison from its 95% interval.
+
+    Parameters
+    ----------
+    against : {"twin", "teacher"}
+    low, high : float
+        The interval of student minus other; NaN when it was not computed.
+
+    Returns
+    -------
+    str
+        ``OUTCOME_WORDS[against][0]`` when the interval is above 0, ``[1]`` when below,
+        :data:`NO_DIFFERENCE` when it contains 0, :data:`NOT_MEASURED` without one.
+    """
+    if math.isnan(low) or math.isnan(high):
+        return NOT_MEASURED
+    above, below = OUTCOME_WORDS[against]
+    return above if low > 0 else below if high < 0 else NO_DIFFERENCE
+
+
 @dataclass(frozen=True)
 class Difference:
     """The selected student against another model on the test rows, in one metric.
 
-    ``difference`` is student minus other; ``low``/``high`` bound its 95% paired
-    bootstrap interval (percentile, ``VERDICT_BOOT`` resamples of the test rows);
-    ``outcome`` is ``higher`` or ``lower`` when the interval excludes 0, else ``no
-    measurable difference``.
+    ``against`` is ``twin`` or ``teacher`` (``against_name`` names the model: with several
+    teachers, one comparison per teacher); ``difference`` is student minus other;
+    ``low``/``high`` bound its 95% paired bootstrap interval (percentile, ``VERDICT_BOOT``
+    resamples of the test rows; NaN when not computed); ``outcome`` is
+    :func:`comparison_outcome` of the interval (against the twin ``helped``, ``no
+    measurable difference`` or ``hurt``; against a teacher ``better than the teacher``,
+    ``no measurable difference`` or ``worse than the teacher``), or ``undefined`` when the
+    metric is undefined on the test rows.
     """
 
     against: str
@@ -280,36 +328,94 @@ class Difference:
     n_rows: int
     outcome: str
 
+    def interval(self) -> str:
+        """The 95% interval as text (``[+0.0012, +0.0345]``), or why there is none."""
+        if math.isnan(self.low) or math.isnan(self.high):
+            return "not computed (run stopped)" if self.outcome == NOT_MEASURED else "n/a"
+        return f"[{self.low:+.4f}, {self.high:+.4f}]"
+
     def sentence(self) -> str:
         """The comparison in words, with its interval and the test size."""
         return (
             f"test {self.metric} {self.student:.4f} vs {self.other:.4f} ({self.against_name}):"
-            f" {self.difference:+.4f}, 95% interval [{self.low:+.4f}, {self.high:+.4f}] on "
-            f"{self.n_rows:,} test rows"
+            f" {self.difference:+.4f}, 95% interval {self.interval()} on {self.n_rows:,} test "
+            "rows"
         )
+
+    def row(self) -> dict[str, Any]:
+        """The comparison as one row of :meth:`Verdict.table` (keys
+        :data:`VERDICT_COLUMNS`)."""
+
+        def num(value: float, spec: str) -> str:
+            return "n/a" if math.isnan(value) else format(value, spec)
+
+        return dict(zip(VERDICT_COLUMNS, (
+            AGAINST_WORDS.get(self.against, self.against),
+            self.against_name,
+            self.metric,
+            num(self.student, ".4f"),
+            num(self.other, ".4f"),
+            num(self.difference, "+.4f"),
+            self.interval(),
+            self.outcome,
+            int(self.n_rows),
+        ), strict=True))
 
 
 @dataclass(frozen=True)
 class Verdict:
     """Distillation gain, measured: the selected student against its hard-label twin and
-    against the teacher, in the selection metric and in KS, each with its interval.
+    against every teacher, on the test rows, in the selection metric and in KS, each with
+    its 95% interval (:class:`Difference`).
 
-    ``gains`` maps ``ks``, ``auc``, ``accuracy``, ``f1`` to student minus twin (point
-    values, ``None`` when undefined); ``outcome`` is ``helped``, ``no measurable
-    difference`` or ``hurt`` (soft targets against hard labels, in the selection metric);
-    ``text`` says it in words.
+    ``metric`` is the metric the headline is judged in: the selection metric, or KS when
+    the selection metric measures agreement with the teacher (``fidelity``,
+    ``rank_fidelity``: soft targets raise it by construction, and a teacher agrees with
+    itself, so the teachers are not compared in it either). ``gains`` maps ``ks``,
+    ``auc``, ``accuracy``, ``f1``, ``ece`` and ``brier`` to student minus twin (point
+    values, ``None`` when undefined; empty without a twin; for ``ece`` and ``brier``
+    lower is better, so a negative gain is an improvement). ``outcome`` is the headline
+    comparison's (the twin in ``metric``): ``helped``, ``no measurable difference``,
+    ``hurt``, ``undefined``, or ``not measured`` (no twin, or no interval in a run
+    stopped on request); ``text`` says it in words.
     """
 
     gains: Mapping[str, float | None]
     differences: tuple[Difference, ...]
     outcome: str
     text: str
+    metric: str
 
-    def against(self, who: str, metric: str) -> Difference | None:
-        """The comparison with ``twin`` or ``teacher`` in ``metric``, if made."""
+    @property
+    def headline(self) -> Difference | None:
+        """The comparison the outcome is: the twin in :attr:`metric` (None without a
+        twin)."""
+        return self.against("twin", self.metric)
+
+    def against(self, who: str, metric: str, name: str | None = None) -> Difference | None:
+        """The comparison with ``twin`` or ``teacher`` in ``metric``, if made.
+
+        Parameters
+        ----------
+        who : {"twin", "teacher"}
+        metric : str
+        name : str, optional
+            The model's name (``against_name``); default the first such comparison (for
+            ``teacher``, the primary teacher).
+        """
         return next(
-            (d for d in self.differences if d.against == who and d.metric == metric), None
+            (
+                d for d in self.differences
+                if d.against == who and d.metric == metric
+                and (name is None or d.against_name == name)
+            ),
+            None,
         )
+
+    def table(self) -> pd.DataFrame:
+        """Every comparison, one row each (columns :data:`VERDICT_COLUMNS`): what the
+        report and the app show."""
+        return pd.DataFrame([d.row() for d in self.differences], columns=list(VERDICT_COLUMNS))
 
     def to_dict(self) -> dict[str, Any]:
         """``summary.json["distillation_gain"]``."""
@@ -317,6 +423,7 @@ class Verdict:
             **self.gains,
             "outcome": self.outcome,
             "verdict": self.text,
+            "metric": self.metric,
             "comparisons": [dataclasses.asdict(d) for d in self.differences],
         }
 

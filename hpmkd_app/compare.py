@@ -147,11 +147,23 @@ def chart_inputs(result: RunResult, entries: Sequence[ModelEntry], k: int) -> Ch
     )
 
 
+def pareto_metric(result: RunResult) -> str:
+    """The quality column of the Compare page's Pareto charts: ``val_<selection
+    metric>``, the figure the run ranked its candidates by (see :func:`candidates_frame`).
+
+    Parameters
+    ----------
+    result : RunResult
+    """
+    return f"val_{result.selection_metric}"
+
+
 def candidates_frame(result: RunResult, k: int) -> pd.DataFrame:
     """One row per model for :func:`hpmkd.report.figures.pareto_chart`: name, source,
-    family, size, latency, selected, and ``val_ks``, the validation KS of class ``k``
-    one-vs-rest (for a binary target the run's KS). Candidates are ranked on validation
-    rows only: the test rows are read once, for the selected student, teachers and twin.
+    family, size, latency, selected, and :func:`pareto_metric`, the run's selection metric
+    on the validation rows (for ``ks``, the KS of class ``k`` one-vs-rest: for a binary
+    target the run's KS). Candidates are ranked on validation rows only: the test rows
+    are read once, for the selected student, teachers and twin.
 
     Parameters
     ----------
@@ -159,7 +171,14 @@ def candidates_frame(result: RunResult, k: int) -> pd.DataFrame:
         Teachers and the twin are drawn for reference, never on a front.
     k : int
     """
+    metric = result.selection_metric
     is_k = np.asarray(result.y_val) == k
+
+    def quality(entry: ModelEntry) -> float:
+        if metric == "ks":
+            return ks_binary(is_k, np.asarray(entry.result.val_proba)[:, k])
+        return _num(entry.result.val.get(metric))
+
     entries = teachers(result) + candidates(result)
     return pd.DataFrame(
         [
@@ -169,7 +188,7 @@ def candidates_frame(result: RunResult, k: int) -> pd.DataFrame:
                 "family": e.family,
                 "size_bytes": e.size_bytes,
                 "latency_ms_1k": e.latency_ms_1k,
-                "val_ks": ks_binary(is_k, np.asarray(e.result.val_proba)[:, k]),
+                pareto_metric(result): quality(e),
                 "selected": e.selected,
             }
             for e in entries

@@ -232,14 +232,17 @@ def progress_fraction(view: JobView, expected_candidates: int | None = None) -> 
 LEADERBOARD_COLUMNS = (
     "name", "source", "family", "capacity", "temperature", "alpha",
 )
+#: Validation calibration columns of the leaderboard (lower is better).
+CALIBRATION_COLUMNS = ("val_ece", "val_brier")
 
 
 def leaderboard(view: JobView, metric: str) -> pd.DataFrame:
     """Finished candidates ranked by the validation selection metric.
 
-    Shows validation metrics (what selection sees), size, latency, fit time and whether
-    the candidate came from the engine's cache; test metrics appear only after the run
-    on the Compare page.
+    Shows validation metrics (what selection sees; ``val_ece`` and ``val_brier``, lower
+    is better, when the candidates carry them), size, latency, fit time and whether the
+    candidate came from the engine's cache; test metrics appear only after the run on the
+    Compare page.
 
     Parameters
     ----------
@@ -248,9 +251,11 @@ def leaderboard(view: JobView, metric: str) -> pd.DataFrame:
         The selection metric, e.g. ``"ks"``.
     """
     rows = candidate_rows(view)
+    # Calibration (lower is better) where the candidates' rows carry it.
+    calibration = [c for c in CALIBRATION_COLUMNS if any(c in row for row in rows)]
     columns = [
-        *LEADERBOARD_COLUMNS, f"val_{metric}", "val_auc", "val_fidelity", "size_bytes",
-        "latency_ms_1k", "fit_seconds", "from_cache",
+        *LEADERBOARD_COLUMNS, f"val_{metric}", "val_auc", "val_fidelity", *calibration,
+        "size_bytes", "latency_ms_1k", "fit_seconds", "from_cache",
     ]
     columns = list(dict.fromkeys(columns))
     if not rows:

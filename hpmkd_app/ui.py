@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig, HPMKDInputError
+from hpmkd.result import RunResult
 from hpmkd_app import cached, configform, jobs, run_history, sessions, state, tables, teachers
 from hpmkd_app.server_errors import web_message
 
@@ -171,6 +172,35 @@ def test_rows_note(dataset: DistillationDataset) -> str:
         return f"test rows: from your test table, {n_test:,} rows"
     return (f"test rows: {100 * dataset.test_size:.0f}% of the table held out at random "
             "(seeded)")
+
+
+#: What the verdict table's intervals and outcomes mean (under the table).
+VERDICT_NOTE = (
+    "Every comparison of the selected student on the test rows, student minus the other "
+    "model (higher is better in each metric shown). 95% interval: paired bootstrap "
+    "(percentile) over the test rows. Above 0: *helped* (against the hard-label twin) or "
+    "*better than the teacher*; below 0: *hurt* or *worse than the teacher*; containing 0: "
+    "no measurable difference."
+)
+
+
+def show_verdict(result: RunResult) -> None:
+    """The distillation verdict of a finished run: its headline, then every comparison
+    of the selected student (twin and each teacher, in the selection metric and in KS)
+    as :meth:`hpmkd.result.Verdict.table` builds it for the report too.
+
+    Parameters
+    ----------
+    result : RunResult
+    """
+    verdict = result.verdict
+    if verdict is None:
+        st.caption("The student was compared with no other model on the test rows: no "
+                   "distillation verdict.")
+        return
+    st.markdown(f"**Distillation verdict** ({verdict.outcome}): {verdict.text}.")
+    st.dataframe(verdict.table(), hide_index=True, width="stretch")
+    st.caption(VERDICT_NOTE)
 
 
 def current_config() -> tuple[HPMConfig | None, str | None]:

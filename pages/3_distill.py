@@ -194,14 +194,15 @@ def render_job(job_id: str, polling: bool) -> None:
             st.markdown("**Results** (from the cached run)")
             st.dataframe(board, hide_index=True, width="stretch", height=300)
         else:
-            st.markdown(f"**Leaderboard** — by validation {metric} (test scores on Compare)")
+            st.markdown(f"**Leaderboard** — by validation {metric} (test scores on Compare; "
+                        "ECE and Brier: lower is better)")
             st.dataframe(progress.leaderboard(view, metric), hide_index=True, width="stretch",
                          height=300)
     st.markdown("**HPM components**")
     _components(panels.job_panels(view, result))
     if result is not None:
-        verdict = result.verdict.text if result.verdict is not None else ""
-        st.markdown(f"**Best student:** `{result.selected.name}` — {verdict}")
+        st.markdown(f"**Best student:** `{result.selected.name}`")
+        ui.show_verdict(result)
         dataset_run = current.distiller.dataset
         leakage_view.render(
             result.leakage, dataset_run.has_separate_test, "distill",

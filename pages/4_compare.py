@@ -61,9 +61,8 @@ def show(job: Any, distiller: Any) -> None:
         help="The twin or other teachers, drawn beside the teacher and the student.",
     )
 
-    if result.verdict is not None and result.twin is not None:
-        st.info(f"**Distillation gain** (best student vs its hard-label twin "
-                f"`{result.twin.name}`): {result.verdict.text}.")
+    st.subheader("Verdict: the best student against its twin and the teacher(s)")
+    ui.show_verdict(result)
 
     # ------------------------------------------------------------------ metric cards
     st.subheader(f"{student.name} vs {teacher.name}")
@@ -99,16 +98,19 @@ def show(job: Any, distiller: Any) -> None:
     draw(right, scatter, f"Agreement with the teacher: P(class {label})")
     st.caption(scatter.caption)
 
-    st.subheader("Every candidate: cost against validation KS")
+    metric = result.selection_metric
+    quality = f"validation {metric}" + (f" (class {label} vs rest)" if metric == "ks" else "")
+    st.subheader(f"Every candidate: cost against validation {metric}")
     frame = compare.candidates_frame(result, k)
     left, right = st.columns(2)
-    for where, cost, title in ((left, "size_bytes", "Size vs validation KS"),
-                               (right, "latency_ms_1k", "Latency vs validation KS")):
-        chart = figures.pareto_chart(frame, "val_ks", costs=(cost,))
-        draw(where, chart, title, yaxis_title=f"validation KS (class {label} vs rest)")
-    st.caption("Pareto front: no other candidate is both cheaper and better on validation KS. "
-               "Candidates are ranked on the validation rows only; the test rows were read "
-               "once, for the selected student, its twin and the teacher(s).")
+    for where, cost, title in ((left, "size_bytes", f"Size vs validation {metric}"),
+                               (right, "latency_ms_1k", f"Latency vs validation {metric}")):
+        chart = figures.pareto_chart(frame, compare.pareto_metric(result), costs=(cost,))
+        draw(where, chart, title, yaxis_title=quality)
+    st.caption(f"Pareto front: no other candidate is both cheaper and better on validation "
+               f"{metric}, the metric the run selected by. Candidates are ranked on the "
+               "validation rows only; the test rows were read once, for the selected student, "
+               "its twin and the teacher(s).")
 
     # ------------------------------------------------------------------ importance
     st.subheader("Feature importance")

@@ -86,6 +86,42 @@ def finished_job(sample):
     return job
 
 
+@pytest.fixture(scope="module")
+def auc_job(sample):
+    """A finished run selecting on validation AUC (not KS)."""
+    form = {**QUICK_LEGACY, "selection_metric": "auc"}
+    job = jobs.start_job(sample["dataset"], configform.to_config(form), method="legacy",
+                         seed=42)
+    assert job.wait(TIMEOUT) and job.status == "done", job.error
+    return job, form
+
+
+def verdict_frame(at: AppTest):
+    """The verdict table a page shows (every comparison of the selected student)."""
+    frames = [d.value for d in at.dataframe if "95% interval" in d.value.columns]
+    assert len(frames) == 1, [list(d.value.columns) for d in at.dataframe]
+    return frames[0]
+
+
+def assert_verdict_table(frame, job: jobs.Job, metrics: tuple[str, ...]) -> None:
+    """The table has the twin and the teacher in each of ``metrics``, each with its
+    interval, a three-way outcome and the number of test rows."""
+    result = job.result
+    n_test = len(result.y_test)
+    for against, name in (("hard-label twin", result.twin.name),
+                          ("teacher", result.primary_teacher.name)):
+        for metric in metrics:
+            rows = frame[(frame["against"] == against) & (frame["metric"] == metric)]
+            assert len(rows) == 1, (against, metric)
+            row = rows.iloc[0]
+            assert row["model"] == name
+            d = result.verdict.against("twin" if against != "teacher" else "teacher", metric)
+            assert row["95% interval"] == f"[{d.low:+.4f}, {d.high:+.4f}]"
+            assert row["outcome"] == d.outcome and row["test rows"] == n_test
+    assert set(frame["outcome"]) <= {"helped", "hurt", "no measurable difference",
+                                     "better than the teacher", "worse than the teacher"}
+
+
 # ----------------------------------------------------------------- app & navigation
 def test_app_navigates_every_page(sample, finished_job):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
@@ -580,6 +616,13 @@ def test_distill_stop_keeps_the_best_so_far_then_compare_and_export_it(sample):
     compare_page = ok(bind(page("compare"), sample, job, **inputs).run())
     assert "Partial run" in texts(compare_page.warning)
     assert len(compare_page.get("plotly_chart")) >= 8
+    # No twin: the student against the teacher, as point values (a stop skips intervals).
+    assert result.twin is None
+    assert "no twin to judge distillation by" in texts(compare_page.markdown)
+    frame = verdict_frame(compare_page)
+    assert set(frame["against"]) == {"teacher"} and set(frame["metric"]) == {"ks"}
+    assert set(frame["95% interval"]) == {"not computed (run stopped)"}
+    assert set(frame["test rows"]) == {len(result.y_test)}
     export = ok(bind(page("export"), sample, job, **inputs).run())
     assert "Partial run" in texts(export.warning)
     labels = [b.label for b in export.get("download_button")]
@@ -603,6 +646,7 @@ def test_distill_shows_the_run_of_the_current_inputs(sample, finished_job):
     at = ok(bind(page("distill"), sample, finished_job).run())
     assert "Done" in texts(at.success)
     assert "Best student" in texts(at.markdown)
+    assert_verdict_table(verdict_frame(at), finished_job, ("ks",))
 
 
 def test_an_old_job_link_opens_the_run_as_history(sample, finished_job):
@@ -643,6 +687,8 @@ def test_compare_renders_cards_and_charts(sample, finished_job):
                   "Latency / 1k rows"):
         assert label in labels
     assert "SHAP (TreeExplainer)" in str([c.proto.spec for c in charts])
+    assert_verdict_table(verdict_frame(at), finished_job, ("ks",))
+    assert finished_job.result.verdict.text in texts(at.markdown)
     student = at.selectbox(key="w_compare_student")
     ok(student.set_value(student.options[-1]).run())  # the hard-label baseline
     assert len(at.get("plotly_chart")) >= 9
@@ -651,6 +697,18 @@ def test_compare_renders_cards_and_charts(sample, finished_job):
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     roc = next(s for s in specs if "ROC curve" in s)
     assert all(name in roc for name in more.value)
+
+
+def test_compare_and_distill_show_the_verdict_in_the_selection_metric_and_ks(sample, auc_job):
+    job, form = auc_job
+    inputs = {state.CONFIG: form}
+    compare_page = ok(bind(page("compare"), sample, job, **inputs).run())
+    assert_verdict_table(verdict_frame(compare_page), job, ("auc", "ks"))
+    # The Pareto charts rank the candidates on the run's selection metric, on validation.
+    assert "Every candidate: cost against validation auc" in texts(compare_page.subheader)
+    distill = ok(bind(page("distill"), sample, job, **inputs).run())
+    assert "Best student" in texts(distill.markdown)
+    assert_verdict_table(verdict_frame(distill), job, ("auc", "ks"))
 
 
 def test_compare_multiclass_has_a_class_selector(make_frame, fit_teacher, tmp_path):
@@ -688,6 +746,20 @@ def test_export_offers_downloads_report_and_snippet(sample, finished_job):
     # The report is one click: its button is there before anything is built.
     assert "HTML report" in labels
     assert not [b for b in at.button if "Build" in b.label]
+
+
+def test_export_warns_that_a_candidate_not_selected_has_no_test_figures(sample, finished_job):
+    at = ok(bind(page("export"), sample, finished_job).run())
+    assert not at.warning  # the selected student: its test figures are the run's
+    chooser = at.selectbox(key="w_export_model")
+    result = finished_job.result
+    other = next(c.name for c in result.candidates if c is not result.selected)
+    ok(chooser.set_value(other).run())
+    warning = texts(at.warning)
+    assert f"`{other}` is not the selected student" in warning
+    assert "Its test figures are not available" in warning
+    ok(chooser.set_value(result.twin.name).run())  # the twin was scored on test: no warning
+    assert not at.warning
 
 
 def test_export_without_a_run_says_so():

@@ -274,6 +274,20 @@ def test_phase_status_progress_and_leaderboard():
     assert {p.name: p.state for p in progress.phase_statuses(cancelled)}["chain"] == "stopped"
 
 
+def test_leaderboard_shows_validation_calibration_when_candidates_carry_it():
+    rows = [{"name": "a", "source": "config", "val_ks": 0.3, "val_ece": 0.05, "val_brier": 0.2},
+            {"name": "b", "source": "config", "val_ks": 0.5, "val_ece": 0.02, "val_brier": 0.1}]
+    view = _view([_event("candidate", "config", 101.0, row=r) for r in rows])
+    board = progress.leaderboard(view, "ks")
+    assert list(board["name"]) == ["b", "a"]
+    assert list(board["val_ece"]) == [0.02, 0.05] and list(board["val_brier"]) == [0.1, 0.2]
+    # Rows without them (an older run's events): no empty calibration columns.
+    bare = [{k: v for k, v in r.items() if k not in ("val_ece", "val_brier")} for r in rows]
+    board = progress.leaderboard(_view([_event("candidate", "config", 101.0, row=r)
+                                        for r in bare]), "ks")
+    assert "val_ece" not in board.columns and "val_brier" not in board.columns
+
+
 def test_component_panels_say_off_and_why():
     cfg = HPMConfig(
         use_progressive=False, use_multi_teacher=False, use_memory=False, use_cache=False

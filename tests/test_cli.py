@@ -124,9 +124,28 @@ def test_distill_with_teacher_file_writes_outputs(inputs, tmp_path, capsys):
     assert "[grid]" in err and "[compare]" in err
     # One indented line per candidate, with its validation KS.
     assert sum(line.startswith("  ") and "val ks" in line for line in err.splitlines()) == 4
-    best = next(line for line in err.splitlines() if line.startswith("best "))
-    assert str(out) in best and "KS" in best
-    assert err.strip().splitlines()[-1].startswith("  student - teacher: ")
+    lines = err.strip().splitlines()
+    best = next(line for line in lines if line.startswith("best "))
+    assert str(out) in best and summary["best_model"] in best
+    # The test figures of student, twin and teacher, labelled as test figures.
+    start = next(i for i, line in enumerate(lines) if line.startswith("test figures on "))
+    assert lines[start].startswith(f"test figures on {summary['split_sizes']['test']:,} test")
+    assert "ECE and Brier: lower is better" in lines[start]
+    shown = lines[start + 1:start + 4]
+    names = (f"student {summary['best_model']}", f"twin {summary['baseline_model']}",
+             next(iter(results[results["source"] == "teacher"]["name"])))
+    for line, name, role in zip(shown, names, ("student", "baseline", "teacher"), strict=True):
+        assert line.startswith(f"  {name}: ")
+        for metric, label in (("ks", "KS"), ("auc", "AUC"), ("ece", "ECE"), ("brier", "Brier")):
+            assert f"{label} {summary[role][metric]:.4f}" in line
+    # Every comparison, with its interval and a three-way outcome in words.
+    comparisons = [line for line in lines if line.startswith("  student - ")]
+    assert len(comparisons) == len(summary["distillation_gain"]["comparisons"]) == 2
+    outcomes = {"helped", "hurt", "no measurable difference", "better than the teacher",
+                "worse than the teacher"}
+    assert all("95% interval [" in line and line.rsplit(" -> ", 1)[1] in outcomes
+               for line in comparisons)
+    assert lines[-1].startswith("  student - teacher: ")
     assert "error" not in err.lower()
 
 

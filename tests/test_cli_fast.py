@@ -152,7 +152,7 @@ def test_identical_rerun_writes_the_cold_outputs_and_trains_nothing(
     assert runs.engine == [1] and len(runs.fits) > 0
     cold = _outputs(tmp_path / "cold")
     assert json.loads(cold["summary.json"])["details"]["cache"]["enabled"] is True
-    capsys.readouterr()
+    cold_err = capsys.readouterr().err
     fits_before = len(runs.fits)
     assert runs(files["data"], files["teacher"], tmp_path / "again") == 0
     err = capsys.readouterr().err
@@ -160,6 +160,14 @@ def test_identical_rerun_writes_the_cold_outputs_and_trains_nothing(
     assert runs.engine == [1] and len(runs.fits) == fits_before
     assert "identical run found in the run cache" in err
     assert any(line.startswith("best ") for line in err.splitlines())
+    # The closing lines are the cold run's: the test figures of student, twin and teacher
+    # (KS, AUC, ECE, Brier), then the verdict and every comparison.
+    closing = cold_err[cold_err.index("\nbest ") + 1:].splitlines()
+    # (the first line names this run's output folder)
+    assert err.splitlines()[-len(closing) + 1:] == closing[1:]
+    assert closing[1].startswith("test figures on ")
+    assert all(" ECE " in line and " Brier " in line for line in closing[2:5])
+    assert any(line.startswith("distillation gain (") for line in closing)
     again = _outputs(tmp_path / "again")
     assert again["results.csv"] == cold["results.csv"]
     assert again["best_model.joblib"] == cold["best_model.joblib"]

@@ -377,6 +377,60 @@ def test_summary_compression_gain_and_method(binary_run, binary_report) -> None:
     assert f"highest validation ks ({binary_run.result_.selected.val['ks']:.4f})" in why
 
 
+def test_verdict_table_lists_every_comparison(binary_run, binary_report) -> None:
+    _, _, root = binary_report
+    verdict = binary_run.result_.verdict
+    table = root.find("table", id="verdict-intervals")
+    headers = [th.text for th in table.find_all("th")]
+    assert headers == list(verdict.table().columns)
+    rows = [[td.text for td in tr.find_all("td")] for tr in table.find("tbody").find_all("tr")]
+    expected = verdict.table()
+    expected["test rows"] = expected["test rows"].map("{:,}".format)
+    assert rows == expected.astype(str).values.tolist()
+    assert {"hard-label twin", "teacher"} == {row[0] for row in rows}
+    assert not {"higher", "lower"} & {row[headers.index("outcome")] for row in rows}
+    # The gain column says which way is better for the calibration rows.
+    legend = root.find("table", id="summary-metrics").parent.text
+    assert "ECE and Brier: lower is better" in legend
+    for metric in ("ece", "brier"):
+        cell = root.find("td", data_model="gain", data_metric=metric)
+        assert float(cell.attrs["data-value"]) == pytest.approx(verdict.gains[metric])
+
+
+def test_a_run_without_a_twin_reports_its_teacher_comparisons(binary_run) -> None:
+    from hpmkd.engine.compare import build_verdict
+    from hpmkd.evaluate import TestRows
+
+    r = binary_run.result_
+    rows = TestRows(pd.DataFrame(index=range(len(r.y_test))), np.asarray(r.y_test),
+                    np.asarray(r.primary_teacher.test_proba), list(r.dataset.classes))
+    verdict = build_verdict(r.selected, None, r.teachers, rows, "auc", 3,
+                            why_no_twin="stopped by the user during the compare phase")
+    root = parse(render_report(dataclasses.replace(r, twin=None, verdict=verdict), T0))
+    text = root.find("p", id="gain-verdict").text
+    assert "no twin to judge distillation by" in text and "(not measured)" in text
+    table = root.find("table", id="verdict-intervals").find("tbody")
+    cells = [[td.text for td in tr.find_all("td")] for tr in table.find_all("tr")]
+    assert [(c[0], c[2]) for c in cells] == [("teacher", "auc"), ("teacher", "ks")]
+    assert all(c[6].startswith("[") and c[8] == f"{len(r.y_test):,}" for c in cells)
+    assert not root.find_all("td", data_model="gain")
+
+
+def test_the_pareto_chart_ranks_on_the_selection_metric_on_validation(binary_run) -> None:
+    result = dataclasses.replace(binary_run.result_, selection_metric="auc")
+    text = render_report(result, T0)
+    root = parse(text)
+    front = data_blob(root)["charts"]["pareto"]["size_bytes"]
+    df = binary_run.results_df
+    cands = df[~df["source"].isin(["teacher", "baseline"])].reset_index(drop=True)
+    assert front == [cands.loc[i, "name"] for i in curves.pareto_front(cands["size_bytes"],
+                                                                        cands["val_auc"])]
+    ks_front = [cands.loc[i, "name"] for i in curves.pareto_front(cands["size_bytes"],
+                                                                   cands["val_ks"])]
+    assert front != ks_front  # on this run the two metrics draw different fronts
+    assert "model size vs val_auc" in text
+
+
 def test_data_block_is_the_run(binary_run, binary_report) -> None:
     _, _, root = binary_report
     blob = data_blob(root)

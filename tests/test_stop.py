@@ -8,6 +8,8 @@ every fit and inside LightGBM/MLP fits), never by a timer.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig, RunCancelled, StopRequest
@@ -73,6 +75,22 @@ def _assert_complete_partial(result, events, phase):
     assert events[-1].kind == "run_end"
 
 
+def _assert_teacher_comparisons_only(result):
+    """No twin after a stop on request: the verdict keeps the student against the teacher,
+    as point values (a stop skips the bootstrap), and says there is no twin."""
+    verdict = result.verdict
+    assert result.twin is None and verdict is not None
+    assert verdict.outcome == "not measured" and verdict.gains == {}
+    assert "no twin to judge distillation by" in verdict.text
+    assert "stopped by the user" in verdict.text
+    assert {d.against for d in verdict.differences} == {"teacher"}
+    for d in verdict.differences:
+        assert d.outcome == "not measured" and math.isnan(d.low) and math.isnan(d.high)
+        assert d.difference == pytest.approx(d.student - d.other)
+        assert d.n_rows == result.split_sizes["test"]
+    assert result.summary()["distillation_gain"]["outcome"] == "not measured"
+
+
 def test_a_full_run_is_not_partial(dataset):
     result, _ = _run(dataset, StopRequest())
     assert not result.partial and result.stop_reason is None
@@ -89,7 +107,7 @@ def test_stop_during_screening_keeps_the_best_screening_fit(dataset):
     assert not result.components.selection.enabled
     assert "screening ended" in result.components.selection.reason
     assert not result.components.chain.enabled
-    assert result.twin is None and result.verdict is None
+    _assert_teacher_comparisons_only(result)
 
 
 def test_stop_before_anything_finished_is_a_clear_cancellation(dataset):
@@ -117,8 +135,7 @@ def test_stop_after_the_first_candidate_of_a_phase(dataset, phase):
         assert sources.count("config") == 1
     assert not result.components.attention.enabled
     assert "stopped by the user" in result.components.attention.reason
-    # No twin after a stop on request: the result says there is no verdict.
-    assert result.twin is None and result.verdict is None
+    _assert_teacher_comparisons_only(result)
 
 
 def test_stop_when_the_ensemble_starts(dataset):
@@ -142,7 +159,7 @@ def test_stop_during_compare_abandons_the_twin(dataset):
     full, _ = _run(dataset, StopRequest())
     # Every search candidate finished before the stop: the same selection as a full run.
     assert result.selected.name == full.selected.name
-    assert result.twin is None and result.verdict is None
+    _assert_teacher_comparisons_only(result)
     assert any("twin was not trained" in e.message for e in events)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -26,8 +27,21 @@ from hpmkd.evaluate import (
     score_on_test,
     uncalibrated,
 )
-from hpmkd.metrics import compute_metrics, latency_ms_1k, single_thread_predictor, size_bytes
-from hpmkd.result import Difference, FinalFitRecord, Verdict
+from hpmkd.metrics import (
+    AGREEMENT_METRICS,
+    compute_metrics,
+    latency_ms_1k,
+    single_thread_predictor,
+    size_bytes,
+)
+from hpmkd.result import (
+    NOT_MEASURED,
+    UNDEFINED,
+    Difference,
+    FinalFitRecord,
+    Verdict,
+    comparison_outcome,
+)
 from hpmkd.results_table import metrics_dict
 from hpmkd.stop import FitInterrupted, abandonable
 from hpmkd.students import N_MEMBERS, StudentSpec, sibling_trial_params
@@ -64,7 +78,8 @@ def compare_candidates(session: RunSession) -> Comparison:
                 "info",
                 phase="compare",
                 message=f"{session.stop_reason}: the hard-label twin was not trained, so "
-                "this partial run has no distillation verdict",
+                "this partial run has no distillation verdict (the student is compared with "
+                "the teacher(s) only)",
             )
         chosen = selected
         selected, twin, final_fit = final_fits(
@@ -75,18 +90,18 @@ def compare_candidates(session: RunSession) -> Comparison:
         selected, twin = _score_pair(selected, twin, rows)
         session.candidates = [selected if c is chosen else c for c in session.candidates]
         teachers = _score_teachers(session, rows)
-        if session.stop.requested and twin is not None:
-            # Stopped after the twin was trained: its test scores stay, but the verdict's
-            # paired-bootstrap intervals (thousands of resamples) are skipped.
-            session.should_stop()
+        stopped = session.stop.requested
+        if stopped:
+            # A stop ends the run within seconds: the verdict's paired-bootstrap intervals
+            # (thousands of resamples of the test rows) are skipped, its comparisons kept
+            # as point values.
+            session.should_stop()  # records where the stop landed
             session.bus.emit(
                 "info",
                 phase="compare",
-                message=f"{session.stop_reason}: the distillation verdict was not computed",
+                message=f"{session.stop_reason}: the verdict's intervals were not computed",
             )
-            verdict = None
-        else:
-            verdict = _verdict(session, selected, twin, teachers[0], rows)
+        verdict = _verdict(session, selected, twin, teachers, rows, intervals=not stopped)
         metric = cfg.selection_metric
         session.bus.emit(
             "info",
@@ -134,7 +149,7 @@ def _twin(session: RunSession, selected: CandidateResult) -> CandidateResult | N
     validation kept."""
     spec = selected.spec
     # A run stopped on request skips the twin (n_trials more fits; a stop must be quick):
-    # the partial run is labelled and says it has no verdict. An expired time budget
+    # the partial run is labelled, its verdict has the teachers only. An expired time budget
     # still trains it, as before.
     if spec is None:
         return None
@@ -302,52 +317,131 @@ def _score_teacher(session: RunSession, teacher: Teacher, rows: TestRows) -> Can
 
 
 # ----------------------------------------------------------------------------- verdict
+#: Student-minus-twin point gains recorded in ``Verdict.gains`` (``ece`` and ``brier``:
+#: lower is better, so a negative gain is an improvement).
+GAIN_METRICS = ("ks", "auc", "accuracy", "f1", "ece", "brier")
+
+
 def _verdict(
     session: RunSession,
     student: CandidateResult,
     twin: CandidateResult | None,
-    teacher: CandidateResult,
+    teachers: tuple[CandidateResult, ...],
     rows: TestRows,
+    intervals: bool = True,
 ) -> Verdict | None:
-    if twin is None:
-        return None
-    metric = session.config.selection_metric
+    why = session.stop_reason or "it was not trained"
+    return build_verdict(student, twin, teachers, rows, session.config.selection_metric,
+                         session.random_state, intervals=intervals, why_no_twin=why)
+
+
+def build_verdict(
+    student: CandidateResult,
+    twin: CandidateResult | None,
+    teachers: Sequence[CandidateResult],
+    rows: TestRows,
+    metric: str,
+    seed: int,
+    intervals: bool = True,
+    why_no_twin: str = "it was not trained",
+) -> Verdict | None:
+    """The student against its hard-label twin and every teacher on the test rows, in
+    ``metric`` and in KS, each difference with its 95% paired-bootstrap interval.
+
+    A selection metric that measures agreement with the teacher (``fidelity``,
+    ``rank_fidelity``) is raised by soft targets by construction, and a teacher agrees
+    with itself: the headline is then the twin in KS, and no teacher is compared in the
+    agreement metric (the twin still is).
+
+    Parameters
+    ----------
+    student, twin : CandidateResult
+        Scored on the test rows (``test``, ``test_proba``); ``twin`` None when it was not
+        trained (a stopped run): the teachers are compared all the same.
+    teachers : sequence of CandidateResult
+        Those with test probabilities are compared (the first is the primary teacher).
+    rows : TestRows
+        The test rows the models were scored on.
+    metric : str
+        The selection metric.
+    seed : int
+        Seed of the paired resamples.
+    intervals : bool, default True
+        False skips the bootstrap (a run stopped on request): differences are point
+        values, their outcome ``not measured``.
+    why_no_twin : str
+        Why there is no twin, for the headline.
+
+    Returns
+    -------
+    Verdict or None
+        None when there is nothing to compare the student with.
+    """
+    judged_in = "ks" if metric in AGREEMENT_METRICS else metric
     metrics = list(dict.fromkeys([metric, "ks"]))
-    others = (("twin", twin), ("teacher", teacher))
-    by_metric = {m: _resample_scores(session, student, [o for _, o in others], m, rows)
-                 for m in metrics}
+    others = [("twin", twin)] if twin is not None else []
+    others += [("teacher", t) for t in teachers if t.test_proba is not None]
+    if not others:
+        return None
+
+    def compared(m: str) -> list[tuple[str, CandidateResult]]:
+        return [(who, o) for who, o in others if not (who == "teacher" and m in AGREEMENT_METRICS)]
+
+    by_metric: dict[str, dict[str, Difference]] = {}
+    for m in metrics:
+        models = compared(m)
+        scores = (_resample_scores(student, [o for _, o in models], m, rows, seed)
+                  if intervals else [None] * (1 + len(models)))
+        by_metric[m] = {
+            o.name: _difference(student, o, who, m, rows, scores[0], scores[1 + i])
+            for i, (who, o) in enumerate(models)
+        }
+    # Grouped by model, the selection metric first.
     differences = tuple(
-        _difference(student, other, who, m, rows, by_metric[m][0], by_metric[m][1 + i])
-        for i, (who, other) in enumerate(others)
-        for m in metrics
+        by_metric[m][o.name] for _, o in others for m in metrics if o.name in by_metric[m]
     )
-    s, t = metrics_dict(student), metrics_dict(twin)
-    gains = {
-        m: None if s.get(m) is None or t.get(m) is None else s[m] - t[m]
-        for m in ("ks", "auc", "accuracy", "f1")
-    }
-    main = next(d for d in differences if d.against == "twin" and d.metric == metric)
-    outcome = {"higher": "helped", "lower": "hurt"}.get(main.outcome, main.outcome)
-    if math.isnan(main.difference):
-        outcome, text = "undefined", f"undefined ({metric} could not be computed on test)"
+    gains: dict[str, float | None] = {}
+    if twin is not None:
+        s, t = metrics_dict(student), metrics_dict(twin)
+        gains = {
+            m: None if s.get(m) is None or t.get(m) is None else s[m] - t[m]
+            for m in GAIN_METRICS
+        }
+    main = by_metric[judged_in].get(twin.name) if twin is not None else None
+    if main is None:
+        return Verdict(
+            gains=gains, differences=differences, outcome=NOT_MEASURED, metric=judged_in,
+            text=f"not measured: no hard-label twin was trained ({why_no_twin}), so there is "
+            "no twin to judge distillation by; the student is compared with the teacher(s) "
+            "only",
+        )
+    outcome = main.outcome
+    if outcome == UNDEFINED:
+        text = f"undefined ({judged_in} could not be computed on test)"
+    elif outcome == NOT_MEASURED:
+        text = ("not measured: the run was stopped, so the paired-bootstrap intervals were "
+                "not computed")
     elif outcome == "helped":
         text = "distillation helped: the student beats its hard-label twin"
     elif outcome == "hurt":
         text = "soft targets hurt: the hard-label twin scores higher than the student"
     else:
         text = "no measurable difference between the student and its hard-label twin"
+    if judged_in != metric:
+        text += (f" (judged in KS: the selection metric {metric} measures agreement with "
+                 "the teacher, which soft targets raise by construction)")
     if student.spec is not None and student.spec.alpha == 0:
         text += " (the selected student itself learned from the labels only, alpha 0)"
-    return Verdict(gains=gains, differences=differences, outcome=outcome,
+    return Verdict(gains=gains, differences=differences, outcome=outcome, metric=judged_in,
                    text=f"{text}: {main.sentence()}")
 
 
 def _resample_scores(
-    session: RunSession,
     student: CandidateResult,
     others: list[CandidateResult],
     metric: str,
     rows: TestRows,
+    seed: int,
 ) -> list[np.ndarray | None]:
     """Scores of the student and each other model on the same paired resamples of the
     test rows (one pass: the student is scored once for all comparisons); None for a
@@ -356,9 +450,7 @@ def _resample_scores(
     defined = [not math.isnan(float(m.test.get(metric, math.nan))) for m in models]
     if not defined[0] or not any(defined[1:]):
         return [None] * len(models)
-    boot = PairedBootstrap(
-        rows.y, None, metric, rows.reference, n_boot=VERDICT_BOOT, seed=session.random_state
-    )
+    boot = PairedBootstrap(rows.y, None, metric, rows.reference, n_boot=VERDICT_BOOT, seed=seed)
     picked = [m.test_proba for m, ok in zip(models, defined, strict=True) if ok]
     scores = iter(boot.scores_many(picked))
     return [next(scores) if ok else None for ok in defined]
@@ -373,20 +465,25 @@ def _difference(
     student_scores: np.ndarray | None,
     other_scores: np.ndarray | None,
 ) -> Difference:
+    """Student minus ``other`` in ``metric``, with the percentile interval of the paired
+    resampled differences (none when either resampled score is None: undefined, or the
+    bootstrap skipped)."""
     a = float(student.test.get(metric, math.nan))
     b = float(other.test.get(metric, math.nan))
     low = high = math.nan
-    if not (math.isnan(a) or math.isnan(b)):
-        assert student_scores is not None and other_scores is not None
+    if math.isnan(a) or math.isnan(b):
+        outcome = UNDEFINED
+    elif student_scores is None or other_scores is None:
+        outcome = NOT_MEASURED
+    else:
         # Resamples where either score is undefined are left out.
         valid = ~(np.isnan(other_scores) | np.isnan(student_scores))
         spread = student_scores[valid] - other_scores[valid]  # student minus other
         if len(spread):
             low, high = (float(v) for v in np.percentile(spread, [2.5, 97.5]))
-    if math.isnan(low):
-        outcome = "undefined"
-    else:
-        outcome = "higher" if low > 0 else "lower" if high < 0 else "no measurable difference"
+            outcome = comparison_outcome(who, low, high)
+        else:
+            outcome = UNDEFINED
     return Difference(
         against=who,
         against_name=other.name,

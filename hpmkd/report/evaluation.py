@@ -9,10 +9,6 @@ from hpmkd.report import figures
 from hpmkd.report.context import ReportContext
 from hpmkd.report.fmt import esc, fmt, table
 
-#: The quality metric of the Pareto chart (a ``results_df`` column, higher is better).
-#: Candidates are ranked on validation figures only (the test rows are read once).
-PARETO_METRIC = "val_ks"
-
 
 def chart_inputs(ctx: ReportContext) -> figures.ChartInputs:
     """The test labels, and the primary teacher's and selected student's test probabilities.
@@ -74,7 +70,9 @@ def section_cost(ctx: ReportContext) -> str:
         HTML.
     """
     r = ctx.result
-    parts = [ctx.chart(figures.pareto_chart(ctx.results, PARETO_METRIC))]
+    # Candidates are ranked as the run ranked them: the selection metric on validation
+    # (every selection metric is higher-is-better; the test rows are read once).
+    parts = [ctx.chart(figures.pareto_chart(ctx.results, f"val_{ctx.metric}"))]
     if r.timeline:
         parts.append(ctx.chart(figures.timeline_chart(r.timeline)))
     parts.append(

@@ -88,44 +88,43 @@ def _metrics_table(ctx: ReportContext) -> str:
             else:
                 cells.append("<td></td>")
         rows.append(f"<tr><th scope='row'>{esc(METRIC_LABELS[m])}</th>{''.join(cells)}</tr>")
+    legend = (
+        "<p>Gain: student minus baseline, point values (the verdict below gives intervals "
+        "in KS and the selection metric). ECE and Brier: lower is better, so a negative "
+        "gain there is an improvement.</p>"
+        if r.twin is not None
+        else ""
+    )
     return (
         f"<table class='grid' id='summary-metrics'><thead><tr><th>test split</th>{head}"
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{legend}"
     )
 
 
 def _verdict(ctx: ReportContext) -> str:
-    r = ctx.result
-    if r.verdict is None or r.twin is None:
+    verdict = ctx.result.verdict
+    if verdict is None:
         return (
-            "<p class='verdict' id='gain-verdict'>No hard-label baseline was trained, so the "
-            "distillation gain is not measured.</p>"
+            "<p class='verdict' id='gain-verdict'>The student was compared with no other "
+            "model on the test rows, so the distillation gain is not measured.</p>"
         )
-    ks = r.verdict.gains.get("ks")
+    frame = verdict.table()
     rows = [
-        [
-            esc(f"student − {d.against} ({d.against_name})"),
-            esc(d.metric),
-            fmt(d.difference, "signed"),
-            f"[{fmt(d.low, 'signed')}, {fmt(d.high, 'signed')}]",
-            esc(d.outcome),
-            fmt(d.n_rows, "int"),
-        ]
-        for d in r.verdict.differences
+        [esc(f"{value:,}" if column == "test rows" else value) for column, value in row.items()]
+        for row in frame.to_dict("records")
     ]
     return (
         f"<p class='verdict' id='gain-verdict'><strong>Distillation gain "
-        f"({esc(r.verdict.outcome)}):</strong> {esc(r.verdict.text)} (test KS gain "
-        f"<span data-metric='gain_ks' data-value='{data_value(ks)}'>"
-        f"{fmt(ks, 'signed')}</span> over the same-size hard-label student "
-        f"{esc(r.twin.name)}).</p>"
-        + table(
-            ["comparison", "metric", "difference", "95% interval", "outcome", "test rows"],
-            rows,
-        ).replace("<table class='grid'>", "<table class='grid' id='verdict-intervals'>", 1)
-        + "<p>Intervals: paired bootstrap (percentile) over the test rows; an interval that "
-        "excludes 0 is a measured difference, one that includes 0 is no measurable "
-        "difference.</p>"
+        f"({esc(verdict.outcome)}):</strong> {esc(verdict.text)}.</p>"
+        + table(list(frame.columns), rows).replace(
+            "<table class='grid'>", "<table class='grid' id='verdict-intervals'>", 1
+        )
+        + "<p>Every comparison of the selected student on the test rows (higher is better "
+        "in each metric shown). Intervals: paired bootstrap (percentile) over the test "
+        "rows; an interval above 0 is a measured gain (against the hard-label twin: "
+        "<em>helped</em>; against a teacher: <em>better than the teacher</em>), one below "
+        "0 a measured loss (<em>hurt</em>; <em>worse than the teacher</em>), one that "
+        "includes 0 is no measurable difference.</p>"
     )
 
 

@@ -33,7 +33,7 @@ COSTS = {
 
 def pareto_chart(
     results: pd.DataFrame,
-    metric: str = "test_ks",
+    metric: str,
     costs: Sequence[str] = ("size_bytes", "latency_ms_1k"),
 ) -> Chart:
     """Each cost against a quality metric for every candidate, the Pareto front drawn.
@@ -44,8 +44,10 @@ def pareto_chart(
         One row per model with ``name``, ``source``, ``selected``, the ``costs`` columns
         and ``metric``: ``results_df`` of the run, or any frame shaped like it. Rows whose
         source is ``teacher`` or ``baseline`` are drawn for reference, never on a front.
-    metric : str, default "test_ks"
-        The quality column (higher is better).
+    metric : str
+        The quality column (higher is better), e.g. ``"val_ks"``. No default: candidates
+        are ranked on validation figures (a ``test_`` column holds figures only for the
+        models scored on the test rows, which no choice may use).
     costs : sequence of {"size_bytes", "latency_ms_1k"}
         One panel per cost (lower is better; an unknown cost is not drawn).
 
