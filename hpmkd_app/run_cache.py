@@ -2,8 +2,9 @@
 
 :class:`RunCache` keeps finished runs in ``diskcache`` (a private directory under
 ``$HPMKD_HOME/app``), keyed by :func:`run_key`: the dataset fingerprint, the config, the
-method and the seed. Values are pickles of our own :class:`~hpmkd.AutoDistiller` objects,
-written by this module only, never bytes a user uploaded. An identical run is served from
+method, the seed, hpmkd's own source and the installed libraries' versions. Values are
+pickles of our own :class:`~hpmkd.AutoDistiller` objects, written by this module only,
+never bytes a user uploaded. An identical run is served from
 it, and a ``diskcache.Lock`` per key makes two sessions that start the same run train it
 once (:mod:`hpmkd_app.runner` takes the lock).
 """
@@ -21,8 +22,8 @@ from pathlib import Path
 import diskcache
 import numpy as np
 
-import hpmkd
 from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
+from hpmkd.run_cache import library_versions, source_digest
 from hpmkd_app.paths import app_dir
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,11 @@ def run_key(dataset: DistillationDataset, config: HPMConfig, method: str, seed: 
         "config": config.to_dict(),
         "method": method,
         "seed": int(seed),
-        "hpmkd": hpmkd.__version__,
+        # hpmkd's own source and every installed version, as the CLI's run cache keys
+        # them: a code change without a new version number must miss, not serve a result
+        # the old code computed (and pickled in the old shape).
+        "hpmkd": source_digest(),
+        "libraries": library_versions(),
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -105,6 +105,18 @@ def test_run_key_covers_inputs(dataset):
     assert base != run_key(renamed, TINY, "legacy", 1)
 
 
+def test_run_key_misses_after_a_code_change_without_a_new_version(dataset, monkeypatch):
+    # A run pickled by older code under the same version number must not be served: its
+    # result may lack fields the pages now read.
+    import hpmkd_app.run_cache as app_run_cache
+
+    base = run_key(dataset, TINY, "legacy", 1)
+    monkeypatch.setattr(app_run_cache, "source_digest", lambda: "other source")
+    assert run_key(dataset, TINY, "legacy", 1) != base
+    monkeypatch.setattr(app_run_cache, "library_versions", lambda: (("lightgbm", "0"),))
+    assert run_key(dataset, TINY, "legacy", 1) != base
+
+
 def test_cancel_stops_at_the_next_event(dataset, tmp_path):
     job = start_job(dataset, GRID, method="legacy", seed=6, cache_dir=tmp_path,
                     use_run_cache=False)
