@@ -708,10 +708,11 @@ def _fit_mlp_soft(
 #: (``min_data_in_bin``, ``min_child_samples``, counts estimated from hessians) part the
 #: two ways more: on mortgage_loanapp (about 640 training rows, clean protocol, seeds 0-4)
 #: the best soft LightGBM student's validation KS fell by 0.020 on the mean of the seeds
-#: (0.8571 -> 0.8371) and the selected student's by 0.007 (docs/BENCHMARKS.md section 8,
-#: "LightGBM soft targets without duplicated rows"). The bound is the one below which the
-#: bins are found on all the copies anyway (``LGBM_BIN_SAMPLE``); tables between 640 and
-#: 25,000 training rows were not measured either way.
+#: (0.8571 -> 0.8371) and the selected student's by 0.007 (docs/BENCHMARKS.md section 0,
+#: "Five seeds on every table, this session's engine (commit `ffbcfbd`)"; the nyc figures
+#: are in section 8, "LightGBM soft targets without duplicated rows"). The bound is the
+#: one below which the bins are found on all the copies anyway (``LGBM_BIN_SAMPLE``);
+#: tables between 640 and 25,000 training rows were not measured either way.
 LGBM_CROSS_ENTROPY_MIN_ROWS = LGBM_BIN_SAMPLE // 2
 
 

@@ -116,7 +116,8 @@ CLIMB_SOURCES = ("config", "chain")
 FILL_SHARE = 0.97
 #: Leaves per tree of the students trained at the cap, as multiples of the best one's
 #: (``num_leaves + 1``): deeper, fewer trees (the same shape with more trees did not beat
-#: the rung below on validation; docs/HPM.md, "Why these defaults").
+#: the rung below on validation; docs/HPM.md, "The capacity climb: hard labels first,
+#: leaves first, filling the size cap").
 FILL_SHAPES = (2, 3)
 #: Fewest trees of a student trained at the cap.
 FILL_MIN_TREES = 5
