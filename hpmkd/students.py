@@ -124,7 +124,7 @@ def capacity_params(family: str, capacity: str) -> dict[str, Any]:
         # number of leaves, hence about the size. Leaves first: at the same size, fewer
         # and deeper trees scored higher on validation (nyc_flights_delay, hard labels:
         # 45 x 47 0.4247 vs 68 x 31 0.4226; at about 2,650 leaves 21 x 127 0.4358,
-        # 42 x 63 0.4288, 85 x 31 0.4252; docs/HPM.md, "Why these defaults").
+        # 42 x 63 0.4288, 85 x 31 0.4252; docs/HPM.md, "The capacity climb").
         leaves, trees = CLIMB_GROWTH ** ((step + 1) // 2), CLIMB_GROWTH ** (step // 2)
         params["num_leaves"] = round((params["num_leaves"] + 1) * leaves) - 1
         params["n_estimators"] = round(params["n_estimators"] * trees)
