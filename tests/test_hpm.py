@@ -491,6 +491,48 @@ def test_similar_dataset_warm_starts_from_past_run_but_not_from_itself(home):
     )
 
 
+def test_a_warm_start_trains_its_stored_temperatures_and_says_what_it_merged(home):
+    # The memory offers two settings that differ only in temperature, and one of a family
+    # this run does not search: one configuration whose first two trials take the two
+    # stored temperatures, and a record of what became of each stored setting.
+    from hpmkd.components.memory import SharedOptimizationMemory
+
+    ds = make_dataset(2, "synthetic-B")
+    past = SharedOptimizationMemory.from_config(HPMConfig()).record_run(
+        "past", ds.meta_features(), "ks",
+        [{"family": "logreg", "capacity": "small", "temperature": 4.0, "alpha": 0.9,
+          "val_score": 0.6},
+         {"family": "logreg", "capacity": "small", "temperature": 1.5, "alpha": 0.9,
+          "val_score": 0.59},
+         {"family": "mlp", "capacity": "small", "temperature": 2.0, "alpha": 0.5,
+          "val_score": 0.58}],
+        fingerprint="other data",
+    )
+    distiller = run_hpm(ds, **{**SMALL, "use_cache": False})
+    details = distiller.result_.components
+    first = details.selection.configs[0]
+    assert first["label"] == "logreg-small a=0.9 T=4,1.5,auto" and first["warm_started"]
+    assert first["start_temperatures"] == [4.0, 1.5]
+    warm = distiller.summary()["details"]["warm_start"]
+    assert [c["use"] for c in warm["configs"]] == [
+        "trained as logreg-small a=0.9 T=4,1.5,auto; its temperature 4 is trial 0's",
+        "merged into logreg-small a=0.9 T=4,1.5,auto (the same family, capacity and alpha, "
+        "whose temperatures the scheduler sets: one configuration); its temperature 1.5 is "
+        "trial 1's",
+        "not used: family 'mlp' is not searched (families=logreg,tree,lgbm)",
+    ]
+    assert warm["runs"] == [past.run_id]
+    # The trials trained at the stored temperatures (trial 1 unless racing stopped the
+    # configuration after trial 0), and the temperature record says why.
+    decisions = {d["candidate"]: d for d in details.temperature.decisions}
+    assert decisions["logreg-small T=4 a=0.9 #0"]["reason"].startswith("warm start: ")
+    stopped = {r["config"] for r in details.racing.stopped} if details.racing else set()
+    if first["label"] not in stopped:
+        assert decisions["logreg-small T=1.5 a=0.9 #1"]["reason"].startswith("warm start: ")
+    names = distiller.results_df["name"].tolist()
+    assert "logreg-small T=4 a=0.9 #0" in names
+
+
 def memory_records(home: Path) -> list:
     from hpmkd.components.memory import SQLiteStore
 
@@ -528,19 +570,25 @@ def test_a_warm_started_run_reproduces_from_its_memory_snapshot(home):
     snapshot = home.parent / "memory-snapshot"
     shutil.copytree(home / "memory", snapshot)  # the memory as the next run finds it
 
+    def offered(distiller) -> list[tuple]:
+        """The stored settings the warm start offered, with the runs that offered them."""
+        return [(c["run_id"], c["family"], c["capacity"], c["temperature"], c["alpha"])
+                for c in distiller.result_.components.warm_start.configs]
+
     ds_b = make_dataset(2, "synthetic-B")
     original = run_hpm(ds_b, **nocache)
     assert original.summary()["warm_start_runs"]
-    # Another similar run changes the memory: B now also warm-starts from C.
+    # Another similar run changes the memory: B's warm start now also draws on C.
     run_hpm(make_dataset(3, "synthetic-C"), **nocache)
     drifted = run_hpm(ds_b, **nocache)
     warm = drifted.result_.components.warm_start
     assert "synthetic-C" in {n["dataset"] for n in warm.neighbours}
-    assert drifted.summary()["warm_start_runs"] != original.summary()["warm_start_runs"]
+    assert offered(drifted) != offered(original)
 
     shutil.rmtree(home / "memory")
     shutil.copytree(snapshot, home / "memory")  # restore the snapshot
     again = run_hpm(ds_b, **nocache)
+    assert offered(again) == offered(original)
     assert again.summary()["warm_start_runs"] == original.summary()["warm_start_runs"]
     assert again.best_name == original.best_name
     assert results_csv(again) == results_csv(original)
