@@ -76,6 +76,7 @@ def _check_outputs(out: Path) -> dict:
         "best_model.joblib",
         "results.csv",
         "summary.json",
+        "timings.csv",
     ]
     assert not list(out.parent.glob(".hpmkd-tmp-*"))  # scratch folder cleaned up
     summary = json.loads((out / "summary.json").read_text())
@@ -252,10 +253,9 @@ from pathlib import Path
 from hpmkd.cli import write_outputs
 
 class Distiller:  # writes like AutoDistiller, then the process is killed mid-way
-    class results_df:
-        @staticmethod
-        def to_csv(path, index=False):
-            Path(path).write_text("name,val_ks\\n")
+    def save_results(self, folder):
+        (Path(folder) / "results.csv").write_text("name,val_ks\\n")
+        (Path(folder) / "timings.csv").write_text("name,fit_seconds\\n")
     def save_best_model(self, path):
         Path(path).write_bytes(b"partial model")
         os.kill(os.getpid(), signal.SIGKILL)
@@ -326,7 +326,7 @@ def test_out_that_already_exists_receives_the_files(inputs, tmp_path, capsys):
     )
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == [
-        "best_model.joblib", "notes.txt", "results.csv", "summary.json"]
+        "best_model.joblib", "notes.txt", "results.csv", "summary.json", "timings.csv"]
     assert (out / "notes.txt").read_text() == "mine"
     assert not list(tmp_path.glob(".hpmkd-tmp-*"))
 
