@@ -191,7 +191,8 @@ def test_settings_without_effect_are_warning_lines_before_the_work(inputs, tmp_p
         capsys,
         ["distill", str(inputs["data"]), "--target", "target", "--teacher", str(inputs["teacher"]),
          "--method", "legacy", *SMALL, "--set", "max_configs=8", "--set", "use_cache=false",
-         "--set", f"cache_dir={tmp_path / 'cache'}", "--out", str(out)],
+         "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "selection_rule=best",
+         "--set", "min_saving=3", "--out", str(out)],
     )
     assert code == 0, err
     _check_outputs(out)
@@ -204,6 +205,9 @@ def test_settings_without_effect_are_warning_lines_before_the_work(inputs, tmp_p
         # the method, so only the switch that is off makes cache_dir pointless.
         f"warning: HPMConfig.cache_dir={str(tmp_path / 'cache')!r} has no effect: use_cache "
         "is False; set use_cache=True, or leave cache_dir unset.",
+        # A setting of the other selection rule: legacy uses it, the rule chosen does not.
+        "warning: HPMConfig.min_saving=3.0 has no effect: selection_rule is 'best'; set "
+        "selection_rule='smaller_if_noninferior', or leave min_saving at its default (2.0).",
     ]
     assert lines.index(warned[-1]) < min(i for i, line in enumerate(lines) if "[grid]" in line)
     assert "error" not in err.lower() and "HPMKDConfigWarning" not in err  # said once, plainly

@@ -377,6 +377,29 @@ def test_temperature_settings_warn_without_soft_targets(method):
         "use_adaptive_temperature", "use_multi_teacher"})
 
 
+def test_the_api_warns_them_before_the_run(binary_frame, monkeypatch):
+    import hpmkd.distiller
+    from hpmkd import AutoDistiller, DistillationDataset, HPMKDConfigWarning
+
+    class Stopped(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stopped
+
+    monkeypatch.setattr(hpmkd.distiller.engine, "run", stop)  # the warnings come first
+    ds = DistillationDataset(binary_frame.assign(p0=0.5, p1=0.5), target="target",
+                             teacher_proba_cols=["p0", "p1"])
+    config = HPMConfig(alphas=(0.0,), temperatures=(2.0,), selection_rule="best",
+                       noninferiority_margin=0.05)
+    with pytest.warns(HPMKDConfigWarning) as caught, pytest.raises(Stopped):
+        AutoDistiller(ds, method="hpm", config=config).run()
+    messages = [str(w.message) for w in caught if w.category is HPMKDConfigWarning]
+    assert messages == config.ineffective_messages("hpm")
+    assert [m.split("=", 1)[0] for m in messages] == [
+        "HPMConfig.temperatures", "HPMConfig.noninferiority_margin"]
+
+
 def test_the_app_and_the_help_show_the_new_conditions():
     config = HPMConfig(selection_rule="best", min_saving=3.0, alphas=(0.0,),
                        temperatures=(2.0,), max_capacity_steps=0, min_compression=9.0)
