@@ -288,7 +288,7 @@ def write_outputs(distiller, out: Path, report: bool) -> dict[str, bytes]:
     """
 
     def fill(scratch: Path) -> None:
-        distiller.results_df.to_csv(scratch / "results.csv", index=False)
+        distiller.save_results(scratch)  # results.csv (reproducible) and timings.csv
         distiller.save_best_model(scratch / "best_model.joblib")
         distiller.save_summary(scratch / "summary.json")
         if report:

@@ -34,6 +34,20 @@ SELECTION_RULES = ("smaller_if_noninferior", "best")
 STUDENT_FAMILIES = ("logreg", "tree", "lgbm", "mlp")
 TEACHER_REFITS = ("none", "oof")
 FINAL_FITS = ("auto", "on", "off")
+_HOST = (
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])"
+)
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+#: The forms of a Dask scheduler address: ``tcp://``, ``tls://``, ``ucx://``, ``ws://`` or
+#: ``wss://`` with a host name, IPv4 or bracketed IPv6 address and an optional port;
+#: ``inproc://`` with Dask's in-process address; or a bare ``host:port`` (Dask reads it as
+#: tcp). A mistyped address is refused here rather than by a connection timeout mid-run.
+DASK_ADDRESS = (
+    rf"(?:(?:tcp|tls|ucx|ws|wss)://{_HOST}(?::{_PORT})?"
+    rf"|inproc://[^\s/]+(?:/[^\s/]+)*"
+    rf"|{_HOST}:{_PORT})"
+)
 
 
 def _setting(default: Any, kind: str, label: str, help: str, **constraints: Any) -> Any:
@@ -87,11 +101,15 @@ class HPMConfig:
     use_multi_teacher: bool = _setting(
         False, "bool", "Multi-teacher ensemble",
         "Build the attention-weighted multi-teacher ensemble (phase 4) from the teachers "
-        "and the strongest candidates. Costs extra time; most useful with several teachers.",
+        "and the strongest candidates. Costs extra time; most useful with several teachers. "
+        "Its student learns from the fused soft targets, so it needs an alpha above 0.",
+        requires=("alphas>0",),
     )
     use_adaptive_temperature: bool = _setting(
         True, "bool", "Adaptive temperature",
-        "Choose temperatures from validation feedback instead of trying the fixed list.",
+        "Choose temperatures from validation feedback instead of trying the fixed list. "
+        "Temperatures soften soft targets, so it needs an alpha above 0.",
+        requires=("alphas>0",),
     )
     cache_size_limit_gb: float = _setting(
         2.0, "float", "Cache size limit (GB)",
@@ -101,8 +119,8 @@ class HPMConfig:
     min_improvement: float = _setting(
         0.01, "float", "Smallest gain of a chain stage",
         "The progressive chain stops when a stage improves the validation metric by less. "
-        "Lower it to let the chain grow longer.",
-        min=0, max=1, max_inclusive=False, requires=("use_progressive",),
+        "Lower it to let the chain grow longer. A chain of one stage has nothing to compare.",
+        min=0, max=1, max_inclusive=False, requires=("use_progressive", "max_chain_stages>1"),
     )
     selection_metric: str = _setting(
         "ks", "choice", "Selection metric",
@@ -135,7 +153,9 @@ class HPMConfig:
         None, "optional_str", "Dask scheduler address",
         "Address of a Dask scheduler (tcp://host:8786); with parallel training on, "
         "candidates train there. Needs the hpmkd[dask] extra. Unset: local processes.",
-        server=True, requires=("use_parallel",),
+        server=True, requires=("use_parallel",), pattern=DASK_ADDRESS,
+        unit="Dask scheduler address (tcp://host:port, tls://host:port, inproc://..., "
+        "or host:port)",
     )
     use_memory: bool = _setting(
         True, "bool", "Optimization memory",
@@ -145,12 +165,12 @@ class HPMConfig:
     memory_dir: str | None = _setting(
         None, "optional_str", "Memory folder",
         "Folder of the optimization memory. Unset: $HPMKD_HOME/memory.",
-        server=True, requires=("use_memory",),
+        server=True, requires=("use_memory",), unit="folder path",
     )
     cache_dir: str | None = _setting(
         None, "optional_str", "Cache folder",
         "Folder of the disk cache. Unset: $HPMKD_HOME/cache.",
-        server=True, requires=("use_cache",),
+        server=True, requires=("use_cache",), unit="folder path",
     )
     families: tuple[str, ...] = _setting(
         STUDENT_FAMILIES, "multi_choice", "Student families",
@@ -162,8 +182,10 @@ class HPMConfig:
     temperatures: tuple[float, ...] = _setting(
         (1.0, 2.0, 4.0), "float_list", "Temperatures",
         "Temperatures that soften the teacher's probabilities: the legacy grid, and the "
-        "starting points of the adaptive scheduler.",
+        "starting points of the adaptive scheduler. Only soft targets are softened, so "
+        "they need an alpha above 0.",
         min=0, min_inclusive=False, unit="temperatures", methods=HPM_AND_LEGACY,
+        requires=("alphas>0",),
     )
     alphas: tuple[float, ...] = _setting(
         (0.9, 0.5, 0.1, 0.0), "float_list", "Teacher weights (alpha)",
@@ -182,12 +204,14 @@ class HPMConfig:
         "With smaller_if_noninferior, a candidate replaces the top validation candidate only "
         "if it is at least this many times smaller (pickled size) and non-inferior.",
         min=1, min_inclusive=False, max=1000, unit="ratio", methods=HPM_AND_LEGACY,
+        requires=("selection_rule=smaller_if_noninferior",),
     )
     noninferiority_margin: float = _setting(
         0.01, "float", "Non-inferiority margin",
         "With smaller_if_noninferior, how much lower (in the selection metric) a smaller "
         "candidate may score than the top one and still count as non-inferior.",
         min=0, max=0.2, unit="difference", methods=HPM_AND_LEGACY,
+        requires=("selection_rule=smaller_if_noninferior",),
     )
     teacher_refit: str = _setting(
         "none", "choice", "Teacher refit",
@@ -221,7 +245,7 @@ class HPMConfig:
         "the teacher (pickled size); the climb stops at the rung that would break it. "
         "Without a teacher model (probability columns) its size is unknown and only "
         "max_capacity_steps bounds the climb.",
-        min=1, max=1000, unit="ratio",
+        min=1, max=1000, unit="ratio", requires=("max_capacity_steps>0",),
     )
     final_fit: str = _setting(
         "auto", "choice", "Final fit on training + validation rows",
@@ -253,6 +277,12 @@ class HPMConfig:
             value = getattr(self, spec.name)
             if not spec.has_type(value):
                 raise HPMKDInputError(_type_message(spec, value))
+            problem = None if value is None else spec.problem(value)
+            if problem is not None:
+                raise HPMKDInputError(
+                    f"HPMConfig.{spec.name}={value!r} is invalid: {problem}; "
+                    f"{spec.requirement()}."
+                )
             if not spec.accepts(value):
                 raise HPMKDInputError(
                     f"HPMConfig.{spec.name}={value!r} is invalid: {spec.requirement()}."
@@ -291,7 +321,10 @@ class HPMConfig:
         """Build a config from a mapping, refusing unknown keys.
 
         Values given as strings (from ``--set KEY=VALUE`` or a form) are converted
-        according to the field's kind.
+        according to the field's kind: ``true``/``false`` (also ``yes``/``no``,
+        ``on``/``off``, ``1``/``0``), numbers, comma-separated lists. ``none`` or ``null``
+        (any case) unsets an optional field (``memory_dir="none"`` is the default folder).
+        Empty text and an empty item of a list (``"0.5,,0.1"``) are refused, not skipped.
 
         Parameters
         ----------
@@ -311,8 +344,15 @@ class HPMConfig:
         ``legacy`` ignores every hpm-only field) or when a condition it needs does not hold (its
         spec's ``requires``: ``n_jobs`` and ``dask_scheduler`` without ``use_parallel``,
         ``min_improvement`` and ``max_chain_stages`` without ``use_progressive``,
+        ``min_improvement`` also with a one-stage chain (``max_chain_stages=1``),
         ``cache_dir`` and ``cache_size_limit_gb`` without ``use_cache``, ``memory_dir``
-        without ``use_memory``, ``teacher_refit_folds`` unless ``teacher_refit="oof"``).
+        without ``use_memory``, ``teacher_refit_folds`` unless ``teacher_refit="oof"``,
+        ``min_saving`` and ``noninferiority_margin`` unless
+        ``selection_rule="smaller_if_noninferior"``, ``min_compression`` with the capacity
+        climb off (``max_capacity_steps=0``), and ``temperatures``,
+        ``use_adaptive_temperature`` and ``use_multi_teacher`` without soft targets (no
+        alpha above 0: every student learns from the labels only, which no temperature
+        changes, and the ensemble's student is a copy of the best candidate).
         Fields left at their default are never listed.
 
         Parameters
@@ -346,11 +386,10 @@ class HPMConfig:
             if method not in spec.methods and spec.name not in also_used:
                 out.append((spec.name, f"the {method} method does not use it"))
                 continue
-            unmet = [(name, value) for name, value in spec.requirements()
-                     if getattr(self, name) != value]
+            unmet = [r for r in spec.requirements() if not r.holds(getattr(self, r.field))]
             if unmet:
                 out.append((spec.name, " and ".join(
-                    f"{name} is {getattr(self, name)!r}" for name, _ in unmet
+                    r.unmet(getattr(self, r.field)) for r in unmet
                 )))
         return out
 
@@ -376,8 +415,8 @@ class HPMConfig:
                 fix = f"use method {' or '.join(repr(m) for m in spec.methods)}"
             else:
                 fix = "set " + " and ".join(
-                    f"{name}={value!r}" for name, value in spec.requirements()
-                    if getattr(self, name) != value
+                    r.fix(getattr(self, r.field)) for r in spec.requirements()
+                    if not r.holds(getattr(self, r.field))
                 )
             leave = "unset" if spec.default is None else f"at its default ({spec.default!r})"
             out.append(
@@ -479,8 +518,10 @@ def _unknown_message(key: str) -> str:
     )
 
 
+# Empty text is not "unset": ``--set memory_dir=`` (a variable that expanded to nothing)
+# would quietly mean the default folder; only the words unset.
 _TRUE, _FALSE, _UNSET = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}, {
-    "none", "null", ""}
+    "none", "null"}
 
 
 def _convert(spec: FieldSpec, value: Any) -> Any:
@@ -500,14 +541,28 @@ def _convert(spec: FieldSpec, value: Any) -> Any:
         if spec.kind in ("float", "optional_float"):
             return float(text)
         if spec.kind in ("float_list", "multi_choice"):
-            items = [t.strip() for t in text.split(",") if t.strip()]
-            return tuple(float(t) for t in items) if spec.kind == "float_list" else tuple(items)
+            items = [t.strip() for t in text.split(",")]
+            if "" not in items:
+                return (
+                    tuple(float(t) for t in items) if spec.kind == "float_list"
+                    else tuple(items)
+                )
     except ValueError as exc:
-        example = "" if spec.default is None else f" like {format_value(spec.default)}"
+        example = (
+            ", or none to leave it unset" if spec.default is None
+            else f" like {format_value(spec.default)}"
+        )
         raise HPMKDInputError(
             f"HPMConfig.{spec.name}: cannot read {value!r} as {spec.allowed()}. "
             f"Give a value{example}."
         ) from exc
+    if spec.kind in ("float_list", "multi_choice"):
+        # "0.5,,0.1" or "0.5," is a slip, not a shorter list: refuse, never skip.
+        position = [t.strip() for t in text.split(",")].index("") + 1
+        raise HPMKDInputError(
+            f"HPMConfig.{spec.name}: item {position} of {value!r} is empty; give the "
+            f"values separated by single commas, like {format_value(spec.default)}."
+        )
     return text
 
 
@@ -519,13 +574,15 @@ def _field_spec(field: dataclasses.Field) -> FieldSpec:
 
 _SPECS: dict[str, FieldSpec] = {f.name: _field_spec(f) for f in fields(HPMConfig)}
 for _spec in _SPECS.values():
-    for _name, _value in _spec.requirements():
-        _kind = _SPECS[_name].kind if _name in _SPECS else None
-        if not ((_kind == "bool" and _value is True)
-                or (_kind == "choice" and _value in _SPECS[_name].choices)):
+    for _req in _spec.requirements():
+        _kind = _SPECS[_req.field].kind if _req.field in _SPECS else None
+        if not ((_req.op == "=" and _kind == "bool" and _req.value is True)
+                or (_req.op == "=" and _kind == "choice"
+                    and _req.value in _SPECS[_req.field].choices)
+                or (_req.op == ">" and _kind in ("int", "float", "float_list"))):
             raise TypeError(
-                f"HPMConfig.{_spec.name} requires {_name}={_value!r}, which is neither a "
-                "switch nor a value of a choice field"
+                f"HPMConfig.{_spec.name} requires {_req.text()}, which is neither a switch, "
+                "a value of a choice field, nor a bound of a number or list field"
             )
 HPMConfig.__doc__ = (
     inspect.cleandoc(HPMConfig.__doc__ or "") + "\n\n" + docstring_parameters(_SPECS.values())

@@ -19,7 +19,7 @@ from hpmkd.errors import HPMKDConfigWarning, HPMKDInputError
 from hpmkd.events import Callback, EventBus
 from hpmkd.extras import require
 from hpmkd.result import RunResult
-from hpmkd.results_table import metrics_dict
+from hpmkd.results_table import metrics_dict, results_csv, timings_csv
 from hpmkd.stop import StopRequest
 from hpmkd.students import proba_in_class_order
 
@@ -59,7 +59,9 @@ class AutoDistiller:
     Attributes
     ----------
     results_df : DataFrame
-        After :meth:`run`: one row per candidate, the teacher(s) and the hard-label baseline.
+        After :meth:`run`: one row per candidate, the teacher(s) and the hard-label
+        baseline, with every column, the clocks included (:meth:`save_results` writes
+        them apart, so that ``results.csv`` reproduces byte for byte).
     best_metrics : dict
         Test-split metrics of the selected student.
     method_ : str
@@ -172,6 +174,33 @@ class AutoDistiller:
         path.parent.mkdir(parents=True, exist_ok=True)
         joblib.dump(self.best_model(), path)
         return path
+
+    def save_results(self, folder: str | Path) -> tuple[Path, Path]:
+        """Write ``results.csv`` and ``timings.csv`` into ``folder`` (as ``hpmkd distill``
+        does).
+
+        ``results.csv`` is :attr:`results_df` without the columns that differ between two
+        runs of the same inputs (``fit_seconds``, ``latency_ms_1k``, ``from_cache``:
+        :data:`hpmkd.results_table.RUN_COLUMNS`), so the same data, configuration, seed
+        and memory write the same bytes; ``timings.csv`` holds those columns by ``name``.
+
+        Parameters
+        ----------
+        folder : str or Path
+            Made if missing.
+
+        Returns
+        -------
+        (Path, Path)
+            ``results.csv`` and ``timings.csv``.
+        """
+        self._check_run()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        results, timings = folder / "results.csv", folder / "timings.csv"
+        results.write_bytes(results_csv(self.results_df))
+        timings.write_bytes(timings_csv(self.results_df))
+        return results, timings
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly summary of the run (see :meth:`hpmkd.result.RunResult.summary`)."""

@@ -8,6 +8,7 @@ module is a leaf: it knows nothing of ``HPMConfig`` and imports nothing from the
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ HPM_ONLY = ("hpm",)
 HPM_AND_LEGACY = ("hpm", "legacy")
 
 _NUMERIC = ("int", "float", "optional_float", "float_list")
+_TEXT = ("str", "optional_str")
+_LISTS = ("multi_choice", "float_list")
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,16 @@ class FieldSpec:
         rather than of the experiment.
     requires : tuple of str
         Conditions that must all hold for this field to have any effect: a switch's name
-        (a ``bool`` field that must be on: ``n_jobs`` requires ``use_parallel``) or
+        (a ``bool`` field that must be on: ``n_jobs`` requires ``use_parallel``),
         ``"field=value"`` for a choice (``teacher_refit_folds`` requires
-        ``teacher_refit=oof``). ``HPMConfig.ineffective_fields`` reads it.
+        ``teacher_refit=oof``) or ``"field>number"`` for a number field that must be
+        above the number, or a list field with a value above it (``min_compression``
+        requires ``max_capacity_steps>0``, ``temperatures`` requires ``alphas>0``: some
+        soft targets). ``HPMConfig.ineffective_fields`` reads it (see
+        :class:`Requirement`).
+    pattern : str
+        A regular expression a text field's whole value must match (the form of an
+        address); ``unit`` then names that form in words. Text is never empty either.
     name : str
         The field name; filled in by ``HPMConfig``.
     default : object
@@ -74,6 +84,7 @@ class FieldSpec:
     unit: str = "number"
     server: bool = False
     requires: tuple[str, ...] = ()
+    pattern: str = ""
     name: str = ""
     default: Any = None
 
@@ -84,6 +95,8 @@ class FieldSpec:
             raise ValueError(f"FieldSpec of kind {self.kind!r} cannot have bounds")
         if bool(self.choices) != (self.kind in ("choice", "multi_choice")):
             raise ValueError("choices go with (and only with) choice and multi_choice fields")
+        if self.pattern and self.kind not in _TEXT:
+            raise ValueError(f"FieldSpec of kind {self.kind!r} cannot have a pattern")
 
     @property
     def optional(self) -> bool:
@@ -92,9 +105,10 @@ class FieldSpec:
 
     @property
     def constrained(self) -> bool:
-        """Whether :meth:`accepts` can refuse a value (bounds, choices or list content)."""
+        """Whether :meth:`accepts` can refuse a value (bounds, choices, list content, or
+        text: never empty, and of its ``pattern``)."""
         return self.min is not None or self.max is not None or self.kind in (
-            "choice", "multi_choice", "float_list",
+            "choice", "multi_choice", "float_list", *_TEXT,
         )
 
     # ------------------------------------------------------------------ checking
@@ -139,7 +153,7 @@ class FieldSpec:
 
     def accepts(self, value: Any) -> bool:
         """Whether ``value`` is valid for this field: the right type (:meth:`has_type`),
-        within the bounds, among the choices, and no empty list.
+        within the bounds, among the choices, no empty list, no :meth:`problem`.
 
         Parameters
         ----------
@@ -150,6 +164,8 @@ class FieldSpec:
             return False
         if value is None:
             return True
+        if self.problem(value) is not None:
+            return False
         if self.kind in ("int", "float", "optional_float"):
             return self.in_bounds(value)
         if self.kind == "float_list":
@@ -160,6 +176,33 @@ class FieldSpec:
             return bool(value) and all(v in self.choices for v in value)
         return True  # bool and str: any value of the type
 
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with a value of the right type beyond bounds and choices, in
+        words, or ``None``: empty text, a value given twice in a list, text not of the
+        field's :attr:`pattern`.
+
+        A list with a value twice would train the same candidates twice (the same
+        names in the results); empty text would quietly mean the default folder.
+
+        Parameters
+        ----------
+        value : object
+            A value for which :meth:`has_type` holds.
+        """
+        if self.kind in _LISTS and isinstance(value, tuple):
+            seen: set[Any] = set()
+            for item in value:
+                if item in seen:
+                    return f"{item!r} is given more than once (name each value once)"
+                seen.add(item)
+        if self.kind in _TEXT and isinstance(value, str):
+            if not value.strip():
+                unset = " (to leave it unset, give none)" if self.optional else ""
+                return f"the text is empty{unset}"
+            if self.pattern and not re.fullmatch(self.pattern, value):
+                return "the text does not have the form asked for"
+        return None
+
     # ------------------------------------------------------------------ words
     def allowed(self) -> str:
         """What the field accepts, in words: "a whole number from 1 to 64"."""
@@ -169,8 +212,9 @@ class FieldSpec:
             return f"one of {', '.join(self.choices)}"
         if self.kind == "multi_choice":
             return f"one or more of {', '.join(self.choices)}"
-        if self.kind in ("str", "optional_str"):
-            text = "text"
+        if self.kind in _TEXT:
+            # Text fields name their form by their unit ("folder path"); plain text else.
+            text = "text" if self.unit == "number" else f"a {self.unit}"
         elif self.kind == "int":
             text = _with_range("whole number", self, article=True)
         elif self.kind == "float_list":
@@ -198,19 +242,81 @@ class FieldSpec:
             f"Used by: {used}.{needs}"
         )
 
-    def requirements(self) -> list[tuple[str, Any]]:
-        """The conditions of ``requires`` as ``(field, required value)`` pairs."""
-        out: list[tuple[str, Any]] = []
-        for entry in self.requires:
-            name, sep, value = entry.partition("=")
-            out.append((name, value if sep else True))
-        return out
+    def requirements(self) -> list[Requirement]:
+        """The conditions of ``requires``, parsed (:meth:`Requirement.parse`)."""
+        return [Requirement.parse(entry) for entry in self.requires]
 
     def needs_text(self) -> str:
-        """The conditions the field needs, as ``--set`` text: "use_parallel=true"."""
-        return " and ".join(
-            f"{name}={format_value(value)}" for name, value in self.requirements()
-        )
+        """The conditions the field needs, as ``--set`` text: "use_parallel=true",
+        "max_capacity_steps>0"."""
+        return " and ".join(r.text() for r in self.requirements())
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One condition a field needs to have any effect (an entry of ``FieldSpec.requires``).
+
+    Attributes
+    ----------
+    field : str
+        The field the condition is on.
+    op : {"=", ">"}
+        ``"="``: the field equals ``value`` (a switch on: ``True``; a choice: its text).
+        ``">"``: a number field is above ``value``, or a list field holds a value above it.
+    value : object
+        ``True``, a choice's text, or a number.
+    """
+
+    field: str
+    op: str
+    value: Any
+
+    @classmethod
+    def parse(cls, entry: str) -> Requirement:
+        """``"use_parallel"``, ``"teacher_refit=oof"`` or ``"alphas>0"`` as a condition.
+
+        Parameters
+        ----------
+        entry : str
+        """
+        if ">" in entry:
+            name, _, number = entry.partition(">")
+            return cls(name.strip(), ">", float(number))
+        name, sep, value = entry.partition("=")
+        return cls(name.strip(), "=", value.strip() if sep else True)
+
+    def holds(self, actual: Any) -> bool:
+        """Whether the field's value ``actual`` meets the condition."""
+        if self.op == ">":
+            items = actual if isinstance(actual, tuple) else (actual,)
+            return any(item is not None and item > self.value for item in items)
+        return actual == self.value
+
+    def text(self) -> str:
+        """The condition as ``--set`` text: "use_parallel=true", "alphas>0"."""
+        if self.op == ">":
+            return f"{self.field}>{format_value(self.value)}"
+        return f"{self.field}={format_value(self.value)}"
+
+    def unmet(self, actual: Any) -> str:
+        """Why the condition fails for ``actual``: "use_parallel is False", "no value of
+        alphas is above 0 (alphas is (0.0,))"."""
+        if self.op == ">" and isinstance(actual, tuple):
+            return (
+                f"no value of {self.field} is above {format_value(self.value)} "
+                f"({self.field} is {actual!r})"
+            )
+        return f"{self.field} is {actual!r}"
+
+    def fix(self, actual: Any) -> str:
+        """What to set so the condition holds: "use_parallel=True", "max_capacity_steps
+        above 0", "alphas with a value above 0"."""
+        if self.op == ">":
+            number = format_value(self.value)
+            if isinstance(actual, tuple):
+                return f"{self.field} with a value above {number}"
+            return f"{self.field} above {number}"
+        return f"{self.field}={self.value!r}"
 
 
 def _is_real(value: Any) -> bool:
@@ -281,7 +387,9 @@ def help_text(specs: Sequence[FieldSpec], width: int = 88) -> str:
         "settings: --set KEY=VALUE, repeatable. Lists are comma-separated; 'none' unsets "
         "an optional value. Each entry reads KEY=DEFAULT, label, [the methods that use "
         "it; 'server' marks a setting of the machine that runs the work, not of the "
-        "experiment; 'needs' names the switches without which it has no effect]. A "
+        "experiment; 'needs' names the settings without which it has no effect, where "
+        "alphas>0 means a value of alphas above 0]. Empty text and empty list items are "
+        "refused, and a list names each value once. A "
         "setting without effect on the run is reported as a 'warning:' line."
     )
     lines = [*textwrap.wrap(intro, width=width), ""]

@@ -1,5 +1,11 @@
 """The results table (``results_df``): one row per candidate, teacher and twin, and the
-JSON-friendly metric dicts built from the same records."""
+JSON-friendly metric dicts built from the same records.
+
+``results_df`` holds every column. Its files split it in two: ``results.csv`` holds what
+the inputs decide, so two runs of the same data, configuration, seed and memory write it
+byte for byte the same; ``timings.csv`` holds :data:`RUN_COLUMNS`, what differs between
+such runs (README, "Reproducing a run").
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,35 @@ RESULT_COLUMNS = (
     + ["train_rows", "fit_seconds", "size_bytes", "latency_ms_1k", "from_cache", "selected",
        "final_fit_rows"]
 )
+
+
+#: Columns of ``results_df`` that differ between two runs of the same inputs: the two
+#: clocks (training seconds, prediction latency) and whether the disk cache served the
+#: row (a cached row's ``fit_seconds`` is its first fit's). ``timings.csv``, not
+#: ``results.csv``, holds them, keyed by ``name`` in the same row order.
+RUN_COLUMNS = ("fit_seconds", "latency_ms_1k", "from_cache")
+
+
+def results_csv(frame: pd.DataFrame) -> bytes:
+    """``results.csv``: ``frame`` (a ``results_df``) without :data:`RUN_COLUMNS`; the
+    same inputs give the same bytes.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    """
+    return frame.drop(columns=list(RUN_COLUMNS)).to_csv(index=False).encode()
+
+
+def timings_csv(frame: pd.DataFrame) -> bytes:
+    """``timings.csv``: ``name`` and :data:`RUN_COLUMNS` of ``frame`` (a ``results_df``),
+    row for row as in ``results.csv``.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    """
+    return frame[["name", *RUN_COLUMNS]].to_csv(index=False).encode()
 
 
 def candidate_row(result: CandidateResult, selected: bool = False) -> dict[str, Any]:

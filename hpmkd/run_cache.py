@@ -1,7 +1,7 @@
 """The run cache of ``hpmkd distill``: an identical rerun writes the finished outputs again.
 
-A cold run stores the bytes of the files it wrote (``results.csv``, ``best_model.joblib``,
-``summary.json``, ``report.html`` when asked) and its closing lines in the
+A cold run stores the bytes of the files it wrote (``results.csv``, ``timings.csv``,
+``best_model.joblib``, ``summary.json``, ``report.html`` when asked) and its closing lines in the
 :class:`~hpmkd.components.cache.IntelligentCache` (same folder, size limit and LRU
 eviction; ``use_cache=False`` turns it off). An identical rerun reads only what decides the
 run, not the tables: the SHA-256 of every input file's bytes, the command-line arguments
@@ -42,7 +42,8 @@ __all__ = ["RunCache", "RunCacheEntry", "file_digest", "source_digest"]
 #: Version of the entry layout; a new layout misses instead of misreading old entries.
 ENTRY_FORMAT = 1
 #: Output files an entry can hold, in the order a cold run writes them.
-OUTPUT_FILES = ("results.csv", "best_model.joblib", "summary.json", "report.html")
+OUTPUT_FILES = ("results.csv", "timings.csv", "best_model.joblib", "summary.json",
+                "report.html")
 
 
 def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:

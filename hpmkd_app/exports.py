@@ -11,7 +11,7 @@ from typing import Any
 
 import joblib
 
-from hpmkd import AutoDistiller
+from hpmkd import AutoDistiller, results_table
 from hpmkd.extras import require
 
 
@@ -29,13 +29,26 @@ def model_bytes(model: Any) -> bytes:
 
 
 def results_csv(distiller: AutoDistiller) -> bytes:
-    """``results_df`` as CSV: one row per candidate, the teachers and the baseline.
+    """``results.csv`` as ``hpmkd distill`` writes it: one row per candidate, the teachers
+    and the baseline, without the clocks (:func:`timings_csv`), so the same inputs give
+    the same bytes.
 
     Parameters
     ----------
     distiller : AutoDistiller
     """
-    return distiller.results_df.to_csv(index=False).encode()
+    return results_table.results_csv(distiller.results_df)
+
+
+def timings_csv(distiller: AutoDistiller) -> bytes:
+    """``timings.csv`` as ``hpmkd distill`` writes it: each row's training seconds,
+    latency and whether the cache served it, by name.
+
+    Parameters
+    ----------
+    distiller : AutoDistiller
+    """
+    return results_table.timings_csv(distiller.results_df)
 
 
 def summary_json(distiller: AutoDistiller) -> bytes:

@@ -741,7 +741,8 @@ def test_compare_without_a_run_says_so():
 def test_export_offers_downloads_report_and_snippet(sample, finished_job):
     at = ok(bind(page("export"), sample, finished_job).run())
     labels = [b.label for b in at.get("download_button")]
-    assert labels[:3] == ["Student model (.joblib)", "Results (.csv)", "Summary (.json)"]
+    assert labels[:4] == ["Student model (.joblib)", "Results (.csv)", "Timings (.csv)",
+                          "Summary (.json)"]
     assert "joblib.load" in at.code[0].value and "predict_proba" in at.code[0].value
     # The report is one click: its button is there before anything is built.
     assert "HTML report" in labels

@@ -523,6 +523,12 @@ def test_exports_and_the_snippet_run(finished, sample, tmp_path, monkeypatch):
     path.write_bytes(exports.model_bytes(model))
     csv = exports.results_csv(finished).decode()
     assert csv.splitlines()[0].startswith("name,source,family")
+    # The clocks are apart (as hpmkd distill writes them), row for row by name.
+    header = csv.splitlines()[0].split(",")
+    assert not {"fit_seconds", "latency_ms_1k", "from_cache"} & set(header)
+    timings = pd.read_csv(io.BytesIO(exports.timings_csv(finished)))
+    assert list(timings.columns) == ["name", "fit_seconds", "latency_ms_1k", "from_cache"]
+    assert timings["name"].tolist() == finished.results_df["name"].tolist()
     assert '"best_model"' in exports.summary_json(finished).decode()
     sample.frame.head(25).to_csv(tmp_path / "new_rows.csv", index=False)
     ds = finished.dataset

@@ -642,4 +642,4 @@ def test_float_labelled_teacher_file_runs_from_the_cli(binary_frame, data_csv, t
                  "--set", "alphas=0.5", "--quiet", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == [
-        "best_model.joblib", "results.csv", "summary.json"]
+        "best_model.joblib", "results.csv", "summary.json", "timings.csv"]

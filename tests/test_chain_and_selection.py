@@ -100,12 +100,90 @@ def test_manager_puts_warm_start_configs_first(ctx):
     cfg = HPMConfig(max_configs=4, use_adaptive_temperature=False)
     manager = AdaptiveConfigurationManager(cfg, 42)
     manager.screen(ctx)
-    warm = ({"family": "tree", "capacity": "small", "temperature": 3.0, "alpha": 0.7,
+    warm = ({"family": "tree", "capacity": "small", "temperature": 4.0, "alpha": 0.1,
              "val_score": 0.5},)
     selected = manager.select({"rows": 1500.0}, warm, "run abc on credit (distance 0.01)")
-    assert selected[0].warm_started and selected[0].temperature == 3.0
+    assert selected[0].warm_started and selected[0].temperature == 4.0
     assert "run abc" in selected[0].reason
     assert not any(s.warm_started for s in selected[1:])
+    assert manager.warm_use_ == [
+        "trained as tree-small a=0.1 T=4; every trial at its temperature 4"]
+
+
+def _warm(family, capacity, t, alpha, score, run="r1"):
+    return {"family": family, "capacity": capacity, "temperature": t, "alpha": alpha,
+            "val_score": score, "run_id": run}
+
+
+@pytest.fixture(scope="module")
+def screened(ctx):
+    """A manager that screened ``ctx`` (n_trials=2), for select() with warm settings."""
+    manager = AdaptiveConfigurationManager(HPMConfig(max_configs=5, n_trials=2), 42)
+    manager.screen(ctx)
+    return manager
+
+
+def test_stored_temperatures_start_the_trials_and_a_merge_is_recorded(screened):
+    # Three stored settings of one configuration of the scheduler (they differ only in T)
+    # and two labels-only settings (where T does nothing): two configurations, and every
+    # stored setting says what became of it and of its temperature.
+    warm = (_warm("logreg", "small", 4.0, 0.9, 0.57), _warm("logreg", "small", 1.0, 0.9, 0.56),
+            _warm("lgbm", "small", 2.0, 0.0, 0.55, "r2"),
+            _warm("logreg", "small", 2.0, 0.9, 0.55), _warm("lgbm", "small", 4.0, 0.0, 0.54))
+    selected = screened.select({"rows": 1500.0}, warm, "warm start from 2 similar runs")
+    first, second = selected[:2]
+    assert (first.label(), first.start_temperatures) == ("logreg-small a=0.9 T=4,1,auto",
+                                                         (4.0, 1.0))
+    assert first.trial_temperature(0) == 4.0 and first.trial_temperature(1) == 1.0
+    assert first.trial_temperature(2) is None  # the scheduler's
+    assert first.reason.endswith("val score 0.5700; also its setting at T=1 (val score 0.5600)")
+    assert (second.label(), second.start_temperatures) == ("lgbm-small a=0 T=auto", ())
+    assert not any(s.warm_started for s in selected[2:])
+    assert len({s.key() for s in selected}) == len(selected)
+    merged = ("merged into logreg-small a=0.9 T=4,1,auto (the same family, capacity and "
+              "alpha, whose temperatures the scheduler sets: one configuration)")
+    labels_only = "is not used: alpha 0 learns from the labels only, which no temperature changes"
+    assert screened.warm_use_ == [
+        "trained as logreg-small a=0.9 T=4,1,auto; its temperature 4 is trial 0's",
+        f"{merged}; its temperature 1 is trial 1's",
+        f"trained as lgbm-small a=0 T=auto; its temperature 2 {labels_only}",
+        f"{merged}; its temperature 2 is not used: all n_trials=2 trial(s) start at stored "
+        "temperatures already",
+        "merged into lgbm-small a=0 T=auto (the same family, capacity and alpha); its "
+        f"temperature 4 {labels_only}",
+    ]
+    assert first.to_dict()["start_temperatures"] == [4.0, 1.0]
+
+
+def test_one_stored_temperature_leaves_the_later_trials_to_the_scheduler(screened):
+    selected = screened.select({"rows": 1500.0}, (_warm("tree", "medium", 2.0, 0.5, 0.5),), "w")
+    assert selected[0].label() == "tree-medium a=0.5 T=2,auto"
+    assert screened.warm_use_ == [
+        "trained as tree-medium a=0.5 T=2,auto; its temperature 2 is trial 0's (the scheduler "
+        "sets trial 1)"]
+
+
+def test_stored_settings_outside_the_search_space_are_not_used_and_say_why(ctx):
+    cfg = HPMConfig(max_configs=2, families=("logreg", "tree"), alphas=(0.5, 0.0),
+                    use_adaptive_temperature=False, temperatures=(1.0, 2.0))
+    manager = AdaptiveConfigurationManager(cfg, 42)
+    manager.screen(ctx)
+    warm = (_warm("mlp", "small", 2.0, 0.5, 0.6), _warm("tree", "small", 2.0, 0.9, 0.6),
+            _warm("tree", "small", 4.0, 0.5, 0.6), _warm("tree", "huge", 2.0, 0.5, 0.6),
+            _warm("tree", "small", 2.0, 0.5, 0.6), _warm("logreg", "small", 1.0, 0.5, 0.5),
+            _warm("logreg", "medium", 1.0, 0.5, 0.4))
+    selected = manager.select({"rows": 1500.0}, warm, "w")
+    assert [s.label() for s in selected] == ["tree-small a=0.5 T=2", "logreg-small a=0.5 T=1"]
+    assert manager.warm_use_ == [
+        "not used: family 'mlp' is not searched (families=logreg,tree)",
+        "not used: alpha 0.9 is not searched (alphas=0.5,0)",
+        "not used: temperature 4 is not searched (use_adaptive_temperature is off, "
+        "temperatures=1,2)",
+        "not used: capacity 'huge' is not one of small, medium, large",
+        "trained as tree-small a=0.5 T=2; every trial at its temperature 2",
+        "trained as logreg-small a=0.5 T=1; every trial at its temperature 1",
+        "not used: the max_configs=2 slots are taken by stored settings ranked before it",
+    ]
 
 
 def test_different_data_changes_the_ranking():

@@ -76,6 +76,7 @@ def _check_outputs(out: Path) -> dict:
         "best_model.joblib",
         "results.csv",
         "summary.json",
+        "timings.csv",
     ]
     assert not list(out.parent.glob(".hpmkd-tmp-*"))  # scratch folder cleaned up
     summary = json.loads((out / "summary.json").read_text())
@@ -209,7 +210,8 @@ def test_settings_without_effect_are_warning_lines_before_the_work(inputs, tmp_p
         capsys,
         ["distill", str(inputs["data"]), "--target", "target", "--teacher", str(inputs["teacher"]),
          "--method", "legacy", *SMALL, "--set", "max_configs=8", "--set", "use_cache=false",
-         "--set", f"cache_dir={tmp_path / 'cache'}", "--out", str(out)],
+         "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "selection_rule=best",
+         "--set", "min_saving=3", "--out", str(out)],
     )
     assert code == 0, err
     _check_outputs(out)
@@ -222,6 +224,9 @@ def test_settings_without_effect_are_warning_lines_before_the_work(inputs, tmp_p
         # the method, so only the switch that is off makes cache_dir pointless.
         f"warning: HPMConfig.cache_dir={str(tmp_path / 'cache')!r} has no effect: use_cache "
         "is False; set use_cache=True, or leave cache_dir unset.",
+        # A setting of the other selection rule: legacy uses it, the rule chosen does not.
+        "warning: HPMConfig.min_saving=3.0 has no effect: selection_rule is 'best'; set "
+        "selection_rule='smaller_if_noninferior', or leave min_saving at its default (2.0).",
     ]
     assert lines.index(warned[-1]) < min(i for i, line in enumerate(lines) if "[grid]" in line)
     assert "error" not in err.lower() and "HPMKDConfigWarning" not in err  # said once, plainly
@@ -271,10 +276,9 @@ from pathlib import Path
 from hpmkd.cli import write_outputs
 
 class Distiller:  # writes like AutoDistiller, then the process is killed mid-way
-    class results_df:
-        @staticmethod
-        def to_csv(path, index=False):
-            Path(path).write_text("name,val_ks\\n")
+    def save_results(self, folder):
+        (Path(folder) / "results.csv").write_text("name,val_ks\\n")
+        (Path(folder) / "timings.csv").write_text("name,fit_seconds\\n")
     def save_best_model(self, path):
         Path(path).write_bytes(b"partial model")
         os.kill(os.getpid(), signal.SIGKILL)
@@ -345,7 +349,7 @@ def test_out_that_already_exists_receives_the_files(inputs, tmp_path, capsys):
     )
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == [
-        "best_model.joblib", "notes.txt", "results.csv", "summary.json"]
+        "best_model.joblib", "notes.txt", "results.csv", "summary.json", "timings.csv"]
     assert (out / "notes.txt").read_text() == "mine"
     assert not list(tmp_path.glob(".hpmkd-tmp-*"))
 

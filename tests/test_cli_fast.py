@@ -77,7 +77,7 @@ FEATURES = ["f0", "f1", "f2", "f3", "f4"]
 # A small hpm run (memory on, as by default): few, small candidates.
 FAST = ["--method", "hpm", "--set", "families=tree,logreg", "--set", "max_configs=2",
         "--set", "n_trials=1", "--set", "temperatures=1,2", "--set", "alphas=0.5"]
-OUTPUTS = ("results.csv", "best_model.joblib", "summary.json")
+OUTPUTS = ("results.csv", "timings.csv", "best_model.joblib", "summary.json")
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +170,7 @@ def test_identical_rerun_writes_the_cold_outputs_and_trains_nothing(
     assert any(line.startswith("distillation gain (") for line in closing)
     again = _outputs(tmp_path / "again")
     assert again["results.csv"] == cold["results.csv"]
+    assert again["timings.csv"] == cold["timings.csv"]  # the first run's clocks, again
     assert again["best_model.joblib"] == cold["best_model.joblib"]
     assert _summary_without_rerun(again["summary.json"]) == json.loads(cold["summary.json"])
     served = json.loads(again["summary.json"])["run_cache"]

@@ -218,9 +218,10 @@ def test_validator_accepts_each_choice_and_nothing_else(spec):
         assert spec.requirement() in _rejects(spec.name, ())
 
 
-def test_unconstrained_fields_are_the_switches_and_the_text():
+def test_unconstrained_fields_are_the_switches():
+    # Text is constrained too: never empty, and an address has its form.
     free = {s.name for s in SPECS if not s.constrained}
-    assert free == {s.name for s in SPECS if s.kind in ("bool", "str", "optional_str")}
+    assert free == {s.name for s in SPECS if s.kind == "bool"}
     assert all(s.accepts(None) for s in SPECS if s.optional)
     assert HPMConfig(time_budget_s=None).time_budget_s is None
     assert _rejects("temperatures", ()).endswith("use one or more positive temperatures.")
@@ -280,19 +281,25 @@ def _changed(spec: FieldSpec):
 
 NEEDS = {
     "n_jobs": ("use_parallel",), "dask_scheduler": ("use_parallel",),
-    "min_improvement": ("use_progressive",), "max_chain_stages": ("use_progressive",),
+    "min_improvement": ("use_progressive", "max_chain_stages>1"),
+    "max_chain_stages": ("use_progressive",),
     "cache_dir": ("use_cache",), "cache_size_limit_gb": ("use_cache",),
     "memory_dir": ("use_memory",), "teacher_refit_folds": ("teacher_refit=oof",),
+    "min_saving": ("selection_rule=smaller_if_noninferior",),
+    "noninferiority_margin": ("selection_rule=smaller_if_noninferior",),
+    "min_compression": ("max_capacity_steps>0",),
+    "temperatures": ("alphas>0",), "use_adaptive_temperature": ("alphas>0",),
+    "use_multi_teacher": ("alphas>0",),
 }
 
 
 def test_the_switches_a_field_needs_are_data_on_its_spec():
     assert {s.name: s.requires for s in SPECS if s.requires} == NEEDS
-    for name, (switch,) in NEEDS.items():
-        if "=" in switch:
-            continue  # a choice, not a switch: see the next test
+    for name, (switch, *_) in NEEDS.items():
+        if "=" in switch or ">" in switch:
+            continue  # a choice or a bound, not a switch: see the tests below
         spec = HPMConfig.field_spec(name)
-        assert f"Only with {switch}=true." in spec.describe()
+        assert f"Only with {switch}=true" in spec.describe()
         off = HPMConfig(**{name: _changed(spec), switch: False})
         assert off.ineffective_fields("hpm") == [(name, f"{switch} is False")], name
         assert off.ineffective_messages("hpm")[0].startswith(
@@ -300,6 +307,141 @@ def test_the_switches_a_field_needs_are_data_on_its_spec():
             f"{switch}=True, or leave {name} ")
         on = HPMConfig(**{name: _changed(spec), switch: True})
         assert on.ineffective_fields("hpm") == [], name
+
+
+def _warned(config: HPMConfig, method: str = "hpm") -> dict[str, str]:
+    """Field -> the sentence of its warning, as the CLI, the API and the app say it."""
+    fields = [name for name, _ in config.ineffective_fields(method)]
+    return dict(zip(fields, config.ineffective_messages(method), strict=True))
+
+
+@pytest.mark.parametrize("method", ["hpm", "legacy"])
+def test_the_rule_settings_warn_under_the_best_rule(method):
+    config = HPMConfig(selection_rule="best", min_saving=3.0, noninferiority_margin=0.02)
+    assert _warned(config, method) == {
+        "min_saving": "HPMConfig.min_saving=3.0 has no effect: selection_rule is 'best'; "
+        "set selection_rule='smaller_if_noninferior', or leave min_saving at its default "
+        "(2.0).",
+        "noninferiority_margin": "HPMConfig.noninferiority_margin=0.02 has no effect: "
+        "selection_rule is 'best'; set selection_rule='smaller_if_noninferior', or leave "
+        "noninferiority_margin at its default (0.01).",
+    }
+    # Under the rule that reads them, or at their defaults, nothing is said.
+    assert _warned(config.with_updates(selection_rule="smaller_if_noninferior"), method) == {}
+    assert _warned(HPMConfig(selection_rule="best"), method) == {}
+
+
+def test_min_compression_warns_with_the_climb_off():
+    config = HPMConfig(max_capacity_steps=0, min_compression=10.0)
+    assert _warned(config) == {
+        "min_compression": "HPMConfig.min_compression=10.0 has no effect: max_capacity_steps "
+        "is 0; set max_capacity_steps above 0, or leave min_compression at its default (5.0)."
+    }
+    assert _warned(config.with_updates(max_capacity_steps=1)) == {}
+    assert HPMConfig.field_spec("min_compression").describe().endswith(
+        "Only with max_capacity_steps>0.")
+
+
+def test_min_improvement_warns_with_a_one_stage_chain():
+    config = HPMConfig(max_chain_stages=1, min_improvement=0.05)
+    assert _warned(config) == {
+        "min_improvement": "HPMConfig.min_improvement=0.05 has no effect: max_chain_stages is "
+        "1; set max_chain_stages above 1, or leave min_improvement at its default (0.01)."
+    }
+    # Both conditions unmet: both named, and both fixes.
+    both = _warned(config.with_updates(use_progressive=False))["min_improvement"]
+    assert "use_progressive is False and max_chain_stages is 1; set use_progressive=True and " \
+        "max_chain_stages above 1," in both
+    assert _warned(config.with_updates(max_chain_stages=2)) == {}
+
+
+@pytest.mark.parametrize("method", ["hpm", "legacy"])
+def test_temperature_settings_warn_without_soft_targets(method):
+    config = HPMConfig(alphas=(0.0,), temperatures=(1.0, 3.0), use_adaptive_temperature=False,
+                       use_multi_teacher=True)
+    warned = _warned(config, method)
+    why = "no value of alphas is above 0 (alphas is (0.0,)); set alphas with a value above 0"
+    assert warned["temperatures"] == (
+        f"HPMConfig.temperatures=(1.0, 3.0) has no effect: {why}, or leave temperatures at "
+        "its default ((1.0, 2.0, 4.0))."
+    )
+    if method == "hpm":
+        assert set(warned) == {"temperatures", "use_adaptive_temperature", "use_multi_teacher"}
+        assert warned["use_adaptive_temperature"].startswith(
+            f"HPMConfig.use_adaptive_temperature=False has no effect: {why}, ")
+    else:  # legacy uses neither switch at all, and says so
+        assert "the legacy method does not use it" in warned["use_adaptive_temperature"]
+    # One alpha above 0 is enough (the hard-label alpha beside it changes nothing).
+    soft = _warned(config.with_updates(alphas=(0.0, 0.5)), method)
+    assert set(soft) == (set() if method == "hpm" else {
+        "use_adaptive_temperature", "use_multi_teacher"})
+
+
+def test_the_api_warns_them_before_the_run(binary_frame, monkeypatch):
+    import hpmkd.distiller
+    from hpmkd import AutoDistiller, DistillationDataset, HPMKDConfigWarning
+
+    class Stopped(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stopped
+
+    monkeypatch.setattr(hpmkd.distiller.engine, "run", stop)  # the warnings come first
+    ds = DistillationDataset(binary_frame.assign(p0=0.5, p1=0.5), target="target",
+                             teacher_proba_cols=["p0", "p1"])
+    config = HPMConfig(alphas=(0.0,), temperatures=(2.0,), selection_rule="best",
+                       noninferiority_margin=0.05)
+    with pytest.warns(HPMKDConfigWarning) as caught, pytest.raises(Stopped):
+        AutoDistiller(ds, method="hpm", config=config).run()
+    messages = [str(w.message) for w in caught if w.category is HPMKDConfigWarning]
+    assert messages == config.ineffective_messages("hpm")
+    assert [m.split("=", 1)[0] for m in messages] == [
+        "HPMConfig.temperatures", "HPMConfig.noninferiority_margin"]
+
+
+def test_the_app_and_the_help_show_the_new_conditions():
+    config = HPMConfig(selection_rule="best", min_saving=3.0, alphas=(0.0,),
+                       temperatures=(2.0,), max_capacity_steps=0, min_compression=9.0)
+    messages = configform.ineffective_messages(config, "hpm")
+    assert messages == config.ineffective_messages("hpm", include_server=False)
+    assert {m.split("=", 1)[0] for m in messages} == {
+        "HPMConfig.min_saving", "HPMConfig.temperatures", "HPMConfig.min_compression"}
+    # With the method still open (no data yet), what has no effect under either method
+    # (legacy has no climb: min_compression is idle there too).
+    open_method = configform.ineffective_messages(config, None)
+    assert open_method == messages
+    help_text = HPMConfig.field_spec("temperatures").describe()
+    assert help_text.endswith("Only with alphas>0.")
+
+
+def test_a_field_said_to_need_a_condition_really_does_nothing_without_it():
+    # Soft targets at alpha 0 are the labels whatever the temperature.
+    import numpy as np
+
+    from hpmkd.components.selection_rule import select_student
+    from hpmkd.students import soft_targets
+    from tests.test_selection_rule import _candidate, _labels
+
+    rng = np.random.default_rng(0)
+    teacher = rng.dirichlet([1, 1], size=50)
+    y = rng.integers(0, 2, size=50)
+    labels = soft_targets(teacher, y, temperature=1.0, alpha=0.0)
+    for t in (0.5, 3.0, 16.0):
+        np.testing.assert_array_equal(soft_targets(teacher, y, t, 0.0), labels)
+    assert not np.array_equal(soft_targets(teacher, y, 3.0, 0.5), labels)  # can differ
+    # Under "best", min_saving and the margin change neither the choice nor its record;
+    # under the default rule the same candidates give another choice (so it can fail).
+    y_val = _labels(1)
+    big = _candidate("big", y_val, 1.2, 1, 100_000)
+    alike = _candidate("alike", y_val, 1.19, 1, 10_000)
+    settings = ((2.0, 0.01), (1.1, 0.2), (50.0, 0.0))
+    decisions = [select_student([big, alike], y_val, None, "ks", "best", saving, margin, 0)
+                 for saving, margin in settings]
+    assert all(d == decisions[0] for d in decisions) and decisions[0][0] is big
+    default_rule = select_student([big, alike], y_val, None, "ks", "smaller_if_noninferior",
+                                  2.0, 0.05, 0)
+    assert default_rule[0] is alike
 
 
 def test_a_field_said_to_need_a_switch_really_does_nothing_without_it(tmp_path):
@@ -360,3 +502,73 @@ def test_a_field_that_needs_a_choice_warns_without_it():
         "teacher_refit='oof', or leave teacher_refit_folds at its default (5)."
     ]
     assert HPMConfig(teacher_refit_folds=3, teacher_refit="oof").ineffective_fields("hpm") == []
+
+
+# ---------------------------------------------------------------------- loose values refused
+REFUSED = [
+    # (field, value for HPMConfig, text for from_dict / --set, words of the message)
+    ("families", ("lgbm", "lgbm"), "lgbm,lgbm", "'lgbm' is given more than once"),
+    ("alphas", (0.5, 0.5), "0.5,0.5", "0.5 is given more than once"),
+    ("temperatures", (2.0, 1.0, 2.0), "2,1,2", "2.0 is given more than once"),
+    ("memory_dir", "", "", "the text is empty (to leave it unset, give none)"),
+    ("cache_dir", "  ", " ", "the text is empty"),
+    ("dask_scheduler", "not an address", "not an address",
+     "the text does not have the form asked for; use a Dask scheduler address"),
+    ("dask_scheduler", "tcp://host:99999", "tcp://host:99999", "does not have the form"),
+    ("dask_scheduler", "localhost", "localhost", "does not have the form"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "text", "words"), REFUSED,
+                         ids=[f"{r[0]}={r[2]!r}" for r in REFUSED])
+def test_loose_values_are_refused_in_the_config_from_dict_and_set(
+    name, value, text, words, tmp_path, capsys
+):
+    message = _rejects(name, value)
+    assert message.startswith(f"HPMConfig.{name}=") and words in message, message
+    assert HPMConfig.field_spec(name).requirement() in message  # what to give instead
+    with pytest.raises(HPMKDInputError) as info:
+        HPMConfig.from_dict({name: text})
+    assert words in str(info.value)
+    data = tmp_path / "data.csv"
+    data.write_text("a,target\n1,0\n")
+    code = main(["distill", str(data), "--target", "target", "--set", f"{name}={text}",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: HPMConfig.{name}=") and words in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text", ["0.5,,0.1", "0.5,", ",0.5", ","])
+def test_an_empty_list_item_is_refused_not_skipped(text):
+    with pytest.raises(HPMKDInputError) as info:
+        HPMConfig.from_dict({"alphas": text})
+    position = [t.strip() for t in text.split(",")].index("") + 1
+    assert str(info.value) == (
+        f"HPMConfig.alphas: item {position} of {text!r} is empty; give the values separated "
+        "by single commas, like 0.9,0.5,0.1,0."
+    )
+    with pytest.raises(HPMKDInputError, match=r"item 2 of 'lgbm, ,tree' is empty"):
+        HPMConfig.from_dict({"families": "lgbm, ,tree"})
+    # Spaces around the commas are still fine.
+    assert HPMConfig.from_dict({"alphas": " 0.5 , 0.1 "}).alphas == (0.5, 0.1)
+
+
+def test_none_unsets_but_empty_text_does_not():
+    # The documented convention (--set help, HPMConfig.from_dict): none/null unset.
+    for word in ("none", "None", "null"):
+        assert HPMConfig.from_dict({"memory_dir": word}).memory_dir is None
+        assert HPMConfig.from_dict({"time_budget_s": word}).time_budget_s is None
+    assert "none" in HPMConfig.from_dict.__doc__
+    with pytest.raises(HPMKDInputError, match="Give a value, or none to leave it unset"):
+        HPMConfig.from_dict({"time_budget_s": ""})
+
+
+@pytest.mark.parametrize("address", [
+    "tcp://127.0.0.1:8786", "tcp://scheduler", "tls://sched.example.com:8786",
+    "tls://[::1]:8786", "ucx://10.0.0.5:13337", "ws://host:8786", "inproc://10.0.0.1/4242/1",
+    "sched-1.internal:8786", "127.0.0.1:8786", "[::1]:8786",
+])
+def test_dask_addresses_of_every_form_dask_reads_are_accepted(address):
+    assert HPMConfig(dask_scheduler=address).dask_scheduler == address
+    assert HPMConfig.from_dict({"dask_scheduler": address}).dask_scheduler == address

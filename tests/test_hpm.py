@@ -491,20 +491,59 @@ def test_similar_dataset_warm_starts_from_past_run_but_not_from_itself(home):
     )
 
 
+def test_a_warm_start_trains_its_stored_temperatures_and_says_what_it_merged(home):
+    # The memory offers two settings that differ only in temperature, and one of a family
+    # this run does not search: one configuration whose first two trials take the two
+    # stored temperatures, and a record of what became of each stored setting.
+    from hpmkd.components.memory import SharedOptimizationMemory
+
+    ds = make_dataset(2, "synthetic-B")
+    past = SharedOptimizationMemory.from_config(HPMConfig()).record_run(
+        "past", ds.meta_features(), "ks",
+        [{"family": "logreg", "capacity": "small", "temperature": 4.0, "alpha": 0.9,
+          "val_score": 0.6},
+         {"family": "logreg", "capacity": "small", "temperature": 1.5, "alpha": 0.9,
+          "val_score": 0.59},
+         {"family": "mlp", "capacity": "small", "temperature": 2.0, "alpha": 0.5,
+          "val_score": 0.58}],
+        fingerprint="other data",
+    )
+    distiller = run_hpm(ds, **{**SMALL, "use_cache": False})
+    details = distiller.result_.components
+    first = details.selection.configs[0]
+    assert first["label"] == "logreg-small a=0.9 T=4,1.5,auto" and first["warm_started"]
+    assert first["start_temperatures"] == [4.0, 1.5]
+    warm = distiller.summary()["details"]["warm_start"]
+    assert [c["use"] for c in warm["configs"]] == [
+        "trained as logreg-small a=0.9 T=4,1.5,auto; its temperature 4 is trial 0's",
+        "merged into logreg-small a=0.9 T=4,1.5,auto (the same family, capacity and alpha, "
+        "whose temperatures the scheduler sets: one configuration); its temperature 1.5 is "
+        "trial 1's",
+        "not used: family 'mlp' is not searched (families=logreg,tree,lgbm)",
+    ]
+    assert warm["runs"] == [past.run_id]
+    # The trials trained at the stored temperatures (trial 1 unless racing stopped the
+    # configuration after trial 0), and the temperature record says why.
+    decisions = {d["candidate"]: d for d in details.temperature.decisions}
+    assert decisions["logreg-small T=4 a=0.9 #0"]["reason"].startswith("warm start: ")
+    stopped = {r["config"] for r in details.racing.stopped} if details.racing else set()
+    if first["label"] not in stopped:
+        assert decisions["logreg-small T=1.5 a=0.9 #1"]["reason"].startswith("warm start: ")
+    names = distiller.results_df["name"].tolist()
+    assert "logreg-small T=4 a=0.9 #0" in names
+
+
 def memory_records(home: Path) -> list:
     from hpmkd.components.memory import SQLiteStore
 
     return SQLiteStore(home / "memory" / "memory.sqlite").all()
 
 
-#: The columns of results.csv that differ between two runs of the same inputs (README,
-#: "Reproducing a run"): two clocks, and whether the cache served the row.
-CLOCK_COLUMNS = ["fit_seconds", "latency_ms_1k", "from_cache"]
-
-
 def results_csv(distiller) -> bytes:
-    """results.csv as the CLI writes it, without the clock columns."""
-    return distiller.results_df.drop(columns=CLOCK_COLUMNS).to_csv(index=False).encode()
+    """results.csv as the CLI writes it (the clocks are in timings.csv)."""
+    from hpmkd.results_table import results_csv as to_csv
+
+    return to_csv(distiller.results_df)
 
 
 def test_memory_off_and_the_same_seed_reproduce_results_csv_exactly(tmp_path, monkeypatch):
@@ -520,6 +559,79 @@ def test_memory_off_and_the_same_seed_reproduce_results_csv_exactly(tmp_path, mo
     assert not first.results_df["fit_seconds"].equals(second.results_df["fit_seconds"])
 
 
+# The reproduce procedure of README ("Reproducing a run") through the command line:
+# results.csv compared byte for byte, every column.
+CLI_SMALL = ["--set", "max_configs=3", "--set", "n_trials=2", "--set",
+             "families=logreg,tree,lgbm"]
+
+
+def write_cli_data(folder: Path, seed: int) -> Path:
+    """A seeded table with the probabilities of a teacher fitted on other rows of the same
+    kind as columns p0, p1 (similar tables for similar seeds: warm starts)."""
+    frame = make_classification_frame(n_rows=N_ROWS, n_features=N_FEATURES, seed=seed)
+    other = make_classification_frame(n_rows=N_ROWS, n_features=N_FEATURES, seed=seed + 50)
+    teacher = fit_lgbm_teacher(other.drop(columns="target"), other["target"], TEACHER_TREES)
+    proba = teacher.predict_proba(frame.drop(columns="target"))
+    path = folder / f"data{seed}.csv"
+    frame.assign(p0=proba[:, 0], p1=proba[:, 1]).to_csv(path, index=False)
+    return path
+
+
+def distill_cli(data: Path, out: Path, *settings: str, seed: int = 7) -> Path:
+    """``hpmkd distill`` with the small hpm settings and ``--set`` ``settings``."""
+    code = cli_main([
+        "distill", str(data), "--target", "target", "--teacher-proba-cols", "p0,p1",
+        "--method", "hpm", "--seed", str(seed), "--quiet", *CLI_SMALL,
+        *(part for setting in settings for part in ("--set", setting)), "--out", str(out),
+    ])  # fmt: skip
+    assert code == 0
+    return out
+
+
+def test_the_cli_with_memory_off_writes_results_csv_byte_for_byte_again(home, tmp_path):
+    data = write_cli_data(tmp_path, 1)
+    off = ("use_memory=false", "use_cache=false")
+    first = distill_cli(data, tmp_path / "first", *off)
+    second = distill_cli(data, tmp_path / "second", *off)
+    results = (first / "results.csv").read_bytes()
+    assert results == (second / "results.csv").read_bytes()  # every column, every byte
+    assert b"fit_seconds" not in results and b"latency_ms_1k" not in results
+    # The clocks are in timings.csv, by name and row for row, and they did change.
+    one, two = (pd.read_csv(out / "timings.csv") for out in (first, second))
+    assert list(one.columns) == ["name", "fit_seconds", "latency_ms_1k", "from_cache"]
+    assert one["name"].tolist() == pd.read_csv(first / "results.csv")["name"].tolist()
+    assert one["name"].tolist() == two["name"].tolist()
+    assert not one["fit_seconds"].equals(two["fit_seconds"])
+    # The disk cache changes no byte of results.csv either: a cold run with the cache on,
+    # then the identical rerun the run cache serves (the same files again, timings too).
+    cold = distill_cli(data, tmp_path / "cold", "use_memory=false")
+    served = distill_cli(data, tmp_path / "served", "use_memory=false")
+    assert json.loads((served / "summary.json").read_text())["run_cache"]["served"] is True
+    for name in ("results.csv", "timings.csv", "best_model.joblib"):
+        assert (served / name).read_bytes() == (cold / name).read_bytes(), name
+    assert (cold / "results.csv").read_bytes() == results
+
+
+def test_the_cli_reproduces_a_warm_started_run_from_a_copy_of_its_memory(home, tmp_path):
+    import shutil
+
+    memory, snapshot = tmp_path / "memory", tmp_path / "memory-copy"
+    distill_cli(write_cli_data(tmp_path, 1), tmp_path / "a", f"memory_dir={memory}")
+    shutil.copytree(memory, snapshot)  # no run uses it now: the memory as B will find it
+    data_b = write_cli_data(tmp_path, 2)
+    original = distill_cli(data_b, tmp_path / "b", f"memory_dir={memory}")
+    runs = json.loads((original / "summary.json").read_text())["warm_start_runs"]
+    assert runs  # B warm-started from A
+    # Another run on similar data changes the memory: B would now decide otherwise.
+    distill_cli(write_cli_data(tmp_path, 3), tmp_path / "c", f"memory_dir={memory}")
+    drifted = distill_cli(data_b, tmp_path / "b-drifted", f"memory_dir={memory}")
+    assert json.loads((drifted / "summary.json").read_text())["warm_start_runs"] != runs
+    # The rerun pointed at the copy is the original run, byte for byte.
+    again = distill_cli(data_b, tmp_path / "b-again", f"memory_dir={snapshot}")
+    assert json.loads((again / "summary.json").read_text())["warm_start_runs"] == runs
+    assert (again / "results.csv").read_bytes() == (original / "results.csv").read_bytes()
+
+
 def test_a_warm_started_run_reproduces_from_its_memory_snapshot(home):
     import shutil
 
@@ -528,19 +640,25 @@ def test_a_warm_started_run_reproduces_from_its_memory_snapshot(home):
     snapshot = home.parent / "memory-snapshot"
     shutil.copytree(home / "memory", snapshot)  # the memory as the next run finds it
 
+    def offered(distiller) -> list[tuple]:
+        """The stored settings the warm start offered, with the runs that offered them."""
+        return [(c["run_id"], c["family"], c["capacity"], c["temperature"], c["alpha"])
+                for c in distiller.result_.components.warm_start.configs]
+
     ds_b = make_dataset(2, "synthetic-B")
     original = run_hpm(ds_b, **nocache)
     assert original.summary()["warm_start_runs"]
-    # Another similar run changes the memory: B now also warm-starts from C.
+    # Another similar run changes the memory: B's warm start now also draws on C.
     run_hpm(make_dataset(3, "synthetic-C"), **nocache)
     drifted = run_hpm(ds_b, **nocache)
     warm = drifted.result_.components.warm_start
     assert "synthetic-C" in {n["dataset"] for n in warm.neighbours}
-    assert drifted.summary()["warm_start_runs"] != original.summary()["warm_start_runs"]
+    assert offered(drifted) != offered(original)
 
     shutil.rmtree(home / "memory")
     shutil.copytree(snapshot, home / "memory")  # restore the snapshot
     again = run_hpm(ds_b, **nocache)
+    assert offered(again) == offered(original)
     assert again.summary()["warm_start_runs"] == original.summary()["warm_start_runs"]
     assert again.best_name == original.best_name
     assert results_csv(again) == results_csv(original)

@@ -91,6 +91,44 @@ def test_a_clearly_worse_smaller_model_is_not_chosen():
     assert chosen is big
     assert decision.checked[0]["noninferior"] is False
     assert "none of the 1 candidate(s)" in decision.reason
+    # The numbers of the closest one: its point difference missed the margin already.
+    diff = big.val["ks"] - weak.val["ks"]
+    assert decision.reason.endswith(
+        f"closest: weak, 100.0x smaller, validation ks {diff:.4f} below, beyond the margin "
+        "already (no bound needed)")
+
+
+def test_a_kept_top_names_the_closest_smaller_candidate_with_its_bound():
+    # Two smaller candidates close to the top on validation, neither non-inferior within a
+    # tight margin: the reason names the one with the lowest upper bound, with the numbers
+    # of the record (saving, difference, bound) and the level.
+    y = _labels(5)
+    top = _candidate("top", y, 1.2, 1, 120_000)
+    near = _just_above(_candidate("base", y, 1.15, 2, 1), y, "near", None, 40_000)
+    far = _candidate("far", y, 1.1, 3, 30_000)
+    assert top.val["ks"] > near.val["ks"] and top.val["ks"] > far.val["ks"]
+    chosen, decision = _select([top, near, far], y, margin=0.005 + top.val["ks"] - min(
+        near.val["ks"], far.val["ks"]))
+    assert chosen is top, decision.reason
+    bounded = [e for e in decision.checked if e["upper_bound"] is not None]
+    assert len(bounded) == 2 and not any(e["noninferior"] for e in bounded)
+    closest = min(bounded, key=lambda e: e["upper_bound"])
+    assert decision.reason.endswith(
+        f"closest: {closest['name']}, {closest['saving']:.1f}x smaller, validation ks "
+        f"{closest['difference']:.4f} below, up to {closest['upper_bound']:.4f} below at the "
+        "one-sided 95% bound (Bonferroni: level 0.05/2 each, m=2)")
+
+
+def test_without_a_candidate_that_offers_the_saving_the_reason_names_the_largest():
+    y = _labels(6)
+    top = _candidate("top", y, 1.5, 1, 100_000)
+    others = [_candidate("a", y, 1.0, 2, 80_000), _candidate("b", y, 1.0, 3, 62_500)]
+    chosen, decision = _select([top, *others], y)
+    assert chosen is top and decision.n_compared == 0
+    assert decision.reason.endswith(
+        "no candidate is 2x smaller (the smallest, b, is 1.6x smaller)")
+    _, alone = _select([top], y)
+    assert alone.reason.endswith("no candidate is 2x smaller (no other candidate)")
 
 
 def test_a_halving_rung_never_beats_the_same_config_on_all_rows_by_size():
@@ -173,6 +211,15 @@ def test_a_single_fit_not_clearly_above_the_seed_average_is_set_aside():
     assert aside["lucky"]["val"] > aside["lucky"]["average_val"] == average.val["ks"]
     for text in ("set aside", "lucky", "tied", "the average below it in", "paired resamples"):
         assert text in decision.reason
+    # The kept top is the highest of the competing candidates, not of all: lucky scored
+    # higher, so the reason must not say "highest validation ks" alone.
+    assert decision.reason.startswith(
+        f"highest validation ks among the competing candidates ({average.val['ks']:.4f});")
+    assert lucky.val["ks"] > average.val["ks"]
+    # Without anything left out, the plain words (the same candidates, set-aside rule off).
+    _, plain = select_student([average, weaker], y, None, "ks", "smaller_if_noninferior",
+                              2.0, 0.01, 0)
+    assert plain.reason.startswith(f"highest validation ks ({average.val['ks']:.4f});")
 
 
 def test_a_single_fit_clearly_above_the_seed_average_still_competes():

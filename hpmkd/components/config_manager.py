@@ -19,13 +19,24 @@ it from measurements on the dataset at hand, not from a fixed table:
    best alpha are dropped. The manager may so keep fewer than ``max_configs``: slots
    are not filled with configurations the screening already showed to be worse.
 4. **Warm start**: settings that won on similar past datasets (from
-   :class:`~hpmkd.components.memory.SharedOptimizationMemory`) go first.
+   :class:`~hpmkd.components.memory.SharedOptimizationMemory`) go first, within this
+   run's search space (a family, alpha, or with ``use_adaptive_temperature`` off a
+   temperature, this run does not search is not used). Every stored field is used: the
+   family, capacity and alpha make the configuration; the past validation score is its
+   score and reason; the temperature is that of the configuration's first trial (with
+   the adaptive scheduler, which sets the later trials'; without it, every trial's). Two
+   stored settings that differ only in temperature are one configuration of the
+   scheduler: they are merged into one whose first trials take their temperatures in
+   turn (at most ``n_trials``; at alpha 0, where the temperature does nothing, they are
+   simply one setting). What became of each stored setting is in
+   :attr:`AdaptiveConfigurationManager.warm_use_`.
 
 Each kept configuration records the reason it was kept.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable
@@ -45,7 +56,9 @@ SMALL_DATA_ROWS = 2000
 @dataclass(frozen=True)
 class SelectedConfig:
     """One configuration to train. ``temperature`` is ``None`` when the scheduler sets it;
-    ``source_run`` is the id of the past run a warm-started configuration came from."""
+    ``start_temperatures`` are then the temperatures of the first trials, in order, before
+    the scheduler takes over (a warm-started setting's stored temperatures); ``source_run``
+    is the id of the past run a warm-started configuration came from."""
 
     family: str
     capacity: str
@@ -55,11 +68,32 @@ class SelectedConfig:
     reason: str
     warm_started: bool = False
     source_run: str | None = None
+    start_temperatures: tuple[float, ...] = ()
 
     def label(self) -> str:
-        """Short name, e.g. ``lgbm-medium a=0.5 T=auto``."""
-        t = "auto" if self.temperature is None else f"{self.temperature:g}"
+        """Short name, e.g. ``lgbm-medium a=0.5 T=auto``, ``lgbm-medium a=0.5 T=4,1,auto``
+        (trials 0 and 1 at the stored temperatures 4 and 1, the scheduler's after)."""
+        if self.temperature is not None:
+            t = f"{self.temperature:g}"
+        else:
+            t = ",".join([*(f"{x:g}" for x in self.start_temperatures), "auto"])
         return f"{self.family}-{self.capacity} a={self.alpha:g} T={t}"
+
+    def key(self) -> tuple:
+        """What makes two configurations the same: family, capacity, alpha and the
+        fixed temperature (``None`` when the scheduler sets it, and at alpha 0, where
+        the temperature changes nothing)."""
+        t = None if self.alpha == 0 else self.temperature
+        return (self.family, self.capacity, t, self.alpha)
+
+    def trial_temperature(self, trial: int) -> float | None:
+        """The temperature of ``trial`` if the configuration fixes it (its temperature,
+        or a start temperature), else ``None`` (the scheduler's)."""
+        if self.temperature is not None:
+            return self.temperature
+        if trial < len(self.start_temperatures):
+            return self.start_temperatures[trial]
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for the run record."""
@@ -73,6 +107,7 @@ class SelectedConfig:
             "reason": self.reason,
             "warm_started": self.warm_started,
             "source_run": self.source_run,
+            "start_temperatures": list(self.start_temperatures),
         }
 
 
@@ -95,6 +130,9 @@ class AdaptiveConfigurationManager:
         self.temperature_scores_: dict[float, float] = {}
         self.temperature_alpha_: float | None = None
         self.temperature_family_: tuple[str, str] | None = None
+        #: After :meth:`select`: what became of each warm-start setting offered, in order
+        #: ("trained as ...", "merged into ...", "not used: ..."), with the reason.
+        self.warm_use_: list[str] = []
 
     # ------------------------------------------------------------------ screening
     def capacities(self, n_train: int) -> tuple[str, ...]:
@@ -192,33 +230,36 @@ class AdaptiveConfigurationManager:
         warm_reason: str = "",
     ) -> list[SelectedConfig]:
         """Keep up to ``max_configs`` promising, diverse configurations (call after
-        :meth:`screen`)."""
+        :meth:`screen`).
+
+        Parameters
+        ----------
+        meta_features : dict
+            Of this run's dataset (for the reasons).
+        warm_configs : tuple of dict
+            Stored settings to try first (``WarmStart.configs``), best first.
+        warm_reason : str
+            Why they are offered (``WarmStart.reason``).
+
+        Returns
+        -------
+        list of SelectedConfig
+            Warm-started configurations first; :attr:`warm_use_` says what became of
+            each of ``warm_configs``.
+        """
         cfg = self.config
         adaptive_t = cfg.use_adaptive_temperature
         selected: list[SelectedConfig] = []
         seen: set[tuple] = set()
 
         def add(item: SelectedConfig) -> None:
-            key = (item.family, item.capacity, item.temperature, item.alpha)
+            key = item.key()
             if key not in seen and len(selected) < cfg.max_configs:
                 seen.add(key)
                 selected.append(item)
 
-        for warm in warm_configs:
-            if warm.get("family") not in cfg.families or warm.get("capacity") not in CAPACITIES:
-                continue
-            add(
-                SelectedConfig(
-                    family=warm["family"],
-                    capacity=warm["capacity"],
-                    temperature=None if adaptive_t else float(warm.get("temperature", 1.0)),
-                    alpha=float(warm.get("alpha", 0.5)),
-                    score=_score(warm.get("val_score")),
-                    reason=f"{warm_reason}; that run's val score {_fmt(warm.get('val_score'))}",
-                    warm_started=True,
-                    source_run=warm.get("run_id"),
-                )
-            )
+        selected.extend(self._warm(warm_configs, warm_reason))
+        seen.update(c.key() for c in selected)
 
         ranked_pairs = sorted(self.screen_scores_.items(), key=lambda kv: -kv[1])
         scores = np.array([s for _, s in ranked_pairs if np.isfinite(s)])
@@ -262,6 +303,114 @@ class AdaptiveConfigurationManager:
                 )
         return selected
 
+    def _warm(self, warm_configs: tuple[dict, ...], warm_reason: str) -> list[SelectedConfig]:
+        """The configurations of the warm-start settings, in order; fills
+        :attr:`warm_use_` (see the module docstring, step 4)."""
+        cfg = self.config
+        adaptive_t = cfg.use_adaptive_temperature
+        out: list[SelectedConfig] = []
+        # Per stored setting: index into ``out`` (None: not used), a sentence or the verb
+        # "trained as" / "merged into", and the trial its temperature starts (or None).
+        fate: list[tuple[int | None, str, int | None]] = []
+        for warm in warm_configs:
+            why_not = self._outside(warm)
+            if why_not:
+                fate.append((None, f"not used: {why_not}", None))
+                continue
+            alpha, t = float(warm["alpha"]), float(warm.get("temperature", 1.0))
+            score = warm.get("val_score")
+            item = SelectedConfig(
+                family=warm["family"],
+                capacity=warm["capacity"],
+                temperature=None if adaptive_t else t,
+                alpha=alpha,
+                score=_score(score),
+                reason=f"{warm_reason}; that run's val score {_fmt(score)}",
+                warm_started=True,
+                source_run=warm.get("run_id"),
+            )
+            index = next((i for i, c in enumerate(out) if c.key() == item.key()), None)
+            if index is None and len(out) >= cfg.max_configs:
+                fate.append((None, f"not used: the max_configs={cfg.max_configs} slots are "
+                             "taken by stored settings ranked before it", None))
+                continue
+            verb = "merged into" if index is not None else "trained as"
+            if index is None:
+                out.append(item)
+                index = len(out) - 1
+            trial = None
+            first = out[index]
+            if first.temperature is None and alpha > 0 and len(first.start_temperatures) < (
+                cfg.n_trials
+            ):
+                # The scheduler's configuration: the stored temperature is the next trial's.
+                trial = len(first.start_temperatures)
+                also = "" if verb == "trained as" else (
+                    f"; also its setting at T={t:g} (val score {_fmt(score)})"
+                )
+                out[index] = dataclasses.replace(
+                    first, start_temperatures=(*first.start_temperatures, t),
+                    reason=first.reason + also,
+                )
+            fate.append((index, verb, trial))
+        self.warm_use_ = [
+            self._warm_use(warm, out[index] if index is not None else None, text, trial)
+            for warm, (index, text, trial) in zip(warm_configs, fate, strict=True)
+        ]
+        return out
+
+    def _outside(self, warm: dict) -> str:
+        """Why stored setting ``warm`` lies outside this run's search space ("" if it
+        does not): a setting the person left out is not brought back by the memory."""
+        cfg = self.config
+        family, capacity = warm.get("family"), warm.get("capacity")
+        if family not in cfg.families:
+            return f"family {family!r} is not searched (families={','.join(cfg.families)})"
+        if capacity not in CAPACITIES:
+            return f"capacity {capacity!r} is not one of {', '.join(CAPACITIES)}"
+        alpha = float(warm.get("alpha", math.nan))
+        if alpha not in cfg.alphas:
+            return (
+                f"alpha {alpha:g} is not searched "
+                f"(alphas={','.join(f'{a:g}' for a in cfg.alphas)})"
+            )
+        t = float(warm.get("temperature", 1.0))
+        if not cfg.use_adaptive_temperature and alpha > 0 and t not in cfg.temperatures:
+            return (
+                f"temperature {t:g} is not searched (use_adaptive_temperature is off, "
+                f"temperatures={','.join(f'{x:g}' for x in cfg.temperatures)})"
+            )
+        return ""
+
+    def _warm_use(
+        self, warm: dict, config: SelectedConfig | None, verb: str, trial: int | None
+    ) -> str:
+        """One sentence: what became of stored setting ``warm`` (see :meth:`_warm`)."""
+        if config is None:
+            return verb
+        t = float(warm.get("temperature", 1.0))
+        where = f"{verb} {config.label()}"
+        if verb == "merged into":
+            where += " (the same family, capacity and alpha"
+            where += ")" if config.alpha == 0 or config.temperature is not None else (
+                ", whose temperatures the scheduler sets: one configuration)"
+            )
+        if config.alpha == 0:
+            return (
+                f"{where}; its temperature {t:g} is not used: alpha 0 learns from the "
+                "labels only, which no temperature changes"
+            )
+        if config.temperature is not None:
+            return f"{where}; every trial at its temperature {t:g}"
+        if trial is None:
+            return (
+                f"{where}; its temperature {t:g} is not used: all n_trials="
+                f"{self.config.n_trials} trial(s) start at stored temperatures already"
+            )
+        after = _scheduler_after(config, self.config.n_trials)
+        return f"{where}; its temperature {t:g} is trial {trial}'s{after}"
+
+
     def _reason(
         self,
         pair: tuple[str, str],
@@ -295,3 +444,13 @@ def _score(value: Any) -> float:
 
 def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{float(value):.4f}"
+
+
+def _scheduler_after(config: SelectedConfig, n_trials: int) -> str:
+    """The trials of ``config`` without a stored temperature, as the words
+    ``" (the scheduler sets trials 1 to 2)"`` ("" when every trial has one)."""
+    first = len(config.start_temperatures)
+    if first >= n_trials:
+        return ""
+    trials = f"trial {first}" if first == n_trials - 1 else f"trials {first} to {n_trials - 1}"
+    return f" (the scheduler sets {trials})"

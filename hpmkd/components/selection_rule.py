@@ -32,7 +32,13 @@ fold on all 8,000 of the engine's rows the single scored 0.0130 below the teache
 average 0.0013 above it (docs/HPM.md, "Seed averages").
 
 The decision record carries the numbers: margin, level, m, and for each candidate checked
-its saving, score difference and upper bound.
+its saving, score difference and upper bound. The reason says them too: when the top
+candidate is kept, it names the closest of the smaller candidates (the lowest upper bound,
+or the smallest difference where none was computed) with its saving, its validation loss
+and the bound of that loss; when no candidate offers the saving, the largest saving there
+is. When candidates were left out of the competition (set aside for a seed average,
+superseded), "highest validation" reads "among the competing candidates": a left-out
+single fit may score higher on validation.
 """
 
 from __future__ import annotations
@@ -156,6 +162,7 @@ def select_student(
     selected, decision = _apply_rule(
         [c for c in pool if c.name not in names],
         y_val, reference_val, metric, rule, min_saving, margin, seed,
+        competing=bool(aside or superseded),
     )
     note = ""
     if aside:
@@ -191,8 +198,11 @@ def _apply_rule(
     min_saving: float,
     margin: float,
     seed: int,
+    competing: bool = False,
 ) -> tuple[CandidateResult, SelectionDecision]:
-    """The rule itself on the competing candidates (parameters of :func:`select_student`)."""
+    """The rule itself on the competing candidates (parameters of :func:`select_student`;
+    ``competing``: some candidates were left out, which the reason says)."""
+    among = " among the competing candidates" if competing else ""
     full_rows = max(c.train_rows for c in candidates)
     on_all_rows = {c.spec.key() for c in candidates if c.spec and c.train_rows == full_rows}
 
@@ -207,7 +217,7 @@ def _apply_rule(
             rule=rule,
             top_by_validation=top.name,
             selected=top.name,
-            reason=f"highest validation {metric} ({top_score:.4f})",
+            reason=f"highest validation {metric}{among} ({top_score:.4f})",
         )
     eligible = [
         c for c in candidates if c is not top and saving(top, c) >= min_saving and not shadowed(c)
@@ -252,24 +262,50 @@ def _apply_rule(
         "n_compared": m,
     }
     if not passed:
-        why = (
-            f"no candidate is {min_saving:g}x smaller"
-            if not m
-            else f"none of the {m} candidate(s) at least {min_saving:g}x smaller is "
-            f"non-inferior within {margin:g} {metric}"
-        )
-        reason = f"highest validation {metric} ({top_score:.4f}); {why}"
+        if not m:
+            others = [c for c in candidates if c is not top and not shadowed(c)]
+            smallest = max(others, key=lambda c: saving(top, c), default=None)
+            why = f"no candidate is {min_saving:g}x smaller" + (
+                f" (the smallest, {smallest.name}, is {saving(top, smallest):.1f}x smaller)"
+                if smallest is not None else " (no other candidate)"
+            )
+        else:
+            why = (
+                f"none of the {m} candidate(s) at least {min_saving:g}x smaller is "
+                f"non-inferior within {margin:g} {metric}; {_closest(checked, metric, m)}"
+            )
+        reason = f"highest validation {metric}{among} ({top_score:.4f}); {why}"
         return top, SelectionDecision(selected=top.name, reason=reason, **record)
     chosen = passed[0]
     entry = next(e for e in checked if e["name"] == chosen.name)
+    top_words = "top competing validation candidate" if competing else "top validation candidate"
     reason = (
-        f"{entry['saving']:.1f}x smaller than the top validation candidate "
+        f"{entry['saving']:.1f}x smaller than the {top_words} "
         f"{top.name} and non-inferior to it: validation {metric} {score_of(chosen, metric):.4f}"
         f" vs {top_score:.4f}, one-sided upper bound of the difference "
         f"{entry['upper_bound']:.4f} < margin {margin:g} (level {LEVEL:g}, Bonferroni over "
         f"{m} candidate(s) at least {min_saving:g}x smaller)"
     )
     return chosen, SelectionDecision(selected=chosen.name, reason=reason, **record)
+
+
+def _closest(checked: Sequence[Mapping[str, object]], metric: str, m: int) -> str:
+    """The smaller candidate that came closest to non-inferiority, with its numbers:
+    the lowest upper bound, or, where no bound was computed (every point difference
+    already missed the margin), the smallest difference."""
+    bounded = [e for e in checked if e["upper_bound"] is not None]
+    if bounded:
+        e = min(bounded, key=lambda e: (e["upper_bound"], e["difference"]))
+        return (
+            f"closest: {e['name']}, {e['saving']:.1f}x smaller, validation {metric} "
+            f"{e['difference']:.4f} below, up to {e['upper_bound']:.4f} below at the "
+            f"one-sided {1 - LEVEL:.0%} bound (Bonferroni: level {LEVEL:g}/{m} each, m={m})"
+        )
+    e = min(checked, key=lambda e: e["difference"])
+    return (
+        f"closest: {e['name']}, {e['saving']:.1f}x smaller, validation {metric} "
+        f"{e['difference']:.4f} below, beyond the margin already (no bound needed)"
+    )
 
 
 def singles_not_clearly_above_average(

@@ -88,7 +88,7 @@ def _adaptive(
         warm.configs if warm is not None and warm.used else (),
         warm.reason if warm is not None else "",
     )
-    warm_record = _warm_record(warm, selected)
+    warm_record = _warm_record(warm, selected, manager.warm_use_)
     record = SelectionRecord(
         enabled=True,
         meta_features=meta,
@@ -110,7 +110,12 @@ def _adaptive(
     return selected, record, warm_record
 
 
-def _warm_record(warm: WarmStart | None, selected: list[SelectedConfig]) -> WarmStartRecord:
+def _warm_record(
+    warm: WarmStart | None, selected: list[SelectedConfig], uses: list[str] | None = None
+) -> WarmStartRecord:
+    """The warm-start record; each offered setting's ``use`` says what became of it
+    (``AdaptiveConfigurationManager.warm_use_``: trained as, merged into, or not used and
+    why), so no stored field is dropped silently."""
     if warm is None:
         return WarmStartRecord(
             enabled=False,
@@ -123,7 +128,11 @@ def _warm_record(warm: WarmStart | None, selected: list[SelectedConfig]) -> Warm
         enabled=True,
         used=warm.used,
         reason=warm.reason,
-        configs=tuple(plain["configs"]),
+        configs=tuple(
+            {**config, "use": use}
+            for config, use in zip(plain["configs"], uses or [None] * len(plain["configs"]),
+                                   strict=True)
+        ),
         neighbours=tuple(plain["neighbours"]),
         # The past runs whose settings phase 1 kept (not every neighbour: a setting
         # of a family this run does not search is dropped), in order of first use.
@@ -157,7 +166,9 @@ def remember(
     )
     configs, seen = [], set()
     for c in ranked:
-        key = (c.spec.family, c.spec.capacity, c.spec.temperature, c.spec.alpha)
+        # At alpha 0 the temperature changes nothing: one setting, whatever its T.
+        t = None if c.spec.alpha == 0 else c.spec.temperature
+        key = (c.spec.family, c.spec.capacity, t, c.spec.alpha)
         if key in seen:
             continue
         seen.add(key)

@@ -2,7 +2,8 @@
 
 Trial 0 of every configuration first (a time budget then still covers every
 configuration); jobs go to the executor in waves (sequential, joblib/loky or Dask), each
-served from the cache when it can be; temperatures come from the scheduler between waves;
+served from the cache when it can be; temperatures come from the scheduler between waves
+(a warm-started configuration's first trials take the temperatures stored with it);
 after each round of trials a configuration clearly worse than the incumbent on paired
 bootstrap resamples of the validation rows stops racing (:mod:`hpmkd.components.racing`);
 above ``HALVING_MIN_ROWS`` training rows, trials first train on a subsample and the best
@@ -199,7 +200,7 @@ def _predicted_jobs(
         scheduler.suggest(family)
     source = {"source": session.plan.candidate_source}
     return [
-        Job(_trial_spec(session, c, t, _temperature(scheduler, c)[0], n_train), source)
+        Job(_trial_spec(session, c, t, _temperature(scheduler, c, t)[0], n_train), source)
         for c, t in items
     ]
 
@@ -292,7 +293,7 @@ def _train_round(
         wave, items = items[:size], items[size:]
         jobs = []
         for config, trial in wave:
-            temperature, reason, feedback = _temperature(session.scheduler, config)
+            temperature, reason, feedback = _temperature(session.scheduler, config, trial)
             spec = _trial_spec(session, config, trial, temperature, n_train)
             jobs.append(Job(spec, {"source": session.plan.candidate_source}))
             session.temperature_log.append(
@@ -381,10 +382,20 @@ def _trial_spec(
 
 
 def _temperature(
-    scheduler: MetaTemperatureScheduler, config: SelectedConfig
+    scheduler: MetaTemperatureScheduler, config: SelectedConfig, trial: int
 ) -> tuple[float, str, dict]:
+    """The temperature of ``config``'s ``trial``, why, and the scheduler's feedback."""
     if config.temperature is not None:
         return config.temperature, "fixed by the configuration", {}
+    fixed = config.trial_temperature(trial)
+    if fixed is not None:
+        # A warm start's stored temperature: the setting as it did well on similar data;
+        # the scheduler's suggestion is not asked for (its grid cycle is not advanced).
+        return fixed, (
+            f"warm start: the temperature this setting had in a similar past run (trials "
+            f"0 to {len(config.start_temperatures) - 1} take stored temperatures, the "
+            "scheduler sets any later one)"
+        ), {}
     decision = scheduler.suggest(config.family)
     feedback = {f"{t:g}": s for t, s in sorted(decision.feedback.items())}
     return decision.temperature, decision.reason, feedback
