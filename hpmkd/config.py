@@ -124,7 +124,7 @@ class HPMConfig:
     )
     selection_metric: str = _setting(
         "ks", "choice", "Selection metric",
-        "Validation metric that picks the best student: ks (max |TPR - FPR|), auc, "
+        "Validation metric that picks the best student: ks (max (TPR - FPR)), auc, "
         "accuracy, f1, fidelity (same class as the teacher) or rank_fidelity (Spearman "
         "correlation with the teacher's scores).",
         choices=SELECTION_METRICS, methods=HPM_AND_LEGACY,

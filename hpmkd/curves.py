@@ -108,8 +108,9 @@ class KSCurve:
         Share of the class's rows (``pos``) and of the other rows (``neg``) with a score
         ``<= x``; zeros when the group is empty.
     ks : float
-        Largest ``|cdf_neg - cdf_pos|`` (equal to max ``|TPR - FPR|`` and to
-        :func:`hpmkd.metrics.ks_binary`); NaN when one of the groups is empty.
+        Largest ``cdf_neg - cdf_pos`` (equal to max ``TPR - FPR`` and to
+        :func:`hpmkd.metrics.ks_binary`: directional); NaN when one of the groups is
+        empty.
     at : float
         The score where the largest gap occurs (NaN with ``ks``).
     index : int
@@ -147,7 +148,7 @@ def ks_curve(y_pos: np.ndarray, score: np.ndarray) -> KSCurve:
         return KSCurve(x, zeros, zeros.copy(), math.nan, math.nan, 0)
     cdf_pos = np.searchsorted(pos, x, side="right") / pos.size
     cdf_neg = np.searchsorted(neg, x, side="right") / neg.size
-    gap = np.abs(cdf_neg - cdf_pos)
+    gap = cdf_neg - cdf_pos
     i = int(np.argmax(gap))
     return KSCurve(x, cdf_pos, cdf_neg, float(gap[i]), float(x[i]), i)
 

@@ -5,7 +5,8 @@ Names carry their meaning (see DESIGN.md):
 - ``accuracy``: share of rows whose arg-max class is the true class.
 - ``f1``: binary, F1 of the positive (second) class; multiclass, macro F1.
 - ``auc``: ROC AUC; macro one-vs-rest for multiclass.
-- ``ks``: max |TPR - FPR| over thresholds of the class score; macro one-vs-rest for
+- ``ks``: max (TPR - FPR) over thresholds of the class score (directional: a score
+  that ranks the class's rows lower scores near 0); macro one-vs-rest for
   multiclass.
 - ``fidelity``: share of rows where student and teacher predict the same class.
 - ``rank_fidelity``: Spearman correlation of student and teacher scores (binary: the
@@ -58,7 +59,12 @@ _EPS = 1e-12
 
 
 def ks_binary(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Kolmogorov-Smirnov statistic: max |TPR - FPR| over all thresholds of ``score``.
+    """Kolmogorov-Smirnov statistic of a score: max (TPR - FPR) over its thresholds.
+
+    Directional, as a scorecard's KS is read: the score must rank the positives higher.
+    A score that ranks them lower scores near 0, not near 1 (the two-sample statistic's
+    max |TPR - FPR| would give a reversed model, useless as it is, the KS of a perfect
+    one, and a selection by KS could then ship it).
 
     Parameters
     ----------
@@ -85,7 +91,8 @@ def ks_binary(y_true: np.ndarray, score: np.ndarray) -> float:
     fpr = np.cumsum(~y_sorted) / n_neg
     # Only thresholds between distinct scores are real cut points.
     last_of_tie = np.r_[s_sorted[1:] != s_sorted[:-1], True]
-    return float(np.max(np.abs(tpr[last_of_tie] - fpr[last_of_tie])))
+    # The last cut (every row above it) has TPR = FPR = 1, so the maximum is >= 0.
+    return float(np.max(tpr[last_of_tie] - fpr[last_of_tie]))
 
 
 def ks_score(y_true: np.ndarray, proba: np.ndarray) -> float:

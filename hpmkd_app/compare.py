@@ -221,7 +221,7 @@ _CARD_METRICS = (
     ("accuracy", "Accuracy", "normal", "Share of test rows whose predicted class is right."),
     ("f1", "F1", "normal", "Binary: F1 of the positive class; multiclass: macro F1."),
     ("auc", "AUC", "normal", "ROC AUC on the test rows (macro one-vs-rest if multiclass)."),
-    ("ks", "KS", "normal", "Max |TPR - FPR| of the class score on the test rows."),
+    ("ks", "KS", "normal", "Max (TPR - FPR) of the class score on the test rows."),
     (
         "ece",
         "ECE",

@@ -24,7 +24,7 @@ def test_ks_curve_equals_ks_binary_with_ties(seed: int) -> None:
     assert c.at == c.x[c.index]
     assert c.cdf_pos[c.index] == pytest.approx(np.mean(score[y] <= c.at))
     assert c.cdf_neg[c.index] == pytest.approx(np.mean(score[~y] <= c.at))
-    assert abs(c.cdf_neg[c.index] - c.cdf_pos[c.index]) == pytest.approx(c.ks)
+    assert c.cdf_neg[c.index] - c.cdf_pos[c.index] == pytest.approx(c.ks)
 
 
 def test_ks_curve_hand_example() -> None:

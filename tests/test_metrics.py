@@ -39,17 +39,23 @@ def _dirichlet(seed: int, n: int, k: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- KS
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_ks_binary_equals_scipy_two_sample_ks(seed):
+def test_ks_binary_equals_scipy_one_sided_two_sample_ks(seed):
     y, score, _ = _binary_case(seed)
-    expected = ks_2samp(score[y == 1], score[y == 0]).statistic
+    # max (CDF of the negatives' scores - CDF of the positives'): scipy's "greater" of
+    # (negatives, positives), which is max (TPR - FPR).
+    expected = ks_2samp(score[y == 0], score[y == 1], alternative="greater").statistic
     assert metrics.ks_binary(y, score) == pytest.approx(expected, abs=1e-12)
+    # On a score that ranks the positives higher, it is the two-sided statistic too.
+    assert metrics.ks_binary(y, score) == pytest.approx(
+        ks_2samp(score[y == 1], score[y == 0]).statistic, abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 3])
 def test_ks_binary_equals_max_tpr_minus_fpr_from_roc_curve(seed):
     y, score, _ = _binary_case(seed)
     fpr, tpr, _ = roc_curve(y, score)
-    assert metrics.ks_binary(y, score) == pytest.approx(np.max(np.abs(tpr - fpr)), abs=1e-12)
+    assert metrics.ks_binary(y, score) == pytest.approx(np.max(tpr - fpr), abs=1e-12)
 
 
 def test_ks_score_binary_uses_positive_column():
@@ -94,8 +100,10 @@ def test_ks_perfect_separation_is_one_and_is_direction_sensitive():
     y = np.array([0, 0, 0, 1, 1, 1])
     score = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
     assert metrics.ks_binary(y, score) == pytest.approx(1.0)
-    # |TPR - FPR|: a reversed score separates just as well.
-    assert metrics.ks_binary(y, -score) == pytest.approx(1.0)
+    # Directional: a reversed score ranks every positive below every negative, useless
+    # as it is, and scores 0 (the two-sided |TPR - FPR| would give it 1.0).
+    assert metrics.ks_binary(y, -score) == pytest.approx(0.0)
+    assert metrics.ks_score(y, np.c_[score, 1 - score]) == pytest.approx(0.0)
 
 
 def test_ks_binary_one_class_is_nan():

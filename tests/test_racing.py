@@ -92,7 +92,7 @@ def _ks_many_whole_chunk(y, proba, weights):
         if last_of_tie is not None:
             tp, fp = tp[:, last_of_tie], fp[:, last_of_tie]
         with np.errstate(invalid="ignore", divide="ignore"):
-            gap = np.abs(tp / n_pos - fp / n_neg)
+            gap = tp / n_pos - fp / n_neg  # directional, as the metric
         ks = gap.max(axis=1)
         ks[(n_pos[:, 0] == 0) | (n_neg[:, 0] == 0)] = np.nan
         values.append(ks)

@@ -245,3 +245,51 @@ def replace_val(result: CandidateResult, like: CandidateResult) -> CandidateResu
     from dataclasses import replace
 
     return replace(result, val=dict(like.val), val_proba=like.val_proba.copy())
+
+
+def test_nothing_is_set_aside_when_another_family_outranks_the_seed_average():
+    # Seen on validation (us_census_fertility, caravan_insurance): MLP singles within noise
+    # above their seed average were set aside, a logistic regression between them and the
+    # average became the top, and it shipped below the singles. The set-aside only ever
+    # hands the choice to the average.
+    y = _labels(14)
+    average = _candidate("average", y, 1.2, 1, 120_000, spec=_mlp(members=3))
+    logreg_spec = StudentSpec("logreg", "small", 1.0, 0.5, 0, {})
+    logreg = _just_above(average, y, "logreg", logreg_spec, 77_000)
+    single = _just_above(logreg, y, "single", _mlp(trial=1), 77_000)
+    assert single.val["ks"] > logreg.val["ks"] > average.val["ks"]
+    chosen, decision = _select([average, logreg, single], y)
+    assert chosen is single and decision.set_aside == ()
+    assert "no single fit set aside: the seed average average" in decision.reason
+    assert "is below logreg" in decision.reason
+    # With the other family below the average, the single is set aside as before.
+    weak_logreg = _candidate("logreg", y, 0.5, 5, 77_000, spec=logreg_spec)
+    chosen, decision = _select([average, weak_logreg, single], y)
+    assert chosen is average and [e["name"] for e in decision.set_aside] == ["single"]
+
+
+def test_the_pick_is_the_top_a_noninferior_smaller_one_or_the_average_of_set_aside_singles():
+    # Property with seed averages in the pool: a candidate strictly worse on validation
+    # than the top with under min_saving is picked only when it is the seed average and
+    # every candidate above it is a single fit of its family, set aside as within noise.
+    logreg_spec = StudentSpec("logreg", "small", 1.0, 0.5, 0, {})
+    for case in range(40):
+        rng = np.random.default_rng(100 + case)
+        y = _labels(100 + case)
+        average = _candidate("average", y, rng.uniform(0.8, 1.4), 7 * case, 120_000,
+                             spec=_mlp(members=5))
+        others = [
+            _candidate(f"mlp{i}", y, rng.uniform(0.6, 1.6), 7 * case + 1 + i,
+                       int(rng.integers(20_000, 100_000)), spec=_mlp(trial=i))
+            for i in range(int(rng.integers(1, 5)))
+        ] + [_candidate("logreg", y, rng.uniform(0.6, 1.6), 7 * case + 6, 8_000,
+                        spec=logreg_spec)]
+        candidates = [average, *others]
+        chosen, decision = _select(candidates, y)
+        top = max(candidates, key=lambda c: (c.val["ks"], -c.size_bytes))
+        if chosen.val["ks"] < top.val["ks"] and saving(top, chosen) < 2.0:
+            assert chosen is average
+            above = [c for c in candidates if c.val["ks"] > average.val["ks"]]
+            aside = {e["name"] for e in decision.set_aside}
+            assert above and all(c.spec.family == "mlp" and c.name in aside for c in above)
+            assert all(e["share_average_below"] < 0.9 for e in decision.set_aside)

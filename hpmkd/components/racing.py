@@ -87,7 +87,7 @@ def _ks_one(w: np.ndarray, pos: np.ndarray, last_of_tie: np.ndarray | None) -> f
         tp, fp = tp[last_of_tie], fp[last_of_tie]
     gap = tp / n_pos
     gap -= fp / n_neg
-    return float(np.abs(gap, out=gap).max())
+    return float(gap.max())  # directional, as hpmkd.metrics.ks_binary
 
 
 #: Resamples are drawn in chunks of at most this many (row, resample) cells, so the

@@ -185,7 +185,7 @@ def ks_chart(inp: ChartInputs) -> Chart:
     caption = (
         f"Test split. Cumulative share of positive and negative rows at or below each score; "
         f"the black line marks the largest vertical gap, the KS statistic "
-        f"(= max |TPR − FPR|). {inp.class_note(first)}"
+        f"(= max (TPR − FPR)). {inp.class_note(first)}"
         + (
             " The run's KS metric is the macro mean of these per-class values."
             if inp.n_classes > 2
