@@ -84,3 +84,57 @@ def test_poisoned_test_labels_change_no_step_of_the_capacity_climb():
     assert decisions(clean) == decisions(dirty)
     assert runs[0].best_name == runs[1].best_name
     assert runs[0].best_metrics["ks"] != runs[1].best_metrics["ks"]
+
+
+def test_poisoned_test_labels_change_no_warm_start_halving_or_legacy_decision(
+    tmp_path, monkeypatch
+):
+    # The paths the first test leaves empty: a warm start from a past run in the memory,
+    # successive halving (its threshold lowered so a small table crosses it) and the
+    # legacy grid. Each run of a pair starts from its own copy of the same memory.
+    import shutil
+
+    import hpmkd.engine.session as session_module
+    import hpmkd.engine.train as train_module
+
+    monkeypatch.setattr(session_module, "HALVING_MIN_ROWS", 300)
+    monkeypatch.setattr(train_module, "HALVING_MIN_ROWS", 300)
+    past = make_classification_frame(n_rows=1600, n_features=6, seed=4)
+    frame = make_classification_frame(n_rows=1600, n_features=6, seed=5)
+    train, test = frame.iloc[:1200], frame.iloc[1200:].reset_index(drop=True)
+    poisoned_test = test.assign(
+        target=np.random.default_rng(2).permutation(test["target"].to_numpy())
+    )
+    teacher = fit_lgbm_teacher(train.drop(columns="target"), train["target"], 60)
+    memory = tmp_path / "memory"
+    config = HPMConfig(max_configs=4, n_trials=2, families=("logreg", "tree", "lgbm"),
+                       use_cache=False, memory_dir=str(memory))
+    past_teacher = fit_lgbm_teacher(past.drop(columns="target"), past["target"], 60)
+    AutoDistiller(DistillationDataset(past, target="target", teacher=past_teacher),
+                  method="hpm", config=config, random_state=3).run()
+    runs = {}
+    for label, test_rows in (("clean", test), ("poisoned", poisoned_test)):
+        copy = tmp_path / f"memory-{label}"
+        shutil.copytree(memory, copy)
+        ds = DistillationDataset(train, target="target", teacher=teacher, test_data=test_rows)
+        configs = {"hpm": config.with_updates(memory_dir=str(copy)),
+                   "legacy": HPMConfig(families=("logreg", "tree", "lgbm"))}
+        for method, method_config in configs.items():
+            distiller = AutoDistiller(ds, method=method, random_state=7, config=method_config)
+            distiller.run()
+            runs[label, method] = distiller
+    hpm = runs["clean", "hpm"].result_.components
+    assert hpm.warm_start.used and hpm.warm_start.runs  # the warm start really happened
+    assert hpm.halving.enabled  # and so did halving
+    for method in ("hpm", "legacy"):
+        a, b = runs["clean", method], runs["poisoned", method]
+        val_cols = [c for c in a.results_df.columns if c.startswith("val_")] + [
+            "name", "source", "temperature", "alpha", "trial", "params", "size_bytes",
+            "selected",
+        ]
+        assert a.results_df[val_cols].equals(b.results_df[val_cols]), method
+        assert a.best_name == b.best_name, method
+        assert a.best_metrics["ks"] != b.best_metrics["ks"], method  # the poison is real
+    ca, cb = runs["clean", "hpm"].result_.components, runs["poisoned", "hpm"].result_.components
+    for name in ("warm_start", "halving", "chain", "temperature", "racing", "selection_rule"):
+        assert getattr(ca, name) == getattr(cb, name), name
