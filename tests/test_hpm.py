@@ -789,3 +789,28 @@ def test_selected_and_twin_scored_on_test_side_by_side_give_the_sequential_numbe
     np.testing.assert_array_equal(scored_twin.test_proba, scored.test_proba)
     assert scored_twin.test_proba is not scored.test_proba
     assert _score_pair(student, None, rows)[1] is None
+
+
+def test_a_teacher_that_ranks_backwards_is_not_followed():
+    # A teacher fitted on inverted labels: learning from it hurts. The run must not ship
+    # a student that ranks backwards (under the two-sided max |TPR - FPR|, which KS once
+    # was, such a student scored like a good one and could be selected); it keeps to the
+    # labels: alpha 0, or at most a small pull towards the teacher, and a student that
+    # ranks the rows the right way round.
+    from tests.conftest import fit_lgbm_teacher, make_classification_frame
+
+    for seed in (0, 3):
+        frame = make_classification_frame(n_rows=3000, n_features=6, seed=seed)
+        teacher_rows, rows = frame.iloc[:1000], frame.iloc[1000:].reset_index(drop=True)
+        inverted = 1 - teacher_rows["target"].to_numpy()
+        teacher = fit_lgbm_teacher(teacher_rows.drop(columns="target"), inverted, 60)
+        ds = DistillationDataset(rows, target="target", teacher=teacher, name="inverted")
+        config = HPMConfig(max_configs=4, use_cache=False, use_memory=False)
+        distiller = AutoDistiller(ds, method="hpm", config=config, random_state=seed)
+        distiller.run()
+        result = distiller.result_
+        assert result.selected.spec is not None and result.selected.spec.alpha <= 0.1, seed
+        assert result.selected.test["auc"] > 0.8, seed
+        teacher_test = result.teachers[0].test
+        assert teacher_test["auc"] < 0.2 and teacher_test["ks"] < 0.05, seed  # it is reversed
+        assert result.verdict.outcome != "helped", seed
