@@ -8,6 +8,11 @@ stop reason. The selected student's validation score is the maximum over the can
 (biased upwards), so a gap to the teacher that remains here is not noise in its favour.
 
     python bench/size_cap.py --table nyc_flights_delay --seeds 0,1 --caps 5,3,2
+    python bench/size_cap.py --seeds 0,1 --caps 5 --fill-shapes 2,3,4,6,8
+
+``--fill-shapes`` replaces ``hpmkd.engine.climb.FILL_SHAPES`` for the run (the leaves per
+tree of the LightGBM students trained at the cap, as multiples of the climb's best): every
+student trained at the cap is printed with its validation score (``at_cap``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import hpmkd.engine.climb as climb  # noqa: E402
 from bench.common import clean_split, fresh_home, load_table, subsample, timed_distill  # noqa: E402
 from hpmkd import HPMConfig  # noqa: E402
 
@@ -33,7 +39,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--caps", default="5,3,2", help="min_compression values")
     parser.add_argument("--rows", type=int, default=None, help="subsample (default: all)")
+    parser.add_argument("--fill-shapes", default=None, help="e.g. 2,3,4,6,8")
     args = parser.parse_args()
+    if args.fill_shapes:
+        climb.FILL_SHAPES = tuple(int(v) for v in args.fill_shapes.split(","))
     X, y = load_table(args.table, args.data)
     for seed in (int(s) for s in args.seeds.split(",")):
         Xs, ys = subsample(X, y, args.rows, seed)
@@ -56,6 +65,10 @@ def main() -> None:
                 "size_kB": round(result.selected.size_bytes / 1000, 1),
                 "run_seconds": round(seconds, 1),
                 "climb_stop": capacity.get("stop_reason"),
+                "at_cap": {
+                    step["name"]: round(step["val_metric"], 4)
+                    for step in capacity.get("steps", ()) if step.get("kind") == "at_cap"
+                },
             }), flush=True)
 
 
