@@ -28,14 +28,14 @@ from bench.common import (
     timed_distill,
 )
 from hpmkd import HPMConfig
-
-#: Columns that differ between two runs of the same code (clocks and the cache).
-VOLATILE = ("fit_seconds", "latency_ms_1k", "from_cache")
+from hpmkd.results_table import RUN_COLUMNS
 
 
 def fingerprint(results, digits: int = 10) -> str:
     """SHA-256 of the results table without its volatile columns, floats rounded."""
-    stable = results.drop(columns=[c for c in VOLATILE if c in results.columns])
+    # The columns that differ between two runs of the same inputs (the clocks, the cache):
+    # the engine's own list, which results.csv leaves out too.
+    stable = results.drop(columns=[c for c in RUN_COLUMNS if c in results.columns])
     text = stable.round(digits).to_csv(index=False)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -15,8 +15,6 @@ from hpmkd import AutoDistiller, DistillationDataset, HPMConfig
 from tests.conftest import fit_lgbm_teacher, make_classification_frame
 from tests.test_capacity_climb import FAST, oracle_frame, screen_large_only
 
-VOLATILE = ("fit_seconds", "latency_ms_1k", "from_cache")
-
 
 def _run(train, test, teachers):
     ds = DistillationDataset(train, target="target", teacher=teachers, test_data=test)
